@@ -1,0 +1,71 @@
+/* The BSG One API client (SPEC §2, §5): per-account authentication (login,
+ * bearer reuse until shortly before its `exp`, one re-login on a 401) and
+ * campaign detail fetches, over the loop's HTTP client.
+ *
+ * Every callback runs on the loop thread. Bearers and keys are registered
+ * with the log redactor and never logged. */
+#ifndef BRW_API_H
+#define BRW_API_H
+
+#include "brw/bsg.h"
+#include "brw/config.h"
+#include "brw/http.h"
+
+#include <stdint.h>
+
+typedef struct brw_api_s brw_api_t;
+typedef struct brw_fetch_s brw_fetch_t;
+
+typedef enum {
+  BRW_FETCH_OK = 0,      /* detail parsed */
+  BRW_FETCH_NOT_FOUND,   /* 404 */
+  BRW_FETCH_RETRY,       /* transient: transport, timeout, 5xx, 429, bad body */
+  BRW_FETCH_AUTH_FAILED, /* the account's key is rejected */
+  BRW_FETCH_REJECTED     /* another 4xx: the request itself is refused */
+} brw_fetch_status_t;
+
+typedef struct {
+  brw_fetch_status_t status;
+  brw_detail_t detail;    /* when OK; the callback may take detail.campaign
+                             and set it to NULL */
+  long http_status;       /* 0 without a response */
+  int64_t retry_after_ms; /* from Retry-After, -1 when absent */
+  const char *error_class; /* static: "connect", "timeout", "5xx", "429",
+                              "bad_body", "too_large", "auth", ... */
+  char message[256];      /* one line for logs and DLQ error.message */
+} brw_fetch_result_t;
+
+/* Runs once per fetch that was started, unless canceled, and never before
+ * brw_api_fetch returned. `res` is borrowed. */
+typedef void (*brw_fetch_cb)(brw_fetch_result_t *res, void *arg);
+
+/* Creates the client. `cfg` is borrowed and must outlive it (accounts,
+ * api.url, api.timezone, retry.*). Returns 0 or BRW_ENOMEM. */
+int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
+                brw_api_t **out);
+/* Cancels every fetch and login (no callbacks), closes the account timers
+ * and frees the client; cb runs after that. Call before brw_http_close. */
+void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg);
+
+/* Fetches GET {api.url}/api/campaigns/{id}/detail for an account (its index
+ * in cfg->accounts). Logs in first when needed. Returns a handle valid until
+ * the callback runs or brw_api_cancel; NULL on out of memory. */
+brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
+                           const char *traceparent, brw_fetch_cb cb,
+                           void *arg);
+void brw_api_cancel(brw_fetch_t *f);
+
+/* 1 when the account's key was rejected at its last login. */
+int brw_api_account_failed(const brw_api_t *api, int account);
+
+/* Counters for the closing summary. */
+typedef struct {
+  uint64_t requests;
+  uint64_t logins;
+  uint64_t login_failures;
+  uint64_t unauthorized;
+  uint64_t retries; /* transient failures */
+} brw_api_stats_t;
+void brw_api_get_stats(const brw_api_t *api, brw_api_stats_t *out);
+
+#endif

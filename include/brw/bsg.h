@@ -1,0 +1,89 @@
+/* The BSG One API's data (SPEC §2): campaign detail parsing and
+ * normalisation, statuses, error bodies and the JWT payload. Pure functions,
+ * no I/O. */
+#ifndef BRW_BSG_H
+#define BRW_BSG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+  BRW_STATUS_UNKNOWN = 0, /* an unrecognised value: non-terminal */
+  BRW_STATUS_CREATION,
+  BRW_STATUS_MODERATION,
+  BRW_STATUS_SCHEDULED,
+  BRW_STATUS_SENDING,
+  BRW_STATUS_PAUSED,
+  BRW_STATUS_STOPPED,
+  BRW_STATUS_DONE,
+  BRW_STATUS_SPAM
+} brw_status_t;
+
+/* Case-insensitive; unknown text gives BRW_STATUS_UNKNOWN. */
+brw_status_t brw_status_parse(const char *s);
+/* Lower-case canonical name, static ("unknown" for BRW_STATUS_UNKNOWN). */
+const char *brw_status_name(brw_status_t st);
+/* done, stopped, spam. */
+int brw_status_is_terminal(brw_status_t st);
+
+/* A parsed, normalised campaign detail. */
+typedef struct {
+  uint64_t id;
+  brw_status_t status;
+  char status_raw[32]; /* the value as sent, lower-cased, truncated */
+  /* The §4 report's "campaign" object, owned (json_decref in
+   * brw_detail_clear): name, sender, type, status, started_at,
+   * actual_start_at, created_at, finished_at (RFC 3339 UTC or null),
+   * statistics (object of integers, arrays summed, unknown integer counters
+   * kept), total_messages, total_phones (integers or null), total_price
+   * (decimal string with a dot, or null), currency, and
+   * alternative_channels when present (passed through). */
+  json_t *campaign;
+  /* Times as epoch ms, 0 when absent. */
+  int64_t scheduled_start_ms;
+  int64_t actual_start_ms;
+  int64_t created_ms;
+  int64_t finished_ms;
+  /* Sums used for derived metrics. */
+  int64_t total_messages; /* -1 when absent */
+  int64_t delivered;
+  int64_t failed;  /* failed + undelivered + expired + not_*_user */
+  int64_t pending; /* sent + scheduled + moderation + accepted + sending */
+} brw_detail_t;
+
+/* Parses the body of GET /api/campaigns/{id}/detail: `{"data": {...}}`
+ * (a bare object without "data" is accepted too). Every variant of the SPEC
+ * §2 table is accepted. `tz_offset_s` is the zone of zone-less timestamps.
+ *
+ * Returns 0 and fills *out (the caller calls brw_detail_clear), or
+ * BRW_EBADRESP with a one-line reason in errbuf (then *out holds nothing to
+ * free). A body without a usable status or id is a bad response. */
+int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+                     brw_detail_t *out, char *errbuf, size_t errlen);
+void brw_detail_clear(brw_detail_t *d);
+
+/* Normalises a price: "0.16", "35,0987645", a JSON integer or real (its
+ * text as jansson read it is not available, so reals are printed with up to
+ * 15 significant digits and trailing zeros removed). Writes a decimal string
+ * with a dot into buf. Returns 0 or BRW_EPARSE. String inputs are converted
+ * textually, never through a binary float. */
+int brw_price_normalize(const json_t *v, char *buf, size_t len);
+
+/* Extracts a readable message from an API error body ({"message": ...} or
+ * {"error": N, "errorDescription": ...}); writes at most len-1 bytes, never
+ * fails (writes "" when nothing is found). */
+void brw_api_error_message(const char *body, size_t len, char *buf,
+                           size_t buflen);
+
+/* Reads `exp` (seconds since the epoch) from a JWT's payload without
+ * verifying the signature. Returns 0 and sets *exp_s, or BRW_EPARSE when the
+ * token is not a JWT or has no numeric exp. An accepted exp is positive and
+ * at most INT64_MAX / 1000, so `*exp_s * 1000` cannot overflow. */
+int brw_jwt_exp(const char *token, int64_t *exp_s);
+
+/* Parses the login/refresh response {"bearer": "..."}; returns a malloc'ed
+ * copy of the token (caller frees) or NULL. */
+char *brw_bearer_parse(const char *body, size_t len);
+
+#endif

@@ -1,0 +1,151 @@
+/* Configuration (SPEC §7): one table of keys, four sources.
+ *
+ * Precedence, lowest to highest: built-in defaults, the config file
+ * (--config FILE, `key = value` lines, `#` comments), environment variables
+ * (key `a.b_c` -> `BRW_A_B_C`; also BSG_API_KEY for api.key), command-line
+ * flags (`--key=value`, `--key value`, or `-o key=value`).
+ *
+ * Durations carry a unit (ms, s, m, h), sizes too (B, KiB, MiB, GiB, also KB
+ * and MB meaning the same binary units), rates are numbers per second;
+ * booleans are true/false/yes/no/on/off/1/0. A value without its unit is an
+ * error. Keys beginning `kafka.` are passed to both librdkafka clients,
+ * `kafka.consumer.` and `kafka.producer.` to one only (prefix stripped).
+ */
+#ifndef BRW_CONFIG_H
+#define BRW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+  char *name; /* "default" for api.key */
+  char *key;  /* secret; never logged */
+  char *key_file; /* the file the key was read from, or NULL */
+} brw_account_conf_t;
+
+typedef struct {
+  char *key;
+  char *value;
+} brw_kv_t;
+
+typedef struct {
+  /* Kafka */
+  char *brokers;  /* "127.0.0.1:9092" */
+  char *group_id; /* "bsg-report-worker" */
+  char *topic_input;
+  char *topic_output;
+  char *topic_dlq;
+  char *instance_id; /* worker.instance; default: hostname-pid */
+  uint64_t commit_interval_ms; /* kafka.commit_interval (1s) */
+  /* API */
+  char *api_url; /* "https://one-api.bsg.world" */
+  brw_account_conf_t *accounts; /* api.key -> "default", accounts.<n>.key */
+  size_t naccounts;
+  char *api_timezone;    /* "UTC" */
+  int32_t api_tz_offset_s;
+  double api_rate_limit; /* requests/s per account, 20 */
+  /* HTTP */
+  long http_max_connections; /* 16 */
+  uint64_t http_timeout_ms;  /* 10s */
+  uint64_t http_max_response; /* 1MiB */
+  char *http_ca_file;         /* NULL: system default */
+  /* Scheduling (§5) */
+  uint64_t poll_initial_delay_ms;  /* 30s */
+  uint64_t poll_finished_delay_ms; /* 1s */
+  uint64_t poll_min_interval_ms;   /* 15s */
+  uint64_t poll_max_interval_ms;   /* 10m */
+  uint64_t poll_not_found_grace_ms; /* 10m */
+  uint64_t poll_max_age_ms;        /* 72h */
+  double poll_jitter;              /* 0.2: fraction of the interval */
+  uint64_t retry_min_ms;           /* 1s */
+  uint64_t retry_max_ms;           /* 5m */
+  /* Limits and behaviour */
+  uint64_t event_max_size; /* 64KiB */
+  long max_tracked;        /* 100000 */
+  int emit_progress;       /* false */
+  uint64_t shutdown_timeout_ms; /* 30s */
+  /* Operation */
+  char *metrics_listen; /* "127.0.0.1:9464"; "" or "off" disables */
+  char *log_level;      /* "info" */
+  char *log_format;     /* "json" */
+  /* librdkafka pass-through, in the order given */
+  brw_kv_t *kafka_common;
+  size_t nkafka_common;
+  brw_kv_t *kafka_consumer;
+  size_t nkafka_consumer;
+  brw_kv_t *kafka_producer;
+  size_t nkafka_producer;
+} brw_config_t;
+
+typedef enum {
+  BRW_CONFIG_RUN = 0,   /* run the service */
+  BRW_CONFIG_HELP,      /* --help was given: print brw_config_usage, exit 0 */
+  BRW_CONFIG_VERSION,   /* --version */
+  BRW_CONFIG_CHECK      /* --check-config: print effective config, exit 0 */
+} brw_config_action_t;
+
+/* Fills *cfg with the defaults (worker.instance becomes "<hostname>-<pid>").
+ * Call it before brw_config_load, which applies the other sources on top;
+ * release with brw_config_free, which frees every string. */
+void brw_config_init(brw_config_t *cfg);
+
+/* Loads every source. `envp` is the environment (NULL-terminated). On
+ * success returns 0 and sets *action. On error returns BRW_ECONFIG and writes
+ * one line into errbuf that names the key (and file:line for config-file
+ * errors), e.g. "poll.min_interval: \"15\" needs a unit (ms, s, m, h)".
+ * Partial results stay in *cfg; brw_config_free releases them in all cases.
+ * *cfg must have been set up by brw_config_init. --help and --version return
+ * at once (no file is read, nothing is validated). Out of memory returns
+ * BRW_ENOMEM. Also sets api_tz_offset_s from api.timezone.
+ */
+int brw_config_load(brw_config_t *cfg, int argc, char **argv, char **envp,
+                    brw_config_action_t *action, char *errbuf, size_t errlen);
+
+/* Sets one key from text, as any source would (used by tests and the loader).
+ * Returns 0 or BRW_ECONFIG with errbuf naming the key. */
+int brw_config_set(brw_config_t *cfg, const char *key, const char *value,
+                   char *errbuf, size_t errlen);
+
+/* Cross-key checks (min <= max, at least one account, ...). Returns 0 or
+ * BRW_ECONFIG naming the key. Called by brw_config_load. */
+int brw_config_validate(const brw_config_t *cfg, char *errbuf, size_t errlen);
+
+/* Prints the effective configuration as `key = value` lines, secrets shown as
+ * "[REDACTED]". */
+void brw_config_print(const brw_config_t *cfg, FILE *out);
+
+/* Prints --help text: usage and every key with its default and doc. */
+void brw_config_usage(FILE *out, const char *argv0);
+
+/* Looks up an account by name; returns its index or -1. */
+int brw_config_account_index(const brw_config_t *cfg, const char *name);
+
+void brw_config_free(brw_config_t *cfg);
+
+/* Unit parsers, exposed for tests and the simulator. Return 0 or BRW_EINVAL.
+ */
+int brw_parse_duration_ms(const char *s, uint64_t *ms);
+int brw_parse_size(const char *s, uint64_t *bytes);
+int brw_parse_bool(const char *s, int *b);
+
+/* The key table, for tests and documentation checks. */
+typedef struct {
+  const char *name;  /* "poll.min_interval" */
+  const char *type;  /* "string", "secret", "duration", "size", "rate",
+                        "bool", "int", "float" or "enum" */
+  const char *def;   /* default as text ("15s"), "<hostname>-<pid>" for
+                        worker.instance, NULL if none */
+  const char *doc;   /* one line */
+  const char *group; /* "Kafka", "BSG API", ... */
+} brw_config_key_info_t;
+
+/* Fills *info for the i-th key of the table (i from 0). Returns 0, or
+ * BRW_ENOENT past the end. The strings are static. */
+int brw_config_key_info(size_t i, brw_config_key_info_t *info);
+
+/* Writes the environment variable of a key ("poll.min_interval" ->
+ * "BRW_POLL_MIN_INTERVAL") into buf. Returns 0 or BRW_ERANGE. */
+int brw_config_env_name(const char *key, char *buf, size_t len);
+
+#endif

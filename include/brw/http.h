@@ -1,0 +1,81 @@
+/* An asynchronous HTTP client: libcurl's multi interface driven by the libuv
+ * loop (one uv_poll_t per socket, one uv_timer_t for curl's timeouts).
+ *
+ * Every callback runs on the loop thread. Connections are kept alive and
+ * reused; HTTP/2 is used when a TLS server offers it. Response bodies are
+ * capped: a larger body aborts the transfer. */
+#ifndef BRW_HTTP_H
+#define BRW_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct brw_http_s brw_http_t;
+typedef struct brw_http_req_s brw_http_req_t;
+
+typedef struct {
+  long max_connections; /* total and per host */
+  uint64_t timeout_ms;  /* whole transfer */
+  uint64_t max_response; /* body cap in bytes */
+  const char *ca_file;   /* NULL: the system's CA bundle */
+  const char *user_agent;
+} brw_http_opts_t;
+
+typedef enum {
+  BRW_HTTP_OK = 0,        /* a response arrived (any status) */
+  BRW_HTTP_CONNECT,       /* connection refused / unreachable */
+  BRW_HTTP_DNS,           /* name resolution failed */
+  BRW_HTTP_TLS,           /* TLS handshake or verification failed */
+  BRW_HTTP_TIMEOUT,       /* timed out */
+  BRW_HTTP_TOO_LARGE,     /* body over the cap, transfer aborted */
+  BRW_HTTP_TRANSPORT      /* any other transport error */
+} brw_http_outcome_t;
+
+typedef struct {
+  brw_http_outcome_t outcome;
+  const char *error;      /* transport error text, "" when OK */
+  long status;            /* HTTP status, 0 without a response */
+  const char *body;       /* borrowed for the callback's duration; NUL-ended */
+  size_t len;
+  int64_t retry_after_ms; /* from Retry-After (seconds or HTTP date); -1 */
+  double total_s;         /* transfer time */
+} brw_http_resp_t;
+
+/* Runs once per request that was started, unless it was canceled. The
+ * request is freed after the callback returns. */
+typedef void (*brw_http_cb)(const brw_http_resp_t *resp, void *arg);
+
+/* Creates a client on `loop`. Returns 0 and *out, or BRW_ENOMEM/BRW_EHTTP.
+ * Options are copied. */
+int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
+                 brw_http_t **out);
+
+/* Starts a request. `method` is "GET" or "POST"; `bearer` (may be NULL) is
+ * sent as "Authorization: Bearer ..."; `traceparent` (may be NULL) as the W3C
+ * header; `json_body` (may be NULL) is copied and sent with content type
+ * application/json. Returns a handle that stays valid until the callback has
+ * run or brw_http_cancel was called; NULL when the request cannot be started
+ * (then the callback never runs). */
+brw_http_req_t *brw_http_request(brw_http_t *h, const char *method,
+                                 const char *url, const char *bearer,
+                                 const char *traceparent,
+                                 const char *json_body, brw_http_cb cb,
+                                 void *arg);
+
+/* Aborts a request; its callback never runs. */
+void brw_http_cancel(brw_http_req_t *req);
+
+/* Number of requests in flight. */
+size_t brw_http_active(const brw_http_t *h);
+
+/* Cancels every request (no callbacks), releases curl and closes the loop
+ * handles; `cb` runs (with `arg`) after the last handle is closed, and frees
+ * nothing of the caller's. The client is freed before cb runs. */
+void brw_http_close(brw_http_t *h, void (*cb)(void *arg), void *arg);
+
+/* Parses a Retry-After value: delta seconds or an HTTP date. Returns
+ * milliseconds from `now_ms` (never negative) or -1 when unparseable. */
+int64_t brw_http_parse_retry_after(const char *value, int64_t now_ms);
+
+#endif

@@ -1,0 +1,102 @@
+/* Kafka clients on the libuv loop: one consumer (group member) and one
+ * idempotent producer.
+ *
+ * librdkafka's queues wake the loop through rd_kafka_queue_io_event_enable()
+ * (a non-blocking pipe watched by uv_poll), and every librdkafka callback the
+ * application sees (messages, rebalances, delivery reports, logs, errors,
+ * commit results) runs on the loop thread, from the drain of those queues. A
+ * slow safety timer drains them too, in case a wake-up is missed.
+ *
+ * Produce never drops: a record the producer queue cannot take now waits in
+ * a backlog (brw_kafka_backlog() > 0 tells the application to pause
+ * intake), and a record whose delivery failed for a retriable reason is
+ * produced again. The application hears only of successful deliveries, and
+ * of fatal errors. */
+#ifndef BRW_KAFKA_H
+#define BRW_KAFKA_H
+
+#include "brw/config.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct brw_kafka_s brw_kafka_t;
+
+typedef struct {
+  /* A consumed message; borrowed, destroyed after the call. */
+  void (*on_message)(void *ctx, const rd_kafka_message_t *rkm);
+  /* Partitions assigned (added to the assignment). Borrowed list. */
+  void (*on_assign)(void *ctx,
+                    const rd_kafka_topic_partition_list_t *parts);
+  /* Partitions revoked (lost = 1 when the assignment was lost and must not
+   * be committed). Called before the partitions are unassigned, so the
+   * handler may still commit. Borrowed list. */
+  void (*on_revoke)(void *ctx, const rd_kafka_topic_partition_list_t *parts,
+                    int lost);
+  /* A produced record was acknowledged by the broker. */
+  void (*on_delivered)(void *ctx, void *opaque);
+  /* A fatal error: the clients cannot go on; the application shuts down
+   * and exits 1. `reason` is borrowed. */
+  void (*on_fatal)(void *ctx, const char *reason);
+  /* The broker connection state changed (1 = up, 0 = all brokers down). */
+  void (*on_connection)(void *ctx, int up);
+  void *ctx;
+} brw_kafka_handlers_t;
+
+/* A record to produce. All pointers are borrowed; the data is copied. */
+typedef struct {
+  const char *topic;
+  const void *key;
+  size_t key_len;
+  const void *value;
+  size_t value_len;
+  rd_kafka_headers_t *headers; /* ownership passes to brw_kafka_produce */
+  void *opaque;                /* handed back to on_delivered */
+} brw_kafka_record_t;
+
+/* Creates both clients from the configuration (brokers, group.id, kafka.*
+ * pass-through). Returns 0, or BRW_ECONFIG (a bad kafka.* key; message in
+ * errbuf naming it) or BRW_EKAFKA. */
+int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
+                  const brw_kafka_handlers_t *handlers, brw_kafka_t **out,
+                  char *errbuf, size_t errlen);
+
+/* Subscribes to the input topic. Returns 0 or BRW_EKAFKA. */
+int brw_kafka_start(brw_kafka_t *k);
+
+/* Queues a record. Always succeeds for the caller: when the producer queue
+ * is full the record waits in the backlog. Returns 0, or BRW_EFATAL after a
+ * fatal error (then nothing is queued and the headers are freed). */
+int brw_kafka_produce(brw_kafka_t *k, const brw_kafka_record_t *rec);
+
+/* Records waiting for room in the producer queue. */
+size_t brw_kafka_backlog(const brw_kafka_t *k);
+/* Records produced and not yet acknowledged, backlog included. */
+size_t brw_kafka_in_flight(const brw_kafka_t *k);
+
+/* Commits offsets (next offset to read, per partition) of the input topic.
+ * async = 1 returns at once (the result is logged); async = 0 waits, for
+ * rebalance and shutdown. Returns 0 or BRW_EKAFKA. */
+int brw_kafka_commit(brw_kafka_t *k,
+                     const rd_kafka_topic_partition_list_t *offsets,
+                     int async);
+
+/* Pauses or resumes fetching of every assigned partition. */
+void brw_kafka_pause(brw_kafka_t *k, int pause);
+int brw_kafka_paused(const brw_kafka_t *k);
+
+/* Broker connection: 1 when at least one broker is up. */
+int brw_kafka_connected(const brw_kafka_t *k);
+
+/* Close, in the order shutdown needs:
+ * brw_kafka_close_consumer: leaves the group (the revoke handler runs first,
+ * so the application commits what is complete) and closes the consumer.
+ * brw_kafka_close: destroys both clients and closes the loop handles; cb runs
+ * after the last handle closed. Records still in flight are abandoned (their
+ * offsets were not committed, so they will be replayed). */
+void brw_kafka_close_consumer(brw_kafka_t *k);
+void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg);
+
+#endif

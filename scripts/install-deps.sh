@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Install everything bsg-report-worker needs to build and test, from Debian's
+# packages. Idempotent: packages already installed are skipped, and
+# `apt-get update` runs only when something is missing.
+#
+# Usage: scripts/install-deps.sh [--with-kafka]
+#   --with-kafka  also fetch the Apache Kafka broker jars from Maven Central
+#                 (scripts/kafka-jars.sh) for the integration tests.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+with_kafka=0
+for arg in "$@"; do
+    case "$arg" in
+    --with-kafka) with_kafka=1 ;;
+    -h | --help)
+        sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "install-deps.sh: unknown argument: $arg" >&2
+        exit 2
+        ;;
+    esac
+done
+
+packages=(
+    build-essential cmake pkg-config
+    librdkafka-dev libcurl4-openssl-dev libuv1-dev libjansson-dev
+    libcmocka-dev libmicrohttpd-dev
+    python3 python3-confluent-kafka
+    curl ca-certificates
+    openjdk-17-jre-headless maven
+    clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    sudo=()
+    if [[ "$(id -u)" != 0 ]]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            echo "install-deps.sh: not root and no sudo; install: ${missing[*]}" >&2
+            exit 1
+        fi
+    fi
+    echo "install-deps.sh: installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    echo "install-deps.sh: all ${#packages[@]} packages already installed" >&2
+fi
+
+if ((with_kafka)); then
+    "$here/kafka-jars.sh"
+fi

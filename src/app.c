@@ -1,0 +1,994 @@
+#include "brw/app.h"
+#include "brw/api.h"
+#include "brw/backoff.h"
+#include "brw/bsg.h"
+#include "brw/error.h"
+#include "brw/event.h"
+#include "brw/http.h"
+#include "brw/kafka.h"
+#include "brw/list.h"
+#include "brw/log.h"
+#include "brw/offsets.h"
+#include "brw/report.h"
+#include "brw/timeutil.h"
+#include "brw/tracker.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Shutdown polls the producer this often while it flushes. */
+#define FLUSH_POLL_MS 20
+/* The first fetch after a deadline-capped timer fires this late at most, so
+ * that a fetch in flight at the deadline has its answer first. */
+#define TRACEPARENT_MAX 128
+
+/* One assigned input partition. `generation` changes at every assignment, so
+ * a delivery report for a record produced under an earlier assignment does
+ * not complete an offset of the new one. */
+typedef struct {
+  int32_t partition;
+  int assigned;
+  uint64_t generation;
+  brw_offsets_t *offsets;
+  int64_t committed; /* last position sent in a commit, -1 before any */
+  brw_list_t campaigns;
+} part_t;
+
+/* What a produced record completes once the broker acknowledges it. */
+typedef struct {
+  brw_list_t node; /* app->completions */
+  int32_t partition;
+  uint64_t generation;
+  int kind; /* 0 report, 1 dlq, 2 progress */
+  char outcome[16];
+  int n;
+  int64_t offsets[];
+} completion_t;
+
+typedef struct campaign_s {
+  brw_tracker_node_t key; /* first: the table's node */
+  brw_list_t pnode;       /* in part->campaigns */
+  brw_app_t *app;
+  part_t *part;
+  uv_timer_t timer;
+  brw_fetch_t *fetch;
+  int64_t *offsets; /* input offsets waiting for this campaign's outcome */
+  int noffsets, capoffsets;
+  int64_t first_offset;
+  int events;
+  int polls;
+  int64_t first_event_ms;
+  int64_t deadline_ms;
+  brw_status_t last_status;
+  int have_detail;
+  brw_detail_t detail; /* last detail seen (owned) */
+  unsigned poll_attempt;
+  unsigned err_attempt;
+  int64_t not_found_since_ms;
+  const char *last_error_class; /* static */
+  char last_error[256];
+  char *traceparent;
+  /* The first event's key and value, for a campaign-level DLQ record. */
+  void *ev_key;
+  size_t ev_key_len;
+  void *ev_value;
+  size_t ev_value_len;
+} campaign_t;
+
+typedef struct {
+  uint64_t events;
+  uint64_t invalid;
+  uint64_t merged;
+  uint64_t polls;
+  uint64_t reports;
+  uint64_t reports_by[5]; /* done, stopped, spam, expired, other */
+  uint64_t progress;
+  uint64_t dlq;
+  uint64_t acked;
+  uint64_t commits;
+} app_stats_t;
+
+struct brw_app_s {
+  uv_loop_t *loop;
+  const brw_config_t *cfg;
+  brw_http_t *http;
+  brw_api_t *api;
+  brw_kafka_t *kafka;
+  brw_tracker_t table;
+  part_t **parts;
+  int32_t nparts;
+  uint64_t generation;
+  brw_list_t completions;
+  size_t tracked;
+  brw_rng_t rng;
+  uv_timer_t commit_timer;
+  uv_timer_t flush_timer;
+  uv_signal_t sigterm;
+  uv_signal_t sigint;
+  int stopping;
+  int exit_code;
+  uint64_t stop_started; /* uv_now() when the shutdown began */
+  int flushed;           /* the producer flush step is over */
+  int stage;             /* 0, 1 clients closing, 2 handles closing, 3 done */
+  int closes_pending;    /* uv handles (and clients) still closing */
+  app_stats_t st;
+  char instance[128];
+};
+
+static void campaign_schedule(campaign_t *c, uint64_t delay_ms);
+static void campaign_drop(campaign_t *c);
+static void update_backpressure(brw_app_t *app);
+static void finish_shutdown(brw_app_t *app);
+
+/* ------------------------------------------------------------------------ */
+/* Partitions and offsets                                                   */
+
+static part_t *part_get(brw_app_t *app, int32_t p) {
+  if (p < 0 || p >= app->nparts)
+    return NULL;
+  return app->parts[p];
+}
+
+static part_t *part_ensure(brw_app_t *app, int32_t p) {
+  if (p >= app->nparts) {
+    int32_t n = p + 1;
+    part_t **np = realloc(app->parts, sizeof(*np) * (size_t)n);
+    if (!np)
+      return NULL;
+    for (int32_t i = app->nparts; i < n; i++)
+      np[i] = NULL;
+    app->parts = np;
+    app->nparts = n;
+  }
+  if (!app->parts[p]) {
+    part_t *pt = calloc(1, sizeof(*pt));
+    if (!pt)
+      return NULL;
+    pt->partition = p;
+    pt->committed = -1;
+    brw_list_init(&pt->campaigns);
+    app->parts[p] = pt;
+  }
+  return app->parts[p];
+}
+
+/* Marks an input offset done (its outcome was acknowledged). */
+static void offset_done(brw_app_t *app, int32_t partition, uint64_t gen,
+                        int64_t offset) {
+  part_t *pt = part_get(app, partition);
+  if (!pt || !pt->assigned || pt->generation != gen)
+    return; /* the partition moved away meanwhile: its new owner replays */
+  if (brw_offsets_done(pt->offsets, offset) != 0)
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{si sI}", "partition", partition, "offset",
+                       (json_int_t)offset),
+             "offset completed twice or unknown");
+}
+
+/* Builds the list of positions to commit: every assigned partition whose
+ * committable position moved past what was last sent (or all of them with
+ * force). Returns NULL when there is nothing to commit. */
+static rd_kafka_topic_partition_list_t *
+commit_list(brw_app_t *app, const rd_kafka_topic_partition_list_t *only,
+            int force) {
+  rd_kafka_topic_partition_list_t *l = NULL;
+  for (int32_t p = 0; p < app->nparts; p++) {
+    part_t *pt = app->parts[p];
+    if (!pt || !pt->assigned)
+      continue;
+    if (only && !rd_kafka_topic_partition_list_find(
+                    only, app->cfg->topic_input, p))
+      continue;
+    int64_t pos = brw_offsets_committable(pt->offsets);
+    if (pos < 0 || (!force && pos <= pt->committed))
+      continue;
+    if (pos == pt->committed && force == 1)
+      continue;
+    if (!l)
+      l = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_topic_partition_list_add(l, app->cfg->topic_input, p)->offset =
+        pos;
+    pt->committed = pos;
+  }
+  return l;
+}
+
+static void commit_now(brw_app_t *app,
+                       const rd_kafka_topic_partition_list_t *only, int async) {
+  rd_kafka_topic_partition_list_t *l = commit_list(app, only, 0);
+  if (!l)
+    return;
+  app->st.commits++;
+  if (brw_kafka_commit(app->kafka, l, async) != 0) {
+    /* Sent again at the next tick. */
+    for (int i = 0; i < l->cnt; i++) {
+      part_t *pt = part_get(app, l->elems[i].partition);
+      if (pt)
+        pt->committed = -1;
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void on_commit_timer(uv_timer_t *t) {
+  brw_app_t *app = t->data;
+  commit_now(app, NULL, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Producing                                                                */
+
+static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
+                                    const int64_t *offsets, int n) {
+  completion_t *c = malloc(sizeof(*c) + sizeof(int64_t) * (size_t)n);
+  if (!c)
+    return NULL;
+  c->partition = pt ? pt->partition : -1;
+  c->generation = pt ? pt->generation : 0;
+  c->kind = kind;
+  c->outcome[0] = '\0';
+  c->n = n;
+  if (n)
+    memcpy(c->offsets, offsets, sizeof(int64_t) * (size_t)n);
+  brw_list_insert_tail(&app->completions, &c->node);
+  return c;
+}
+
+static void produce(brw_app_t *app, const char *topic, const void *key,
+                    size_t key_len, const void *value, size_t value_len,
+                    rd_kafka_headers_t *hdrs, completion_t *comp) {
+  brw_kafka_record_t rec = {topic,    key,  key_len, value,
+                            value_len, hdrs, comp};
+  int r = brw_kafka_produce(app->kafka, &rec);
+  if (r != 0) {
+    /* Only after a fatal error (shutdown follows) or out of memory: the
+     * offsets stay pending and are replayed by the next run. */
+    brw_list_remove(&comp->node);
+    free(comp);
+  }
+  update_backpressure(app);
+}
+
+static void on_delivered(void *ctx, void *opaque) {
+  brw_app_t *app = ctx;
+  completion_t *c = opaque;
+  for (int i = 0; i < c->n; i++)
+    offset_done(app, c->partition, c->generation, c->offsets[i]);
+  app->st.acked++;
+  brw_list_remove(&c->node);
+  free(c);
+  update_backpressure(app);
+}
+
+/* Sends the original bytes of an event to the DLQ with the reason headers
+ * (SPEC §4); the offsets complete when the broker acknowledges it. */
+static void dlq_send(brw_app_t *app, part_t *pt, const void *key,
+                     size_t key_len, const void *value, size_t value_len,
+                     int64_t source_offset, const char *reason,
+                     const char *message, const int64_t *offsets, int n) {
+  rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+  char num[32];
+  rd_kafka_header_add(h, "error.reason", -1, reason, -1);
+  rd_kafka_header_add(h, "error.message", -1, message, -1);
+  rd_kafka_header_add(h, "source.topic", -1, app->cfg->topic_input, -1);
+  snprintf(num, sizeof(num), "%" PRId32, pt->partition);
+  rd_kafka_header_add(h, "source.partition", -1, num, -1);
+  snprintf(num, sizeof(num), "%" PRId64, source_offset);
+  rd_kafka_header_add(h, "source.offset", -1, num, -1);
+  completion_t *comp = completion_new(app, pt, 1, offsets, n);
+  if (!comp) {
+    rd_kafka_headers_destroy(h);
+    return;
+  }
+  snprintf(comp->outcome, sizeof(comp->outcome), "%s", "dlq");
+  app->st.dlq++;
+  brw_logj(BRW_LOG_WARN,
+           json_pack("{ss si sI ss}", "reason", reason, "partition",
+                     pt->partition, "offset", (json_int_t)source_offset,
+                     "error", message),
+           "event sent to the DLQ");
+  produce(app, app->cfg->topic_dlq, key, key_len, value, value_len, h, comp);
+}
+
+static int outcome_index(const char *o) {
+  static const char *names[] = {"done", "stopped", "spam", "expired"};
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(o, names[i]))
+      return i;
+  return 4;
+}
+
+/* Publishes a report for a campaign. A final report takes the campaign's
+ * offsets along; a progress report completes nothing. */
+static void report_send(brw_app_t *app, campaign_t *c, int final,
+                        const char *outcome) {
+  brw_report_input_t in = {0};
+  in.campaign_id = c->key.id;
+  in.account = app->cfg->accounts[c->key.account].name;
+  in.final = final;
+  in.outcome = outcome;
+  in.detail = c->have_detail ? &c->detail : NULL;
+  in.events = c->events;
+  in.polls = c->polls;
+  in.first_event_ms = c->first_event_ms;
+  in.reported_ms = brw_now_ms();
+  in.source_topic = app->cfg->topic_input;
+  in.source_partition = c->part->partition;
+  in.source_offset = c->first_offset;
+  in.worker_version = BRW_VERSION;
+  in.worker_instance = app->instance;
+  in.traceparent = c->traceparent;
+  size_t len = 0;
+  char *json = brw_report_build(&in, &len);
+  if (!json) {
+    brw_log_error("out of memory building a report");
+    return;
+  }
+  rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+  rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
+  if (c->traceparent)
+    rd_kafka_header_add(h, "traceparent", -1, c->traceparent, -1);
+  completion_t *comp = completion_new(app, c->part, final ? 0 : 2,
+                                      final ? c->offsets : NULL,
+                                      final ? c->noffsets : 0);
+  if (!comp) {
+    rd_kafka_headers_destroy(h);
+    free(json);
+    return;
+  }
+  snprintf(comp->outcome, sizeof(comp->outcome), "%s", outcome);
+  char key[24];
+  int klen = snprintf(key, sizeof(key), "%" PRIu64, c->key.id);
+  if (final) {
+    app->st.reports++;
+    app->st.reports_by[outcome_index(outcome)]++;
+    brw_logj(BRW_LOG_INFO,
+             json_pack("{sI ss ss si si}", "campaign_id",
+                       (json_int_t)c->key.id, "account", in.account,
+                       "outcome", outcome, "polls", c->polls, "partition",
+                       c->part->partition),
+             "campaign reported");
+  } else {
+    app->st.progress++;
+  }
+  produce(app, app->cfg->topic_output, key, (size_t)klen, json, len, h, comp);
+  free(json);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Campaigns                                                                */
+
+static void on_campaign_closed(uv_handle_t *h) {
+  campaign_t *c = h->data;
+  brw_detail_clear(&c->detail);
+  free(c->offsets);
+  free(c->traceparent);
+  free(c->ev_key);
+  free(c->ev_value);
+  brw_app_t *app = c->app;
+  free(c);
+  app->closes_pending--;
+  finish_shutdown(app);
+}
+
+/* Forgets a campaign: cancels its fetch and timer and frees it once the
+ * timer handle is closed. Its offsets stay as they are (done if its outcome
+ * was produced, otherwise pending and replayed later). */
+static void campaign_drop(campaign_t *c) {
+  brw_app_t *app = c->app;
+  if (c->fetch) {
+    brw_api_cancel(c->fetch);
+    c->fetch = NULL;
+  }
+  brw_tracker_remove(&app->table, &c->key);
+  brw_list_remove(&c->pnode);
+  app->tracked--;
+  uv_timer_stop(&c->timer);
+  app->closes_pending++;
+  uv_close((uv_handle_t *)&c->timer, on_campaign_closed);
+  update_backpressure(app);
+}
+
+static void campaign_finalize(campaign_t *c, const char *outcome) {
+  report_send(c->app, c, 1, outcome);
+  campaign_drop(c);
+}
+
+static void campaign_dlq(campaign_t *c, const char *reason,
+                         const char *message) {
+  brw_app_t *app = c->app;
+  dlq_send(app, c->part, c->ev_key, c->ev_key_len, c->ev_value,
+           c->ev_value_len, c->first_offset, reason, message, c->offsets,
+           c->noffsets);
+  campaign_drop(c);
+}
+
+/* The deadline passed: report what was seen, or send the event to the DLQ
+ * when the API never answered usefully. */
+static void campaign_expire(campaign_t *c) {
+  brw_app_t *app = c->app;
+  if (c->have_detail || !c->last_error_class) {
+    campaign_finalize(c, "expired");
+  } else if (brw_api_account_failed(app->api, c->key.account)) {
+    campaign_dlq(c, BRW_REASON_AUTH_FAILED, "the account's API key is "
+                                            "rejected");
+  } else if (c->not_found_since_ms) {
+    campaign_dlq(c, BRW_REASON_NOT_FOUND, c->last_error);
+  } else {
+    campaign_dlq(c, BRW_REASON_BAD_RESPONSE, c->last_error);
+  }
+}
+
+static uint64_t cap_to_deadline(campaign_t *c, uint64_t delay) {
+  int64_t left = c->deadline_ms - brw_now_ms();
+  if (left < 0)
+    left = 0;
+  return delay > (uint64_t)left ? (uint64_t)left : delay;
+}
+
+static void on_fetched(brw_fetch_result_t *res, void *arg);
+
+static void on_campaign_timer(uv_timer_t *t) {
+  campaign_t *c = t->data;
+  brw_app_t *app = c->app;
+  if (brw_now_ms() >= c->deadline_ms) {
+    campaign_expire(c);
+    return;
+  }
+  if (c->fetch)
+    return;
+  c->fetch = brw_api_fetch(app->api, c->key.account, c->key.id,
+                           c->traceparent, on_fetched, c);
+  if (!c->fetch) {
+    campaign_schedule(c, app->cfg->retry_min_ms);
+    return;
+  }
+  /* While the fetch is out (or waits for a login), the timer watches the
+   * deadline, plus the HTTP timeout so that a request under way can
+   * answer first. */
+  int64_t left = c->deadline_ms - brw_now_ms();
+  uv_timer_start(&c->timer, on_campaign_timer,
+                 (uint64_t)(left > 0 ? left : 0) + app->cfg->http_timeout_ms,
+                 0);
+}
+
+static void campaign_schedule(campaign_t *c, uint64_t delay_ms) {
+  uv_timer_start(&c->timer, on_campaign_timer, cap_to_deadline(c, delay_ms),
+                 0);
+}
+
+/* Whether two details differ in what a progress report shows. */
+static int detail_changed(const brw_detail_t *a, const brw_detail_t *b) {
+  if (a->status != b->status)
+    return 1;
+  json_t *sa = json_object_get(a->campaign, "statistics");
+  json_t *sb = json_object_get(b->campaign, "statistics");
+  return !json_equal(sa, sb);
+}
+
+/* The next poll of a campaign that is not terminal (SPEC §5): from
+ * poll.min_interval growing to poll.max_interval, reset when the status
+ * changes; a campaign scheduled for later is next fetched near its start. */
+static uint64_t next_poll_delay(brw_app_t *app, campaign_t *c) {
+  const brw_config_t *cfg = app->cfg;
+  uint64_t d = brw_backoff_ms(cfg->poll_min_interval_ms,
+                              cfg->poll_max_interval_ms, c->poll_attempt++,
+                              cfg->poll_jitter, &app->rng);
+  if (c->detail.status == BRW_STATUS_SCHEDULED &&
+      c->detail.scheduled_start_ms > 0) {
+    int64_t until = c->detail.scheduled_start_ms - brw_now_ms();
+    if (until > 0) {
+      /* A little after the start, when sending has begun. */
+      uint64_t near = (uint64_t)until + cfg->poll_min_interval_ms / 4;
+      d = near > cfg->poll_min_interval_ms ? near : cfg->poll_min_interval_ms;
+    }
+  }
+  return d;
+}
+
+static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
+  brw_app_t *app = c->app;
+  const brw_config_t *cfg = app->cfg;
+  c->last_error_class = res->error_class;
+  snprintf(c->last_error, sizeof(c->last_error), "%s", res->message);
+  if (res->status == BRW_FETCH_NOT_FOUND) {
+    int64_t now = brw_now_ms();
+    if (!c->not_found_since_ms)
+      c->not_found_since_ms = now;
+    if (now - c->not_found_since_ms >= (int64_t)cfg->poll_not_found_grace_ms) {
+      campaign_dlq(c, BRW_REASON_NOT_FOUND, "campaign not found after the "
+                                            "grace period");
+      return;
+    }
+  }
+  uint64_t d = brw_backoff_ms(cfg->retry_min_ms, cfg->retry_max_ms,
+                              c->err_attempt++, cfg->poll_jitter, &app->rng);
+  if (res->retry_after_ms > 0) {
+    uint64_t ra = (uint64_t)res->retry_after_ms;
+    if (ra > cfg->retry_max_ms)
+      ra = cfg->retry_max_ms;
+    if (ra > d)
+      d = ra;
+  }
+  brw_logj(BRW_LOG_DEBUG,
+           json_pack("{sI ss sI ss}", "campaign_id", (json_int_t)c->key.id,
+                     "class", res->error_class, "retry_ms", (json_int_t)d,
+                     "error", res->message),
+           "fetch failed, retrying");
+  campaign_schedule(c, d);
+}
+
+/* A fetch finished (loop thread). */
+static void on_fetched(brw_fetch_result_t *res, void *arg) {
+  campaign_t *c = arg;
+  brw_app_t *app = c->app;
+  c->fetch = NULL;
+  uv_timer_stop(&c->timer);
+  if (res->status != BRW_FETCH_OK) {
+    if (brw_now_ms() >= c->deadline_ms) {
+      c->last_error_class = res->error_class;
+      snprintf(c->last_error, sizeof(c->last_error), "%s", res->message);
+      campaign_expire(c);
+      return;
+    }
+    fetch_failed(c, res);
+    return;
+  }
+  c->polls++;
+  app->st.polls++;
+  c->err_attempt = 0;
+  c->not_found_since_ms = 0;
+  c->last_error_class = NULL;
+  brw_status_t st = res->detail.status;
+  if (st == BRW_STATUS_UNKNOWN)
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{sI ss}", "campaign_id", (json_int_t)c->key.id,
+                       "status", res->detail.status_raw),
+             "unknown campaign status; treated as in progress");
+  int changed = !c->have_detail || detail_changed(&c->detail, &res->detail);
+  if (c->have_detail && c->detail.status != st)
+    c->poll_attempt = 0;
+  /* Keep the newest detail; it moves out of the result. */
+  brw_detail_clear(&c->detail);
+  c->detail = res->detail;
+  res->detail.campaign = NULL;
+  c->have_detail = 1;
+  c->last_status = st;
+  if (brw_status_is_terminal(st)) {
+    campaign_finalize(c, brw_status_name(st));
+    return;
+  }
+  if (brw_now_ms() >= c->deadline_ms) {
+    campaign_finalize(c, "expired");
+    return;
+  }
+  if (app->cfg->emit_progress && changed)
+    report_send(app, c, 0, brw_status_name(st));
+  campaign_schedule(c, next_poll_delay(app, c));
+}
+
+static int campaign_add_offset(campaign_t *c, int64_t off) {
+  if (c->noffsets == c->capoffsets) {
+    int ncap = c->capoffsets ? c->capoffsets * 2 : 2;
+    int64_t *n = realloc(c->offsets, sizeof(int64_t) * (size_t)ncap);
+    if (!n)
+      return BRW_ENOMEM;
+    c->offsets = n;
+    c->capoffsets = ncap;
+  }
+  c->offsets[c->noffsets++] = off;
+  return 0;
+}
+
+static void *memdup(const void *p, size_t n) {
+  if (!n)
+    return NULL;
+  void *d = malloc(n);
+  if (d)
+    memcpy(d, p, n);
+  return d;
+}
+
+static char *header_traceparent(const rd_kafka_message_t *rkm) {
+  rd_kafka_headers_t *hdrs = NULL;
+  if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return NULL;
+  const void *v;
+  size_t n;
+  if (rd_kafka_header_get_last(hdrs, "traceparent", &v, &n) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      !v || n == 0 || n > TRACEPARENT_MAX)
+    return NULL;
+  /* Only the W3C character set: it goes into an HTTP header. */
+  for (size_t i = 0; i < n; i++) {
+    char ch = ((const char *)v)[i];
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || ch == '-'))
+      return NULL;
+  }
+  char *s = malloc(n + 1);
+  if (s) {
+    memcpy(s, v, n);
+    s[n] = '\0';
+  }
+  return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Kafka handlers (loop thread)                                             */
+
+static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
+  brw_app_t *app = ctx;
+  const brw_config_t *cfg = app->cfg;
+  if (app->stopping)
+    return; /* not handled: stays uncommitted, replayed by the next run */
+  part_t *pt = part_get(app, rkm->partition);
+  if (!pt || !pt->assigned)
+    return;
+  if (brw_offsets_add(pt->offsets, rkm->offset) != 0)
+    return; /* a redelivery of an offset already tracked */
+  app->st.events++;
+  int64_t off = rkm->offset;
+
+  brw_event_t ev;
+  const char *reason = NULL;
+  char err[256];
+  if (brw_event_parse(rkm->payload, rkm->len, cfg->event_max_size, &ev,
+                      &reason, err, sizeof(err)) != 0) {
+    app->st.invalid++;
+    dlq_send(app, pt, rkm->key, rkm->key_len, rkm->payload, rkm->len, off,
+             reason, err, &off, 1);
+    return;
+  }
+  int account = brw_config_account_index(cfg, ev.account);
+  if (account < 0) {
+    app->st.invalid++;
+    snprintf(err, sizeof(err), "unknown account \"%.64s\"", ev.account);
+    dlq_send(app, pt, rkm->key, rkm->key_len, rkm->payload, rkm->len, off,
+             BRW_REASON_UNKNOWN_ACCOUNT, err, &off, 1);
+    return;
+  }
+
+  campaign_t *c = (campaign_t *)brw_tracker_find(&app->table, pt->partition,
+                                                 account, ev.campaign_id);
+  if (c) {
+    /* A further event merges into the tracked campaign; its offset
+     * completes with the campaign's outcome. */
+    app->st.merged++;
+    c->events++;
+    if (campaign_add_offset(c, off) != 0)
+      return; /* stays pending: replayed, never lost */
+    if (ev.type == BRW_EVENT_FINISHED && !c->fetch) {
+      uint64_t due = uv_timer_get_due_in(&c->timer);
+      if (due > cfg->poll_finished_delay_ms) {
+        c->poll_attempt = 0;
+        campaign_schedule(c, cfg->poll_finished_delay_ms);
+      }
+    }
+    return;
+  }
+
+  c = calloc(1, sizeof(*c));
+  if (!c)
+    return;
+  c->app = app;
+  c->key.id = ev.campaign_id;
+  c->key.partition = pt->partition;
+  c->key.account = account;
+  c->part = pt;
+  c->first_offset = off;
+  c->events = 1;
+  int64_t now = brw_now_ms();
+  c->first_event_ms = ev.occurred_at_ms > 0 && ev.occurred_at_ms < now
+                          ? ev.occurred_at_ms
+                          : now;
+  c->deadline_ms = c->first_event_ms + (int64_t)cfg->poll_max_age_ms;
+  c->traceparent = header_traceparent(rkm);
+  c->ev_key = memdup(rkm->key, rkm->key_len);
+  c->ev_key_len = c->ev_key ? rkm->key_len : 0;
+  c->ev_value = memdup(rkm->payload, rkm->len);
+  c->ev_value_len = c->ev_value ? rkm->len : 0;
+  campaign_add_offset(c, off);
+  uv_timer_init(app->loop, &c->timer);
+  c->timer.data = c;
+  brw_list_init(&c->pnode);
+  brw_list_insert_tail(&pt->campaigns, &c->pnode);
+  brw_tracker_insert(&app->table, &c->key);
+  app->tracked++;
+  campaign_schedule(c, ev.type == BRW_EVENT_FINISHED
+                           ? cfg->poll_finished_delay_ms
+                           : cfg->poll_initial_delay_ms);
+  update_backpressure(app);
+}
+
+static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
+  brw_app_t *app = ctx;
+  for (int i = 0; i < parts->cnt; i++) {
+    part_t *pt = part_ensure(app, parts->elems[i].partition);
+    if (!pt)
+      continue;
+    brw_offsets_free(pt->offsets);
+    pt->offsets = brw_offsets_new();
+    pt->assigned = 1;
+    pt->generation = ++app->generation;
+    pt->committed = -1;
+  }
+}
+
+static void forget_partition(brw_app_t *app, part_t *pt) {
+  while (!brw_list_empty(&pt->campaigns)) {
+    campaign_t *c = brw_list_entry(pt->campaigns.next, campaign_t, pnode);
+    campaign_drop(c);
+  }
+  brw_offsets_free(pt->offsets);
+  pt->offsets = NULL;
+  pt->assigned = 0;
+}
+
+/* Revoke: commit what is complete (unless the assignment was lost, when
+ * another member may own the partitions already), then forget the
+ * partitions' campaigns; the next owner resumes from the commit. */
+static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *parts,
+                      int lost) {
+  brw_app_t *app = ctx;
+  if (!lost)
+    commit_now(app, parts, 0);
+  for (int i = 0; i < parts->cnt; i++) {
+    part_t *pt = part_get(app, parts->elems[i].partition);
+    if (pt && pt->assigned)
+      forget_partition(app, pt);
+  }
+}
+
+static void on_fatal(void *ctx, const char *reason) {
+  brw_app_t *app = ctx;
+  brw_log_error("fatal Kafka error, shutting down: %s", reason);
+  app->exit_code = 1;
+  brw_app_stop(app);
+}
+
+static void on_connection(void *ctx, int up) {
+  brw_logj(up ? BRW_LOG_INFO : BRW_LOG_WARN, NULL, "kafka brokers %s",
+           up ? "reachable again" : "all down");
+}
+
+/* Pauses intake at max.tracked campaigns or while produced records wait
+ * for room, and resumes below 90 % with an empty backlog. */
+static void update_backpressure(brw_app_t *app) {
+  if (!app->kafka || app->stopping)
+    return;
+  size_t max = (size_t)app->cfg->max_tracked;
+  int paused = brw_kafka_paused(app->kafka);
+  int backlog = brw_kafka_backlog(app->kafka) > 0;
+  if (!paused && (app->tracked >= max || backlog))
+    brw_kafka_pause(app->kafka, 1);
+  else if (paused && !backlog && app->tracked < max - max / 10)
+    brw_kafka_pause(app->kafka, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle                                                                */
+
+int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
+                char *errbuf, size_t errlen) {
+  brw_app_t *app = calloc(1, sizeof(*app));
+  if (!app)
+    return BRW_ENOMEM;
+  app->loop = loop;
+  app->cfg = cfg;
+  brw_list_init(&app->completions);
+  brw_rng_seed(&app->rng, (uint64_t)brw_now_ms() ^ (uint64_t)getpid());
+  snprintf(app->instance, sizeof(app->instance), "%s", cfg->instance_id);
+  int r = brw_tracker_init(&app->table);
+  if (r)
+    goto err;
+  char ua[128];
+  snprintf(ua, sizeof(ua), "bsg-report-worker/%s (+%s)", BRW_VERSION,
+           curl_version_info(CURLVERSION_NOW)->version);
+  brw_http_opts_t hopts = {cfg->http_max_connections, cfg->http_timeout_ms,
+                           cfg->http_max_response, cfg->http_ca_file, ua};
+  r = brw_http_new(loop, &hopts, &app->http);
+  if (r) {
+    snprintf(errbuf, errlen, "http client: %s", brw_strerror(r));
+    goto err;
+  }
+  r = brw_api_new(loop, app->http, cfg, &app->api);
+  if (r)
+    goto err;
+  brw_kafka_handlers_t h = {on_message, on_assign,     on_revoke, on_delivered,
+                            on_fatal,   on_connection, app};
+  r = brw_kafka_new(loop, cfg, &h, &app->kafka, errbuf, errlen);
+  if (r)
+    goto err;
+  uv_timer_init(loop, &app->commit_timer);
+  app->commit_timer.data = app;
+  uv_timer_init(loop, &app->flush_timer);
+  app->flush_timer.data = app;
+  uv_signal_init(loop, &app->sigterm);
+  app->sigterm.data = app;
+  uv_signal_init(loop, &app->sigint);
+  app->sigint.data = app;
+  *out = app;
+  return 0;
+err:
+  /* Handles created so far are closed by brw_app_free after the loop ran
+   * once; partial construction is only possible before any handle of the
+   * app itself exists, so the http/api handles are closed here. */
+  *out = app;
+  app->stopping = 1;
+  app->flushed = 1;
+  app->exit_code = 1;
+  finish_shutdown(app);
+  return r ? r : BRW_ENOMEM;
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  brw_app_t *app = s->data;
+  if (app->stopping) {
+    brw_logj(BRW_LOG_WARN, json_pack("{si}", "signal", signum),
+             "second signal: exiting at once");
+    _exit(128 + signum);
+  }
+  brw_logj(BRW_LOG_INFO, json_pack("{si}", "signal", signum),
+           "shutting down");
+  brw_app_stop(app);
+}
+
+int brw_app_start(brw_app_t *app) {
+  uv_signal_start(&app->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&app->sigint, on_signal, SIGINT);
+  uv_timer_start(&app->commit_timer, on_commit_timer,
+                 app->cfg->commit_interval_ms, app->cfg->commit_interval_ms);
+  int r = brw_kafka_start(app->kafka);
+  if (r)
+    return r;
+  brw_logj(BRW_LOG_INFO,
+           json_pack("{ss ss ss ss}", "version", BRW_VERSION, "instance",
+                     app->instance, "group", app->cfg->group_id, "input",
+                     app->cfg->topic_input),
+           "bsg-report-worker started");
+  return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  brw_app_t *app = h->data;
+  app->closes_pending--;
+  finish_shutdown(app);
+}
+
+static void on_client_closed(void *arg) {
+  brw_app_t *app = arg;
+  app->closes_pending--;
+  finish_shutdown(app);
+}
+
+/* Advances the shutdown once the producer flush is over and nothing is
+ * closing: stage 1 closes the clients (Kafka: the consumer leaves the group
+ * and both clients are destroyed; then the API client and HTTP), stage 2 the
+ * app's own handles; after that the loop has nothing left and uv_run
+ * returns. Each stage runs when the previous one's closes have all
+ * completed. */
+static void finish_shutdown(brw_app_t *app) {
+  if (!app->stopping || !app->flushed || app->closes_pending > 0)
+    return;
+  if (app->stage == 0) {
+    app->stage = 1;
+    app->closes_pending = 3;
+    if (app->kafka)
+      brw_kafka_close(app->kafka, on_client_closed, app);
+    else
+      app->closes_pending--;
+    if (app->api)
+      brw_api_close(app->api, on_client_closed, app);
+    else
+      app->closes_pending--;
+    if (app->http)
+      brw_http_close(app->http, on_client_closed, app);
+    else
+      app->closes_pending--;
+    app->kafka = NULL;
+    app->api = NULL;
+    app->http = NULL;
+    if (app->closes_pending == 0)
+      finish_shutdown(app);
+    return;
+  }
+  if (app->stage == 1) {
+    app->stage = 2;
+    uv_handle_t *hs[] = {(uv_handle_t *)&app->commit_timer,
+                         (uv_handle_t *)&app->flush_timer,
+                         (uv_handle_t *)&app->sigterm,
+                         (uv_handle_t *)&app->sigint};
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
+      if (hs[i]->loop && !uv_is_closing(hs[i])) {
+        hs[i]->data = app;
+        app->closes_pending++;
+        uv_close(hs[i], on_handle_closed);
+      }
+    }
+    if (app->closes_pending == 0)
+      finish_shutdown(app);
+    return;
+  }
+  app->stage = 3;
+}
+
+static void log_summary(brw_app_t *app) {
+  app_stats_t *s = &app->st;
+  brw_logj(BRW_LOG_INFO,
+           json_pack("{sI sI sI sI sI s{sI sI sI sI sI} sI sI}", "events",
+                     (json_int_t)s->events, "invalid", (json_int_t)s->invalid,
+                     "merged", (json_int_t)s->merged, "polls",
+                     (json_int_t)s->polls, "reports", (json_int_t)s->reports,
+                     "reports_by_outcome", "done",
+                     (json_int_t)s->reports_by[0], "stopped",
+                     (json_int_t)s->reports_by[1], "spam",
+                     (json_int_t)s->reports_by[2], "expired",
+                     (json_int_t)s->reports_by[3], "other",
+                     (json_int_t)s->reports_by[4], "dlq", (json_int_t)s->dlq,
+                     "acked", (json_int_t)s->acked),
+           "summary");
+}
+
+/* Shutdown, step 2: waits (without blocking the loop) until the producer
+ * has no record in flight or shutdown.timeout passed, then commits what is
+ * complete and closes everything. */
+static void on_flush_timer(uv_timer_t *t) {
+  brw_app_t *app = t->data;
+  size_t left = brw_kafka_in_flight(app->kafka);
+  if (left > 0 &&
+      uv_now(app->loop) - app->stop_started < app->cfg->shutdown_timeout_ms)
+    return;
+  uv_timer_stop(t);
+  if (left > 0)
+    brw_logj(BRW_LOG_WARN, json_pack("{sI}", "records", (json_int_t)left),
+             "shutdown timeout: records not acknowledged will be replayed");
+  commit_now(app, NULL, 0);
+  log_summary(app);
+  app->flushed = 1;
+  /* Campaign handles may still be closing; finish_shutdown waits for them. */
+  finish_shutdown(app);
+}
+
+void brw_app_stop(brw_app_t *app) {
+  if (app->stopping)
+    return;
+  app->stopping = 1;
+  app->stop_started = uv_now(app->loop);
+  /* Step 1: no more intake, no more fetches. Campaigns in progress are
+   * forgotten with their offsets pending: the next owner resumes them. */
+  if (app->kafka)
+    brw_kafka_pause(app->kafka, 1);
+  for (int32_t p = 0; p < app->nparts; p++) {
+    part_t *pt = app->parts[p];
+    if (!pt)
+      continue;
+    while (!brw_list_empty(&pt->campaigns))
+      campaign_drop(brw_list_entry(pt->campaigns.next, campaign_t, pnode));
+  }
+  uv_timer_stop(&app->commit_timer);
+  uv_timer_start(&app->flush_timer, on_flush_timer, 0, FLUSH_POLL_MS);
+}
+
+int brw_app_free(brw_app_t *app) {
+  int code = app->exit_code;
+  while (!brw_list_empty(&app->completions)) {
+    completion_t *c = brw_list_entry(app->completions.next, completion_t, node);
+    brw_list_remove(&c->node);
+    free(c);
+  }
+  for (int32_t p = 0; p < app->nparts; p++) {
+    if (app->parts[p]) {
+      brw_offsets_free(app->parts[p]->offsets);
+      free(app->parts[p]);
+    }
+  }
+  free(app->parts);
+  brw_tracker_free(&app->table);
+  free(app);
+  return code;
+}

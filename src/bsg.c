@@ -1,0 +1,692 @@
+/* The BSG One API's data (SPEC §2): campaign detail parsing and
+ * normalisation, statuses, error bodies, the JWT payload and login responses.
+ *
+ * BSG's public examples disagree with each other, so every parser here is
+ * liberal in what it reads (aliases, strings for numbers, arrays of
+ * statistics) and strict in what it produces (the §4 "campaign" object with a
+ * fixed key order and RFC 3339 UTC times). Pure functions: no I/O, no
+ * logging; callers log and count what they need to. */
+#include "brw/bsg.h"
+#include "brw/error.h"
+#include "brw/timeutil.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Bytes of a price's decimal text, terminator included. */
+#define PRICE_MAX 64
+/* The largest JWT exp accepted: seconds that still fit in int64 ms. */
+#define JWT_EXP_MAX (INT64_MAX / 1000)
+/* Bytes of API-supplied text quoted in an error message. */
+#define SNIPPET_MAX 48
+
+static const char *const status_names[] = {
+    "unknown", "creation", "moderation", "scheduled", "sending",
+    "paused",  "stopped",  "done",       "spam"};
+
+brw_status_t brw_status_parse(const char *s) {
+  if (!s)
+    return BRW_STATUS_UNKNOWN;
+  for (size_t i = 1; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
+    if (!strcasecmp(s, status_names[i]))
+      return (brw_status_t)i;
+  }
+  return BRW_STATUS_UNKNOWN;
+}
+
+const char *brw_status_name(brw_status_t st) {
+  if ((size_t)st >= sizeof(status_names) / sizeof(status_names[0]))
+    return status_names[0];
+  return status_names[st];
+}
+
+int brw_status_is_terminal(brw_status_t st) {
+  return st == BRW_STATUS_DONE || st == BRW_STATUS_STOPPED ||
+         st == BRW_STATUS_SPAM;
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+/* Copies at most `max` bytes of s into out (size >= max + 4), printable
+ * ASCII only (anything else becomes '?'), "..." appended when cut. */
+static void snippet(const char *s, size_t n, size_t max, char *out) {
+  size_t i, k = n < max ? n : max;
+  for (i = 0; i < k; i++) {
+    unsigned char c = (unsigned char)s[i];
+    out[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+  }
+  out[i] = '\0';
+  if (n > k)
+    memcpy(out + i, "...", 4);
+}
+
+static int bad(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats the one-line reason of a bad response; returns BRW_EBADRESP. */
+static int bad(char *errbuf, size_t errlen, const char *fmt, ...) {
+  if (errbuf && errlen > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = errbuf; *p; p++) {
+      if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+        *p = ' ';
+    }
+  }
+  return BRW_EBADRESP;
+}
+
+/* Member lookup that treats JSON null as absent, so that alias chains fall
+ * through a null. Borrowed reference. */
+static json_t *get(const json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  return json_is_null(v) ? NULL : v;
+}
+
+/* The first of `keys` (NULL-terminated) present with a non-null value. */
+static json_t *get_alias(const json_t *obj, const char *const *keys) {
+  for (; *keys; keys++) {
+    json_t *v = get(obj, *keys);
+    if (v)
+      return v;
+  }
+  return NULL;
+}
+
+/* Parses a non-empty string of ASCII digits of length n into *out without
+ * overflowing. Returns 0 or -1. */
+static int parse_digits(const char *s, size_t n, int64_t *out) {
+  int64_t x = 0;
+  if (n == 0)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    if (x > (INT64_MAX - (s[i] - '0')) / 10)
+      return -1;
+    x = x * 10 + (s[i] - '0');
+  }
+  *out = x;
+  return 0;
+}
+
+/* An integer given as a JSON integer or a decimal string (the API sends
+ * both). Returns 0 and sets *out, or -1 for anything else. */
+static int json_to_int(const json_t *v, int64_t *out) {
+  if (json_is_integer(v)) {
+    *out = json_integer_value(v);
+    return 0;
+  }
+  if (json_is_string(v))
+    return parse_digits(json_string_value(v), json_string_length(v), out);
+  return -1;
+}
+
+static int64_t sat_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
+/* A new reference to a string copy of v, or to null for anything that is
+ * not a string. NULL only on out of memory. */
+static json_t *string_or_null(const json_t *v) {
+  if (json_is_string(v))
+    return json_stringn(json_string_value(v), json_string_length(v));
+  return json_null();
+}
+
+/* ---- detail ------------------------------------------------------------ */
+
+/* Adds the integer counters of one statistics object into dst (an object
+ * owned by the caller), summing per key. Values that are neither integers
+ * nor decimal strings are ignored, as the table of SPEC §2 says counters are
+ * integers. Returns 0 or BRW_ENOMEM. */
+static int stats_add(json_t *dst, const json_t *src) {
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)src, key, v) {
+    int64_t n, cur = 0;
+    json_t *have;
+    if (json_to_int(v, &n) != 0)
+      continue;
+    have = json_object_get(dst, key);
+    if (have)
+      cur = json_integer_value(have);
+    if (json_object_set_new(dst, key, json_integer(sat_add(cur, n))) != 0)
+      return BRW_ENOMEM;
+  }
+  return 0;
+}
+
+static int64_t stat_get(const json_t *stats, const char *key) {
+  return json_integer_value(json_object_get(stats, key));
+}
+
+/* Normalises one timestamp field: the first present alias is parsed with the
+ * API zone and re-formatted as RFC 3339 UTC. An unparseable value is null in
+ * the output (and 0 in *ms): a bad time must not discard a whole detail.
+ * Returns a new reference, NULL only on out of memory. */
+static json_t *time_field(const json_t *data, const char *const *keys,
+                          int32_t tz, int64_t *ms) {
+  json_t *v = get_alias(data, keys);
+  char buf[32];
+  int64_t t;
+  *ms = 0;
+  if (!json_is_string(v) || brw_time_parse(json_string_value(v), tz, &t) != 0)
+    return json_null();
+  *ms = t;
+  return json_string(brw_time_format(t, buf, sizeof(buf)));
+}
+
+/* A counter-like total: a non-negative integer or decimal string, else
+ * null. Sets *n (-1 when null). Returns a new reference or NULL (ENOMEM). */
+static json_t *total_field(const json_t *v, int64_t *n) {
+  if (json_to_int(v, n) != 0 || *n < 0) {
+    *n = -1;
+    return json_null();
+  }
+  return json_integer(*n);
+}
+
+/* Builds the §4 "campaign" object from `data` into d->campaign, in the
+ * fixed key order of the report, and fills d's times and sums. Returns 0 or
+ * BRW_ENOMEM (d->campaign may then hold a partial object; the caller clears
+ * it). */
+static int build_campaign(const json_t *data, int32_t tz, brw_detail_t *d,
+                          const char *status_lc) {
+  static const char *const k_type[] = {"type", "message_type", NULL};
+  static const char *const k_start[] = {"started_at", "start_date", "start_at",
+                                        NULL};
+  static const char *const k_actual[] = {"actual_start_at", "real_start_at",
+                                         NULL};
+  static const char *const k_created[] = {"created_at", "creation_at", NULL};
+  static const char *const k_finished[] = {"finished_at", NULL};
+  json_t *c, *stats, *v;
+  char price[PRICE_MAX];
+  int64_t unused;
+  int fail = 0;
+
+  c = d->campaign = json_object();
+  stats = json_object();
+  if (!c || !stats) {
+    json_decref(stats);
+    return BRW_ENOMEM;
+  }
+
+  /* json_object_set_new steals the value even on failure, so failures are
+   * only counted here and reported once at the end. */
+  fail |= json_object_set_new(c, "name", string_or_null(get(data, "name")));
+  fail |= json_object_set_new(c, "sender", string_or_null(get(data, "sender")));
+  fail |=
+      json_object_set_new(c, "type", string_or_null(get_alias(data, k_type)));
+  fail |= json_object_set_new(c, "status", json_string(status_lc));
+  fail |= json_object_set_new(
+      c, "started_at", time_field(data, k_start, tz, &d->scheduled_start_ms));
+  fail |=
+      json_object_set_new(c, "actual_start_at",
+                          time_field(data, k_actual, tz, &d->actual_start_ms));
+  fail |= json_object_set_new(c, "created_at",
+                              time_field(data, k_created, tz, &d->created_ms));
+  fail |= json_object_set_new(
+      c, "finished_at", time_field(data, k_finished, tz, &d->finished_ms));
+
+  v = get(data, "statistics");
+  if (json_is_object(v)) {
+    fail |= stats_add(stats, v);
+  } else if (json_is_array(v)) {
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+      if (json_is_object(item))
+        fail |= stats_add(stats, item);
+    }
+  }
+  d->delivered = stat_get(stats, "delivered");
+  d->failed = stat_get(stats, "failed");
+  d->failed = sat_add(d->failed, stat_get(stats, "undelivered"));
+  d->failed = sat_add(d->failed, stat_get(stats, "expired"));
+  d->failed = sat_add(d->failed, stat_get(stats, "not_viber_user"));
+  d->failed = sat_add(d->failed, stat_get(stats, "not_rcs_user"));
+  d->pending = stat_get(stats, "sent");
+  d->pending = sat_add(d->pending, stat_get(stats, "scheduled"));
+  d->pending = sat_add(d->pending, stat_get(stats, "moderation"));
+  d->pending = sat_add(d->pending, stat_get(stats, "accepted"));
+  d->pending = sat_add(d->pending, stat_get(stats, "sending"));
+  fail |= json_object_set_new(c, "statistics", stats);
+
+  fail |= json_object_set_new(
+      c, "total_messages",
+      total_field(get(data, "total_messages"), &d->total_messages));
+  fail |= json_object_set_new(c, "total_phones",
+                              total_field(get(data, "total_phones"), &unused));
+  if (brw_price_normalize(get(data, "total_price"), price, sizeof(price)) == 0)
+    fail |= json_object_set_new(c, "total_price", json_string(price));
+  else
+    fail |= json_object_set_new(c, "total_price", json_null());
+  fail |=
+      json_object_set_new(c, "currency", string_or_null(get(data, "currency")));
+
+  /* Passed through as sent, null included, but only when present. A deep
+   * copy keeps d->campaign independent of the parsed document. */
+  v = json_object_get(data, "alternative_channels");
+  if (v)
+    fail |= json_object_set_new(c, "alternative_channels", json_deep_copy(v));
+
+  return fail ? BRW_ENOMEM : 0;
+}
+
+/* Order of checks: body present, JSON, object, `data` (or the bare object),
+ * status, id; then the normalised object is built. The id is checked after
+ * the status so that the most telling reason is reported for error bodies
+ * served with a 200. */
+int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+                     brw_detail_t *out, char *errbuf, size_t errlen) {
+  json_error_t jerr;
+  json_t *root, *data, *v;
+  char snip[SNIPPET_MAX + 4];
+  char status_lc[64];
+  size_t i, n;
+  int64_t id;
+  int rc;
+
+  memset(out, 0, sizeof(*out));
+  out->total_messages = -1;
+  if (errbuf && errlen > 0)
+    errbuf[0] = '\0';
+
+  for (i = 0; body && i < len && isspace((unsigned char)body[i]); i++)
+    ;
+  if (!body || i == len)
+    return bad(errbuf, errlen, "empty body");
+  if (body[i] == '<')
+    return bad(errbuf, errlen, "body is HTML, not JSON");
+
+  root = json_loadb(body, len, 0, &jerr);
+  if (!root) {
+    snippet(jerr.text, strlen(jerr.text), SNIPPET_MAX, snip);
+    return bad(errbuf, errlen, "body is not JSON: %s", snip);
+  }
+  if (!json_is_object(root)) {
+    rc = bad(errbuf, errlen, "body is not a JSON object");
+    goto out;
+  }
+  data = json_object_get(root, "data");
+  if (!data) {
+    data = root;
+  } else if (!json_is_object(data)) {
+    rc = bad(errbuf, errlen, "\"data\" is not an object");
+    goto out;
+  }
+
+  v = json_object_get(data, "status");
+  if (!v) {
+    rc = bad(errbuf, errlen, "campaign detail has no status");
+    goto out;
+  }
+  if (!json_is_string(v) || json_string_length(v) == 0) {
+    rc = bad(errbuf, errlen, "campaign status is not a non-empty string");
+    goto out;
+  }
+  n = json_string_length(v);
+  if (n >= sizeof(status_lc))
+    n = sizeof(status_lc) - 1;
+  for (i = 0; i < n; i++)
+    status_lc[i] = (char)tolower((unsigned char)json_string_value(v)[i]);
+  status_lc[n] = '\0';
+  /* Matched on the full value: a long unknown status must not match a known
+   * one by truncation. */
+  out->status = brw_status_parse(json_string_value(v));
+  n = n < sizeof(out->status_raw) - 1 ? n : sizeof(out->status_raw) - 1;
+  memcpy(out->status_raw, status_lc, n);
+  out->status_raw[n] = '\0';
+
+  v = get(data, "id");
+  if (!v) {
+    rc = bad(errbuf, errlen, "campaign detail has no id");
+    goto out;
+  }
+  if (json_to_int(v, &id) != 0 || id <= 0) {
+    rc = bad(errbuf, errlen, "campaign id is not a positive integer");
+    goto out;
+  }
+  out->id = (uint64_t)id;
+
+  rc = build_campaign(data, tz_offset_s, out, status_lc);
+  if (rc != 0)
+    bad(errbuf, errlen, "out of memory");
+
+out:
+  json_decref(root);
+  if (rc != 0) {
+    /* The contract: on failure *out holds nothing to free. */
+    json_decref(out->campaign);
+    memset(out, 0, sizeof(*out));
+    out->total_messages = -1;
+  }
+  return rc;
+}
+
+void brw_detail_clear(brw_detail_t *d) {
+  if (!d)
+    return;
+  json_decref(d->campaign);
+  memset(d, 0, sizeof(*d));
+  d->total_messages = -1;
+}
+
+/* ---- price ------------------------------------------------------------- */
+
+/* Formats a non-negative finite double as plain decimal text (no exponent)
+ * from its 15 significant digits, trailing zeros removed. Returns 0, or -1
+ * when it is out of a price's plausible range or does not fit. */
+static int format_real(double x, char *buf, size_t len) {
+  char tmp[40], digits[20], out[PRICE_MAX];
+  int nd = 0, e10, k = 0;
+  char *e;
+
+  if (!isfinite(x) || x < 0)
+    return -1;
+  if (x == 0) {
+    snprintf(out, sizeof(out), "0");
+  } else {
+    snprintf(tmp, sizeof(tmp), "%.14e", x); /* d.dddddddddddddde+XX */
+    e = strchr(tmp, 'e');
+    if (!e)
+      return -1;
+    for (char *p = tmp; p < e; p++) {
+      if (*p >= '0' && *p <= '9')
+        digits[nd++] = *p;
+    }
+    e10 = atoi(e + 1);
+    while (nd > 1 && digits[nd - 1] == '0')
+      nd--;
+    if (e10 > 30 || e10 < -30)
+      return -1;
+    if (e10 >= 0) {
+      for (int i = 0; i <= e10; i++)
+        out[k++] = i < nd ? digits[i] : '0';
+      if (nd > e10 + 1) {
+        out[k++] = '.';
+        for (int i = e10 + 1; i < nd; i++)
+          out[k++] = digits[i];
+      }
+    } else {
+      out[k++] = '0';
+      out[k++] = '.';
+      for (int i = 0; i < -e10 - 1; i++)
+        out[k++] = '0';
+      for (int i = 0; i < nd; i++)
+        out[k++] = digits[i];
+    }
+    out[k] = '\0';
+  }
+  if (strlen(out) >= len)
+    return -1;
+  memcpy(buf, out, strlen(out) + 1);
+  return 0;
+}
+
+/* Strings are validated and converted character by character: digits with
+ * at most one separator, '.' or ','; a sign, spaces, exponents or thousands
+ * separators are rejected. ".5" becomes "0.5" and "5." becomes "5". */
+int brw_price_normalize(const json_t *v, char *buf, size_t len) {
+  if (!buf || len == 0)
+    return BRW_EPARSE;
+  if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v), k = 0, digits = 0;
+    int seps = 0;
+    char out[PRICE_MAX];
+    if (n == 0 || n + 2 > sizeof(out))
+      return BRW_EPARSE;
+    if (s[0] == '.' || s[0] == ',')
+      out[k++] = '0';
+    for (size_t i = 0; i < n; i++) {
+      if (s[i] >= '0' && s[i] <= '9') {
+        out[k++] = s[i];
+        digits++;
+      } else if ((s[i] == '.' || s[i] == ',') && seps++ == 0) {
+        if (i + 1 < n)
+          out[k++] = '.';
+      } else {
+        return BRW_EPARSE;
+      }
+    }
+    out[k] = '\0';
+    if (digits == 0 || k >= len)
+      return BRW_EPARSE;
+    memcpy(buf, out, k + 1);
+    return 0;
+  }
+  if (json_is_integer(v)) {
+    json_int_t n = json_integer_value(v);
+    if (n < 0 || (size_t)snprintf(buf, len, "%lld", (long long)n) >= len)
+      return BRW_EPARSE;
+    return 0;
+  }
+  if (json_is_real(v))
+    return format_real(json_real_value(v), buf, len) == 0 ? 0 : BRW_EPARSE;
+  return BRW_EPARSE;
+}
+
+/* ---- error bodies ------------------------------------------------------ */
+
+/* Appends s (n bytes) to buf as printable ASCII on one line: control
+ * characters become spaces, other bytes '?'. *used counts bytes written. */
+static void put_clean(char *buf, size_t buflen, size_t *used, const char *s,
+                      size_t n) {
+  for (size_t i = 0; i < n && *used + 1 < buflen; i++) {
+    unsigned char c = (unsigned char)s[i];
+    buf[(*used)++] = c < 0x20 || c == 0x7f ? ' ' : c >= 0x80 ? '?' : (char)c;
+  }
+  buf[*used] = '\0';
+}
+
+static void put_str(char *buf, size_t buflen, size_t *used, const char *s) {
+  put_clean(buf, buflen, used, s, strlen(s));
+}
+
+/* The first message of an "errors" member: {"field": ["msg", ...]},
+ * {"field": "msg"} or ["msg", ...]. Borrowed, or NULL. */
+static const json_t *first_error(const json_t *errors, const char **field) {
+  const json_t *v = NULL;
+  *field = NULL;
+  if (json_is_object(errors)) {
+    void *it = json_object_iter((json_t *)errors);
+    if (!it)
+      return NULL;
+    *field = json_object_iter_key(it);
+    v = json_object_iter_value(it);
+  } else {
+    v = errors;
+  }
+  if (json_is_array(v))
+    v = json_array_get(v, 0);
+  return json_is_string(v) ? v : NULL;
+}
+
+/* Writes "message (field: first error)" for {"message", "errors"} bodies,
+ * "error N: description" for v1 bodies, or a bare "error" string; "" for
+ * anything else, HTML pages included (the status code says enough). */
+void brw_api_error_message(const char *body, size_t len, char *buf,
+                           size_t buflen) {
+  json_t *root, *msg, *err, *desc;
+  const json_t *first;
+  const char *field;
+  size_t used = 0;
+  char num[32];
+
+  if (!buf || buflen == 0)
+    return;
+  buf[0] = '\0';
+  if (!body || len == 0)
+    return;
+  root = json_loadb(body, len, 0, NULL);
+  if (!json_is_object(root))
+    goto out;
+  msg = json_object_get(root, "message");
+  err = json_object_get(root, "error");
+  desc = json_object_get(root, "errorDescription");
+  if (json_is_string(msg)) {
+    put_clean(buf, buflen, &used, json_string_value(msg),
+              json_string_length(msg));
+    first = first_error(json_object_get(root, "errors"), &field);
+    if (first) {
+      put_str(buf, buflen, &used, " (");
+      if (field) {
+        put_str(buf, buflen, &used, field);
+        put_str(buf, buflen, &used, ": ");
+      }
+      put_clean(buf, buflen, &used, json_string_value(first),
+                json_string_length(first));
+      put_str(buf, buflen, &used, ")");
+    }
+  } else if (json_is_string(desc)) {
+    if (json_is_integer(err)) {
+      snprintf(num, sizeof(num),
+               "error %lld: ", (long long)json_integer_value(err));
+      put_str(buf, buflen, &used, num);
+    }
+    put_clean(buf, buflen, &used, json_string_value(desc),
+              json_string_length(desc));
+  } else if (json_is_string(err)) {
+    put_clean(buf, buflen, &used, json_string_value(err),
+              json_string_length(err));
+  } else if (json_is_integer(err)) {
+    snprintf(num, sizeof(num), "error %lld",
+             (long long)json_integer_value(err));
+    put_str(buf, buflen, &used, num);
+  }
+out:
+  json_decref(root);
+}
+
+/* ---- JWT and login ----------------------------------------------------- */
+
+static int b64_value(char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '-' || c == '+')
+    return 62;
+  if (c == '_' || c == '/')
+    return 63;
+  return -1;
+}
+
+/* Decodes base64url (the standard alphabet too), with or without '='
+ * padding, n input bytes into out (at least n * 3 / 4 + 1 bytes). Returns
+ * the decoded length or -1. */
+static long b64url_decode(const char *s, size_t n, unsigned char *out) {
+  uint32_t acc = 0;
+  int bits = 0;
+  long k = 0;
+  while (n > 0 && s[n - 1] == '=')
+    n--;
+  if (n % 4 == 1)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64_value(s[i]);
+    if (v < 0)
+      return -1;
+    acc = (acc << 6) | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[k++] = (unsigned char)(acc >> bits);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  return k;
+}
+
+int brw_jwt_exp(const char *token, int64_t *exp_s) {
+  const char *p1, *p2;
+  unsigned char *payload;
+  json_t *root, *exp;
+  long n;
+  int rc = BRW_EPARSE;
+
+  if (!token || !exp_s)
+    return BRW_EPARSE;
+  p1 = strchr(token, '.');
+  if (!p1)
+    return BRW_EPARSE;
+  p2 = strchr(p1 + 1, '.');
+  if (!p2 || p2 == p1 + 1)
+    return BRW_EPARSE;
+  payload = malloc((size_t)(p2 - p1) * 3 / 4 + 1);
+  if (!payload)
+    return BRW_ENOMEM;
+  n = b64url_decode(p1 + 1, (size_t)(p2 - p1 - 1), payload);
+  if (n <= 0) {
+    free(payload);
+    return BRW_EPARSE;
+  }
+  root = json_loadb((const char *)payload, (size_t)n, 0, NULL);
+  free(payload);
+  /* Bounded so that callers can multiply by 1000 without overflow. */
+  exp = json_object_get(root, "exp");
+  if (json_is_integer(exp) && json_integer_value(exp) > 0 &&
+      json_integer_value(exp) <= JWT_EXP_MAX) {
+    *exp_s = json_integer_value(exp);
+    rc = 0;
+  } else if (json_is_real(exp) && json_real_value(exp) >= 1 &&
+             json_real_value(exp) <= (double)JWT_EXP_MAX) {
+    *exp_s = (int64_t)json_real_value(exp);
+    rc = 0;
+  }
+  json_decref(root);
+  return rc;
+}
+
+/* A token goes into an HTTP header: only visible ASCII is accepted, so a
+ * hostile or broken response cannot inject header lines. */
+static int token_valid(const json_t *v) {
+  const char *s = json_string_value(v);
+  size_t n = json_string_length(v);
+  if (!s || n == 0 || n > 16384)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+      return 0;
+  }
+  return 1;
+}
+
+char *brw_bearer_parse(const char *body, size_t len) {
+  static const char *const keys[] = {"bearer", "token", "access_token", NULL};
+  json_t *root, *data, *v = NULL;
+  char *tok = NULL;
+
+  if (!body || len == 0)
+    return NULL;
+  root = json_loadb(body, len, 0, NULL);
+  if (!json_is_object(root))
+    goto out;
+  data = json_object_get(root, "data");
+  /* {"bearer"} is the documented shape; the others are defensive. The root
+   * is searched before "data" for every key name. */
+  for (int i = 0; keys[i] && !v; i++) {
+    v = get(root, keys[i]);
+    if (!v && json_is_object(data))
+      v = get(data, keys[i]);
+  }
+  if (token_valid(v))
+    tok = strdup(json_string_value(v));
+out:
+  json_decref(root);
+  return tok;
+}

@@ -1,0 +1,1854 @@
+/* Configuration (SPEC §7): one table of keys, four sources.
+ *
+ * Everything about a key lives in one row of `keys[]` below: its name, type,
+ * default (as text), one line of documentation, and where it is stored in
+ * brw_config_t. Defaults are applied by parsing the default text through the
+ * same setter a config file uses, so the documented default and the real one
+ * cannot drift apart. The environment variable name, --help, and
+ * brw_config_print are all derived from the same rows.
+ *
+ * Two families of keys are not rows of the table:
+ *   - accounts.<name>.key and accounts.<name>.key_file (api.key and
+ *     api.key_file are the account "default");
+ *   - kafka.<property>, kafka.consumer.<property>, kafka.producer.<property>:
+ *     librdkafka pass-through, checked against librdkafka's own property
+ *     table when set so that a typo is reported with its file:line.
+ *
+ * Environment: a table key `a.b_c` is read from BRW_A_B_C (api.key also from
+ * BSG_API_KEY, which BRW_API_KEY beats). Accounts come from
+ * BRW_ACCOUNTS_<NAME>_KEY[_FILE] (the name is lower-cased) and librdkafka
+ * properties from BRW_KAFKA_[CONSUMER_|PRODUCER_]<PROPERTY>, where `_` stands
+ * for `.` and `__` for `_`. Variables set to the empty string are ignored, so
+ * that `FOO=${FOO:-}` in a compose file means "not set". Other BRW_ variables
+ * are ignored.
+ *
+ * Secrets (API keys, kafka.* values whose name says password or secret) are
+ * never echoed in an error message and are printed as "[REDACTED]"; their
+ * buffers are wiped before they are freed.
+ */
+#include "brw/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "brw/error.h"
+#include "brw/timeutil.h"
+
+#define KEY_MAX 256       /* longest key name accepted anywhere */
+#define WHY_MAX 512       /* one error line */
+#define KEY_FILE_MAX 4096 /* largest API key file */
+#define ACCOUNT_NAME_MAX 64
+#define REDACTED "[REDACTED]"
+
+#define DUR_MAX_MS (365.0 * 86400000.0)       /* every duration: at most 365d */
+#define SIZE_MAX_B (1024.0 * 1024.0 * 1024.0) /* every size: at most 1GiB */
+
+typedef enum {
+  KT_STRING,
+  KT_SECRET,
+  KT_DURATION,
+  KT_SIZE,
+  KT_RATE,
+  KT_BOOL,
+  KT_INT,
+  KT_FLOAT,
+  KT_ENUM
+} key_type_t;
+
+static const char *const type_names[] = {"string", "secret", "duration",
+                                         "size",   "rate",   "bool",
+                                         "int",    "float",  "enum"};
+
+/* Flags of a table row. */
+#define KF_OPTIONAL 0x1u   /* an empty value unsets the key (stores NULL) */
+#define KF_EMPTY_OK 0x2u   /* an empty value is stored as "" */
+#define KF_THEN_KAFKA 0x4u /* print the kafka.* pass-through after this row */
+#define KF_THEN_ACCTS 0x8u /* print the accounts.* keys after this row */
+
+#define NO_FIELD ((size_t)-1)
+
+struct config_key;
+
+/* A special setter: `value` is trimmed; writes "key: reason" into why. */
+typedef int (*key_setter_t)(brw_config_t *cfg, const struct config_key *k,
+                            const char *value, char *why, size_t whylen);
+
+/* A check of a string value: returns 0, or -1 with the reason (without the
+ * key) in why. */
+typedef int (*key_check_t)(const char *value, char *why, size_t whylen);
+
+typedef struct config_key {
+  const char *name;
+  key_type_t type;
+  const char *def;     /* default as text; NULL: none */
+  const char *def_doc; /* what --help shows when the default is computed */
+  const char *group;
+  const char *doc;
+  size_t off;                 /* field in brw_config_t, or NO_FIELD */
+  double min, max;            /* bounds: ms, bytes, or the number itself */
+  const char *const *choices; /* KT_ENUM: NULL-terminated */
+  key_check_t check;          /* KT_STRING: extra syntax check */
+  key_setter_t set;           /* NULL: the generic setter of the type */
+  const char *env_alias;      /* a second variable, of lower precedence */
+  unsigned flags;
+} config_key_t;
+
+static int set_api_key(brw_config_t *cfg, const config_key_t *k,
+                       const char *value, char *why, size_t whylen);
+static int set_api_key_file(brw_config_t *cfg, const config_key_t *k,
+                            const char *value, char *why, size_t whylen);
+static int set_api_url(brw_config_t *cfg, const config_key_t *k,
+                       const char *value, char *why, size_t whylen);
+static int set_api_timezone(brw_config_t *cfg, const config_key_t *k,
+                            const char *value, char *why, size_t whylen);
+static int check_url(const char *value, char *why, size_t whylen);
+static int check_listen(const char *value, char *why, size_t whylen);
+static int check_timezone(const char *value, char *why, size_t whylen);
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error",
+                                         NULL};
+static const char *const log_formats[] = {"json", "text", NULL};
+
+#define G_KAFKA "Kafka"
+#define G_API "BSG API"
+#define G_HTTP "HTTP client"
+#define G_POLL "Scheduling"
+#define G_LIMITS "Limits and behaviour"
+#define G_OPS "Operation"
+
+#define F(field) offsetof(brw_config_t, field)
+
+/* The table. Its order is the order of --help, brw_config_print, the example
+ * config and docs/configuration.md. Doc lines stay under 70 columns so that
+ * --help fits in 80. */
+static const config_key_t keys[] = {
+    {.name = "brokers",
+     .type = KT_STRING,
+     .def = "127.0.0.1:9092",
+     .group = G_KAFKA,
+     .off = F(brokers),
+     .doc = "Kafka bootstrap servers, comma-separated host:port list."},
+    {.name = "group.id",
+     .type = KT_STRING,
+     .def = "bsg-report-worker",
+     .group = G_KAFKA,
+     .off = F(group_id),
+     .doc = "Consumer group; instances sharing it split the partitions."},
+    {.name = "topic.input",
+     .type = KT_STRING,
+     .def = "bsg.campaign.events",
+     .group = G_KAFKA,
+     .off = F(topic_input),
+     .doc = "Topic of campaign events to consume."},
+    {.name = "topic.output",
+     .type = KT_STRING,
+     .def = "bsg.campaign.reports",
+     .group = G_KAFKA,
+     .off = F(topic_output),
+     .doc = "Topic the campaign reports are published to."},
+    {.name = "topic.dlq",
+     .type = KT_STRING,
+     .def = "bsg.campaign.events.dlq",
+     .group = G_KAFKA,
+     .off = F(topic_dlq),
+     .doc = "Dead-letter topic for events that cannot be processed."},
+    {.name = "worker.instance",
+     .type = KT_STRING,
+     .def = NULL,
+     .def_doc = "<hostname>-<pid>",
+     .group = G_KAFKA,
+     .off = F(instance_id),
+     .doc = "Name of this instance, written into reports and logs."},
+    {.name = "kafka.commit_interval",
+     .type = KT_DURATION,
+     .def = "1s",
+     .group = G_KAFKA,
+     .off = F(commit_interval_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .flags = KF_THEN_KAFKA,
+     .doc = "How often completed input offsets are committed."},
+
+    {.name = "api.url",
+     .type = KT_STRING,
+     .def = "https://one-api.bsg.world",
+     .group = G_API,
+     .off = F(api_url),
+     .check = check_url,
+     .set = set_api_url,
+     .doc = "Base URL of the BSG One API (http:// for simulators)."},
+    {.name = "api.key",
+     .type = KT_SECRET,
+     .group = G_API,
+     .off = NO_FIELD,
+     .set = set_api_key,
+     .env_alias = "BSG_API_KEY",
+     .doc = "API key of the account \"default\" (live_... or test_...)."},
+    {.name = "api.key_file",
+     .type = KT_STRING,
+     .group = G_API,
+     .off = NO_FIELD,
+     .set = set_api_key_file,
+     .flags = KF_OPTIONAL | KF_THEN_ACCTS,
+     .doc = "File holding the default account's API key (trimmed)."},
+    {.name = "api.timezone",
+     .type = KT_STRING,
+     .def = "UTC",
+     .group = G_API,
+     .off = F(api_timezone),
+     .check = check_timezone,
+     .set = set_api_timezone,
+     .doc = "Zone of API timestamps that carry none: UTC, Z or +hh:mm."},
+    {.name = "api.rate_limit",
+     .type = KT_RATE,
+     .def = "20",
+     .group = G_API,
+     .off = F(api_rate_limit),
+     .min = 0,
+     .max = 1e6,
+     .doc = "Requests per second per account (token bucket)."},
+
+    {.name = "http.max_connections",
+     .type = KT_INT,
+     .def = "16",
+     .group = G_HTTP,
+     .off = F(http_max_connections),
+     .min = 1,
+     .max = 1024,
+     .doc = "Parallel connections to the API, in total."},
+    {.name = "http.timeout",
+     .type = KT_DURATION,
+     .def = "10s",
+     .group = G_HTTP,
+     .off = F(http_timeout_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .doc = "Timeout of one HTTP request, connecting included."},
+    {.name = "http.max_response",
+     .type = KT_SIZE,
+     .def = "1MiB",
+     .group = G_HTTP,
+     .off = F(http_max_response),
+     .min = 1,
+     .max = SIZE_MAX_B,
+     .doc = "Largest response body accepted."},
+    {.name = "http.ca_file",
+     .type = KT_STRING,
+     .group = G_HTTP,
+     .off = F(http_ca_file),
+     .flags = KF_OPTIONAL,
+     .doc = "CA bundle for TLS; unset: the system's default bundle."},
+
+    {.name = "poll.initial_delay",
+     .type = KT_DURATION,
+     .def = "30s",
+     .group = G_POLL,
+     .off = F(poll_initial_delay_ms),
+     .min = 0,
+     .max = DUR_MAX_MS,
+     .doc = "Delay of the first fetch after campaign.sent (0 allowed)."},
+    {.name = "poll.finished_delay",
+     .type = KT_DURATION,
+     .def = "1s",
+     .group = G_POLL,
+     .off = F(poll_finished_delay_ms),
+     .min = 0,
+     .max = DUR_MAX_MS,
+     .doc = "Delay of the first fetch after campaign.finished (0 allowed)."},
+    {.name = "poll.min_interval",
+     .type = KT_DURATION,
+     .def = "15s",
+     .group = G_POLL,
+     .off = F(poll_min_interval_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .doc = "Shortest interval between fetches; used again after a change."},
+    {.name = "poll.max_interval",
+     .type = KT_DURATION,
+     .def = "10m",
+     .group = G_POLL,
+     .off = F(poll_max_interval_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .doc = "Longest interval between fetches of an unfinished campaign."},
+    {.name = "poll.not_found_grace",
+     .type = KT_DURATION,
+     .def = "10m",
+     .group = G_POLL,
+     .off = F(poll_not_found_grace_ms),
+     .min = 0,
+     .max = DUR_MAX_MS,
+     .doc = "How long a 404 is retried before the DLQ (not_found)."},
+    {.name = "poll.max_age",
+     .type = KT_DURATION,
+     .def = "72h",
+     .group = G_POLL,
+     .off = F(poll_max_age_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .doc = "Deadline after the first event; then the outcome is expired."},
+    {.name = "poll.jitter",
+     .type = KT_FLOAT,
+     .def = "0.2",
+     .group = G_POLL,
+     .off = F(poll_jitter),
+     .min = 0,
+     .max = 1,
+     .doc = "Random spread of every interval, as a fraction (0..1)."},
+    {.name = "retry.min",
+     .type = KT_DURATION,
+     .def = "1s",
+     .group = G_POLL,
+     .off = F(retry_min_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .doc = "First backoff after a failed fetch."},
+    {.name = "retry.max",
+     .type = KT_DURATION,
+     .def = "5m",
+     .group = G_POLL,
+     .off = F(retry_max_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .doc = "Longest backoff after failed fetches; caps Retry-After."},
+
+    {.name = "event.max_size",
+     .type = KT_SIZE,
+     .def = "64KiB",
+     .group = G_LIMITS,
+     .off = F(event_max_size),
+     .min = 1,
+     .max = SIZE_MAX_B,
+     .doc = "Input events larger than this go to the DLQ (too_large)."},
+    {.name = "max.tracked",
+     .type = KT_INT,
+     .def = "100000",
+     .group = G_LIMITS,
+     .off = F(max_tracked),
+     .min = 1,
+     .max = 1e9,
+     .doc = "Campaigns tracked at once; consuming pauses at the limit."},
+    {.name = "emit.progress",
+     .type = KT_BOOL,
+     .def = "false",
+     .group = G_LIMITS,
+     .off = F(emit_progress),
+     .doc = "Also publish non-final reports when a campaign changes."},
+    {.name = "shutdown.timeout",
+     .type = KT_DURATION,
+     .def = "30s",
+     .group = G_LIMITS,
+     .off = F(shutdown_timeout_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .doc = "Time allowed to commit and flush on SIGTERM/SIGINT."},
+
+    {.name = "metrics.listen",
+     .type = KT_STRING,
+     .def = "127.0.0.1:9464",
+     .group = G_OPS,
+     .off = F(metrics_listen),
+     .check = check_listen,
+     .flags = KF_EMPTY_OK,
+     .doc = "host:port of /metrics, /healthz, /readyz; \"off\" disables."},
+    {.name = "log.level",
+     .type = KT_ENUM,
+     .def = "info",
+     .group = G_OPS,
+     .off = F(log_level),
+     .choices = log_levels,
+     .doc = "Lowest level logged: debug, info, warn or error."},
+    {.name = "log.format",
+     .type = KT_ENUM,
+     .def = "json",
+     .group = G_OPS,
+     .off = F(log_format),
+     .choices = log_formats,
+     .doc = "json (one object per line) or text, on stderr."},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+
+/* Formats one line into why (if there is room) and returns BRW_ECONFIG, so
+ * that error paths read `return fail(...)`. */
+__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t whylen,
+                                                      const char *fmt, ...) {
+  if (why && whylen > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+  }
+  return BRW_ECONFIG;
+}
+
+/* Overwrites a buffer that held a secret; the volatile pointer keeps the
+ * compiler from dropping the stores of a buffer about to be freed. */
+static void wipe(void *p, size_t n) {
+  volatile unsigned char *v = p;
+  while (n--)
+    *v++ = 0;
+}
+
+static void free_secret(char *s) {
+  if (s) {
+    wipe(s, strlen(s));
+    free(s);
+  }
+}
+
+/* Replaces the owned string *dst by a copy of src (NULL allowed). Returns 0
+ * or BRW_ENOMEM, leaving *dst unchanged on failure. */
+static int replace_str(char **dst, const char *src) {
+  char *copy = NULL;
+  if (src && !(copy = strdup(src)))
+    return BRW_ENOMEM;
+  free(*dst);
+  *dst = copy;
+  return 0;
+}
+
+static void *field(brw_config_t *cfg, const config_key_t *k) {
+  return (char *)cfg + k->off;
+}
+
+static const void *cfield(const brw_config_t *cfg, const config_key_t *k) {
+  return (const char *)cfg + k->off;
+}
+
+static const config_key_t *find_key(const char *name) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (!strcmp(keys[i].name, name))
+      return &keys[i];
+  return NULL;
+}
+
+static int starts_with(const char *s, const char *prefix) {
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && !strcmp(s + n - m, suffix);
+}
+
+int brw_config_env_name(const char *key, char *buf, size_t len) {
+  size_t n = 0;
+  if (!key || !buf || len < 5)
+    return BRW_ERANGE;
+  memcpy(buf, "BRW_", 4);
+  n = 4;
+  for (const char *p = key; *p; p++) {
+    if (n + 1 >= len) {
+      buf[0] = '\0';
+      return BRW_ERANGE;
+    }
+    buf[n++] =
+        (*p == '.' || *p == '-') ? '_' : (char)toupper((unsigned char)*p);
+  }
+  buf[n] = '\0';
+  return 0;
+}
+
+int brw_config_key_info(size_t i, brw_config_key_info_t *info) {
+  if (i >= NKEYS || !info)
+    return BRW_ENOENT;
+  info->name = keys[i].name;
+  info->type = type_names[keys[i].type];
+  info->def = keys[i].def ? keys[i].def : keys[i].def_doc;
+  info->doc = keys[i].doc;
+  info->group = keys[i].group;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Unit parsers                                                             */
+
+typedef struct {
+  const char *name;
+  uint64_t mult;
+} unit_t;
+
+static const unit_t duration_units[] = {{"ms", 1},          {"s", 1000},
+                                        {"m", 60000},       {"h", 3600000ULL},
+                                        {"d", 86400000ULL}, {NULL, 0}};
+
+static const unit_t size_units[] = {{"b", 1},           {"kib", 1ULL << 10},
+                                    {"kb", 1ULL << 10}, {"mib", 1ULL << 20},
+                                    {"mb", 1ULL << 20}, {"gib", 1ULL << 30},
+                                    {"gb", 1ULL << 30}, {NULL, 0}};
+
+enum { NUM_OK = 0, NUM_BAD, NUM_NOUNIT, NUM_RANGE };
+
+/* Parses "<digits>[.<digits>][ ]<unit>" with units matched case-insensitively
+ * and the result truncated to whole units of the smallest one (ms, bytes).
+ * A bare zero needs no unit. Returns NUM_OK, NUM_BAD, NUM_NOUNIT (a number
+ * with no unit) or NUM_RANGE (does not fit in 64 bits). */
+static int parse_with_unit(const char *s, const unit_t *units, uint64_t *out) {
+  const char *p = s;
+  uint64_t ip = 0, frac = 0, scale = 1, mult = 0;
+
+  if (!s || !isdigit((unsigned char)*p))
+    return NUM_BAD;
+  while (isdigit((unsigned char)*p)) {
+    unsigned d = (unsigned)(*p++ - '0');
+    if (ip > (UINT64_MAX - d) / 10)
+      return NUM_RANGE;
+    ip = ip * 10 + d;
+  }
+  if (*p == '.') {
+    p++;
+    if (!isdigit((unsigned char)*p))
+      return NUM_BAD;
+    /* Nine fractional digits are more than any unit here can resolve. */
+    for (; isdigit((unsigned char)*p); p++) {
+      if (scale < 1000000000ULL) {
+        frac = frac * 10 + (uint64_t)(*p - '0');
+        scale *= 10;
+      }
+    }
+  }
+  while (*p == ' ')
+    p++;
+  if (*p == '\0') {
+    if (ip == 0 && frac == 0) {
+      *out = 0;
+      return NUM_OK;
+    }
+    return NUM_NOUNIT;
+  }
+  for (const unit_t *u = units; u->name; u++) {
+    if (!strcasecmp(p, u->name)) {
+      mult = u->mult;
+      break;
+    }
+  }
+  if (!mult)
+    return NUM_BAD;
+  if (ip > UINT64_MAX / mult)
+    return NUM_RANGE;
+  ip *= mult;
+  frac = frac * mult / scale; /* frac < 1e9 and mult <= 2^30: no overflow */
+  if (ip > UINT64_MAX - frac)
+    return NUM_RANGE;
+  *out = ip + frac;
+  return NUM_OK;
+}
+
+int brw_parse_duration_ms(const char *s, uint64_t *ms) {
+  uint64_t v;
+  if (!ms || parse_with_unit(s, duration_units, &v) != NUM_OK)
+    return BRW_EINVAL;
+  *ms = v;
+  return 0;
+}
+
+int brw_parse_size(const char *s, uint64_t *bytes) {
+  uint64_t v;
+  if (!bytes || parse_with_unit(s, size_units, &v) != NUM_OK)
+    return BRW_EINVAL;
+  *bytes = v;
+  return 0;
+}
+
+int brw_parse_bool(const char *s, int *b) {
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  if (!s || !b)
+    return BRW_EINVAL;
+  for (size_t i = 0; i < 4; i++) {
+    if (!strcasecmp(s, yes[i])) {
+      *b = 1;
+      return 0;
+    }
+    if (!strcasecmp(s, no[i])) {
+      *b = 0;
+      return 0;
+    }
+  }
+  return BRW_EINVAL;
+}
+
+/* Prints a duration with the largest unit that represents it exactly
+ * ("72h", "90s", "1500ms"), so printed values parse back to the same. */
+static const char *format_duration(uint64_t ms, char *buf, size_t len) {
+  static const unit_t units[] = {
+      {"h", 3600000ULL}, {"m", 60000}, {"s", 1000}, {NULL, 0}};
+  if (ms == 0) {
+    snprintf(buf, len, "0s");
+    return buf;
+  }
+  for (const unit_t *u = units; u->name; u++) {
+    if (ms % u->mult == 0) {
+      snprintf(buf, len, "%llu%s", (unsigned long long)(ms / u->mult), u->name);
+      return buf;
+    }
+  }
+  snprintf(buf, len, "%llums", (unsigned long long)ms);
+  return buf;
+}
+
+static const char *format_size(uint64_t bytes, char *buf, size_t len) {
+  static const unit_t units[] = {
+      {"GiB", 1ULL << 30}, {"MiB", 1ULL << 20}, {"KiB", 1ULL << 10}, {NULL, 0}};
+  for (const unit_t *u = units; u->name && bytes; u++) {
+    if (bytes % u->mult == 0) {
+      snprintf(buf, len, "%llu%s", (unsigned long long)(bytes / u->mult),
+               u->name);
+      return buf;
+    }
+  }
+  snprintf(buf, len, "%lluB", (unsigned long long)bytes);
+  return buf;
+}
+
+/* Parses a finite decimal number, all of the string. */
+static int parse_double(const char *s, double *out) {
+  char *end;
+  double v;
+  if (!*s || isspace((unsigned char)*s))
+    return -1;
+  errno = 0;
+  v = strtod(s, &end);
+  if (*end != '\0' || errno == ERANGE || !isfinite(v))
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checks of string values                                                  */
+
+static int check_url(const char *value, char *why, size_t whylen) {
+  const char *rest = NULL;
+  if (!strncasecmp(value, "http://", 7))
+    rest = value + 7;
+  else if (!strncasecmp(value, "https://", 8))
+    rest = value + 8;
+  if (!rest || !*rest || *rest == '/') {
+    fail(why, whylen, "\"%s\" must start with http:// or https:// and a host",
+         value);
+    return -1;
+  }
+  return 0;
+}
+
+/* "" and "off" disable the listener; otherwise the text must end in a
+ * numeric port, ":9464" (any address), "[::1]:9464", "0.0.0.0:0". */
+static int check_listen(const char *value, char *why, size_t whylen) {
+  const char *colon;
+  size_t n;
+  if (!*value || !strcmp(value, "off"))
+    return 0;
+  colon = strrchr(value, ':');
+  n = colon ? strlen(colon + 1) : 0;
+  if (!colon || n == 0 || n > 5 || strspn(colon + 1, "0123456789") != n ||
+      atol(colon + 1) > 65535) {
+    fail(why, whylen, "\"%s\" is not host:port (or \"off\")", value);
+    return -1;
+  }
+  return 0;
+}
+
+static int check_timezone(const char *value, char *why, size_t whylen) {
+  int32_t off;
+  if (brw_tz_parse(value, &off) != 0) {
+    fail(why, whylen, "\"%s\" is not a time zone (use UTC, Z or +hh:mm)",
+         value);
+    return -1;
+  }
+  return 0;
+}
+
+/* Joins the choices of an enum row with `sep`, truncating if need be. */
+static const char *join_choices(const config_key_t *k, const char *sep,
+                                char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (const char *const *c = k->choices; *c; c++) {
+    int w = snprintf(buf + n, len - n, "%s%s", n ? sep : "", *c);
+    if (w < 0 || (size_t)w >= len - n)
+      break;
+    n += (size_t)w;
+  }
+  return buf;
+}
+
+/* Describes the bounds of a numeric key, for "must be ..." messages. */
+static const char *describe_bounds(const config_key_t *k, char *buf,
+                                   size_t len) {
+  char a[32], b[32];
+  switch (k->type) {
+  case KT_DURATION:
+    /* The limit reads better in days ("365d") than in hours. */
+    if ((uint64_t)k->max % 86400000ULL == 0)
+      snprintf(b, sizeof(b), "%llud",
+               (unsigned long long)((uint64_t)k->max / 86400000ULL));
+    else
+      format_duration((uint64_t)k->max, b, sizeof(b));
+    snprintf(buf, len, "must be %sat most %s",
+             k->min > 0 ? "greater than 0 and " : "", b);
+    break;
+  case KT_SIZE:
+    snprintf(buf, len, "must be between %s and %s",
+             format_size((uint64_t)k->min, a, sizeof(a)),
+             format_size((uint64_t)k->max, b, sizeof(b)));
+    break;
+  case KT_RATE:
+    snprintf(buf, len, "must be greater than 0 and at most %.15g", k->max);
+    break;
+  default:
+    snprintf(buf, len, "must be between %.15g and %.15g", k->min, k->max);
+    break;
+  }
+  return buf;
+}
+
+static int in_bounds(const config_key_t *k, double v) {
+  if (k->type == KT_RATE)
+    return v > 0 && v <= k->max;
+  return v >= k->min && v <= k->max;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Accounts                                                                 */
+
+static int account_name_ok(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > ACCOUNT_NAME_MAX)
+    return 0;
+  for (const char *p = name; *p; p++)
+    if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+      return 0;
+  return 1;
+}
+
+int brw_config_account_index(const brw_config_t *cfg, const char *name) {
+  if (!cfg || !name)
+    return -1;
+  for (size_t i = 0; i < cfg->naccounts; i++)
+    if (cfg->accounts[i].name && !strcmp(cfg->accounts[i].name, name))
+      return (int)i;
+  return -1;
+}
+
+/* Sets the key of account `name`, adding the account if new. Copies key and
+ * key_file (NULL: the key was given directly, so any earlier file is
+ * forgotten). Returns 0 or BRW_ENOMEM. */
+static int account_set(brw_config_t *cfg, const char *name, const char *key,
+                       const char *key_file) {
+  brw_account_conf_t *a;
+  char *k = NULL, *f = NULL;
+  int i = brw_config_account_index(cfg, name);
+
+  if (!(k = strdup(key)) || (key_file && !(f = strdup(key_file))))
+    goto nomem;
+  if (i < 0) {
+    brw_account_conf_t *grown =
+        realloc(cfg->accounts, (cfg->naccounts + 1) * sizeof(*grown));
+    if (!grown)
+      goto nomem;
+    cfg->accounts = grown;
+    a = &cfg->accounts[cfg->naccounts];
+    memset(a, 0, sizeof(*a));
+    if (!(a->name = strdup(name)))
+      goto nomem;
+    cfg->naccounts++;
+  } else {
+    a = &cfg->accounts[i];
+  }
+  free_secret(a->key);
+  free(a->key_file);
+  a->key = k;
+  a->key_file = f;
+  return 0;
+
+nomem:
+  free_secret(k);
+  free(f);
+  return BRW_ENOMEM;
+}
+
+/* Reads an API key from `path`: the whole file, surrounding whitespace
+ * trimmed, which must leave one non-empty word. On success *out is an owned
+ * copy (free it with free_secret). `key` names the key in errors. */
+static int read_key_file(const char *key, const char *path, char **out,
+                         char *why, size_t whylen) {
+  char buf[KEY_FILE_MAX + 1];
+  size_t n, start = 0;
+  int rc = 0, err = 0;
+  FILE *f = fopen(path, "r");
+
+  if (!f)
+    return fail(why, whylen, "%s: cannot read \"%s\": %s", key, path,
+                strerror(errno));
+  n = fread(buf, 1, sizeof(buf), f);
+  if (ferror(f))
+    err = errno ? errno : EIO;
+  fclose(f);
+  if (err) {
+    rc = fail(why, whylen, "%s: cannot read \"%s\": %s", key, path,
+              strerror(err));
+    goto out;
+  }
+  if (n > KEY_FILE_MAX) {
+    rc = fail(why, whylen, "%s: \"%s\" is too large for an API key", key, path);
+    goto out;
+  }
+  while (n > 0 && isspace((unsigned char)buf[n - 1]))
+    n--;
+  while (start < n && isspace((unsigned char)buf[start]))
+    start++;
+  if (start == n) {
+    rc = fail(why, whylen, "%s: \"%s\" is empty", key, path);
+    goto out;
+  }
+  for (size_t i = start; i < n; i++) {
+    if (isspace((unsigned char)buf[i]) || iscntrl((unsigned char)buf[i]) ||
+        buf[i] == '\0') {
+      rc = fail(why, whylen, "%s: \"%s\" holds more than one word", key, path);
+      goto out;
+    }
+  }
+  if (!(*out = strndup(buf + start, n - start)))
+    rc = BRW_ENOMEM;
+out:
+  wipe(buf, sizeof(buf));
+  return rc;
+}
+
+static int set_account_key(brw_config_t *cfg, const char *key, const char *name,
+                           const char *value, int is_file, char *why,
+                           size_t whylen) {
+  char *secret = NULL;
+  int rc;
+
+  if (!account_name_ok(name))
+    return fail(why, whylen,
+                "%s: invalid account name (use 1 to 64 of A-Z a-z 0-9 _ -)",
+                key);
+  if (!is_file) {
+    if (!*value)
+      return fail(why, whylen, "%s: must not be empty", key);
+    rc = account_set(cfg, name, value, NULL);
+  } else {
+    /* An empty key_file sets nothing, so that printed output parses back. */
+    if (!*value)
+      return 0;
+    if ((rc = read_key_file(key, value, &secret, why, whylen)) != 0)
+      return rc;
+    rc = account_set(cfg, name, secret, value);
+    free_secret(secret);
+  }
+  if (rc == BRW_ENOMEM)
+    fail(why, whylen, "%s: out of memory", key);
+  return rc;
+}
+
+static int set_api_key(brw_config_t *cfg, const config_key_t *k,
+                       const char *value, char *why, size_t whylen) {
+  return set_account_key(cfg, k->name, "default", value, 0, why, whylen);
+}
+
+static int set_api_key_file(brw_config_t *cfg, const config_key_t *k,
+                            const char *value, char *why, size_t whylen) {
+  return set_account_key(cfg, k->name, "default", value, 1, why, whylen);
+}
+
+/* Splits "accounts.<name>.key" / "accounts.<name>.key_file". Returns 1 and
+ * copies the name into namebuf if `key` has that shape (the name may still
+ * be invalid: the setter says so), else 0. */
+static int split_account_key(const char *key, char *namebuf, size_t len,
+                             int *is_file) {
+  const char *name = key + strlen("accounts."), *end;
+  if (!starts_with(key, "accounts."))
+    return 0;
+  if (ends_with(key, ".key_file")) {
+    end = key + strlen(key) - strlen(".key_file");
+    *is_file = 1;
+  } else if (ends_with(key, ".key")) {
+    end = key + strlen(key) - strlen(".key");
+    *is_file = 0;
+  } else {
+    return 0;
+  }
+  if (end < name || (size_t)(end - name) >= len)
+    return 0;
+  memcpy(namebuf, name, (size_t)(end - name));
+  namebuf[end - name] = '\0';
+  return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* librdkafka pass-through                                                  */
+
+static int kafka_name_is_secret(const char *name) {
+  return strstr(name, "password") || strstr(name, "secret") ||
+         strstr(name, "sasl.oauthbearer.config") || ends_with(name, "key.pem");
+}
+
+/* Which list a kafka.* key belongs to; *prop is the librdkafka name. */
+static brw_kv_t **kafka_list(brw_config_t *cfg, const char *key,
+                             const char **prop, size_t **count) {
+  if (starts_with(key, "kafka.consumer.")) {
+    *prop = key + strlen("kafka.consumer.");
+    *count = &cfg->nkafka_consumer;
+    return &cfg->kafka_consumer;
+  }
+  if (starts_with(key, "kafka.producer.")) {
+    *prop = key + strlen("kafka.producer.");
+    *count = &cfg->nkafka_producer;
+    return &cfg->kafka_producer;
+  }
+  *prop = key + strlen("kafka.");
+  *count = &cfg->nkafka_common;
+  return &cfg->kafka_common;
+}
+
+/* Stores a librdkafka property after asking librdkafka whether it knows the
+ * property and accepts the value, on a scratch conf object, so that mistakes
+ * are reported here with their source rather than at client start. A
+ * property given twice keeps its first position and takes the new value. */
+static int set_kafka(brw_config_t *cfg, const char *key, const char *value,
+                     char *why, size_t whylen) {
+  const char *prop;
+  size_t *count;
+  brw_kv_t **list = kafka_list(cfg, key, &prop, &count);
+  char errstr[256];
+  rd_kafka_conf_t *conf;
+  rd_kafka_conf_res_t res;
+  char *v;
+
+  if (!*prop)
+    return fail(why, whylen, "%s: missing librdkafka property name", key);
+  if (!(conf = rd_kafka_conf_new()))
+    return fail(why, whylen, "%s: out of memory", key);
+  res = rd_kafka_conf_set(conf, prop, value, errstr, sizeof(errstr));
+  rd_kafka_conf_destroy(conf);
+  if (res == RD_KAFKA_CONF_UNKNOWN)
+    return fail(why, whylen, "%s: unknown librdkafka property \"%s\"", key,
+                prop);
+  if (res != RD_KAFKA_CONF_OK) {
+    if (kafka_name_is_secret(prop))
+      return fail(why, whylen, "%s: invalid value", key);
+    return fail(why, whylen, "%s: %s", key, errstr);
+  }
+
+  if (!(v = strdup(value)))
+    return BRW_ENOMEM;
+  for (size_t i = 0; i < *count; i++) {
+    if (!strcmp((*list)[i].key, prop)) {
+      free_secret((*list)[i].value);
+      (*list)[i].value = v;
+      return 0;
+    }
+  }
+  brw_kv_t *grown = realloc(*list, (*count + 1) * sizeof(*grown));
+  char *k = strdup(prop);
+  if (!grown || !k) {
+    if (grown)
+      *list = grown;
+    free(k);
+    free_secret(v);
+    return BRW_ENOMEM;
+  }
+  *list = grown;
+  grown[*count].key = k;
+  grown[*count].value = v;
+  (*count)++;
+  return 0;
+}
+
+static void free_kv(brw_kv_t *kv, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(kv[i].key);
+    free_secret(kv[i].value);
+  }
+  free(kv);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setting keys                                                             */
+
+static int set_api_url(brw_config_t *cfg, const config_key_t *k,
+                       const char *value, char *why, size_t whylen) {
+  char reason[WHY_MAX];
+  char *copy;
+  size_t n;
+
+  if (check_url(value, reason, sizeof(reason)) != 0)
+    return fail(why, whylen, "%s: %s", k->name, reason);
+  /* Paths are appended with their own '/', so drop trailing ones. */
+  if (!(copy = strdup(value)))
+    return BRW_ENOMEM;
+  n = strlen(copy);
+  while (n > 0 && copy[n - 1] == '/')
+    copy[--n] = '\0';
+  free(cfg->api_url);
+  cfg->api_url = copy;
+  return 0;
+}
+
+static int set_api_timezone(brw_config_t *cfg, const config_key_t *k,
+                            const char *value, char *why, size_t whylen) {
+  char reason[WHY_MAX];
+  int32_t off;
+
+  if (brw_tz_parse(value, &off) != 0) {
+    check_timezone(value, reason, sizeof(reason));
+    return fail(why, whylen, "%s: %s", k->name, reason);
+  }
+  if (replace_str(&cfg->api_timezone, value) != 0)
+    return BRW_ENOMEM;
+  cfg->api_tz_offset_s = off;
+  return 0;
+}
+
+/* The generic setter of a table row: parses `value` (already trimmed) by the
+ * row's type, checks its bounds, and stores it. On error the field is left
+ * as it was and why holds "key: reason". Returns 0, BRW_ECONFIG or
+ * BRW_ENOMEM. */
+static int key_set(brw_config_t *cfg, const config_key_t *k, const char *value,
+                   char *why, size_t whylen) {
+  char reason[WHY_MAX], bounds[128];
+  uint64_t u = 0;
+  double d = 0;
+  int r;
+
+  if (k->set)
+    return k->set(cfg, k, value, why, whylen);
+
+  switch (k->type) {
+  case KT_STRING:
+    if (!*value && !(k->flags & (KF_OPTIONAL | KF_EMPTY_OK)))
+      return fail(why, whylen, "%s: must not be empty", k->name);
+    if (*value && k->check && k->check(value, reason, sizeof(reason)) != 0)
+      return fail(why, whylen, "%s: %s", k->name, reason);
+    if (replace_str(field(cfg, k),
+                    (*value || (k->flags & KF_EMPTY_OK)) ? value : NULL))
+      return BRW_ENOMEM;
+    return 0;
+
+  case KT_ENUM:
+    for (const char *const *c = k->choices; *c; c++) {
+      if (!strcasecmp(value, *c) ||
+          (!strcmp(*c, "warn") && !strcasecmp(value, "warning")))
+        return replace_str(field(cfg, k), *c) ? BRW_ENOMEM : 0;
+    }
+    return fail(why, whylen, "%s: \"%s\" is not one of %s", k->name, value,
+                join_choices(k, ", ", reason, sizeof(reason)));
+
+  case KT_DURATION:
+    r = parse_with_unit(value, duration_units, &u);
+    if (r == NUM_NOUNIT)
+      return fail(why, whylen, "%s: \"%s\" needs a unit (ms, s, m, h)", k->name,
+                  value);
+    if (r == NUM_RANGE)
+      return fail(why, whylen, "%s: \"%s\" is too large", k->name, value);
+    if (r != NUM_OK)
+      return fail(why, whylen,
+                  "%s: \"%s\" is not a duration (e.g. 250ms, 30s, 10m, 72h)",
+                  k->name, value);
+    if (!in_bounds(k, (double)u))
+      return fail(why, whylen, "%s: \"%s\" %s", k->name, value,
+                  describe_bounds(k, bounds, sizeof(bounds)));
+    *(uint64_t *)field(cfg, k) = u;
+    return 0;
+
+  case KT_SIZE:
+    r = parse_with_unit(value, size_units, &u);
+    if (r == NUM_NOUNIT)
+      return fail(why, whylen, "%s: \"%s\" needs a unit (B, KiB, MiB, GiB)",
+                  k->name, value);
+    if (r == NUM_RANGE)
+      return fail(why, whylen, "%s: \"%s\" is too large", k->name, value);
+    if (r != NUM_OK)
+      return fail(why, whylen,
+                  "%s: \"%s\" is not a size (e.g. 512B, 64KiB, 1MiB)", k->name,
+                  value);
+    if (!in_bounds(k, (double)u))
+      return fail(why, whylen, "%s: \"%s\" %s", k->name, value,
+                  describe_bounds(k, bounds, sizeof(bounds)));
+    *(uint64_t *)field(cfg, k) = u;
+    return 0;
+
+  case KT_RATE:
+  case KT_FLOAT: {
+    /* A rate may say its unit: "20/s". */
+    char num[64];
+    size_t n = strlen(value);
+    if (k->type == KT_RATE && ends_with(value, "/s"))
+      n -= 2;
+    if (n >= sizeof(num))
+      n = sizeof(num) - 1;
+    memcpy(num, value, n);
+    num[n] = '\0';
+    if (parse_double(num, &d) != 0)
+      return fail(why, whylen, "%s: \"%s\" is not a number", k->name, value);
+    if (!in_bounds(k, d))
+      return fail(why, whylen, "%s: \"%s\" %s", k->name, value,
+                  describe_bounds(k, bounds, sizeof(bounds)));
+    *(double *)field(cfg, k) = d;
+    return 0;
+  }
+
+  case KT_INT: {
+    char *end;
+    long l;
+    errno = 0;
+    l = strtol(value, &end, 10);
+    if (!*value || isspace((unsigned char)*value) || *end || errno == ERANGE)
+      return fail(why, whylen, "%s: \"%s\" is not an integer", k->name, value);
+    if (!in_bounds(k, (double)l))
+      return fail(why, whylen, "%s: \"%s\" %s", k->name, value,
+                  describe_bounds(k, bounds, sizeof(bounds)));
+    *(long *)field(cfg, k) = l;
+    return 0;
+  }
+
+  case KT_BOOL: {
+    int b;
+    if (brw_parse_bool(value, &b) != 0)
+      return fail(why, whylen,
+                  "%s: \"%s\" is not a boolean (true/false, yes/no, on/off)",
+                  k->name, value);
+    *(int *)field(cfg, k) = b;
+    return 0;
+  }
+
+  case KT_SECRET:
+    break;
+  }
+  return fail(why, whylen, "%s: cannot be set", k->name);
+}
+
+/* Whether `key` names anything settable: a table row, an account key, or a
+ * librdkafka pass-through property. */
+static int key_known(const char *key) {
+  char name[KEY_MAX];
+  int is_file;
+  return find_key(key) ||
+         split_account_key(key, name, sizeof(name), &is_file) ||
+         starts_with(key, "kafka.");
+}
+
+int brw_config_set(brw_config_t *cfg, const char *key, const char *value,
+                   char *errbuf, size_t errlen) {
+  const config_key_t *k;
+  char name[KEY_MAX];
+  char *v;
+  size_t start = 0, n;
+  int is_file, rc;
+
+  if (!cfg || !key || !value)
+    return fail(errbuf, errlen, "%s: missing value", key ? key : "(null)");
+
+  /* Values are trimmed whatever their source. */
+  n = strlen(value);
+  while (n > 0 && isspace((unsigned char)value[n - 1]))
+    n--;
+  while (start < n && isspace((unsigned char)value[start]))
+    start++;
+  if (!(v = strndup(value + start, n - start))) {
+    fail(errbuf, errlen, "%s: out of memory", key);
+    return BRW_ENOMEM;
+  }
+
+  if ((k = find_key(key)) != NULL)
+    rc = key_set(cfg, k, v, errbuf, errlen);
+  else if (split_account_key(key, name, sizeof(name), &is_file))
+    rc = set_account_key(cfg, key, name, v, is_file, errbuf, errlen);
+  else if (starts_with(key, "kafka."))
+    rc = set_kafka(cfg, key, v, errbuf, errlen);
+  else
+    rc = fail(errbuf, errlen, "unknown key \"%s\"", key);
+  if (rc == BRW_ENOMEM)
+    fail(errbuf, errlen, "%s: out of memory", key);
+
+  wipe(v, n - start);
+  free(v);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Defaults, freeing                                                        */
+
+/* "<hostname>-<pid>", the default of worker.instance. */
+static void default_instance(char *buf, size_t len) {
+  char host[256];
+  if (gethostname(host, sizeof(host)) != 0 || !host[0])
+    snprintf(host, sizeof(host), "localhost");
+  host[sizeof(host) - 1] = '\0';
+  snprintf(buf, len, "%s-%ld", host, (long)getpid());
+}
+
+/* Zeroes *cfg and applies every row's default through its own setter. Out of
+ * memory leaves a string NULL, which brw_config_validate reports. */
+void brw_config_init(brw_config_t *cfg) {
+  char instance[300];
+  if (!cfg)
+    return;
+  memset(cfg, 0, sizeof(*cfg));
+  for (size_t i = 0; i < NKEYS; i++)
+    if (keys[i].def)
+      key_set(cfg, &keys[i], keys[i].def, NULL, 0);
+  default_instance(instance, sizeof(instance));
+  replace_str(&cfg->instance_id, instance);
+}
+
+/* Frees every string, account and pass-through list the configuration owns
+ * (secrets wiped first) and zeroes *cfg, so a second call is harmless. */
+void brw_config_free(brw_config_t *cfg) {
+  if (!cfg)
+    return;
+  for (size_t i = 0; i < NKEYS; i++) {
+    const config_key_t *k = &keys[i];
+    if ((k->type == KT_STRING || k->type == KT_ENUM) && k->off != NO_FIELD)
+      free(*(char **)field(cfg, k));
+  }
+  for (size_t i = 0; i < cfg->naccounts; i++) {
+    free(cfg->accounts[i].name);
+    free_secret(cfg->accounts[i].key);
+    free(cfg->accounts[i].key_file);
+  }
+  free(cfg->accounts);
+  free_kv(cfg->kafka_common, cfg->nkafka_common);
+  free_kv(cfg->kafka_consumer, cfg->nkafka_consumer);
+  free_kv(cfg->kafka_producer, cfg->nkafka_producer);
+  memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation                                                               */
+
+/* The effective value of a row as text, for printing and for messages.
+ * Returns NULL for an unset key; secrets come out as [REDACTED]. */
+static const char *format_value(const brw_config_t *cfg, const config_key_t *k,
+                                char *buf, size_t len) {
+  int i;
+  if (k->type == KT_SECRET) {
+    i = brw_config_account_index(cfg, "default");
+    return i >= 0 ? REDACTED : NULL;
+  }
+  if (k->set == set_api_key_file) {
+    i = brw_config_account_index(cfg, "default");
+    return i >= 0 ? cfg->accounts[i].key_file : NULL;
+  }
+  switch (k->type) {
+  case KT_STRING:
+  case KT_ENUM:
+    return *(char *const *)cfield(cfg, k);
+  case KT_DURATION:
+    return format_duration(*(const uint64_t *)cfield(cfg, k), buf, len);
+  case KT_SIZE:
+    return format_size(*(const uint64_t *)cfield(cfg, k), buf, len);
+  case KT_RATE:
+  case KT_FLOAT:
+    snprintf(buf, len, "%.15g", *(const double *)cfield(cfg, k));
+    return buf;
+  case KT_INT:
+    snprintf(buf, len, "%ld", *(const long *)cfield(cfg, k));
+    return buf;
+  case KT_BOOL:
+    return *(const int *)cfield(cfg, k) ? "true" : "false";
+  case KT_SECRET:
+    break;
+  }
+  return NULL;
+}
+
+static double numeric_value(const brw_config_t *cfg, const config_key_t *k) {
+  switch (k->type) {
+  case KT_DURATION:
+  case KT_SIZE:
+    return (double)*(const uint64_t *)cfield(cfg, k);
+  case KT_RATE:
+  case KT_FLOAT:
+    return *(const double *)cfield(cfg, k);
+  case KT_INT:
+    return (double)*(const long *)cfield(cfg, k);
+  default:
+    return 0;
+  }
+}
+
+/* Checks every row again (fields may have been written directly), then the
+ * rules that involve more than one key. */
+int brw_config_validate(const brw_config_t *cfg, char *errbuf, size_t errlen) {
+  char reason[WHY_MAX], vbuf[64], bounds[128], a[32], b[32];
+
+  if (!cfg)
+    return fail(errbuf, errlen, "no configuration");
+  for (size_t i = 0; i < NKEYS; i++) {
+    const config_key_t *k = &keys[i];
+    if (k->off == NO_FIELD)
+      continue;
+    if (k->type == KT_STRING || k->type == KT_ENUM) {
+      const char *s = *(char *const *)cfield(cfg, k);
+      if ((!s || !*s) && !(k->flags & KF_OPTIONAL) &&
+          !(s && (k->flags & KF_EMPTY_OK)))
+        return fail(errbuf, errlen, "%s: must not be empty", k->name);
+      if (s && *s && k->check && k->check(s, reason, sizeof(reason)) != 0)
+        return fail(errbuf, errlen, "%s: %s", k->name, reason);
+      if (s && k->type == KT_ENUM) {
+        const char *const *c = k->choices;
+        while (*c && strcmp(*c, s))
+          c++;
+        if (!*c)
+          return fail(errbuf, errlen, "%s: \"%s\" is not a valid value",
+                      k->name, s);
+      }
+    } else if (k->type != KT_BOOL && !in_bounds(k, numeric_value(cfg, k))) {
+      return fail(errbuf, errlen, "%s: %s %s", k->name,
+                  format_value(cfg, k, vbuf, sizeof(vbuf)),
+                  describe_bounds(k, bounds, sizeof(bounds)));
+    }
+  }
+
+  if (cfg->naccounts == 0)
+    return fail(errbuf, errlen,
+                "api.key: no API key configured (set api.key, api.key_file, "
+                "BSG_API_KEY or accounts.<name>.key)");
+  for (size_t i = 0; i < cfg->naccounts; i++) {
+    const brw_account_conf_t *acc = &cfg->accounts[i];
+    if (!acc->name || !account_name_ok(acc->name))
+      return fail(errbuf, errlen, "accounts: invalid account name");
+    if (!acc->key || !*acc->key)
+      return fail(errbuf, errlen, "accounts.%s.key: no API key", acc->name);
+  }
+
+  if (cfg->poll_min_interval_ms > cfg->poll_max_interval_ms)
+    return fail(errbuf, errlen,
+                "poll.min_interval: %s is greater than poll.max_interval (%s)",
+                format_duration(cfg->poll_min_interval_ms, a, sizeof(a)),
+                format_duration(cfg->poll_max_interval_ms, b, sizeof(b)));
+  if (cfg->retry_min_ms > cfg->retry_max_ms)
+    return fail(errbuf, errlen, "retry.min: %s is greater than retry.max (%s)",
+                format_duration(cfg->retry_min_ms, a, sizeof(a)),
+                format_duration(cfg->retry_max_ms, b, sizeof(b)));
+  /* Reading and writing one topic would feed the worker its own output. */
+  if (!strcmp(cfg->topic_output, cfg->topic_input))
+    return fail(errbuf, errlen,
+                "topic.output: must differ from topic.input "
+                "(both \"%s\")",
+                cfg->topic_input);
+  if (!strcmp(cfg->topic_dlq, cfg->topic_input))
+    return fail(errbuf, errlen,
+                "topic.dlq: must differ from topic.input "
+                "(both \"%s\")",
+                cfg->topic_input);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Printing                                                                 */
+
+/* Writes `key = value`, quoting the value when it would not read back
+ * as-is: empty, surrounding spaces, a '#' or a leading '"'. */
+static void print_kv(FILE *out, const char *prefix, const char *key,
+                     const char *value) {
+  size_t n = value ? strlen(value) : 0;
+  int quote = n == 0 || isspace((unsigned char)value[0]) ||
+              isspace((unsigned char)value[n - 1]) || value[0] == '"' ||
+              strchr(value, '#');
+  fprintf(out, "%s%s = ", prefix, key);
+  if (!quote) {
+    fprintf(out, "%s\n", value);
+    return;
+  }
+  fputc('"', out);
+  for (size_t i = 0; i < n; i++) {
+    if (value[i] == '"' || value[i] == '\\')
+      fputc('\\', out);
+    fputc(value[i], out);
+  }
+  fputs("\"\n", out);
+}
+
+static void print_kafka(FILE *out, const char *prefix, const brw_kv_t *kv,
+                        size_t n) {
+  for (size_t i = 0; i < n; i++)
+    print_kv(out, prefix, kv[i].key,
+             kafka_name_is_secret(kv[i].key) ? REDACTED : kv[i].value);
+}
+
+void brw_config_print(const brw_config_t *cfg, FILE *out) {
+  char buf[64], key[KEY_MAX];
+  if (!cfg || !out)
+    return;
+  for (size_t i = 0; i < NKEYS; i++) {
+    const config_key_t *k = &keys[i];
+    print_kv(out, "", k->name, format_value(cfg, k, buf, sizeof(buf)));
+    if (k->flags & KF_THEN_KAFKA) {
+      print_kafka(out, "kafka.", cfg->kafka_common, cfg->nkafka_common);
+      print_kafka(out, "kafka.consumer.", cfg->kafka_consumer,
+                  cfg->nkafka_consumer);
+      print_kafka(out, "kafka.producer.", cfg->kafka_producer,
+                  cfg->nkafka_producer);
+    }
+    if (k->flags & KF_THEN_ACCTS) {
+      for (size_t j = 0; j < cfg->naccounts; j++) {
+        const brw_account_conf_t *acc = &cfg->accounts[j];
+        if (!strcmp(acc->name, "default"))
+          continue;
+        snprintf(key, sizeof(key), "accounts.%s.key", acc->name);
+        print_kv(out, "", key, REDACTED);
+        if (acc->key_file) {
+          snprintf(key, sizeof(key), "accounts.%s.key_file", acc->name);
+          print_kv(out, "", key, acc->key_file);
+        }
+      }
+    }
+  }
+}
+
+/* The placeholder --help shows after a flag: the type, or the choices. */
+static const char *value_hint(const config_key_t *k, char *buf, size_t len) {
+  size_t n = 0;
+  if (k->type != KT_ENUM) {
+    for (const char *p = type_names[k->type]; *p && n + 1 < len; p++)
+      buf[n++] = (char)toupper((unsigned char)*p);
+    buf[n] = '\0';
+    return buf;
+  }
+  return join_choices(k, "|", buf, len);
+}
+
+void brw_config_usage(FILE *out, const char *argv0) {
+  const char *group = NULL;
+  char env[KEY_MAX], hint[64];
+  if (!out)
+    return;
+  fprintf(out,
+          "Usage: %s [--config FILE] [--check-config] [--KEY=VALUE]...\n"
+          "\n"
+          "Turns BSG campaign events into delivery reports (Kafka in and "
+          "out).\n"
+          "\n"
+          "Options:\n"
+          "  --config FILE       read `key = value` lines from FILE\n"
+          "  --check-config      validate, print the effective configuration"
+          "\n"
+          "                      (secrets redacted) and exit\n"
+          "  --KEY=VALUE, --KEY VALUE, -o KEY=VALUE\n"
+          "                      set any key below\n"
+          "  -h, --help          show this help and exit\n"
+          "  -V, --version       show the version and exit\n"
+          "\n"
+          "Precedence, lowest first: defaults, the config file, environment\n"
+          "variables, flags. Durations take ms, s, m, h or d; sizes B, KiB,\n"
+          "MiB or GiB. Exit status: 0 ok, 1 runtime error, 2 bad "
+          "configuration.\n",
+          argv0 && *argv0 ? argv0 : "bsg-report-worker");
+  for (size_t i = 0; i < NKEYS; i++) {
+    const config_key_t *k = &keys[i];
+    if (!group || strcmp(group, k->group)) {
+      group = k->group;
+      fprintf(out, "\n%s:\n", group);
+    }
+    brw_config_env_name(k->name, env, sizeof(env));
+    fprintf(out, "  --%s=%s", k->name, value_hint(k, hint, sizeof(hint)));
+    if (k->def || k->def_doc)
+      fprintf(out, "  (default %s)", k->def ? k->def : k->def_doc);
+    fprintf(out, "\n      %s\n      env %s%s%s\n", k->doc, env,
+            k->env_alias ? ", " : "", k->env_alias ? k->env_alias : "");
+  }
+  fprintf(out,
+          "\nMore accounts and librdkafka properties:\n"
+          "  --accounts.<name>.key=SECRET, --accounts.<name>.key_file=FILE\n"
+          "      API key of account <name> ([A-Za-z0-9_-], up to 64), which\n"
+          "      events select with \"account\"; api.key is \"default\".\n"
+          "      env BRW_ACCOUNTS_<NAME>_KEY, BRW_ACCOUNTS_<NAME>_KEY_FILE "
+          "(name\n"
+          "      lower-cased)\n"
+          "  --kafka.<property>=VALUE\n"
+          "      librdkafka property for the consumer and the producer;\n"
+          "      kafka.consumer.<property>, kafka.producer.<property> for "
+          "one.\n"
+          "      env BRW_KAFKA_[CONSUMER_|PRODUCER_]<PROPERTY>, `_` for `.` "
+          "and\n"
+          "      `__` for `_` (BRW_KAFKA_SECURITY_PROTOCOL)\n");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Config file                                                              */
+
+/* Parses the value part of a line in place: a double-quoted string (with
+ * \" and \\ escapes) or bare text up to a '#' that follows whitespace,
+ * trailing whitespace trimmed. Returns the value or NULL with the reason. */
+static char *parse_value(char *p, char *why, size_t whylen) {
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (*p == '"') {
+    char *r = p + 1, *w = p;
+    while (*r && *r != '"') {
+      if (*r == '\\' && (r[1] == '"' || r[1] == '\\'))
+        r++;
+      *w++ = *r++;
+    }
+    if (*r != '"') {
+      fail(why, whylen, "unterminated quoted value");
+      return NULL;
+    }
+    *w = '\0';
+    for (r++; *r == ' ' || *r == '\t'; r++)
+      ;
+    if (*r && *r != '#') {
+      fail(why, whylen, "unexpected text after the closing quote");
+      return NULL;
+    }
+    return p;
+  }
+  char *end = p;
+  for (char *q = p; *q; q++) {
+    if (*q == '#' && (q == p || q[-1] == ' ' || q[-1] == '\t'))
+      break;
+    end = q + 1;
+  }
+  while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+    end--;
+  *end = '\0';
+  return p;
+}
+
+/* Applies one line of a config file. Returns 0, or an error with the reason
+ * (without file:line) in why. */
+static int load_line(brw_config_t *cfg, char *line, char *why, size_t whylen) {
+  char *p = line, *eq, *kend, *value;
+  size_t n = strlen(line);
+
+  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+    line[--n] = '\0';
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (!*p || *p == '#')
+    return 0;
+  if (!(eq = strchr(p, '=')))
+    return fail(why, whylen, "expected \"key = value\"");
+  kend = eq;
+  while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
+    kend--;
+  *kend = '\0';
+  if (!*p)
+    return fail(why, whylen, "missing key before \"=\"");
+  if (!key_known(p))
+    return fail(why, whylen, "unknown key \"%s\"", p);
+  if (!(value = parse_value(eq + 1, why, whylen))) {
+    char reason[WHY_MAX];
+    snprintf(reason, sizeof(reason), "%s", why);
+    return fail(why, whylen, "%s: %s", p, reason);
+  }
+  return brw_config_set(cfg, p, value, why, whylen);
+}
+
+/* Reads the config file; errors read "FILE:LINE: ...". The line buffer is
+ * wiped before it is freed, as lines may hold secrets. */
+static int load_file(brw_config_t *cfg, const char *path, char *errbuf,
+                     size_t errlen) {
+  char why[WHY_MAX];
+  char *line = NULL;
+  size_t cap = 0;
+  unsigned long lineno = 0;
+  int rc = 0;
+  FILE *f = fopen(path, "r");
+
+  if (!f)
+    return fail(errbuf, errlen, "--config: cannot read \"%s\": %s", path,
+                strerror(errno));
+  errno = 0;
+  while (getline(&line, &cap, f) >= 0) {
+    char *p = line;
+    lineno++;
+    if (lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) /* UTF-8 BOM */
+      p += 3;
+    if ((rc = load_line(cfg, p, why, sizeof(why))) != 0) {
+      fail(errbuf, errlen, "%s:%lu: %s", path, lineno, why);
+      break;
+    }
+  }
+  if (rc == 0 && ferror(f))
+    rc = fail(errbuf, errlen, "--config: cannot read \"%s\": %s", path,
+              strerror(errno ? errno : EIO));
+  if (line) {
+    wipe(line, cap);
+    free(line);
+  }
+  fclose(f);
+  return rc == BRW_ENOMEM ? BRW_ENOMEM : (rc ? BRW_ECONFIG : 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Environment                                                              */
+
+static const char *env_get(char **envp, const char *name) {
+  size_t n = strlen(name);
+  for (char **e = envp; *e; e++)
+    if (!strncmp(*e, name, n) && (*e)[n] == '=')
+      return *e + n + 1;
+  return NULL;
+}
+
+/* Whether an environment variable is the one of a table row. */
+static int env_is_table_key(const char *var, size_t n) {
+  char env[KEY_MAX];
+  for (size_t i = 0; i < NKEYS; i++) {
+    brw_config_env_name(keys[i].name, env, sizeof(env));
+    if (strlen(env) == n && !strncmp(env, var, n))
+      return 1;
+  }
+  return 0;
+}
+
+/* Maps BRW_ACCOUNTS_<NAME>_KEY[_FILE] or BRW_KAFKA_... (the variable's name,
+ * n bytes) to a key. Returns 1 if mapped, 0 if the variable does not have
+ * the shape of its family, -1 if it is not in either family. */
+static int env_to_key(const char *var, size_t n, int want_file, char *key,
+                      size_t len) {
+  static const char acc[] = "BRW_ACCOUNTS_", kaf[] = "BRW_KAFKA_";
+  size_t k = 0;
+
+  if (n > sizeof(acc) - 1 && !strncmp(var, acc, sizeof(acc) - 1)) {
+    const char *name = var + sizeof(acc) - 1;
+    size_t suffix = want_file ? strlen("_KEY_FILE") : strlen("_KEY");
+    size_t nlen = n - (sizeof(acc) - 1);
+    if (nlen <= suffix ||
+        strncmp(name + nlen - suffix, want_file ? "_KEY_FILE" : "_KEY",
+                suffix) ||
+        nlen - suffix + 32 > len)
+      return 0;
+    k = (size_t)snprintf(key, len, "accounts.");
+    for (size_t i = 0; i < nlen - suffix; i++)
+      key[k++] = (char)tolower((unsigned char)name[i]);
+    snprintf(key + k, len - k, ".%s", want_file ? "key_file" : "key");
+    return 1;
+  }
+  if (n > sizeof(kaf) - 1 && !strncmp(var, kaf, sizeof(kaf) - 1)) {
+    const char *p = var + sizeof(kaf) - 1, *end = var + n;
+    k = (size_t)snprintf(key, len, "kafka.");
+    if (end - p > 9 && !strncmp(p, "CONSUMER_", 9)) {
+      k += (size_t)snprintf(key + k, len - k, "consumer.");
+      p += 9;
+    } else if (end - p > 9 && !strncmp(p, "PRODUCER_", 9)) {
+      k += (size_t)snprintf(key + k, len - k, "producer.");
+      p += 9;
+    }
+    for (; p < end; p++) {
+      if (k + 2 >= len)
+        return 0;
+      if (p[0] == '_' && p + 1 < end && p[1] == '_') {
+        key[k++] = '_';
+        p++;
+      } else {
+        key[k++] = p[0] == '_' ? '.' : (char)tolower((unsigned char)*p);
+      }
+    }
+    key[k] = '\0';
+    return 1;
+  }
+  return -1;
+}
+
+/* Applies the environment: table rows first (in table order, so that
+ * BRW_API_KEY_FILE beats BRW_API_KEY, which beats BSG_API_KEY), then account
+ * keys, then account key files, then librdkafka properties. Empty variables
+ * count as unset. */
+static int load_env(brw_config_t *cfg, char **envp, char *errbuf,
+                    size_t errlen) {
+  char env[KEY_MAX], key[KEY_MAX], why[WHY_MAX];
+  int rc;
+
+  for (size_t i = 0; i < NKEYS; i++) {
+    const char *var = env, *v;
+    brw_config_env_name(keys[i].name, env, sizeof(env));
+    v = env_get(envp, env);
+    if ((!v || !*v) && keys[i].env_alias) {
+      var = keys[i].env_alias;
+      v = env_get(envp, var);
+    }
+    if (!v || !*v)
+      continue;
+    if ((rc = brw_config_set(cfg, keys[i].name, v, why, sizeof(why))) != 0) {
+      fail(errbuf, errlen, "environment %s: %s", var, why);
+      return rc;
+    }
+  }
+  for (int pass = 0; pass < 3; pass++) {
+    for (char **e = envp; *e; e++) {
+      const char *eq = strchr(*e, '=');
+      size_t n = eq ? (size_t)(eq - *e) : 0;
+      int is_acc = n > 13 && !strncmp(*e, "BRW_ACCOUNTS_", 13);
+      int is_kafka = n > 10 && !strncmp(*e, "BRW_KAFKA_", 10);
+      if (!eq || !eq[1] || (pass < 2 ? !is_acc : !is_kafka) ||
+          env_is_table_key(*e, n))
+        continue;
+      if (env_to_key(*e, n, pass == 1, key, sizeof(key)) != 1) {
+        /* Pass 0 sees every account variable, so it reports bad shapes;
+         * pass 1 skips the _KEY ones pass 0 took. */
+        if (pass == 1 ||
+            (pass == 0 && env_to_key(*e, n, 1, key, sizeof(key)) == 1))
+          continue;
+        return fail(errbuf, errlen, "environment %.*s: %s", (int)n, *e,
+                    is_acc ? "expected BRW_ACCOUNTS_<NAME>_KEY or "
+                             "BRW_ACCOUNTS_<NAME>_KEY_FILE"
+                           : "name too long");
+      }
+      if ((rc = brw_config_set(cfg, key, eq + 1, why, sizeof(why))) != 0) {
+        fail(errbuf, errlen, "environment %.*s: %s", (int)n, *e, why);
+        return rc;
+      }
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Command line                                                             */
+
+typedef enum {
+  ARG_SET,
+  ARG_CONFIG,
+  ARG_HELP,
+  ARG_VERSION,
+  ARG_CHECK
+} arg_kind_t;
+
+typedef struct {
+  arg_kind_t kind;
+  char key[KEY_MAX];
+  const char *value;
+} arg_t;
+
+/* Decodes the option at argv[*i], taking its value from the next argument
+ * when it is not attached, and advances *i past what it used. Returns 0 or
+ * BRW_ECONFIG with the reason in why (a value is never quoted in it). */
+static int next_arg(int argc, char **argv, int *i, arg_t *a, char *why,
+                    size_t whylen) {
+  const char *s = argv[(*i)++], *name, *eq;
+  size_t n;
+
+  a->value = NULL;
+  a->key[0] = '\0';
+  if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+    a->kind = ARG_HELP;
+    return 0;
+  }
+  if (!strcmp(s, "-V") || !strcmp(s, "--version")) {
+    a->kind = ARG_VERSION;
+    return 0;
+  }
+  if (!strcmp(s, "--check-config")) {
+    a->kind = ARG_CHECK;
+    return 0;
+  }
+  if (!strcmp(s, "-o")) {
+    if (*i >= argc)
+      return fail(why, whylen, "-o: missing KEY=VALUE");
+    name = argv[(*i)++];
+    if (!(eq = strchr(name, '=')))
+      return fail(why, whylen, "-o %s: expected KEY=VALUE", name);
+  } else if (s[0] == '-' && s[1] == '-' && s[2]) {
+    name = s + 2;
+    eq = strchr(name, '=');
+  } else {
+    return fail(why, whylen, "unexpected argument \"%s\"", s);
+  }
+
+  n = eq ? (size_t)(eq - name) : strlen(name);
+  if (n >= sizeof(a->key))
+    return fail(why, whylen, "option too long: \"%.32s...\"", name);
+  memcpy(a->key, name, n);
+  a->key[n] = '\0';
+  if (s[1] == '-' && !strcmp(a->key, "config")) {
+    a->kind = ARG_CONFIG;
+  } else if (key_known(a->key)) {
+    a->kind = ARG_SET;
+  } else if (s[1] == '-') {
+    return fail(why, whylen, "unknown option \"--%s\"", a->key);
+  } else {
+    return fail(why, whylen, "-o: unknown key \"%s\"", a->key);
+  }
+  if (eq) {
+    a->value = eq + 1;
+  } else if (*i < argc) {
+    a->value = argv[(*i)++];
+  } else {
+    return fail(why, whylen, "--%s: missing %s", a->key,
+                a->kind == ARG_CONFIG ? "FILE" : "value");
+  }
+  return 0;
+}
+
+/* Reads the sources in precedence order. The command line is walked twice:
+ * first for --config and the actions (so --help works whatever else is
+ * wrong, and the file is read before the environment wherever --config
+ * appears), then to apply the settings on top of file and environment. */
+int brw_config_load(brw_config_t *cfg, int argc, char **argv, char **envp,
+                    brw_config_action_t *action, char *errbuf, size_t errlen) {
+  const char *file = NULL;
+  int help = 0, version = 0, check = 0, rc = 0;
+  char why[WHY_MAX], first[WHY_MAX];
+  arg_t a;
+
+  if (action)
+    *action = BRW_CONFIG_RUN;
+  if (!cfg || !action)
+    return fail(errbuf, errlen, "no configuration");
+  if (!argv)
+    argc = 0;
+
+  first[0] = '\0';
+  for (int i = 1; i < argc;) {
+    if (next_arg(argc, argv, &i, &a, why, sizeof(why)) != 0) {
+      if (!rc) {
+        rc = BRW_ECONFIG;
+        snprintf(first, sizeof(first), "%s", why);
+      }
+      continue;
+    }
+    if (a.kind == ARG_HELP)
+      help = 1;
+    else if (a.kind == ARG_VERSION)
+      version = 1;
+    else if (a.kind == ARG_CHECK)
+      check = 1;
+    else if (a.kind == ARG_CONFIG)
+      file = a.value;
+  }
+  if (help || version) {
+    *action = help ? BRW_CONFIG_HELP : BRW_CONFIG_VERSION;
+    return 0;
+  }
+  if (rc)
+    return fail(errbuf, errlen, "%s", first);
+
+  if (file && (rc = load_file(cfg, file, errbuf, errlen)) != 0)
+    return rc;
+  if (envp && (rc = load_env(cfg, envp, errbuf, errlen)) != 0)
+    return rc;
+  for (int i = 1; i < argc;) {
+    next_arg(argc, argv, &i, &a, why, sizeof(why));
+    if (a.kind != ARG_SET)
+      continue;
+    if ((rc = brw_config_set(cfg, a.key, a.value, why, sizeof(why))) != 0) {
+      fail(errbuf, errlen, "%s", why);
+      return rc;
+    }
+  }
+  if ((rc = brw_config_validate(cfg, errbuf, errlen)) != 0)
+    return rc;
+  *action = check ? BRW_CONFIG_CHECK : BRW_CONFIG_RUN;
+  return 0;
+}

@@ -1,0 +1,716 @@
+#include "brw/kafka.h"
+#include "brw/error.h"
+#include "brw/list.h"
+#include "brw/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How many queue items one wake-up serves before yielding to the rest of the
+ * loop; the remainder is served on the next iteration. */
+#define DRAIN_BATCH 2000
+/* The safety drain interval, and the retry delay for records whose delivery
+ * failed. */
+#define SAFETY_MS 250
+#define REDELIVER_MS 1000
+
+/* A record waiting for the producer queue (or for a retry after a failed
+ * delivery). Owns copies of everything. */
+typedef struct {
+  brw_list_t node;
+  char *topic;
+  void *key;
+  size_t key_len;
+  void *value;
+  size_t value_len;
+  rd_kafka_headers_t *headers;
+  void *opaque;
+  uint64_t not_before; /* uv_now() before which it is not retried */
+} backlog_rec_t;
+
+/* A queue bridged to the loop: librdkafka writes a byte into pipe[1] when the
+ * queue gets an item; uv_poll on pipe[0] wakes us. */
+typedef struct {
+  brw_kafka_t *k;
+  rd_kafka_queue_t *rkqu;
+  int pipe[2];
+  uv_poll_t poll;
+  int is_consumer;
+} qbridge_t;
+
+struct brw_kafka_s {
+  uv_loop_t *loop;
+  rd_kafka_t *rk_c; /* consumer */
+  rd_kafka_t *rk_p; /* producer */
+  brw_kafka_handlers_t h;
+  char *topic_input;
+  qbridge_t qc;
+  qbridge_t qp;
+  uv_timer_t timer; /* safety drain, backlog retries */
+  brw_list_t backlog;
+  size_t nbacklog;
+  size_t in_flight; /* queued in librdkafka, not yet reported */
+  int paused;
+  int fatal;
+  int consumer_closed;
+  int closing;
+  int up; /* connection state last reported */
+  int all_down_c, all_down_p;
+  int pending_closes;
+  void (*close_cb)(void *);
+  void *close_arg;
+};
+
+static int drain_queue(qbridge_t *q);
+
+static void log_kafka(const rd_kafka_t *rk, int level, const char *fac,
+                      const char *buf) {
+  brw_log_level_t l = level <= 3   ? BRW_LOG_ERROR
+                      : level <= 5 ? BRW_LOG_WARN
+                      : level <= 6 ? BRW_LOG_INFO
+                                   : BRW_LOG_DEBUG;
+  brw_logj(l, json_pack("{ss ss}", "client", rd_kafka_name(rk), "facility",
+                        fac),
+           "librdkafka: %s", buf);
+}
+
+static void set_connection(brw_kafka_t *k) {
+  int up = !(k->all_down_c || k->all_down_p);
+  if (up != k->up) {
+    k->up = up;
+    if (k->h.on_connection)
+      k->h.on_connection(k->h.ctx, up);
+  }
+}
+
+/* error_cb: runs on the loop thread (errors are served from the queues). Only
+ * a fatal error is fatal; everything else librdkafka retries by itself. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque) {
+  brw_kafka_t *k = opaque;
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+    brw_logj(BRW_LOG_ERROR, json_pack("{ss}", "error", rd_kafka_err2name(ferr)),
+             "kafka fatal error: %s", buf);
+    if (!k->fatal) {
+      k->fatal = 1;
+      if (k->h.on_fatal)
+        k->h.on_fatal(k->h.ctx, buf);
+    }
+    return;
+  }
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    if (rk == k->rk_c)
+      k->all_down_c = 1;
+    else
+      k->all_down_p = 1;
+    set_connection(k);
+  }
+  brw_logj(BRW_LOG_WARN,
+           json_pack("{ss ss}", "client", rd_kafka_name(rk), "error",
+                     rd_kafka_err2name((rd_kafka_resp_err_t)err)),
+           "kafka: %s", reason);
+}
+
+/* The brokers are back once any request succeeds; the statistics callback is
+ * not enabled, so a fetched message or a delivery report clears the flag. */
+static void mark_up(brw_kafka_t *k, rd_kafka_t *rk) {
+  if (rk == k->rk_c && k->all_down_c) {
+    k->all_down_c = 0;
+    set_connection(k);
+  } else if (rk == k->rk_p && k->all_down_p) {
+    k->all_down_p = 0;
+    set_connection(k);
+  }
+}
+
+static void backlog_free(backlog_rec_t *b) {
+  free(b->topic);
+  free(b->key);
+  free(b->value);
+  if (b->headers)
+    rd_kafka_headers_destroy(b->headers);
+  free(b);
+}
+
+/* Tries to hand one record to librdkafka. Returns 0 when queued (the headers
+ * then belong to librdkafka), BRW_EAGAIN when the queue is full, BRW_EFATAL
+ * or BRW_EKAFKA otherwise. */
+static int try_produce(brw_kafka_t *k, const char *topic, const void *key,
+                       size_t key_len, const void *value, size_t value_len,
+                       rd_kafka_headers_t *headers, void *opaque) {
+  rd_kafka_resp_err_t err;
+  if (headers)
+    err = rd_kafka_producev(
+        k->rk_p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE((void *)value, value_len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+  else
+    err = rd_kafka_producev(
+        k->rk_p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE((void *)value, value_len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
+        RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    k->in_flight++;
+    return 0;
+  }
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    return BRW_EAGAIN;
+  if (err == RD_KAFKA_RESP_ERR__FATAL)
+    return BRW_EFATAL;
+  brw_logj(BRW_LOG_ERROR,
+           json_pack("{ss ss}", "topic", topic, "error", rd_kafka_err2name(err)),
+           "produce failed: %s", rd_kafka_err2str(err));
+  return BRW_EKAFKA;
+}
+
+static backlog_rec_t *backlog_new(const char *topic, const void *key,
+                                  size_t key_len, const void *value,
+                                  size_t value_len, rd_kafka_headers_t *hdrs,
+                                  void *opaque) {
+  backlog_rec_t *b = calloc(1, sizeof(*b));
+  if (!b)
+    return NULL;
+  b->topic = strdup(topic);
+  b->key_len = key_len;
+  b->value_len = value_len;
+  b->key = key_len ? malloc(key_len) : NULL;
+  b->value = value_len ? malloc(value_len) : NULL;
+  if (!b->topic || (key_len && !b->key) || (value_len && !b->value)) {
+    b->headers = NULL;
+    backlog_free(b);
+    return NULL;
+  }
+  if (key_len)
+    memcpy(b->key, key, key_len);
+  if (value_len)
+    memcpy(b->value, value, value_len);
+  b->headers = hdrs;
+  b->opaque = opaque;
+  brw_list_init(&b->node);
+  return b;
+}
+
+/* Moves what fits from the backlog into the producer queue, oldest first, so
+ * that order is kept. */
+static void flush_backlog(brw_kafka_t *k) {
+  uint64_t now = uv_now(k->loop);
+  while (!brw_list_empty(&k->backlog)) {
+    backlog_rec_t *b = brw_list_entry(k->backlog.next, backlog_rec_t, node);
+    if (b->not_before > now)
+      break;
+    int r = try_produce(k, b->topic, b->key, b->key_len, b->value,
+                        b->value_len, b->headers, b->opaque);
+    if (r == BRW_EAGAIN)
+      break;
+    if (r == 0)
+      b->headers = NULL; /* librdkafka owns them now */
+    else if (r == BRW_EFATAL)
+      return;
+    else {
+      /* A non-retriable local error (unknown topic in the local metadata,
+       * message too large): keep it for a later retry rather than lose it,
+       * but move it to the end so others are not blocked. */
+      b->not_before = now + REDELIVER_MS;
+      brw_list_remove(&b->node);
+      brw_list_insert_tail(&k->backlog, &b->node);
+      if (k->nbacklog == 1)
+        break;
+      continue;
+    }
+    brw_list_remove(&b->node);
+    k->nbacklog--;
+    backlog_free(b);
+  }
+}
+
+/* dr_msg_cb: on the loop thread, from the producer queue drain. A failed
+ * delivery is produced again after a pause: the report or DLQ record is the
+ * only proof of work whose input offset is otherwise never committed. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                        void *opaque) {
+  brw_kafka_t *k = opaque;
+  k->in_flight--;
+  if (k->closing)
+    return; /* purged at close; the application frees its opaques */
+  if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    mark_up(k, rk);
+    if (k->h.on_delivered)
+      k->h.on_delivered(k->h.ctx, rkm->_private);
+    return;
+  }
+  brw_logj(BRW_LOG_WARN,
+           json_pack("{ss ss}", "topic", rd_kafka_topic_name(rkm->rkt),
+                     "error", rd_kafka_err2name(rkm->err)),
+           "delivery failed, producing again: %s",
+           rd_kafka_err2str(rkm->err));
+  if (k->fatal)
+    return;
+  rd_kafka_headers_t *hdrs = NULL;
+  if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    hdrs = rd_kafka_headers_copy(hdrs);
+  else
+    hdrs = NULL;
+  backlog_rec_t *b =
+      backlog_new(rd_kafka_topic_name(rkm->rkt), rkm->key, rkm->key_len,
+                  rkm->payload, rkm->len, hdrs, rkm->_private);
+  if (!b) {
+    if (hdrs)
+      rd_kafka_headers_destroy(hdrs);
+    brw_log_error("out of memory keeping a failed record; it will be "
+                  "replayed from its input offset after a restart");
+    return;
+  }
+  b->not_before = uv_now(k->loop) + REDELIVER_MS;
+  brw_list_insert_tail(&k->backlog, &b->node);
+  k->nbacklog++;
+}
+
+int brw_kafka_produce(brw_kafka_t *k, const brw_kafka_record_t *rec) {
+  if (k->fatal) {
+    if (rec->headers)
+      rd_kafka_headers_destroy(rec->headers);
+    return BRW_EFATAL;
+  }
+  if (k->nbacklog == 0) {
+    int r = try_produce(k, rec->topic, rec->key, rec->key_len, rec->value,
+                        rec->value_len, rec->headers, rec->opaque);
+    if (r == 0)
+      return 0;
+    if (r == BRW_EFATAL) {
+      if (rec->headers)
+        rd_kafka_headers_destroy(rec->headers);
+      return r;
+    }
+  }
+  backlog_rec_t *b =
+      backlog_new(rec->topic, rec->key, rec->key_len, rec->value,
+                  rec->value_len, rec->headers, rec->opaque);
+  if (!b) {
+    if (rec->headers)
+      rd_kafka_headers_destroy(rec->headers);
+    return BRW_ENOMEM;
+  }
+  brw_list_insert_tail(&k->backlog, &b->node);
+  k->nbacklog++;
+  return 0;
+}
+
+size_t brw_kafka_backlog(const brw_kafka_t *k) {
+  return k->nbacklog;
+}
+
+size_t brw_kafka_in_flight(const brw_kafka_t *k) {
+  return k->in_flight + k->nbacklog;
+}
+
+/* rebalance_cb: on the loop thread, from rd_kafka_consumer_poll. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+  brw_kafka_t *k = opaque;
+  int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    brw_logj(BRW_LOG_INFO, json_pack("{si ss}", "count", parts->cnt,
+                                     "protocol", coop ? "cooperative" : "eager"),
+             "partitions assigned");
+    if (k->h.on_assign)
+      k->h.on_assign(k->h.ctx, parts);
+    if (coop) {
+      rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+      if (e) {
+        brw_log_error("incremental assign: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk, parts);
+    }
+    if (k->paused)
+      rd_kafka_pause_partitions(rk, parts);
+  } else {
+    int lost = rd_kafka_assignment_lost(rk);
+    brw_logj(BRW_LOG_INFO, json_pack("{si sb}", "count", parts->cnt, "lost",
+                                     lost),
+             "partitions revoked");
+    if (k->h.on_revoke)
+      k->h.on_revoke(k->h.ctx, parts, lost);
+    if (coop) {
+      rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+      if (e) {
+        brw_log_error("incremental unassign: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk, NULL);
+    }
+  }
+}
+
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+  if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+    return;
+  if (err) {
+    brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
+             "offset commit failed (retried at the next commit): %s",
+             rd_kafka_err2str(err));
+    return;
+  }
+  for (int i = 0; offsets && i < offsets->cnt; i++) {
+    if (offsets->elems[i].err)
+      brw_logj(BRW_LOG_WARN,
+               json_pack("{si ss}", "partition", offsets->elems[i].partition,
+                         "error", rd_kafka_err2name(offsets->elems[i].err)),
+               "offset commit failed for a partition");
+  }
+}
+
+/* Serves one queue: consumer messages (with rebalances, commits, logs and
+ * errors as callbacks) or producer events (delivery reports, logs, errors).
+ * Stops after DRAIN_BATCH items and lets the safety timer, which runs again
+ * at once in that case, go on: the loop stays responsive under a flood. */
+static int drain_queue(qbridge_t *q) {
+  brw_kafka_t *k = q->k;
+  char tmp[64];
+  while (read(q->pipe[0], tmp, sizeof(tmp)) > 0)
+    ;
+  if (q->is_consumer) {
+    if (!k->rk_c || k->consumer_closed)
+      return 0;
+    for (int i = 0; i < DRAIN_BATCH; i++) {
+      rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->rk_c, 0);
+      if (!rkm)
+        return 0;
+      if (rkm->err) {
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          brw_logj(BRW_LOG_WARN,
+                   json_pack("{ss}", "error", rd_kafka_err2name(rkm->err)),
+                   "consumer: %s", rd_kafka_message_errstr(rkm));
+      } else {
+        mark_up(k, k->rk_c);
+        if (k->h.on_message)
+          k->h.on_message(k->h.ctx, rkm);
+      }
+      rd_kafka_message_destroy(rkm);
+    }
+  } else {
+    if (!k->rk_p)
+      return 0;
+    int more = 1;
+    for (int i = 0; i < DRAIN_BATCH / 100; i++) {
+      if (rd_kafka_poll(k->rk_p, 0) == 0) {
+        more = 0;
+        break;
+      }
+    }
+    flush_backlog(k);
+    return more;
+  }
+  return 1; /* the batch ran out: more may be waiting */
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* When a drain stopped at its batch limit, the timer fires on the next loop
+ * iteration to go on; otherwise it is the slow safety drain. */
+static void rearm(brw_kafka_t *k, int more) {
+  if (k->closing)
+    return;
+  uv_timer_start(&k->timer, on_timer, more ? 0 : SAFETY_MS, SAFETY_MS);
+}
+
+static void on_queue_readable(uv_poll_t *poll, int status, int events) {
+  qbridge_t *q = poll->data;
+  rearm(q->k, drain_queue(q));
+}
+
+static void on_timer(uv_timer_t *t) {
+  brw_kafka_t *k = t->data;
+  int more = drain_queue(&k->qc);
+  more |= drain_queue(&k->qp);
+  rearm(k, more);
+}
+
+/* Creates the non-blocking wake-up pipe of a queue bridge. */
+static int bridge_pipe(qbridge_t *q) {
+  if (pipe(q->pipe) != 0) {
+    q->pipe[0] = q->pipe[1] = -1;
+    return BRW_EIO;
+  }
+  for (int i = 0; i < 2; i++) {
+    int fl = fcntl(q->pipe[i], F_GETFL);
+    fcntl(q->pipe[i], F_SETFL, fl | O_NONBLOCK);
+    fcntl(q->pipe[i], F_SETFD, FD_CLOEXEC);
+  }
+  return 0;
+}
+
+static void bridge_start(brw_kafka_t *k, qbridge_t *q, rd_kafka_queue_t *rkqu,
+                         int is_consumer) {
+  q->k = k;
+  q->rkqu = rkqu;
+  q->is_consumer = is_consumer;
+  rd_kafka_queue_io_event_enable(rkqu, q->pipe[1], "1", 1);
+  uv_poll_init(k->loop, &q->poll, q->pipe[0]);
+  q->poll.data = q;
+  uv_poll_start(&q->poll, UV_READABLE, on_queue_readable);
+}
+
+/* Applies one key to a librdkafka configuration. */
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                    char *errbuf, size_t errlen) {
+  char err[256];
+  if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) !=
+      RD_KAFKA_CONF_OK) {
+    snprintf(errbuf, errlen, "kafka.%s: %s", key, err);
+    return BRW_ECONFIG;
+  }
+  return 0;
+}
+
+static int apply_list(rd_kafka_conf_t *conf, const brw_kv_t *kv, size_t n,
+                      char *errbuf, size_t errlen) {
+  for (size_t i = 0; i < n; i++) {
+    int r = conf_set(conf, kv[i].key, kv[i].value, errbuf, errlen);
+    if (r)
+      return r;
+  }
+  return 0;
+}
+
+static rd_kafka_conf_t *base_conf(brw_kafka_t *k, const brw_config_t *cfg,
+                                  char *errbuf, size_t errlen) {
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (conf_set(conf, "bootstrap.servers", cfg->brokers, errbuf, errlen) ||
+      conf_set(conf, "log.queue", "true", errbuf, errlen) ||
+      conf_set(conf, "client.id", "bsg-report-worker", errbuf, errlen)) {
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
+  rd_kafka_conf_set_log_cb(conf, log_kafka);
+  rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_opaque(conf, k);
+  return conf;
+}
+
+int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
+                  const brw_kafka_handlers_t *handlers, brw_kafka_t **out,
+                  char *errbuf, size_t errlen) {
+  brw_kafka_t *k = calloc(1, sizeof(*k));
+  if (!k)
+    return BRW_ENOMEM;
+  k->loop = loop;
+  k->h = *handlers;
+  k->up = 1;
+  brw_list_init(&k->backlog);
+  k->topic_input = strdup(cfg->topic_input);
+  char err[512];
+  int r = BRW_ECONFIG;
+
+  /* Consumer: manual commits of what is complete, never auto-commit. The
+   * defaults come first so that kafka.* keys can override them. */
+  rd_kafka_conf_t *cc = base_conf(k, cfg, errbuf, errlen);
+  if (!cc)
+    goto err;
+  if (conf_set(cc, "group.id", cfg->group_id, errbuf, errlen) ||
+      conf_set(cc, "enable.auto.commit", "false", errbuf, errlen) ||
+      conf_set(cc, "enable.auto.offset.store", "false", errbuf, errlen) ||
+      conf_set(cc, "auto.offset.reset", "earliest", errbuf, errlen) ||
+      conf_set(cc, "partition.assignment.strategy", "cooperative-sticky",
+               errbuf, errlen) ||
+      apply_list(cc, cfg->kafka_common, cfg->nkafka_common, errbuf, errlen) ||
+      apply_list(cc, cfg->kafka_consumer, cfg->nkafka_consumer, errbuf,
+                 errlen)) {
+    rd_kafka_conf_destroy(cc);
+    goto err;
+  }
+  rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+  rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
+  k->rk_c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+  if (!k->rk_c) {
+    rd_kafka_conf_destroy(cc);
+    snprintf(errbuf, errlen, "kafka consumer: %s", err);
+    r = BRW_EKAFKA;
+    goto err;
+  }
+  rd_kafka_poll_set_consumer(k->rk_c);
+
+  /* Producer: idempotent (ordered, no duplicates from internal retries),
+   * acks from all replicas, and the Java client's partitioner so that report
+   * keys land where Java producers would put them. */
+  rd_kafka_conf_t *pc = base_conf(k, cfg, errbuf, errlen);
+  if (!pc)
+    goto err;
+  if (conf_set(pc, "enable.idempotence", "true", errbuf, errlen) ||
+      conf_set(pc, "acks", "all", errbuf, errlen) ||
+      conf_set(pc, "partitioner", "murmur2_random", errbuf, errlen) ||
+      conf_set(pc, "linger.ms", "5", errbuf, errlen) ||
+      apply_list(pc, cfg->kafka_common, cfg->nkafka_common, errbuf, errlen) ||
+      apply_list(pc, cfg->kafka_producer, cfg->nkafka_producer, errbuf,
+                 errlen)) {
+    rd_kafka_conf_destroy(pc);
+    goto err;
+  }
+  rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+  k->rk_p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+  if (!k->rk_p) {
+    rd_kafka_conf_destroy(pc);
+    snprintf(errbuf, errlen, "kafka producer: %s", err);
+    r = BRW_EKAFKA;
+    goto err;
+  }
+
+  /* Route logs to the queues the loop serves. */
+  rd_kafka_set_log_queue(k->rk_c, NULL);
+  rd_kafka_set_log_queue(k->rk_p, NULL);
+  if (bridge_pipe(&k->qc) || bridge_pipe(&k->qp)) {
+    snprintf(errbuf, errlen, "kafka: cannot create a wake-up pipe");
+    r = BRW_EIO;
+    goto err;
+  }
+  uv_timer_init(loop, &k->timer);
+  k->timer.data = k;
+  bridge_start(k, &k->qc, rd_kafka_queue_get_consumer(k->rk_c), 1);
+  bridge_start(k, &k->qp, rd_kafka_queue_get_main(k->rk_p), 0);
+  uv_timer_start(&k->timer, on_timer, SAFETY_MS, SAFETY_MS);
+  *out = k;
+  return 0;
+
+err:
+  for (int i = 0; i < 2; i++) {
+    if (k->qc.pipe[i] > 0)
+      close(k->qc.pipe[i]);
+    if (k->qp.pipe[i] > 0)
+      close(k->qp.pipe[i]);
+  }
+  if (k->rk_c)
+    rd_kafka_destroy(k->rk_c);
+  if (k->rk_p)
+    rd_kafka_destroy(k->rk_p);
+  free(k->topic_input);
+  free(k);
+  *out = NULL;
+  return r;
+}
+
+int brw_kafka_start(brw_kafka_t *k) {
+  rd_kafka_topic_partition_list_t *topics =
+      rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, k->topic_input,
+                                    RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(k->rk_c, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err) {
+    brw_log_error("subscribe: %s", rd_kafka_err2str(err));
+    return BRW_EKAFKA;
+  }
+  return 0;
+}
+
+int brw_kafka_commit(brw_kafka_t *k,
+                     const rd_kafka_topic_partition_list_t *offsets,
+                     int async) {
+  if (!k->rk_c || k->consumer_closed || !offsets || offsets->cnt == 0)
+    return 0;
+  rd_kafka_resp_err_t err = rd_kafka_commit(k->rk_c, offsets, async);
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
+             "offset commit failed: %s", rd_kafka_err2str(err));
+    return BRW_EKAFKA;
+  }
+  return 0;
+}
+
+void brw_kafka_pause(brw_kafka_t *k, int pause) {
+  if (!k->rk_c || k->consumer_closed || k->paused == pause)
+    return;
+  rd_kafka_topic_partition_list_t *parts = NULL;
+  if (rd_kafka_assignment(k->rk_c, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (pause)
+      rd_kafka_pause_partitions(k->rk_c, parts);
+    else
+      rd_kafka_resume_partitions(k->rk_c, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+  }
+  k->paused = pause;
+  brw_logj(BRW_LOG_INFO, NULL, "consumption %s", pause ? "paused" : "resumed");
+}
+
+int brw_kafka_paused(const brw_kafka_t *k) {
+  return k->paused;
+}
+
+int brw_kafka_connected(const brw_kafka_t *k) {
+  return k->up;
+}
+
+void brw_kafka_close_consumer(brw_kafka_t *k) {
+  if (!k->rk_c || k->consumer_closed)
+    return;
+  /* rd_kafka_consumer_close blocks this thread while it leaves the group
+   * (bounded by librdkafka's own timeouts); it serves the rebalance callback
+   * itself, so the revoke handler still commits. At shutdown, after intake
+   * stopped and the producer was flushed, nothing else waits on the loop. */
+  rd_kafka_resp_err_t err = rd_kafka_consumer_close(k->rk_c);
+  if (err)
+    brw_log_warn("consumer close: %s", rd_kafka_err2str(err));
+  k->consumer_closed = 1;
+}
+
+static void on_closed(uv_handle_t *handle) {
+  brw_kafka_t *k = handle->data;
+  if (--k->pending_closes > 0)
+    return;
+  close(k->qc.pipe[0]);
+  close(k->qc.pipe[1]);
+  close(k->qp.pipe[0]);
+  close(k->qp.pipe[1]);
+  void (*cb)(void *) = k->close_cb;
+  void *arg = k->close_arg;
+  free(k->topic_input);
+  free(k);
+  if (cb)
+    cb(arg);
+}
+
+void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
+  brw_kafka_close_consumer(k);
+  k->closing = 1;
+  while (!brw_list_empty(&k->backlog)) {
+    backlog_rec_t *b = brw_list_entry(k->backlog.next, backlog_rec_t, node);
+    brw_list_remove(&b->node);
+    backlog_free(b);
+  }
+  k->nbacklog = 0;
+  rd_kafka_queue_io_event_enable(k->qc.rkqu, -1, NULL, 0);
+  rd_kafka_queue_io_event_enable(k->qp.rkqu, -1, NULL, 0);
+  rd_kafka_queue_destroy(k->qc.rkqu);
+  rd_kafka_queue_destroy(k->qp.rkqu);
+  if (k->in_flight)
+    brw_logj(BRW_LOG_WARN, json_pack("{sI}", "records", (json_int_t)k->in_flight),
+             "records not acknowledged at close; their events will be "
+             "replayed");
+  /* Purge what is left so rd_kafka_destroy does not wait for it. */
+  rd_kafka_purge(k->rk_p, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_destroy(k->rk_c);
+  rd_kafka_destroy(k->rk_p);
+  k->rk_c = NULL;
+  k->rk_p = NULL;
+  k->close_cb = cb;
+  k->close_arg = arg;
+  uv_timer_stop(&k->timer);
+  uv_poll_stop(&k->qc.poll);
+  uv_poll_stop(&k->qp.poll);
+  k->pending_closes = 3;
+  uv_close((uv_handle_t *)&k->timer, on_closed);
+  k->qc.poll.data = k;
+  k->qp.poll.data = k;
+  uv_close((uv_handle_t *)&k->qc.poll, on_closed);
+  uv_close((uv_handle_t *)&k->qp.poll, on_closed);
+}

@@ -1,0 +1,186 @@
+"""Shared pieces of the end-to-end tests: the simulator and worker processes,
+sample events, and checks of reports against the simulator's truth.
+
+Built on harness.py (the broker, processes, Kafka clients)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+from harness import Proc, binary, consume_all, log
+
+API_KEY = "test_e2e_key_0123456789abcdef"
+
+# Fast schedules so that a test sees whole lifecycles in seconds; the
+# simulator's time scale compresses its minutes-long campaigns.
+FAST_WORKER_CONFIG = {
+    "poll.initial_delay": "200ms",
+    "poll.finished_delay": "50ms",
+    "poll.min_interval": "300ms",
+    "poll.max_interval": "2s",
+    "poll.not_found_grace": "3s",
+    "retry.min": "100ms",
+    "retry.max": "1s",
+    "kafka.commit_interval": "200ms",
+    "shutdown.timeout": "10s",
+    "http.timeout": "3s",
+    "log.level": "info",
+}
+
+BAD_EVENTS = [
+    # (value bytes, expected error.reason)
+    (b"this is not json", "invalid_json"),
+    (b'{"campaign_id": "../1"}', "invalid_campaign_id"),
+    (b'{"campaign_id": 0}', "invalid_campaign_id"),
+    (b'{"campaign_id": -5}', "invalid_campaign_id"),
+    (b'{"campaign_id": "12a"}', "invalid_campaign_id"),
+    (b'{"campaign_id": 9007199254740993}', "invalid_campaign_id"),
+    (b'{"type": "campaign.exploded", "campaign_id": 77}', "unknown_type"),
+    (b'{"campaign_id": 78, "account": "nobody"}', "unknown_account"),
+    (b'{"campaign_id": 79, "pad": "' + b"x" * (70 * 1024) + b'"}', "too_large"),
+    (b'{}', "invalid_campaign_id"),
+]
+
+
+def http_json(url: str, body: Optional[dict] = None, timeout: float = 10.0):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+class Sim:
+    """bsg-api-sim as a child process."""
+
+    def __init__(self, bin_dir: Path, workdir: Path, *args: str, name: str = "sim") -> None:
+        self.proc = Proc([binary(bin_dir, "bsg-api-sim"), "--listen", "127.0.0.1:0", *args],
+                         workdir, name=name)
+        self.url = ""
+
+    def start(self) -> "Sim":
+        self.proc.start()
+        self.url = "http://" + self.proc.wait_json("listening", timeout=20)["listening"]
+        return self
+
+    def stats(self) -> dict:
+        return http_json(self.url + "/_sim/stats")
+
+    def truth(self, cid: int) -> dict:
+        return http_json(f"{self.url}/_sim/campaigns/{cid}")
+
+    def stop(self) -> None:
+        self.proc.terminate(timeout=10)
+
+
+class Worker:
+    """bsg-report-worker as a child process; config as --key=value flags."""
+
+    def __init__(self, bin_dir: Path, workdir: Path, config: dict, name: str = "worker",
+                 env: Optional[dict] = None) -> None:
+        argv = [binary(bin_dir, "bsg-report-worker")]
+        argv += [f"--{k}={v}" for k, v in config.items()]
+        self.proc = Proc(argv, workdir, name=name, env=env)
+
+    def start(self) -> "Worker":
+        self.proc.start()
+        return self
+
+    def log_lines(self) -> list[dict]:
+        return self.proc.json_lines("stderr")
+
+
+def worker_config(bootstrap: str, sim: Sim, group: str, topics: dict, **extra) -> dict:
+    cfg = dict(FAST_WORKER_CONFIG)
+    cfg.update({
+        "brokers": bootstrap,
+        "group.id": group,
+        "topic.input": topics["input"],
+        "topic.output": topics["output"],
+        "topic.dlq": topics["dlq"],
+        "api.url": sim.url,
+        "api.key": API_KEY,
+        "metrics.listen": "off",
+    })
+    cfg.update(extra)
+    return cfg
+
+
+def event(cid, kind: str = "campaign.sent", **extra) -> bytes:
+    ev = {"type": kind, "campaign_id": cid}
+    ev.update(extra)
+    return json.dumps(ev).encode()
+
+
+def wait_reports(bootstrap: str, topic: str, want_ids: set, timeout: float) -> list:
+    """Reads the report topic until every id in want_ids has a final report
+    or the timeout passes; returns all final-report records read."""
+    def enough(records) -> bool:
+        seen = set()
+        for r in records:
+            try:
+                v = r.json()
+            except ValueError:
+                continue
+            if v.get("final"):
+                seen.add(v.get("campaign_id"))
+        return want_ids <= seen
+
+    recs = consume_all(bootstrap, topic, until=enough, timeout=timeout)
+    return [r for r in recs if _is_final(r)]
+
+
+def _is_final(r) -> bool:
+    try:
+        return bool(r.json().get("final"))
+    except ValueError:
+        return False
+
+
+COMPARED_FIELDS = ["name", "sender", "type", "status", "started_at", "actual_start_at",
+                   "created_at", "finished_at", "statistics", "total_messages",
+                   "total_phones", "total_price", "currency"]
+
+
+def compare_with_truth(report: dict, truth: dict) -> list[str]:
+    """Differences between a final report and the simulator's truth."""
+    diffs = []
+    if report.get("outcome") != truth.get("final_status"):
+        diffs.append(f"outcome {report.get('outcome')!r} != {truth.get('final_status')!r}")
+    camp = report.get("campaign") or {}
+    canon = truth.get("canonical") or {}
+    for f in COMPARED_FIELDS:
+        if f in canon and camp.get(f) != canon.get(f):
+            diffs.append(f"{f}: {camp.get(f)!r} != {canon.get(f)!r}")
+    return diffs
+
+
+def count_by(items, key):
+    out: dict = {}
+    for it in items:
+        k = key(it)
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+def wait_until(pred, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return bool(pred())
+
+
+def scratch_dir(name: str) -> Path:
+    base = Path(os.environ.get("BRW_TEST_TMPDIR", "/tmp"))
+    d = base / f"brw-{name}-{os.getpid()}"
+    d.mkdir(parents=True, exist_ok=True)
+    log(f"logs of this test: {d}")
+    return d

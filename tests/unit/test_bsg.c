@@ -1,0 +1,793 @@
+/* Unit tests of the BSG One API data module: every SPEC §2 variant of the
+ * campaign detail, malformed bodies, prices, statuses, error bodies, JWTs
+ * and login responses. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "brw/bsg.h"
+#include "brw/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char errbuf[256];
+
+/* Parses `body` (NUL-terminated) with zone offset tz; fails the test when it
+ * is rejected. The caller clears *d. */
+static void detail_ok(const char *body, int32_t tz, brw_detail_t *d) {
+  int rc = brw_detail_parse(body, strlen(body), tz, d, errbuf, sizeof(errbuf));
+  if (rc != 0)
+    fail_msg("detail rejected: %s\nbody: %s", errbuf, body);
+  assert_non_null(d->campaign);
+  assert_true(json_is_object(d->campaign));
+}
+
+/* The campaign member `key`, borrowed. */
+static json_t *cget(const brw_detail_t *d, const char *key) {
+  return json_object_get(d->campaign, key);
+}
+
+static void assert_cstr(const brw_detail_t *d, const char *key,
+                        const char *want) {
+  json_t *v = cget(d, key);
+  if (!json_is_string(v))
+    fail_msg("campaign.%s is not a string", key);
+  assert_string_equal(json_string_value(v), want);
+}
+
+static void assert_cnull(const brw_detail_t *d, const char *key) {
+  json_t *v = cget(d, key);
+  if (!json_is_null(v))
+    fail_msg("campaign.%s is not null", key);
+}
+
+static int64_t stat_of(const brw_detail_t *d, const char *key) {
+  json_t *v = json_object_get(cget(d, "statistics"), key);
+  if (!json_is_integer(v))
+    fail_msg("statistics.%s is not an integer", key);
+  return json_integer_value(v);
+}
+
+/* The detail of SPEC §4's example, in BSG's documented shape. */
+static const char *const FULL =
+    "{\"data\":{\"id\":53651994,\"name\":\"Black Friday\",\"sender\":\"BSG\","
+    "\"type\":\"sms\",\"status\":\"done\","
+    "\"started_at\":\"2026-11-27 10:00:00\","
+    "\"actual_start_at\":\"2026-11-27 10:00:05\","
+    "\"created_at\":\"2026-11-27 09:00:00\","
+    "\"finished_at\":\"2026-11-27 10:09:06\","
+    "\"statistics\":{\"delivered\":7,\"undelivered\":3,\"sent\":0},"
+    "\"total_messages\":10,\"total_phones\":10,\"total_price\":\"0.16\","
+    "\"currency\":\"USD\",\"extra\":true}}";
+
+static void test_full_shape_and_order(void **state) {
+  (void)state;
+  brw_detail_t d;
+  char *text;
+  detail_ok(FULL, 0, &d);
+  assert_true(d.id == 53651994);
+  assert_int_equal(d.status, BRW_STATUS_DONE);
+  assert_string_equal(d.status_raw, "done");
+  text = json_dumps(d.campaign, JSON_COMPACT);
+  assert_non_null(text);
+  /* Exact text: the key order of the report and nothing else (no id, no
+   * "extra", no alternative_channels when absent). */
+  assert_string_equal(
+      text, "{\"name\":\"Black Friday\",\"sender\":\"BSG\",\"type\":\"sms\","
+            "\"status\":\"done\",\"started_at\":\"2026-11-27T10:00:00Z\","
+            "\"actual_start_at\":\"2026-11-27T10:00:05Z\","
+            "\"created_at\":\"2026-11-27T09:00:00Z\","
+            "\"finished_at\":\"2026-11-27T10:09:06Z\","
+            "\"statistics\":{\"delivered\":7,\"undelivered\":3,\"sent\":0},"
+            "\"total_messages\":10,\"total_phones\":10,"
+            "\"total_price\":\"0.16\",\"currency\":\"USD\"}");
+  free(text);
+  assert_true(d.scheduled_start_ms == INT64_C(1795773600000));
+  assert_true(d.actual_start_ms == INT64_C(1795773605000));
+  assert_true(d.created_ms == INT64_C(1795770000000));
+  assert_true(d.finished_ms == INT64_C(1795774146000));
+  assert_true(d.total_messages == 10);
+  assert_true(d.delivered == 7);
+  assert_true(d.failed == 3);
+  assert_true(d.pending == 0);
+  brw_detail_clear(&d);
+  assert_null(d.campaign);
+  /* Clearing twice is harmless. */
+  brw_detail_clear(&d);
+}
+
+static void test_id_integer_and_string(void **state) {
+  (void)state;
+  brw_detail_t d;
+  detail_ok("{\"data\":{\"id\":42,\"status\":\"sending\"}}", 0, &d);
+  assert_true(d.id == 42);
+  brw_detail_clear(&d);
+  detail_ok("{\"data\":{\"id\":\"4242\",\"status\":\"sending\"}}", 0, &d);
+  assert_true(d.id == 4242);
+  brw_detail_clear(&d);
+  /* A bare object without "data" is accepted too. */
+  detail_ok("{\"id\":\"7\",\"status\":\"done\"}", 0, &d);
+  assert_true(d.id == 7);
+  brw_detail_clear(&d);
+}
+
+static void test_absent_and_null_strings(void **state) {
+  (void)state;
+  brw_detail_t d;
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"creation\",\"name\":null}}", 0,
+            &d);
+  assert_cnull(&d, "name");
+  assert_cnull(&d, "sender");
+  assert_cnull(&d, "currency");
+  assert_cnull(&d, "type");
+  assert_cnull(&d, "started_at");
+  assert_cnull(&d, "actual_start_at");
+  assert_cnull(&d, "created_at");
+  assert_cnull(&d, "finished_at");
+  assert_cnull(&d, "total_messages");
+  assert_cnull(&d, "total_phones");
+  assert_cnull(&d, "total_price");
+  /* Absent statistics are an empty object, not null. */
+  assert_true(json_is_object(cget(&d, "statistics")));
+  assert_int_equal(json_object_size(cget(&d, "statistics")), 0);
+  assert_null(cget(&d, "alternative_channels"));
+  assert_true(d.total_messages == -1);
+  assert_true(d.scheduled_start_ms == 0 && d.finished_ms == 0);
+  /* Every key is present even when null. */
+  assert_int_equal(json_object_size(d.campaign), 13);
+  brw_detail_clear(&d);
+  /* A name of the wrong type is null too. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"creation\",\"name\":5,"
+            "\"sender\":\"S\",\"currency\":\"EUR\"}}",
+            0, &d);
+  assert_cnull(&d, "name");
+  assert_cstr(&d, "sender", "S");
+  assert_cstr(&d, "currency", "EUR");
+  brw_detail_clear(&d);
+}
+
+static void test_statuses(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    brw_status_t st;
+    int terminal;
+  } cases[] = {
+      {"creation", BRW_STATUS_CREATION, 0},
+      {"moderation", BRW_STATUS_MODERATION, 0},
+      {"scheduled", BRW_STATUS_SCHEDULED, 0},
+      {"sending", BRW_STATUS_SENDING, 0},
+      {"paused", BRW_STATUS_PAUSED, 0},
+      {"stopped", BRW_STATUS_STOPPED, 1},
+      {"done", BRW_STATUS_DONE, 1},
+      {"spam", BRW_STATUS_SPAM, 1},
+      {"DONE", BRW_STATUS_DONE, 1},
+      {"Sending", BRW_STATUS_SENDING, 0},
+      {"sPaM", BRW_STATUS_SPAM, 1},
+      {"archived", BRW_STATUS_UNKNOWN, 0},
+      {"done ", BRW_STATUS_UNKNOWN, 0},
+      {"", BRW_STATUS_UNKNOWN, 0},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    brw_status_t st = brw_status_parse(cases[i].text);
+    if (st != cases[i].st)
+      fail_msg("status \"%s\" parsed as %d", cases[i].text, (int)st);
+    assert_int_equal(brw_status_is_terminal(st), cases[i].terminal);
+  }
+  assert_int_equal(brw_status_parse(NULL), BRW_STATUS_UNKNOWN);
+  assert_string_equal(brw_status_name(BRW_STATUS_UNKNOWN), "unknown");
+  assert_string_equal(brw_status_name(BRW_STATUS_DONE), "done");
+  assert_string_equal(brw_status_name(BRW_STATUS_MODERATION), "moderation");
+  assert_string_equal(brw_status_name((brw_status_t)99), "unknown");
+}
+
+static void test_status_in_detail(void **state) {
+  (void)state;
+  brw_detail_t d;
+  /* Mixed case: canonical status, lower-cased raw value in the output. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"DONE\"}}", 0, &d);
+  assert_int_equal(d.status, BRW_STATUS_DONE);
+  assert_true(brw_status_is_terminal(d.status));
+  assert_string_equal(d.status_raw, "done");
+  assert_cstr(&d, "status", "done");
+  brw_detail_clear(&d);
+  /* Unknown: accepted, non-terminal, raw value kept. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"Queued_For_Review\"}}", 0, &d);
+  assert_int_equal(d.status, BRW_STATUS_UNKNOWN);
+  assert_false(brw_status_is_terminal(d.status));
+  assert_string_equal(d.status_raw, "queued_for_review");
+  assert_cstr(&d, "status", "queued_for_review");
+  brw_detail_clear(&d);
+  /* A long unknown status is truncated in status_raw only, and a known
+   * prefix does not make it known. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done_but_with_a_very_long_"
+            "suffix_beyond_32\"}}",
+            0, &d);
+  assert_int_equal(d.status, BRW_STATUS_UNKNOWN);
+  assert_int_equal(strlen(d.status_raw), sizeof(d.status_raw) - 1);
+  assert_cstr(&d, "status", "done_but_with_a_very_long_suffix_beyond_32");
+  brw_detail_clear(&d);
+}
+
+static void test_type_aliases(void **state) {
+  (void)state;
+  brw_detail_t d;
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"message_type\":"
+            "\"viber\"}}",
+            0, &d);
+  assert_cstr(&d, "type", "viber");
+  brw_detail_clear(&d);
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"type\":\"instant\"}}", 0,
+            &d);
+  assert_cstr(&d, "type", "instant");
+  brw_detail_clear(&d);
+  /* `type` wins over `message_type`. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"type\":\"rcs\","
+            "\"message_type\":\"sms\"}}",
+            0, &d);
+  assert_cstr(&d, "type", "rcs");
+  brw_detail_clear(&d);
+}
+
+static void test_time_aliases(void **state) {
+  (void)state;
+  brw_detail_t d;
+  /* start_date, real_start_at, creation_at. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\","
+            "\"start_date\":\"2026-11-27 10:00:00\","
+            "\"real_start_at\":\"2026-11-27 10:01:00\","
+            "\"creation_at\":\"2026-11-27 09:00:00\","
+            "\"finished_at\":null}}",
+            0, &d);
+  assert_cstr(&d, "started_at", "2026-11-27T10:00:00Z");
+  assert_cstr(&d, "actual_start_at", "2026-11-27T10:01:00Z");
+  assert_cstr(&d, "created_at", "2026-11-27T09:00:00Z");
+  assert_cnull(&d, "finished_at");
+  assert_true(d.actual_start_ms == INT64_C(1795773660000));
+  assert_true(d.finished_ms == 0);
+  /* The output uses the canonical names only. */
+  assert_null(cget(&d, "start_date"));
+  assert_null(cget(&d, "real_start_at"));
+  assert_null(cget(&d, "creation_at"));
+  brw_detail_clear(&d);
+  /* start_at. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"scheduled\","
+            "\"start_at\":\"2026-11-28 00:00:00\"}}",
+            0, &d);
+  assert_cstr(&d, "started_at", "2026-11-28T00:00:00Z");
+  assert_true(d.scheduled_start_ms == INT64_C(1795824000000));
+  brw_detail_clear(&d);
+  /* started_at wins over the aliases; a null one falls through. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\","
+            "\"started_at\":\"2026-11-27 11:00:00\","
+            "\"start_date\":\"2026-11-27 12:00:00\","
+            "\"actual_start_at\":null,"
+            "\"real_start_at\":\"2026-11-27 11:30:00\"}}",
+            0, &d);
+  assert_cstr(&d, "started_at", "2026-11-27T11:00:00Z");
+  assert_cstr(&d, "actual_start_at", "2026-11-27T11:30:00Z");
+  brw_detail_clear(&d);
+}
+
+static void test_time_zone_and_iso(void **state) {
+  (void)state;
+  brw_detail_t d;
+  /* The configured zone (+03:00) applies to zone-less times. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\","
+            "\"started_at\":\"2026-11-27 13:00:00\","
+            "\"finished_at\":\"2026-11-27T10:30:00Z\","
+            "\"created_at\":\"2026-11-27T12:00:00+02:00\"}}",
+            3 * 3600, &d);
+  assert_cstr(&d, "started_at", "2026-11-27T10:00:00Z");
+  /* An explicit zone wins. */
+  assert_cstr(&d, "finished_at", "2026-11-27T10:30:00Z");
+  assert_cstr(&d, "created_at", "2026-11-27T10:00:00Z");
+  assert_true(d.scheduled_start_ms == INT64_C(1795773600000));
+  brw_detail_clear(&d);
+  /* Unparseable times become null; the detail is still good. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\","
+            "\"started_at\":\"0000-00-00 00:00:00\","
+            "\"finished_at\":\"soon\",\"created_at\":12345}}",
+            0, &d);
+  assert_cnull(&d, "started_at");
+  assert_cnull(&d, "finished_at");
+  assert_cnull(&d, "created_at");
+  assert_true(d.scheduled_start_ms == 0 && d.finished_ms == 0 &&
+              d.created_ms == 0);
+  brw_detail_clear(&d);
+}
+
+static void test_statistics_object(void **state) {
+  (void)state;
+  brw_detail_t d;
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"sending\",\"statistics\":{"
+            "\"delivered\":5,\"sent\":\"2\",\"scheduled\":1,\"moderation\":1,"
+            "\"accepted\":1,\"sending\":1,\"expired\":1,\"failed\":1,"
+            "\"undelivered\":1,\"unknown\":4,\"read\":2,\"not_viber_user\":1,"
+            "\"not_rcs_user\":1,\"clicked\":9,\"ratio\":0.5,\"note\":\"x\","
+            "\"nested\":{\"a\":1},\"flag\":true,\"neg\":\"-3\"}}}",
+            0, &d);
+  assert_true(stat_of(&d, "delivered") == 5);
+  /* A decimal string counter is read as an integer. */
+  assert_true(stat_of(&d, "sent") == 2);
+  /* Unknown integer counters are kept. */
+  assert_true(stat_of(&d, "clicked") == 9);
+  assert_true(stat_of(&d, "unknown") == 4);
+  assert_true(stat_of(&d, "read") == 2);
+  /* Non-integer values are dropped. */
+  json_t *s = cget(&d, "statistics");
+  assert_null(json_object_get(s, "ratio"));
+  assert_null(json_object_get(s, "note"));
+  assert_null(json_object_get(s, "nested"));
+  assert_null(json_object_get(s, "flag"));
+  assert_null(json_object_get(s, "neg"));
+  assert_int_equal(json_object_size(s), 14);
+  assert_true(d.delivered == 5);
+  /* failed + undelivered + expired + not_viber_user + not_rcs_user */
+  assert_true(d.failed == 5);
+  /* sent + scheduled + moderation + accepted + sending */
+  assert_true(d.pending == 6);
+  brw_detail_clear(&d);
+}
+
+static void test_statistics_array(void **state) {
+  (void)state;
+  brw_detail_t d;
+  char *text;
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"statistics\":["
+            "{\"delivered\":3,\"undelivered\":1},"
+            "{\"delivered\":4,\"undelivered\":\"2\",\"clicks\":1},"
+            "null,7,\"x\",[1],"
+            "{\"expired\":1,\"clicks\":2}]}}",
+            0, &d);
+  text = json_dumps(cget(&d, "statistics"), JSON_COMPACT);
+  /* Summed per key, in order of first appearance. */
+  assert_string_equal(
+      text, "{\"delivered\":7,\"undelivered\":3,\"clicks\":3,\"expired\":1}");
+  free(text);
+  assert_true(d.delivered == 7);
+  assert_true(d.failed == 4);
+  assert_true(d.pending == 0);
+  brw_detail_clear(&d);
+  /* An empty array and a non-object give an empty object. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"statistics\":[]}}", 0,
+            &d);
+  assert_int_equal(json_object_size(cget(&d, "statistics")), 0);
+  brw_detail_clear(&d);
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"statistics\":\"n/a\"}}",
+            0, &d);
+  assert_int_equal(json_object_size(cget(&d, "statistics")), 0);
+  brw_detail_clear(&d);
+  /* Sums saturate instead of overflowing. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"statistics\":["
+            "{\"delivered\":9223372036854775807},{\"delivered\":5}]}}",
+            0, &d);
+  assert_true(stat_of(&d, "delivered") == INT64_MAX);
+  brw_detail_clear(&d);
+}
+
+static void test_totals(void **state) {
+  (void)state;
+  brw_detail_t d;
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"total_messages\":\"12\","
+            "\"total_phones\":\"11\"}}",
+            0, &d);
+  assert_true(json_integer_value(cget(&d, "total_messages")) == 12);
+  assert_true(json_is_integer(cget(&d, "total_phones")));
+  assert_true(json_integer_value(cget(&d, "total_phones")) == 11);
+  assert_true(d.total_messages == 12);
+  brw_detail_clear(&d);
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"total_messages\":\"1x\","
+            "\"total_phones\":-1}}",
+            0, &d);
+  assert_cnull(&d, "total_messages");
+  assert_cnull(&d, "total_phones");
+  assert_true(d.total_messages == -1);
+  brw_detail_clear(&d);
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"total_messages\":0}}", 0,
+            &d);
+  assert_true(d.total_messages == 0);
+  brw_detail_clear(&d);
+}
+
+static void test_price_in_detail(void **state) {
+  (void)state;
+  static const struct {
+    const char *json;
+    const char *want; /* NULL: null */
+  } cases[] = {
+      {"\"0.16\"", "0.16"}, {"\"35,0987645\"", "35.0987645"},
+      {"0.16", "0.16"},     {"5", "5"},
+      {"\"5\"", "5"},       {"\"abc\"", NULL},
+      {"null", NULL},       {"[1]", NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char body[256];
+    brw_detail_t d;
+    snprintf(body, sizeof(body),
+             "{\"data\":{\"id\":1,\"status\":\"done\",\"total_price\":%s}}",
+             cases[i].json);
+    detail_ok(body, 0, &d);
+    if (cases[i].want)
+      assert_cstr(&d, "total_price", cases[i].want);
+    else
+      assert_cnull(&d, "total_price");
+    brw_detail_clear(&d);
+  }
+}
+
+static void test_alternative_channels(void **state) {
+  (void)state;
+  brw_detail_t d;
+  char *text;
+  detail_ok(
+      "{\"data\":{\"id\":1,\"status\":\"done\",\"alternative_channels\":"
+      "{\"sms\":{\"sender\":\"X\",\"text\":\"hi\"}},\"currency\":\"EUR\"}}",
+      0, &d);
+  text = json_dumps(d.campaign, JSON_COMPACT);
+  /* Passed through, and last. */
+  assert_non_null(strstr(text,
+                         ",\"currency\":\"EUR\",\"alternative_channels\":"
+                         "{\"sms\":{\"sender\":\"X\",\"text\":\"hi\"}}}"));
+  free(text);
+  brw_detail_clear(&d);
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\","
+            "\"alternative_channels\":[]}}",
+            0, &d);
+  assert_true(json_is_array(cget(&d, "alternative_channels")));
+  assert_int_equal(json_array_size(cget(&d, "alternative_channels")), 0);
+  brw_detail_clear(&d);
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\","
+            "\"alternative_channels\":null}}",
+            0, &d);
+  assert_non_null(cget(&d, "alternative_channels"));
+  assert_cnull(&d, "alternative_channels");
+  brw_detail_clear(&d);
+}
+
+static void expect_bad(const char *body, size_t len) {
+  brw_detail_t d;
+  memset(&d, 0x5a, sizeof(d));
+  errbuf[0] = '\0';
+  int rc = brw_detail_parse(body, len, 0, &d, errbuf, sizeof(errbuf));
+  if (rc != BRW_EBADRESP)
+    fail_msg("accepted (%d): %.*s", rc, (int)len, body ? body : "");
+  /* Nothing to free, and a one-line reason. */
+  assert_null(d.campaign);
+  assert_true(d.total_messages == -1);
+  assert_true(strlen(errbuf) > 0);
+  assert_null(strchr(errbuf, '\n'));
+}
+
+static void test_malformed_bodies(void **state) {
+  (void)state;
+  static const char *bad[] = {
+      "not json",
+      "{\"data\":{\"id\":1,\"status\":\"done\"",
+      "{\"data\":{\"id\":1,\"sta",
+      "<html><head><title>502 Bad Gateway</title></head>\n<body>nginx</body>"
+      "</html>",
+      "  \n<!DOCTYPE html>",
+      "",
+      "   \n ",
+      "[]",
+      "[{\"id\":1,\"status\":\"done\"}]",
+      "\"done\"",
+      "null",
+      "{\"data\":null}",
+      "{\"data\":[]}",
+      "{\"data\":\"x\"}",
+      "{\"data\":{\"id\":1}}",
+      "{\"data\":{\"id\":1,\"status\":null}}",
+      "{\"data\":{\"id\":1,\"status\":5}}",
+      "{\"data\":{\"id\":1,\"status\":\"\"}}",
+      "{\"data\":{\"status\":\"done\"}}",
+      "{\"data\":{\"id\":null,\"status\":\"done\"}}",
+      "{\"data\":{\"id\":\"abc\",\"status\":\"done\"}}",
+      "{\"data\":{\"id\":0,\"status\":\"done\"}}",
+      "{\"data\":{\"id\":1.5,\"status\":\"done\"}}",
+      "{\"message\":\"Unauthenticated.\"}",
+      "{\"data\":{\"id\":1,\"status\":\"done\"}} {}",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    expect_bad(bad[i], strlen(bad[i]));
+  expect_bad(NULL, 0);
+  /* Length is honoured: the valid prefix of a longer buffer is not read as
+   * a whole document. */
+  expect_bad("{\"data\":{\"id\":1,\"status\":\"done\"}}", 20);
+}
+
+static void test_malformed_reasons(void **state) {
+  (void)state;
+  brw_detail_t d;
+  const char *html = "<html>oops</html>";
+  assert_int_equal(
+      brw_detail_parse(html, strlen(html), 0, &d, errbuf, sizeof(errbuf)),
+      BRW_EBADRESP);
+  assert_non_null(strstr(errbuf, "HTML"));
+  assert_int_equal(brw_detail_parse("", 0, 0, &d, errbuf, sizeof(errbuf)),
+                   BRW_EBADRESP);
+  assert_non_null(strstr(errbuf, "empty"));
+  const char *nostatus = "{\"data\":{\"id\":1}}";
+  assert_int_equal(brw_detail_parse(nostatus, strlen(nostatus), 0, &d, errbuf,
+                                    sizeof(errbuf)),
+                   BRW_EBADRESP);
+  assert_non_null(strstr(errbuf, "status"));
+  /* A NULL errbuf is tolerated. */
+  assert_int_equal(brw_detail_parse("[]", 2, 0, &d, NULL, 0), BRW_EBADRESP);
+}
+
+static void test_price_normalize(void **state) {
+  (void)state;
+  static const struct {
+    const char *json;
+    const char *want; /* NULL: BRW_EPARSE */
+  } cases[] = {
+      {"\"0.16\"", "0.16"},
+      {"\"35,0987645\"", "35.0987645"},
+      {"\"35.0987645\"", "35.0987645"},
+      {"\"12\"", "12"},
+      {"\"0\"", "0"},
+      {"\".5\"", "0.5"},
+      {"\"5.\"", "5"},
+      /* Textual: more digits than a double holds survive exactly. */
+      {"\"0.12345678901234567890123\"", "0.12345678901234567890123"},
+      {"\"100.10\"", "100.10"},
+      {"0.16", "0.16"},
+      {"0.1", "0.1"},
+      {"35.0987645", "35.0987645"},
+      {"5", "5"},
+      {"0", "0"},
+      {"5.0", "5"},
+      {"0.0", "0"},
+      {"1e-7", "0.0000001"},
+      {"1.5e3", "1500"},
+      {"123456789.25", "123456789.25"},
+      {"\"\"", NULL},
+      {"\".\"", NULL},
+      {"\"1.2.3\"", NULL},
+      {"\"1,234.56\"", NULL},
+      {"\"-1\"", NULL},
+      {"\"+1\"", NULL},
+      {"\" 1\"", NULL},
+      {"\"1e3\"", NULL},
+      {"\"abc\"", NULL},
+      {"-0.5", NULL},
+      {"-5", NULL},
+      {"null", NULL},
+      {"true", NULL},
+      {"{}", NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char buf[64];
+    json_t *v = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
+    assert_non_null(v);
+    int rc = brw_price_normalize(v, buf, sizeof(buf));
+    json_decref(v);
+    if (cases[i].want) {
+      if (rc != 0)
+        fail_msg("price %s rejected", cases[i].json);
+      assert_string_equal(buf, cases[i].want);
+    } else if (rc != BRW_EPARSE) {
+      fail_msg("price %s accepted as \"%s\"", cases[i].json, buf);
+    }
+  }
+  /* NULL value and a buffer too small. */
+  char small[4];
+  assert_int_equal(brw_price_normalize(NULL, small, sizeof(small)), BRW_EPARSE);
+  json_t *v = json_string("35,0987645");
+  assert_int_equal(brw_price_normalize(v, small, sizeof(small)), BRW_EPARSE);
+  json_decref(v);
+  v = json_integer(12345);
+  assert_int_equal(brw_price_normalize(v, small, sizeof(small)), BRW_EPARSE);
+  json_decref(v);
+}
+
+static void api_msg(const char *body, char *buf, size_t n) {
+  brw_api_error_message(body, body ? strlen(body) : 0, buf, n);
+}
+
+static void test_api_error_message(void **state) {
+  (void)state;
+  char buf[128];
+  api_msg("{\"message\":\"Unauthenticated.\"}", buf, sizeof(buf));
+  assert_string_equal(buf, "Unauthenticated.");
+  api_msg("{\"message\":\"The given data was invalid.\",\"errors\":"
+          "{\"api_key\":[\"The api key field is required.\"]}}",
+          buf, sizeof(buf));
+  assert_string_equal(buf, "The given data was invalid. (api_key: The api key "
+                           "field is required.)");
+  api_msg("{\"error\":20,\"errorDescription\":\"Invalid API key\"}", buf,
+          sizeof(buf));
+  assert_string_equal(buf, "error 20: Invalid API key");
+  api_msg("{\"error\":\"Too Many Requests\"}", buf, sizeof(buf));
+  assert_string_equal(buf, "Too Many Requests");
+  /* Sanitised to printable ASCII on one line. */
+  api_msg("{\"message\":\"bad\\nline\\u0007 caf\\u00e9\"}", buf, sizeof(buf));
+  assert_string_equal(buf, "bad line  caf??");
+  /* Truncated to the buffer. */
+  api_msg("{\"message\":\"0123456789\"}", buf, 5);
+  assert_string_equal(buf, "0123");
+  /* Nothing found: "". */
+  memset(buf, 'x', sizeof(buf));
+  api_msg("<html>502</html>", buf, sizeof(buf));
+  assert_string_equal(buf, "");
+  memset(buf, 'x', sizeof(buf));
+  api_msg("{\"foo\":1}", buf, sizeof(buf));
+  assert_string_equal(buf, "");
+  memset(buf, 'x', sizeof(buf));
+  api_msg("[\"message\"]", buf, sizeof(buf));
+  assert_string_equal(buf, "");
+  memset(buf, 'x', sizeof(buf));
+  api_msg(NULL, buf, sizeof(buf));
+  assert_string_equal(buf, "");
+  /* A zero-sized buffer is left alone. */
+  api_msg("{\"message\":\"m\"}", buf, 0);
+}
+
+/* Builds "header.<base64url(payload)>.sig" with or without padding. */
+static void make_jwt(const char *payload, int pad, char *out, size_t n) {
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const unsigned char *p = (const unsigned char *)payload;
+  size_t len = strlen(payload), k = 0;
+  k += (size_t)snprintf(out, n, "eyJhbGciOiJIUzI1NiJ9.");
+  for (size_t i = 0; i < len; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    size_t rem = len - i;
+    if (rem > 1)
+      v |= (uint32_t)p[i + 1] << 8;
+    if (rem > 2)
+      v |= p[i + 2];
+    out[k++] = alphabet[(v >> 18) & 63];
+    out[k++] = alphabet[(v >> 12) & 63];
+    if (rem > 1)
+      out[k++] = alphabet[(v >> 6) & 63];
+    else if (pad)
+      out[k++] = '=';
+    if (rem > 2)
+      out[k++] = alphabet[v & 63];
+    else if (pad)
+      out[k++] = '=';
+  }
+  snprintf(out + k, n - k, ".c2lnbmF0dXJl");
+}
+
+static void test_jwt_exp(void **state) {
+  (void)state;
+  char tok[512];
+  int64_t exp = 0;
+  /* 32 bytes: no padding needed. */
+  make_jwt("{\"sub\":\"x\",\"exp\":1795773600000}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), 0);
+  assert_true(exp == INT64_C(1795773600000));
+  /* Lengths needing one and two padding characters, with and without. */
+  const char *p1 = "{\"exp\":1795773600}";           /* 18 bytes: none */
+  const char *p2 = "{\"exp\":1795773600 }";          /* 19 bytes: == */
+  const char *p3 = "{\"iat\":1,\"exp\":1795773600}"; /* 26 bytes: = */
+  const char *payloads[] = {p1, p2, p3};
+  for (int i = 0; i < 3; i++) {
+    for (int pad = 0; pad <= 1; pad++) {
+      exp = 0;
+      make_jwt(payloads[i], pad, tok, sizeof(tok));
+      if (brw_jwt_exp(tok, &exp) != 0)
+        fail_msg("jwt %s rejected", tok);
+      assert_true(exp == 1795773600);
+    }
+  }
+  make_jwt(p2, 1, tok, sizeof(tok));
+  assert_non_null(strstr(tok, "==."));
+  make_jwt(p3, 1, tok, sizeof(tok));
+  assert_non_null(strstr(tok, "=."));
+  /* A real exp (some issuers write 1.7957736E9). */
+  make_jwt("{\"exp\":1795773600.75}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), 0);
+  assert_true(exp == 1795773600);
+  /* A token exactly as a real issuer writes it. */
+  assert_int_equal(
+      brw_jwt_exp(
+          "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3"
+          "ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyLCJleH"
+          "AiOjE1MTYyNDI2MjJ9.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+          &exp),
+      0);
+  assert_true(exp == 1516242622);
+
+  /* Failures. */
+  exp = 99;
+  make_jwt("{\"sub\":\"x\"}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  make_jwt("{\"exp\":\"1795773600\"}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  make_jwt("{\"exp\":9223372036854775807}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  make_jwt("{\"exp\":1e300}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  make_jwt("{\"exp\":-5}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  make_jwt("{\"exp\":null}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  make_jwt("[1795773600]", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  make_jwt("not json at all", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp("not-a-jwt", &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp("a.b", &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp("a..c", &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp("", &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp("hdr.!!!$$$***.sig", &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp("hdr.eyJle.sig", &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp("hdr.e.sig", &exp), BRW_EPARSE);
+  /* A length of 4n+1 is never base64, even when the rest decodes. */
+  make_jwt(p1, 0, tok, sizeof(tok));
+  char *sig = strrchr(tok, '.');
+  memmove(sig + 1, sig, strlen(sig) + 1);
+  *sig = 'A';
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp("hdr.eyJ=leHAi.sig", &exp), BRW_EPARSE);
+  assert_int_equal(brw_jwt_exp(NULL, &exp), BRW_EPARSE);
+  assert_true(exp == 99);
+}
+
+static void test_bearer_parse(void **state) {
+  (void)state;
+  static const struct {
+    const char *body;
+    const char *want;
+  } cases[] = {
+      {"{\"bearer\":\"eyJ.abc.def\"}", "eyJ.abc.def"},
+      {"{\"data\":{\"bearer\":\"tok1\"}}", "tok1"},
+      {"{\"token\":\"tok2\"}", "tok2"},
+      {"{\"access_token\":\"tok3\",\"expires_in\":3600}", "tok3"},
+      {"{\"bearer\":null,\"token\":\"tok4\"}", "tok4"},
+      {"{\"bearer\":\"\"}", NULL},
+      {"{\"bearer\":5}", NULL},
+      {"{\"bearer\":\"a b\"}", NULL},
+      {"{\"bearer\":\"abc\\r\\nX-Evil: 1\"}", NULL},
+      {"{\"message\":\"Unauthenticated.\"}", NULL},
+      {"[\"bearer\"]", NULL},
+      {"<html></html>", NULL},
+      {"", NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *tok = brw_bearer_parse(cases[i].body, strlen(cases[i].body));
+    if (cases[i].want) {
+      if (!tok)
+        fail_msg("no bearer in %s", cases[i].body);
+      assert_string_equal(tok, cases[i].want);
+    } else if (tok) {
+      fail_msg("bearer \"%s\" found in %s", tok, cases[i].body);
+    }
+    free(tok);
+  }
+  assert_null(brw_bearer_parse(NULL, 0));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_full_shape_and_order),
+      cmocka_unit_test(test_id_integer_and_string),
+      cmocka_unit_test(test_absent_and_null_strings),
+      cmocka_unit_test(test_statuses),
+      cmocka_unit_test(test_status_in_detail),
+      cmocka_unit_test(test_type_aliases),
+      cmocka_unit_test(test_time_aliases),
+      cmocka_unit_test(test_time_zone_and_iso),
+      cmocka_unit_test(test_statistics_object),
+      cmocka_unit_test(test_statistics_array),
+      cmocka_unit_test(test_totals),
+      cmocka_unit_test(test_price_in_detail),
+      cmocka_unit_test(test_alternative_channels),
+      cmocka_unit_test(test_malformed_bodies),
+      cmocka_unit_test(test_malformed_reasons),
+      cmocka_unit_test(test_price_normalize),
+      cmocka_unit_test(test_api_error_message),
+      cmocka_unit_test(test_jwt_exp),
+      cmocka_unit_test(test_bearer_parse),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
