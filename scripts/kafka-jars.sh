@@ -81,8 +81,12 @@ fi
 
 echo "kafka-jars.sh: fetching Kafka $version (log4j $log4j) from Maven Central" >&2
 start=$(date +%s)
-# mvn -q prints only errors; send them to stderr so stdout stays clean.
-mvn "${mvn_args[@]}" >&2
+# mvn -q prints only errors; send them to stderr so stdout stays clean, and
+# strip the colour codes Maven 3.8 prints even in batch mode.
+if ! mvn "${mvn_args[@]}" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; then
+    echo "kafka-jars.sh: mvn failed (Maven Central reachable?)" >&2
+    exit 1
+fi
 
 if [[ ! -f "$tmp/kafka_2.13-$version.jar" ]]; then
     echo "kafka-jars.sh: kafka_2.13-$version.jar missing after mvn" >&2

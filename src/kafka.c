@@ -526,7 +526,10 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
                errbuf, errlen) ||
       apply_list(cc, cfg->kafka_common, cfg->nkafka_common, errbuf, errlen) ||
       apply_list(cc, cfg->kafka_consumer, cfg->nkafka_consumer, errbuf,
-                 errlen)) {
+                 errlen) ||
+      /* Correctness, not tuning: offsets are committed only by the app. */
+      conf_set(cc, "enable.auto.commit", "false", errbuf, errlen) ||
+      conf_set(cc, "enable.auto.offset.store", "false", errbuf, errlen)) {
     rd_kafka_conf_destroy(cc);
     goto err;
   }
@@ -553,7 +556,9 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
       conf_set(pc, "linger.ms", "5", errbuf, errlen) ||
       apply_list(pc, cfg->kafka_common, cfg->nkafka_common, errbuf, errlen) ||
       apply_list(pc, cfg->kafka_producer, cfg->nkafka_producer, errbuf,
-                 errlen)) {
+                 errlen) ||
+      /* SPEC §6: the producer is idempotent, whatever kafka.* says. */
+      conf_set(pc, "enable.idempotence", "true", errbuf, errlen)) {
     rd_kafka_conf_destroy(pc);
     goto err;
   }
