@@ -17,6 +17,5 @@ COPY --from=build /src/build/bsg-report-worker /src/build/bsg-api-sim /usr/local
 COPY deploy/bsg-report-worker.conf.example /etc/bsg-report-worker/bsg-report-worker.conf.example
 USER 10001
 LABEL org.opencontainers.image.title="bsg-report-worker" \
-      org.opencontainers.image.description="Kafka worker that turns BSG campaign events into delivery reports" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.description="Kafka worker that turns BSG campaign events into delivery reports"
 ENTRYPOINT ["/usr/local/bin/bsg-report-worker"]
