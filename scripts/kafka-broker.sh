@@ -25,7 +25,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-log4j_config="$here/kafka/log4j2.yaml"
+log4j_config="$here/kafka/log4j2.properties"
 
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
@@ -41,7 +41,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 say() { echo "kafka-broker.sh: $*" >&2; }
 
 mkdir -p "$dir"

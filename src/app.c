@@ -44,6 +44,8 @@ typedef struct {
   brw_list_t node; /* app->completions */
   int32_t partition;
   uint64_t generation;
+  uint64_t campaign_id; /* final reports: remembered once acknowledged */
+  int32_t account;
   int kind; /* 0 report, 1 dlq, 2 progress */
   char outcome[16];
   int n;
@@ -80,10 +82,20 @@ typedef struct campaign_s {
   size_t ev_value_len;
 } campaign_t;
 
+/* A campaign whose final report was acknowledged, remembered for
+ * dedupe.window so that a late event for it completes at once instead of
+ * starting a second tracking and a second report. */
+typedef struct {
+  brw_tracker_node_t key; /* first: the table's node */
+  brw_list_t node;        /* app->recent_fifo, oldest first */
+  uint64_t expires;       /* uv_now() time */
+} recent_t;
+
 typedef struct {
   uint64_t events;
   uint64_t invalid;
   uint64_t merged;
+  uint64_t late;
   uint64_t polls;
   uint64_t reports;
   uint64_t reports_by[5]; /* done, stopped, spam, expired, other */
@@ -100,6 +112,8 @@ struct brw_app_s {
   brw_api_t *api;
   brw_kafka_t *kafka;
   brw_tracker_t table;
+  brw_tracker_t recent;
+  brw_list_t recent_fifo;
   part_t **parts;
   int32_t nparts;
   uint64_t generation;
@@ -230,6 +244,8 @@ static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
     return NULL;
   c->partition = pt ? pt->partition : -1;
   c->generation = pt ? pt->generation : 0;
+  c->campaign_id = 0;
+  c->account = -1;
   c->kind = kind;
   c->outcome[0] = '\0';
   c->n = n;
@@ -254,9 +270,50 @@ static void produce(brw_app_t *app, const char *topic, const void *key,
   update_backpressure(app);
 }
 
+/* Drops remembered campaigns that expired, and the oldest beyond
+ * max.tracked. Entries are appended in expiry order, so only the head is
+ * ever looked at. */
+static void recent_expire(brw_app_t *app) {
+  uint64_t now = uv_now(app->loop);
+  while (!brw_list_empty(&app->recent_fifo)) {
+    recent_t *r = brw_list_entry(app->recent_fifo.next, recent_t, node);
+    if (r->expires > now && app->recent.count <= (size_t)app->cfg->max_tracked)
+      break;
+    brw_list_remove(&r->node);
+    brw_tracker_remove(&app->recent, &r->key);
+    free(r);
+  }
+}
+
+static void recent_add(brw_app_t *app, int32_t partition, int32_t account,
+                       uint64_t id) {
+  if (app->cfg->dedupe_window_ms == 0 ||
+      brw_tracker_find(&app->recent, partition, account, id))
+    return;
+  recent_t *r = calloc(1, sizeof(*r));
+  if (!r)
+    return; /* only costs a possible duplicate report */
+  r->key.id = id;
+  r->key.partition = partition;
+  r->key.account = account;
+  r->expires = uv_now(app->loop) + app->cfg->dedupe_window_ms;
+  brw_list_init(&r->node);
+  brw_list_insert_tail(&app->recent_fifo, &r->node);
+  brw_tracker_insert(&app->recent, &r->key);
+  recent_expire(app);
+}
+
+static int recent_has(brw_app_t *app, int32_t partition, int32_t account,
+                      uint64_t id) {
+  recent_expire(app);
+  return brw_tracker_find(&app->recent, partition, account, id) != NULL;
+}
+
 static void on_delivered(void *ctx, void *opaque) {
   brw_app_t *app = ctx;
   completion_t *c = opaque;
+  if (c->kind == 0)
+    recent_add(app, c->partition, c->account, c->campaign_id);
   for (int i = 0; i < c->n; i++)
     offset_done(app, c->partition, c->generation, c->offsets[i]);
   app->st.acked++;
@@ -342,6 +399,8 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
     return;
   }
   snprintf(comp->outcome, sizeof(comp->outcome), "%s", outcome);
+  comp->campaign_id = c->key.id;
+  comp->account = c->key.account;
   char key[24];
   int klen = snprintf(key, sizeof(key), "%" PRIu64, c->key.id);
   if (final) {
@@ -672,6 +731,18 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     return;
   }
 
+  if (recent_has(app, pt->partition, account, ev.campaign_id)) {
+    /* A late event (say, campaign.finished after the final report): the
+     * campaign's report is already acknowledged, so this event is done. */
+    app->st.late++;
+    brw_offsets_done(pt->offsets, off);
+    brw_logj(BRW_LOG_DEBUG,
+             json_pack("{sI si sI}", "campaign_id", (json_int_t)ev.campaign_id,
+                       "partition", pt->partition, "offset", (json_int_t)off),
+             "event for a campaign already reported; nothing to do");
+    return;
+  }
+
   c = calloc(1, sizeof(*c));
   if (!c)
     return;
@@ -783,7 +854,10 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   brw_list_init(&app->completions);
   brw_rng_seed(&app->rng, (uint64_t)brw_now_ms() ^ (uint64_t)getpid());
   snprintf(app->instance, sizeof(app->instance), "%s", cfg->instance_id);
+  brw_list_init(&app->recent_fifo);
   int r = brw_tracker_init(&app->table);
+  if (!r)
+    r = brw_tracker_init(&app->recent);
   if (r)
     goto err;
   char ua[128];
@@ -920,9 +994,10 @@ static void finish_shutdown(brw_app_t *app) {
 static void log_summary(brw_app_t *app) {
   app_stats_t *s = &app->st;
   brw_logj(BRW_LOG_INFO,
-           json_pack("{sI sI sI sI sI s{sI sI sI sI sI} sI sI}", "events",
+           json_pack("{sI sI sI sI sI sI s{sI sI sI sI sI} sI sI}", "events",
                      (json_int_t)s->events, "invalid", (json_int_t)s->invalid,
-                     "merged", (json_int_t)s->merged, "polls",
+                     "merged", (json_int_t)s->merged, "late",
+                     (json_int_t)s->late, "polls",
                      (json_int_t)s->polls, "reports", (json_int_t)s->reports,
                      "reports_by_outcome", "done",
                      (json_int_t)s->reports_by[0], "stopped",
@@ -988,6 +1063,12 @@ int brw_app_free(brw_app_t *app) {
     }
   }
   free(app->parts);
+  while (!brw_list_empty(&app->recent_fifo)) {
+    recent_t *r = brw_list_entry(app->recent_fifo.next, recent_t, node);
+    brw_list_remove(&r->node);
+    free(r);
+  }
+  brw_tracker_free(&app->recent);
   brw_tracker_free(&app->table);
   free(app);
   return code;

@@ -63,6 +63,7 @@ typedef struct {
   /* Limits and behaviour */
   uint64_t event_max_size; /* 64KiB */
   long max_tracked;        /* 100000 */
+  uint64_t dedupe_window_ms; /* 1h: late events of reported campaigns */
   int emit_progress;       /* false */
   uint64_t shutdown_timeout_ms; /* 30s */
   /* Operation */

@@ -29,11 +29,11 @@
 /* ---- processes (demo_proc.c) --------------------------------------------- */
 
 typedef struct {
-  const char *name;        /* "worker", "simulator": for messages; static */
-  char log_path[PATH_MAX]; /* stderr (and stdout unless piped) goes here */
-  pid_t pid;               /* 0 before spawn */
-  int exited;              /* 1 once reaped */
-  int status;              /* wait status, valid when exited */
+  const char *name; /* "worker", "simulator": for messages; static */
+  char log_path[PATH_MAX + 32]; /* stderr (and stdout unless piped) goes here */
+  pid_t pid;                    /* 0 before spawn */
+  int exited;                   /* 1 once reaped */
+  int status;                   /* wait status, valid when exited */
 } demo_child_t;
 
 /* Milliseconds of a monotonic clock, for intervals. */

@@ -42,8 +42,8 @@ static void child_say(const char *s) {
 /* The child side of demo_child_spawn. Runs between fork and exec in a copy
  * of a multi-threaded process (librdkafka's threads), so it calls only
  * async-signal-safe functions and never returns. */
-static void child_exec(char *const argv[], pid_t parent, int in_fd,
-                       int out_fd, int err_fd, int maxfd) {
+static void child_exec(char *const argv[], pid_t parent, int in_fd, int out_fd,
+                       int err_fd, int maxfd) {
   struct sigaction sa;
   sigset_t none;
 
@@ -104,8 +104,8 @@ int demo_child_spawn(demo_child_t *c, char *const argv[], int stdout_fd) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pid = fork();
   if (pid == 0)
-    child_exec(argv, parent, nullfd, stdout_fd >= 0 ? stdout_fd : logfd,
-               logfd, maxfd);
+    child_exec(argv, parent, nullfd, stdout_fd >= 0 ? stdout_fd : logfd, logfd,
+               maxfd);
   err = errno;
   if (pid > 0)
     setpgid(pid, pid); /* also here: whichever side runs first wins */
@@ -178,8 +178,7 @@ void demo_child_stop(demo_child_t *c, int64_t grace_ms) {
   c->status = st;
 }
 
-const char *demo_child_describe(const demo_child_t *c, char *buf,
-                                size_t len) {
+const char *demo_child_describe(const demo_child_t *c, char *buf, size_t len) {
   if (c->pid <= 0)
     snprintf(buf, len, "not started");
   else if (!c->exited)
@@ -197,8 +196,7 @@ const char *demo_child_describe(const demo_child_t *c, char *buf,
 }
 
 int demo_child_exit_code(const demo_child_t *c) {
-  if (c->pid <= 0 || !c->exited || c->status == -1 ||
-      !WIFEXITED(c->status))
+  if (c->pid <= 0 || !c->exited || c->status == -1 || !WIFEXITED(c->status))
     return -1;
   return WEXITSTATUS(c->status);
 }
@@ -243,8 +241,7 @@ void demo_log_tail(const char *path, int nlines, FILE *out) {
   for (long i = n > nlines ? n - nlines : 0; i < n; i++) {
     const char *s = ring[i % nlines];
     if (s)
-      fprintf(out, "    %s%s", s,
-              s[0] && s[strlen(s) - 1] == '\n' ? "" : "\n");
+      fprintf(out, "    %s%s", s, s[0] && s[strlen(s) - 1] == '\n' ? "" : "\n");
   }
   for (int i = 0; i < nlines; i++)
     free(ring[i]);

@@ -1047,16 +1047,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   }
 }
 
-/* MHD's own messages (bind errors, closed connections) go to the JSON log;
- * they end with a newline, which is dropped. */
+/* MHD's own messages go to the JSON log at debug level: they are mostly
+ * about clients that hang up or send garbage, which a simulator under test
+ * sees all the time (a failed bind is logged by sim_server_start). They end
+ * with a newline, which is dropped. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   char buf[512];
   size_t n;
+  if (!brw_log_enabled(BRW_LOG_DEBUG))
+    return;
   vsnprintf(buf, sizeof(buf), fmt, ap);
   n = strlen(buf);
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
     buf[--n] = '\0';
-  brw_logj(BRW_LOG_WARN, json_pack("{s:s}", "source", "libmicrohttpd"), "%s",
+  brw_logj(BRW_LOG_DEBUG, json_pack("{s:s}", "source", "libmicrohttpd"), "%s",
            buf);
 }
 

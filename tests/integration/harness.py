@@ -55,7 +55,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = REPO_ROOT / "scripts"
-LOG4J_CONFIG = SCRIPTS_DIR / "kafka" / "log4j2.yaml"
+LOG4J_CONFIG = SCRIPTS_DIR / "kafka" / "log4j2.properties"
 
 # Measured on a 2-core machine (docs/testing.md): SerialGC + C1 only start
 # the broker faster than Kafka's default G1 flags and are plenty for tests.
@@ -555,7 +555,17 @@ class KafkaBroker:
     # -- life cycle
 
     def start(self) -> "KafkaBroker":
-        """Fresh temp dir and ports, format, start, wait until ready."""
+        """Fresh temp dir and ports, format, start, wait until ready. On
+        failure the broker is killed and its temp dir removed (unless
+        KEEP_KAFKA=1) before the exception propagates."""
+        try:
+            return self._start()
+        except BaseException:
+            self._kill_quietly()
+            self.stop()
+            raise
+
+    def _start(self) -> "KafkaBroker":
         if self.libs_dir is None:
             self.libs_dir = kafka_libs_dir()
         if not self.libs_dir.is_dir():
@@ -609,7 +619,10 @@ class KafkaBroker:
         deadline = t0 + timeout
         while True:
             text = self._log_since_launch()
-            if self.READY_LINE in text and self._metadata_ok():
+            # The log line, or (should logging be broken) a metadata request
+            # answered: the listener serves requests only once started.
+            if (self.READY_LINE in text and self._metadata_ok(5.0)) or (
+                    wait_port("127.0.0.1", self.port, 0.05) and self._metadata_ok(1.0)):
                 self.ready_seconds = time.monotonic() - t0
                 log(f"kafka broker ready on {self.bootstrap} in {self.ready_seconds:.2f} s")
                 return
@@ -632,14 +645,14 @@ class KafkaBroker:
         except OSError:
             return ""
 
-    def _metadata_ok(self) -> bool:
+    def _metadata_ok(self, timeout: float) -> bool:
         """A metadata request answered by this broker."""
         try:
             from confluent_kafka.admin import AdminClient
         except ImportError:
-            return wait_port("127.0.0.1", self.port, 1.0)
+            return wait_port("127.0.0.1", self.port, timeout)
         try:
-            md = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=5)
+            md = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=timeout)
             return 1 in md.brokers
         except Exception:  # noqa: BLE001
             return False

@@ -1,7 +1,8 @@
-"""End to end on a real Kafka broker: `kill -9` of the worker mid-run, then a
-restart in the same consumer group. Every campaign is still reported (at
-least once); duplicates are counted and printed. A second restart after a
-clean SIGTERM shows what a clean stop re-fetches."""
+"""End to end on a real Kafka broker: `kill -9` of the worker mid-run, a
+restart in the same consumer group, a SIGTERM mid-run (exit 0 in time, the
+committed offsets covering only reported events), another restart. Every
+campaign is still reported (at least once); duplicates are counted and
+printed. A last restart after a clean stop must fetch nothing."""
 
 from __future__ import annotations
 
@@ -64,6 +65,28 @@ def main() -> int:
 
             w2 = Worker(args.bin_dir, work, cfg, name="worker2").start()
             workers.append(w2)
+
+            # SIGTERM mid-run: exit 0 within shutdown.timeout, and every
+            # input offset below the committed position has its report.
+            ok = wait_until(lambda: reported() >= N // 2, timeout=180, interval=1.0)
+            checks.check(ok, "more campaigns reported after the restart")
+            t1 = time.monotonic()
+            w2.proc.signal(signal.SIGTERM)
+            rc = w2.proc.wait(timeout=60)
+            took = time.monotonic() - t1
+            checks.eq(rc, 0, "SIGTERM mid-run: exit code 0")
+            checks.check(took < 10 + 5, f"SIGTERM mid-run: exited in {took:.1f} s "
+                         "(shutdown.timeout 10 s)")
+            reported_at = {(v["tracking"]["source"]["partition"], v["tracking"]["source"]["offset"])
+                           for rs in finals_by_id(bs).values() for v in rs}
+            committed = committed_offsets(bs, GROUP, TOPICS["input"], range(4))
+            uncovered = [(p, o) for p, (pos, _) in committed.items() for o in range(pos or 0)
+                         if (p, o) not in reported_at]
+            log(f"committed after SIGTERM: { {p: c for p, (c, _) in committed.items()} }")
+            checks.eq(uncovered[:5], [], "committed offsets cover only reported events")
+
+            w3 = Worker(args.bin_dir, work, cfg, name="worker3").start()
+            workers.append(w3)
             finals = wait_reports(bs, TOPICS["output"], set(ids), timeout=300)
             by_id = {}
             for r in finals:
@@ -71,11 +94,12 @@ def main() -> int:
             missing = set(ids) - set(by_id)
             dups = sum(len(v) - 1 for v in by_id.values())
             print(f"crash/restart: {N} campaigns in, {len(by_id)} reported, "
-                  f"{dups} duplicate reports after kill -9", flush=True)
-            checks.eq(len(missing), 0, "every campaign reported after kill -9 and restart")
+                  f"{dups} duplicate reports after kill -9 and a SIGTERM restart",
+                  flush=True)
+            checks.eq(len(missing), 0, "every campaign reported after kill -9 and restarts")
             wrong = [(c, d) for c, rs in by_id.items()
                      for d in [compare_with_truth(rs[-1], sim.truth(c))] if d]
-            checks.eq(wrong[:3], [], "reports after the restart equal the simulator's truth")
+            checks.eq(wrong[:3], [], "reports after the restarts equal the simulator's truth")
 
             ends = end_offsets(bs, TOPICS["input"])
             ok = wait_until(lambda: {p: o for p, (o, _) in committed_offsets(
@@ -83,17 +107,17 @@ def main() -> int:
             checks.check(ok, "committed offsets reach the end after the restart")
 
             # Clean stop, then a restart: nothing is left to fetch.
-            w2.proc.signal(signal.SIGTERM)
-            checks.eq(w2.proc.wait(timeout=30), 0, "SIGTERM after the restart: exit 0")
+            w3.proc.signal(signal.SIGTERM)
+            checks.eq(w3.proc.wait(timeout=30), 0, "SIGTERM after all reported: exit 0")
             req_before = sim.stats().get("detail_requests", 0)
-            w3 = Worker(args.bin_dir, work, cfg, name="worker3").start()
-            workers.append(w3)
+            w4 = Worker(args.bin_dir, work, cfg, name="worker4").start()
+            workers.append(w4)
             time.sleep(8)
             req_after = sim.stats().get("detail_requests", 0)
             checks.eq(req_after - req_before, 0,
                       "a restart after a clean stop fetches no completed campaign")
-            w3.proc.signal(signal.SIGTERM)
-            checks.eq(w3.proc.wait(timeout=30), 0, "third worker: exit 0")
+            w4.proc.signal(signal.SIGTERM)
+            checks.eq(w4.proc.wait(timeout=30), 0, "fourth worker: exit 0")
         finally:
             for w in workers:
                 if w.proc.running():

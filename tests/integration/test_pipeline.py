@@ -93,6 +93,13 @@ def main() -> int:
             log(f"outcomes: {outcomes}")
             checks.check(all(outcomes.get(o, 0) > 0 for o in ("done", "stopped", "spam")),
                          "mixed outcomes: done, stopped and spam all seen", str(outcomes))
+            lifecycles = [sim.truth(c).get("lifecycle", {}) for c in ids]
+            later = sum(1 for lc in lifecycles if lc.get("scheduled_later"))
+            paused = sum(1 for lc in lifecycles if lc.get("pauses"))
+            log(f"lifecycles: {later} scheduled for later, {paused} paused then resumed")
+            checks.check(later > 0 and paused > 0,
+                         "the mix includes campaigns scheduled for later and paused ones",
+                         f"later {later}, paused {paused}")
 
             # Report shape and headers.
             r0 = finals[0]
@@ -131,6 +138,19 @@ def main() -> int:
                 bs, GROUP, TOPICS["input"], ends).items()} == ends, timeout=30)
             checks.check(ok, "committed offsets reach the end of every partition",
                          f"ends {ends}, committed {committed_offsets(bs, GROUP, TOPICS['input'], ends)}")
+
+            # Late events for campaigns already reported (a campaign.finished
+            # after the final report) complete without a second report.
+            late_ids = ids[:20]
+            produce(bs, TOPICS["input"], [(str(c), event(c, "campaign.finished")) for c in late_ids])
+            ends = end_offsets(bs, TOPICS["input"])
+            ok = wait_until(lambda: {p: o for p, (o, _) in committed_offsets(
+                bs, GROUP, TOPICS["input"], ends).items()} == ends, timeout=30)
+            checks.check(ok, "late events are committed")
+            time.sleep(2)
+            again = [r for r in consume_all(bs, TOPICS["output"], timeout=30)
+                     if r.json().get("final")]
+            checks.eq(len(again), len(finals), "late events for reported campaigns add no report")
 
             # SIGTERM: exit 0 within the shutdown timeout.
             t1 = time.monotonic()
