@@ -184,12 +184,11 @@ static void offset_done(brw_app_t *app, int32_t partition, uint64_t gen,
              "offset completed twice or unknown");
 }
 
-/* Builds the list of positions to commit: every assigned partition whose
- * committable position moved past what was last sent (or all of them with
- * force). Returns NULL when there is nothing to commit. */
+/* Builds the list of positions to commit: every assigned partition (of
+ * `only`, when given) whose committable position moved past what was last
+ * sent. Returns NULL when there is nothing to commit. */
 static rd_kafka_topic_partition_list_t *
-commit_list(brw_app_t *app, const rd_kafka_topic_partition_list_t *only,
-            int force) {
+commit_list(brw_app_t *app, const rd_kafka_topic_partition_list_t *only) {
   rd_kafka_topic_partition_list_t *l = NULL;
   for (int32_t p = 0; p < app->nparts; p++) {
     part_t *pt = app->parts[p];
@@ -199,9 +198,7 @@ commit_list(brw_app_t *app, const rd_kafka_topic_partition_list_t *only,
                     only, app->cfg->topic_input, p))
       continue;
     int64_t pos = brw_offsets_committable(pt->offsets);
-    if (pos < 0 || (!force && pos <= pt->committed))
-      continue;
-    if (pos == pt->committed && force == 1)
+    if (pos < 0 || pos <= pt->committed)
       continue;
     if (!l)
       l = rd_kafka_topic_partition_list_new(8);
@@ -214,7 +211,7 @@ commit_list(brw_app_t *app, const rd_kafka_topic_partition_list_t *only,
 
 static void commit_now(brw_app_t *app,
                        const rd_kafka_topic_partition_list_t *only, int async) {
-  rd_kafka_topic_partition_list_t *l = commit_list(app, only, 0);
+  rd_kafka_topic_partition_list_t *l = commit_list(app, only);
   if (!l)
     return;
   app->st.commits++;
@@ -227,6 +224,16 @@ static void commit_now(brw_app_t *app,
     }
   }
   rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void on_commit_failed(void *ctx,
+                             const rd_kafka_topic_partition_list_t *offsets) {
+  brw_app_t *app = ctx;
+  for (int i = 0; i < offsets->cnt; i++) {
+    part_t *pt = part_get(app, offsets->elems[i].partition);
+    if (pt && pt->assigned)
+      pt->committed = -1; /* sent again at the next tick */
+  }
 }
 
 static void on_commit_timer(uv_timer_t *t) {
@@ -873,8 +880,14 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   r = brw_api_new(loop, app->http, cfg, &app->api);
   if (r)
     goto err;
-  brw_kafka_handlers_t h = {on_message, on_assign,     on_revoke, on_delivered,
-                            on_fatal,   on_connection, app};
+  brw_kafka_handlers_t h = {.on_message = on_message,
+                            .on_assign = on_assign,
+                            .on_revoke = on_revoke,
+                            .on_delivered = on_delivered,
+                            .on_fatal = on_fatal,
+                            .on_connection = on_connection,
+                            .on_commit_failed = on_commit_failed,
+                            .ctx = app};
   r = brw_kafka_new(loop, cfg, &h, &app->kafka, errbuf, errlen);
   if (r)
     goto err;

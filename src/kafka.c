@@ -352,23 +352,25 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
 }
 
+/* offset_commit_cb: on the loop thread. A failed commit is sent again by
+ * the application at its next commit tick. */
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+  brw_kafka_t *k = opaque;
   if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
     return;
-  if (err) {
-    brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
-             "offset commit failed (retried at the next commit): %s",
-             rd_kafka_err2str(err));
-    return;
-  }
-  for (int i = 0; offsets && i < offsets->cnt; i++) {
+  int failed = err != RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (int i = 0; !failed && offsets && i < offsets->cnt; i++)
     if (offsets->elems[i].err)
-      brw_logj(BRW_LOG_WARN,
-               json_pack("{si ss}", "partition", offsets->elems[i].partition,
-                         "error", rd_kafka_err2name(offsets->elems[i].err)),
-               "offset commit failed for a partition");
-  }
+      failed = 1;
+  if (!failed)
+    return;
+  brw_logj(BRW_LOG_WARN,
+           json_pack("{ss}", "error",
+                     rd_kafka_err2name(err ? err : offsets->elems[0].err)),
+           "offset commit failed; retried at the next commit");
+  if (offsets && k->h.on_commit_failed)
+    k->h.on_commit_failed(k->h.ctx, offsets);
 }
 
 /* Serves one queue: consumer messages (with rebalances, commits, logs and

@@ -42,6 +42,10 @@ typedef struct {
   void (*on_fatal)(void *ctx, const char *reason);
   /* The broker connection state changed (1 = up, 0 = all brokers down). */
   void (*on_connection)(void *ctx, int up);
+  /* An offset commit failed for these partitions (borrowed list); the
+   * application sends them again. */
+  void (*on_commit_failed)(void *ctx,
+                           const rd_kafka_topic_partition_list_t *offsets);
   void *ctx;
 } brw_kafka_handlers_t;
 

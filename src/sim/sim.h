@@ -149,8 +149,12 @@ typedef struct {
   int64_t unit_price;
   const char *currency;
   const char *sender;
-  /* Shares of resolved messages per counter, in permille (sum 1000). */
-  int share[SIM_NCOUNTERS];
+  /* How resolved messages split, as a tree of binary splits in permille
+   * (each part is floor(whole * permille / 1000), the other part the rest,
+   * so every counter grows monotonically with the number resolved):
+   * resolved -> ok | bad; ok -> read | delivered; bad -> not_*_user | rest;
+   * rest -> undelivered | rest2; rest2 -> failed | expired. */
+  int split_ok, split_read, split_notuser, split_undelivered, split_failed;
 } sim_plan_t;
 
 void sim_plan_make(uint64_t id, uint64_t seed, sim_plan_t *p);

@@ -960,6 +960,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   int64_t start_ms, now_ms;
   int control;
 
+  (void)version;
   if (!req) {
     req = calloc(1, sizeof(*req));
     if (!req)
@@ -1040,6 +1041,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   req_t *req = *con_cls;
+  (void)cls;
+  (void)conn;
+  (void)toe;
   if (req) {
     free(req->body);
     free(req);
@@ -1054,6 +1058,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   char buf[512];
   size_t n;
+  (void)cls;
   if (!brw_log_enabled(BRW_LOG_DEBUG))
     return;
   vsnprintf(buf, sizeof(buf), fmt, ap);

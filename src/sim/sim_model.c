@@ -92,28 +92,16 @@ static int counter_emitted(sim_type_t type, int c) {
   }
 }
 
-static void make_shares(uint64_t id, uint64_t seed, sim_plan_t *p) {
-  int ok = (int)sim_range(hv(id, seed, H_SHARE_OK), 700, 980);
-  int rest = 1000 - ok;
-  memset(p->share, 0, sizeof(p->share));
-  if (p->type == SIM_TYPE_SMS) {
-    p->share[SIM_C_DELIVERED] = ok;
-  } else {
-    int read = ok * (int)sim_range(hv(id, seed, H_SHARE_READ), 30, 70) / 100;
-    int notuser =
-        rest * (int)sim_range(hv(id, seed, H_SHARE_NOTUSER), 0, 50) / 100;
-    p->share[SIM_C_READ] = read;
-    p->share[SIM_C_DELIVERED] = ok - read;
-    p->share[p->type == SIM_TYPE_VIBER ? SIM_C_NOT_VIBER_USER
-                                       : SIM_C_NOT_RCS_USER] = notuser;
-    rest -= notuser;
-  }
-  p->share[SIM_C_UNDELIVERED] =
-      rest * (int)sim_range(hv(id, seed, H_SHARE_UNDELIV), 40, 70) / 100;
-  rest -= p->share[SIM_C_UNDELIVERED];
-  p->share[SIM_C_FAILED] =
-      rest * (int)sim_range(hv(id, seed, H_SHARE_FAILED), 40, 80) / 100;
-  p->share[SIM_C_EXPIRED] = rest - p->share[SIM_C_FAILED];
+static void make_splits(uint64_t id, uint64_t seed, sim_plan_t *p) {
+  int chat = p->type != SIM_TYPE_SMS;
+  p->split_ok = (int)sim_range(hv(id, seed, H_SHARE_OK), 700, 980);
+  p->split_read =
+      chat ? (int)sim_range(hv(id, seed, H_SHARE_READ), 300, 700) : 0;
+  p->split_notuser =
+      chat ? (int)sim_range(hv(id, seed, H_SHARE_NOTUSER), 0, 500) : 0;
+  p->split_undelivered =
+      (int)sim_range(hv(id, seed, H_SHARE_UNDELIV), 400, 700);
+  p->split_failed = (int)sim_range(hv(id, seed, H_SHARE_FAILED), 400, 800);
 }
 
 void sim_plan_make(uint64_t id, uint64_t seed, sim_plan_t *p) {
@@ -180,7 +168,7 @@ void sim_plan_make(uint64_t id, uint64_t seed, sim_plan_t *p) {
       sim_range(hv(id, seed, H_UNIT), 1, p->price_decimals == 2 ? 10 : pow10);
   p->currency = currencies[hv(id, seed, H_CURRENCY) % 3];
   p->sender = senders[hv(id, seed, H_SENDER) % 5];
-  make_shares(id, seed, p);
+  make_splits(id, seed, p);
 }
 
 static json_t *ms_or_null(int64_t ms, int valid) {
@@ -218,19 +206,24 @@ json_t *sim_plan_json(const sim_plan_t *p, double scale) {
 
 /* ---- view ---------------------------------------------------------------- */
 
-/* Splits `resolved` messages over the plan's shares with cumulative floors,
- * so the parts always sum to `resolved` exactly. */
+/* Splits `resolved` messages along the plan's tree of binary splits. Each
+ * part is a floor of a non-negative product and its sibling the rest, so
+ * all parts sum to `resolved` and none ever shrinks as `resolved` grows. */
 static void distribute(const sim_plan_t *p, int64_t resolved, int64_t *c) {
-  int cum = 0;
-  int64_t given = 0;
-  for (int i = 0; i < SIM_NCOUNTERS; i++) {
-    if (!p->share[i])
-      continue;
-    cum += p->share[i];
-    int64_t upto = cum >= 1000 ? resolved : resolved * cum / 1000;
-    c[i] += upto - given;
-    given = upto;
-  }
+  int64_t ok = resolved * p->split_ok / 1000, bad = resolved - ok;
+  int64_t read = ok * p->split_read / 1000;
+  int64_t notuser = bad * p->split_notuser / 1000, rest = bad - notuser;
+  int64_t undelivered = rest * p->split_undelivered / 1000;
+  int64_t rest2 = rest - undelivered;
+  int64_t failed = rest2 * p->split_failed / 1000;
+
+  c[SIM_C_DELIVERED] += ok - read;
+  c[SIM_C_READ] += read;
+  c[p->type == SIM_TYPE_RCS ? SIM_C_NOT_RCS_USER : SIM_C_NOT_VIBER_USER] +=
+      notuser;
+  c[SIM_C_UNDELIVERED] += undelivered;
+  c[SIM_C_FAILED] += failed;
+  c[SIM_C_EXPIRED] += rest2 - failed;
 }
 
 static int64_t real_at(int64_t born_ms, int64_t sim_ms, double scale) {
