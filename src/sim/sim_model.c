@@ -423,8 +423,11 @@ json_t *sim_variant_json(const sim_variant_t *v) {
 
 void sim_price_text(const sim_plan_t *p, char *buf, size_t len) {
   int64_t div = 1, units = p->total_messages * p->unit_price;
-  int d = p->price_decimals;
-  char frac[16];
+  /* The plan keeps 2..7 decimals; the clamp also tells the compiler that
+   * the fraction fits its buffer. */
+  int d = p->price_decimals < 0 ? 0 : p->price_decimals > 9 ? 9
+                                                            : p->price_decimals;
+  char frac[24];
   for (int i = 0; i < d; i++)
     div *= 10;
   snprintf(frac, sizeof(frac), "%0*lld", d, (long long)(units % div));
