@@ -1562,40 +1562,112 @@ static int load_line(brw_config_t *cfg, char *line, char *why, size_t whylen) {
   return brw_config_set(cfg, p, value, why, whylen);
 }
 
-/* Reads the config file; errors read "FILE:LINE: ...". The line buffer is
+/* Splits the text into lines and applies each with load_line. Each line is
+ * copied into a NUL-terminated buffer first: load_line edits in place and
+ * reads up to the terminator, and the caller's text is neither writable nor
+ * terminated (the fuzz target hands over exactly `len` bytes). The copy is
  * wiped before it is freed, as lines may hold secrets. */
-static int load_file(brw_config_t *cfg, const char *path, char *errbuf,
-                     size_t errlen) {
+int brw_config_load_text(brw_config_t *cfg, const char *name, const char *text,
+                         size_t len, char *errbuf, size_t errlen) {
   char why[WHY_MAX];
-  char *line = NULL;
-  size_t cap = 0;
+  char *line;
+  size_t pos = 0, longest = 0, start = 0;
   unsigned long lineno = 0;
   int rc = 0;
+
+  if (!cfg || (!text && len > 0))
+    return fail(errbuf, errlen, "%s: no text", name ? name : "(null)");
+  if (!name)
+    name = "(config)";
+  /* One buffer, as long as the longest line plus its terminator, serves
+   * every line: load_line edits the line in place. */
+  for (size_t i = 0; i < len; i++) {
+    if (text[i] == '\n' || i + 1 == len) {
+      if (i + 1 - start > longest)
+        longest = i + 1 - start;
+      start = i + 1;
+    }
+  }
+  if (!(line = malloc(longest + 1))) {
+    fail(errbuf, errlen, "%s: out of memory", name);
+    return BRW_ENOMEM;
+  }
+  while (pos < len) {
+    const char *nl = memchr(text + pos, '\n', len - pos);
+    size_t n = nl ? (size_t)(nl - (text + pos)) + 1 : len - pos;
+    char *p = line;
+    /* The newline is kept, as getline kept it, so that load_line sees the
+     * same text a file read line by line gave it. */
+    memcpy(line, text + pos, n);
+    line[n] = '\0';
+    pos += n;
+    lineno++;
+    if (lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) /* UTF-8 BOM */
+      p += 3;
+    if ((rc = load_line(cfg, p, why, sizeof(why))) != 0) {
+      fail(errbuf, errlen, "%s:%lu: %s", name, lineno, why);
+      break;
+    }
+  }
+  wipe(line, longest + 1);
+  free(line);
+  return rc == BRW_ENOMEM ? BRW_ENOMEM : (rc ? BRW_ECONFIG : 0);
+}
+
+/* Reads the whole config file, then applies it with brw_config_load_text;
+ * errors read "FILE:LINE: ...". The buffer is wiped before it is freed, as
+ * the file may hold secrets. */
+static int load_file(brw_config_t *cfg, const char *path, char *errbuf,
+                     size_t errlen) {
+  char *buf = NULL, *grown;
+  size_t len = 0, cap = 0, got;
+  int rc, err = 0;
   FILE *f = fopen(path, "r");
 
   if (!f)
     return fail(errbuf, errlen, "--config: cannot read \"%s\": %s", path,
                 strerror(errno));
   errno = 0;
-  while (getline(&line, &cap, f) >= 0) {
-    char *p = line;
-    lineno++;
-    if (lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) /* UTF-8 BOM */
-      p += 3;
-    if ((rc = load_line(cfg, p, why, sizeof(why))) != 0) {
-      fail(errbuf, errlen, "%s:%lu: %s", path, lineno, why);
+  for (;;) {
+    if (cap - len < 4096) {
+      size_t ncap = cap ? cap * 2 : 8192;
+      if (!(grown = malloc(ncap))) {
+        err = ENOMEM;
+        break;
+      }
+      /* Copied rather than realloc'ed, so that no copy of a secret is left
+       * unwiped in freed memory. */
+      if (buf) {
+        memcpy(grown, buf, len);
+        wipe(buf, cap);
+        free(buf);
+      }
+      buf = grown;
+      cap = ncap;
+    }
+    got = fread(buf + len, 1, cap - len, f);
+    len += got;
+    if (got == 0) {
+      if (ferror(f))
+        err = errno ? errno : EIO;
       break;
     }
   }
-  if (rc == 0 && ferror(f))
-    rc = fail(errbuf, errlen, "--config: cannot read \"%s\": %s", path,
-              strerror(errno ? errno : EIO));
-  if (line) {
-    wipe(line, cap);
-    free(line);
-  }
   fclose(f);
-  return rc == BRW_ENOMEM ? BRW_ENOMEM : (rc ? BRW_ECONFIG : 0);
+  if (err == ENOMEM) {
+    fail(errbuf, errlen, "--config: \"%s\": out of memory", path);
+    rc = BRW_ENOMEM;
+  } else if (err) {
+    rc = fail(errbuf, errlen, "--config: cannot read \"%s\": %s", path,
+              strerror(err));
+  } else {
+    rc = brw_config_load_text(cfg, path, buf, len, errbuf, errlen);
+  }
+  if (buf) {
+    wipe(buf, cap);
+    free(buf);
+  }
+  return rc;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -103,6 +103,19 @@ void brw_config_init(brw_config_t *cfg);
 int brw_config_load(brw_config_t *cfg, int argc, char **argv, char **envp,
                     brw_config_action_t *action, char *errbuf, size_t errlen);
 
+/* Applies config-file text held in memory, as --config does with a file's
+ * contents: `len` bytes (not NUL-terminated; text may be NULL when len is 0)
+ * of `key = value` lines, `#` comments, an optional UTF-8 BOM. A NUL byte
+ * ends the text of its line, as it did when the file was read line by line.
+ * Lines are applied in order on top of *cfg (set up by brw_config_init);
+ * nothing is validated across keys (brw_config_validate does that), and the
+ * lines before a failing one stay applied. `name` (borrowed) names the text
+ * in errors. Returns 0, BRW_ECONFIG with "NAME:LINE: reason" in errbuf, or
+ * BRW_ENOMEM. Used by brw_config_load for --config, and by the fuzz target.
+ */
+int brw_config_load_text(brw_config_t *cfg, const char *name, const char *text,
+                         size_t len, char *errbuf, size_t errlen);
+
 /* Sets one key from text, as any source would (used by tests and the loader).
  * Returns 0 or BRW_ECONFIG with errbuf naming the key. */
 int brw_config_set(brw_config_t *cfg, const char *key, const char *value,
