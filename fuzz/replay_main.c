@@ -17,8 +17,7 @@
 #include <sys/stat.h>
 
 /* Reads a whole file into a buffer of exactly its size (malloc'ed, caller
- * frees; NULL is returned for an empty file, with *size 0). Returns 0 or -1
- * with errno set. */
+ * frees). Returns 0 or -1 with errno set. */
 static int read_file(const char *path, uint8_t **data, size_t *size) {
   FILE *f = fopen(path, "rb");
   struct stat st;
@@ -34,8 +33,14 @@ static int read_file(const char *path, uint8_t **data, size_t *size) {
     return -1;
   }
   n = (size_t)st.st_size;
+  /* An empty input still gets a valid (1-byte) buffer, as libFuzzer gives
+   * it one: the targets may rely on data != NULL. */
+  if (!(buf = malloc(n ? n : 1))) {
+    fclose(f);
+    return -1;
+  }
   if (n > 0) {
-    if (!(buf = malloc(n)) || fread(buf, 1, n, f) != n) {
+    if (fread(buf, 1, n, f) != n) {
       free(buf);
       fclose(f);
       errno = errno ? errno : EIO;

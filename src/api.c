@@ -3,33 +3,49 @@
 #include "brw/error.h"
 #include "brw/list.h"
 #include "brw/log.h"
+#include "brw/ratelimit.h"
 #include "brw/timeutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A bearer is renewed this long before its `exp`, and assumed to live this
- * long when the JWT carries no `exp`. */
+/* A bearer is renewed (refreshed) this long before its `exp`, and assumed to
+ * live this long when the JWT carries no `exp`. */
 #define BEARER_MARGIN_MS 60000
 #define BEARER_DEFAULT_TTL_MS (30 * 60000)
 
+typedef enum { AUTH_NONE = 0, AUTH_LOGIN, AUTH_REFRESH } auth_kind_t;
+
+/* One BSG account: its key, its bearer, its rate limit and its queues.
+ *
+ * A fetch is in exactly one place: `waiters` (no usable bearer yet),
+ * `ready` (has a bearer, waits for a rate-limit slot) or in flight. The
+ * account's authentication request (login or refresh) takes a slot from the
+ * same rate limit, ahead of the detail requests. */
 typedef struct {
   brw_api_t *api;
   int index;
   const char *name;
   const char *key;
   char *bearer;
-  int64_t bearer_expires_ms;
-  brw_http_req_t *login; /* in flight */
-  brw_list_t waiters;    /* fetches waiting for a bearer */
-  uv_timer_t timer;      /* login retry while the key is rejected */
-  int failed;            /* key rejected at the last login */
-  int64_t failed_until_ms;
+  uint64_t bearer_gen;      /* changes with every new bearer */
+  int64_t bearer_expires_ms; /* wall clock */
+  int64_t bearer_renew_ms;   /* refresh from then on */
+  brw_http_req_t *auth_req;  /* login or refresh in flight */
+  auth_kind_t auth_kind;     /* of auth_req */
+  auth_kind_t auth_wanted;   /* waiting for a rate-limit slot */
+  brw_list_t waiters;
+  brw_list_t ready;
+  brw_ratelimit_t rl;
+  uv_timer_t backoff_timer; /* next login after a rejected key */
+  uv_timer_t rl_timer;      /* next rate-limit slot */
+  int failed;               /* key rejected at the last login */
   unsigned fail_attempt;
 } account_t;
 
 struct brw_api_s {
+  uv_loop_t *loop;
   brw_http_t *http;
   const brw_config_t *cfg;
   account_t *accounts;
@@ -42,29 +58,39 @@ struct brw_api_s {
 };
 
 struct brw_fetch_s {
-  brw_list_t node; /* in the account's waiters while waiting */
+  brw_list_t node; /* in waiters or ready while not in flight */
   brw_api_t *api;
   account_t *acct;
   uint64_t id;
   char *traceparent;
   brw_http_req_t *req;
-  int relogged; /* a 401 already caused one re-login */
+  uint64_t bearer_gen; /* of the bearer the request was sent with */
+  int relogged;        /* a 401 already caused one re-login */
   brw_fetch_cb cb;
   void *arg;
 };
 
-static void on_account_timer(uv_timer_t *t);
+static void account_pump(account_t *a);
+
+static void on_backoff_timer(uv_timer_t *t) {
+  account_pump(t->data);
+}
+
+static void on_rl_timer(uv_timer_t *t) {
+  account_pump(t->data);
+}
 
 int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
                 brw_api_t **out) {
   brw_api_t *api = calloc(1, sizeof(*api));
   if (!api)
     return BRW_ENOMEM;
+  api->loop = loop;
   api->http = http;
   api->cfg = cfg;
   api->naccounts = (int)cfg->naccounts;
-  api->accounts = calloc(cfg->naccounts ? cfg->naccounts : 1,
-                         sizeof(account_t));
+  api->accounts =
+      calloc(cfg->naccounts ? cfg->naccounts : 1, sizeof(account_t));
   if (!api->accounts) {
     free(api);
     return BRW_ENOMEM;
@@ -76,9 +102,24 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
     a->name = cfg->accounts[i].name;
     a->key = cfg->accounts[i].key;
     brw_list_init(&a->waiters);
-    uv_timer_init(loop, &a->timer);
-    a->timer.data = a;
+    brw_list_init(&a->ready);
+    if (brw_ratelimit_init(&a->rl, cfg->api_rate_limit) != 0) {
+      for (int j = 0; j < i; j++)
+        brw_ratelimit_free(&api->accounts[j].rl);
+      free(api->accounts);
+      free(api);
+      return BRW_ENOMEM;
+    }
     brw_log_add_secret(a->key);
+  }
+  /* The timers are initialised last, once nothing can fail, so that a
+   * failed construction leaves no handle to close. */
+  for (int i = 0; i < api->naccounts; i++) {
+    account_t *a = &api->accounts[i];
+    uv_timer_init(loop, &a->backoff_timer);
+    a->backoff_timer.data = a;
+    uv_timer_init(loop, &a->rl_timer);
+    a->rl_timer.data = a;
   }
   brw_rng_seed(&api->rng, (uint64_t)brw_now_ms());
   *out = api;
@@ -98,29 +139,34 @@ static void on_account_closed(uv_handle_t *h) {
     return;
   void (*cb)(void *) = api->close_cb;
   void *arg = api->close_arg;
-  for (int i = 0; i < api->naccounts; i++)
+  for (int i = 0; i < api->naccounts; i++) {
     free(api->accounts[i].bearer);
+    brw_ratelimit_free(&api->accounts[i].rl);
+  }
   free(api->accounts);
   free(api);
   if (cb)
     cb(arg);
 }
 
+static void free_queue(brw_list_t *q) {
+  while (!brw_list_empty(q))
+    fetch_free(brw_list_entry(q->next, brw_fetch_t, node));
+}
+
 void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg) {
   api->close_cb = cb;
   api->close_arg = arg;
-  api->pending_closes = api->naccounts;
+  api->pending_closes = 2 * api->naccounts;
   for (int i = 0; i < api->naccounts; i++) {
     account_t *a = &api->accounts[i];
-    if (a->login)
-      brw_http_cancel(a->login);
-    a->login = NULL;
-    brw_list_t *pos, *tmp;
-    brw_list_foreach_safe(pos, tmp, &a->waiters) {
-      fetch_free(brw_list_entry(pos, brw_fetch_t, node));
-    }
-    uv_timer_stop(&a->timer);
-    uv_close((uv_handle_t *)&a->timer, on_account_closed);
+    if (a->auth_req)
+      brw_http_cancel(a->auth_req);
+    a->auth_req = NULL;
+    free_queue(&a->waiters);
+    free_queue(&a->ready);
+    uv_close((uv_handle_t *)&a->backoff_timer, on_account_closed);
+    uv_close((uv_handle_t *)&a->rl_timer, on_account_closed);
   }
   if (api->naccounts == 0) {
     free(api->accounts);
@@ -139,26 +185,29 @@ static void fetch_finish(brw_fetch_t *f, brw_fetch_result_t *res) {
   fetch_free(f);
 }
 
-static void fetch_fail(brw_fetch_t *f, brw_fetch_status_t st,
-                       const char *cls, long http_status, int64_t retry_after,
-                       const char *fmt, const char *detail) {
+static void fetch_fail(brw_fetch_t *f, brw_fetch_status_t st, const char *cls,
+                       long http_status, int64_t retry_after,
+                       const char *message) {
   brw_fetch_result_t res;
   memset(&res, 0, sizeof(res));
   res.status = st;
   res.error_class = cls;
   res.http_status = http_status;
   res.retry_after_ms = retry_after;
-  snprintf(res.message, sizeof(res.message), fmt, detail ? detail : "");
+  snprintf(res.message, sizeof(res.message), "%s", message);
   if (st == BRW_FETCH_RETRY)
     f->api->stats.retries++;
   fetch_finish(f, &res);
 }
 
-static void send_detail(brw_fetch_t *f);
-static void start_login(account_t *a);
+/* The bearer may still be sent (it has not expired). */
+static int bearer_usable(const account_t *a) {
+  return a->bearer && brw_now_ms() < a->bearer_expires_ms;
+}
 
-static int bearer_valid(const account_t *a) {
-  return a->bearer && brw_now_ms() < a->bearer_expires_ms - BEARER_MARGIN_MS;
+/* The bearer is usable and not yet due for renewal. */
+static int bearer_fresh(const account_t *a) {
+  return a->bearer && brw_now_ms() < a->bearer_renew_ms;
 }
 
 static void drop_bearer(account_t *a) {
@@ -183,60 +232,92 @@ static const char *transport_class(brw_http_outcome_t o) {
   }
 }
 
-/* Fails every waiter of an account with the same result. */
+/* Fails every fetch that waits for a bearer with the same result. */
 static void fail_waiters(account_t *a, brw_fetch_status_t st, const char *cls,
                          long http_status, int64_t retry_after,
                          const char *msg) {
   while (!brw_list_empty(&a->waiters)) {
     brw_fetch_t *f = brw_list_entry(a->waiters.next, brw_fetch_t, node);
-    fetch_fail(f, st, cls, http_status, retry_after, "%s", msg);
+    fetch_fail(f, st, cls, http_status, retry_after, msg);
   }
 }
 
-static void on_login(const brw_http_resp_t *resp, void *arg) {
+/* Stores a new bearer and schedules its renewal: BEARER_MARGIN_MS before
+ * `exp`, or at half the lifetime when the lifetime is short. */
+static void set_bearer(account_t *a, char *bearer) {
+  int64_t now = brw_now_ms();
+  int64_t exp_s;
+  brw_log_add_secret(bearer);
+  drop_bearer(a);
+  a->bearer = bearer;
+  a->bearer_gen++;
+  a->bearer_expires_ms = brw_jwt_exp(bearer, &exp_s) == 0
+                             ? exp_s * 1000
+                             : now + BEARER_DEFAULT_TTL_MS;
+  int64_t life = a->bearer_expires_ms - now;
+  a->bearer_renew_ms = life > 2 * BEARER_MARGIN_MS
+                           ? a->bearer_expires_ms - BEARER_MARGIN_MS
+                           : now + (life > 0 ? life / 2 : 0);
+}
+
+/* Moves every waiter to the ready queue (a bearer is there now). */
+static void release_waiters(account_t *a) {
+  while (!brw_list_empty(&a->waiters)) {
+    brw_list_t *n = a->waiters.next;
+    brw_list_remove(n);
+    brw_list_insert_tail(&a->ready, n);
+  }
+}
+
+static void on_auth(const brw_http_resp_t *resp, void *arg) {
   account_t *a = arg;
   brw_api_t *api = a->api;
-  a->login = NULL;
+  auth_kind_t kind = a->auth_kind;
+  const char *what = kind == AUTH_REFRESH ? "refresh" : "login";
+  a->auth_req = NULL;
+  a->auth_kind = AUTH_NONE;
   char msg[200];
-  if (resp->outcome != BRW_HTTP_OK) {
-    snprintf(msg, sizeof(msg), "login: %s", resp->error);
-    brw_logj(BRW_LOG_WARN, json_pack("{ss ss}", "account", a->name, "class",
-                                     transport_class(resp->outcome)),
-             "%s", msg);
-    fail_waiters(a, BRW_FETCH_RETRY, transport_class(resp->outcome), 0, -1,
-                 msg);
-    return;
-  }
-  if (resp->status == 200) {
+
+  if (resp->outcome == BRW_HTTP_OK && resp->status == 200) {
     char *bearer = brw_bearer_parse(resp->body, resp->len);
     if (bearer) {
-      brw_log_add_secret(bearer);
-      int64_t exp_s;
-      int64_t now = brw_now_ms();
-      drop_bearer(a);
-      a->bearer = bearer;
-      a->bearer_expires_ms = brw_jwt_exp(bearer, &exp_s) == 0
-                                 ? exp_s * 1000
-                                 : now + BEARER_DEFAULT_TTL_MS;
-      /* A lifetime shorter than twice the margin would make every request
-       * log in again; renew at half the lifetime instead. */
-      if (a->bearer_expires_ms - now < 2 * BEARER_MARGIN_MS)
-        a->bearer_expires_ms = now + BEARER_MARGIN_MS +
-                               (a->bearer_expires_ms - now) / 2;
+      set_bearer(a, bearer);
       if (a->failed)
         brw_logj(BRW_LOG_INFO, json_pack("{ss}", "account", a->name),
                  "account's key accepted again");
       a->failed = 0;
       a->fail_attempt = 0;
-      while (!brw_list_empty(&a->waiters)) {
-        brw_fetch_t *f = brw_list_entry(a->waiters.next, brw_fetch_t, node);
-        brw_list_remove(&f->node);
-        send_detail(f);
-      }
+      release_waiters(a);
+      account_pump(a);
       return;
     }
-    fail_waiters(a, BRW_FETCH_RETRY, "bad_body", 200, -1,
-                 "login: response without a bearer");
+  }
+
+  if (kind == AUTH_REFRESH) {
+    /* A refresh that did not work falls back to a login. A refused bearer
+     * is dropped; after a transient failure it stays in use until it
+     * expires. */
+    api->stats.refresh_failures++;
+    brw_logj(BRW_LOG_INFO,
+             json_pack("{ss sI ss}", "account", a->name, "status",
+                       (json_int_t)resp->status, "error", resp->error),
+             "bearer refresh failed; logging in");
+    if (resp->status == 401 || resp->status == 403)
+      drop_bearer(a);
+    a->auth_wanted = AUTH_LOGIN;
+    account_pump(a);
+    return;
+  }
+
+  if (resp->outcome != BRW_HTTP_OK) {
+    snprintf(msg, sizeof(msg), "%s: %s", what, resp->error);
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss ss}", "account", a->name, "class",
+                       transport_class(resp->outcome)),
+             "%s", msg);
+    fail_waiters(a, BRW_FETCH_RETRY, transport_class(resp->outcome), 0, -1,
+                 msg);
+    account_pump(a);
     return;
   }
   char apimsg[128];
@@ -247,56 +328,131 @@ static void on_login(const brw_http_resp_t *resp, void *arg) {
     uint64_t d = brw_backoff_ms(api->cfg->retry_min_ms, api->cfg->retry_max_ms,
                                 a->fail_attempt++, api->cfg->poll_jitter,
                                 &api->rng);
-    a->failed_until_ms = brw_now_ms() + (int64_t)d;
-    snprintf(msg, sizeof(msg), "login rejected (HTTP %ld): %s", resp->status,
-             apimsg);
     brw_logj(BRW_LOG_ERROR,
-             json_pack("{ss sI}", "account", a->name, "backoff_ms",
-                       (json_int_t)d),
-             "%s", msg);
+             json_pack("{ss sI sI ss}", "account", a->name, "status",
+                       (json_int_t)resp->status, "backoff_ms", (json_int_t)d,
+                       "error", apimsg),
+             "login rejected: the account's API key is not accepted");
     /* The account backs off as a whole: its fetches wait behind the next
-     * login attempt instead of each sending one. The tracker's deadline
-     * ends campaigns that wait too long (DLQ auth_failed). */
-    uv_timer_start(&a->timer, on_account_timer, d, 0);
+     * login attempt instead of each sending one, and the tracker's
+     * deadline ends campaigns that wait too long (DLQ auth_failed). */
+    uv_timer_start(&a->backoff_timer, on_backoff_timer, d, 0);
     return;
   }
-  snprintf(msg, sizeof(msg), "login: HTTP %ld %s", resp->status, apimsg);
+  snprintf(msg, sizeof(msg), "%s: HTTP %ld %s", what, resp->status, apimsg);
   brw_logj(BRW_LOG_WARN, json_pack("{ss}", "account", a->name), "%s", msg);
   fail_waiters(a, BRW_FETCH_RETRY,
-               resp->status == 429 ? "429"
+               resp->status == 429   ? "429"
                : resp->status >= 500 ? "5xx"
                                      : "login",
                resp->status, resp->retry_after_ms, msg);
+  account_pump(a);
 }
 
-static void on_account_timer(uv_timer_t *t) {
-  account_t *a = t->data;
-  if (!brw_list_empty(&a->waiters))
-    start_login(a);
-}
-
-/* Starts a login for the account unless one is in flight: every fetch that
- * needs a bearer waits behind the same login. */
-static void start_login(account_t *a) {
-  if (a->login || uv_is_active((uv_handle_t *)&a->timer))
-    return;
+/* Sends the login or refresh request. Returns 0, or BRW_EHTTP when the
+ * request could not be started. */
+static int send_auth(account_t *a, auth_kind_t kind) {
   brw_api_t *api = a->api;
-  json_t *body = json_pack("{ss}", "api_key", a->key);
-  char *text = json_dumps(body, JSON_COMPACT);
-  json_decref(body);
   char url[1024];
-  snprintf(url, sizeof(url), "%s/api/auth/login", api->cfg->api_url);
-  api->stats.logins++;
+  char *text = NULL;
+  const char *bearer = NULL;
+  if (kind == AUTH_LOGIN) {
+    json_t *body = json_pack("{ss}", "api_key", a->key);
+    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+      return BRW_ENOMEM;
+    snprintf(url, sizeof(url), "%s/api/auth/login", api->cfg->api_url);
+    api->stats.logins++;
+  } else {
+    bearer = a->bearer;
+    snprintf(url, sizeof(url), "%s/api/auth/refresh", api->cfg->api_url);
+    api->stats.refreshes++;
+  }
   api->stats.requests++;
-  a->login = text ? brw_http_request(api->http, "POST", url, NULL, NULL, text,
-                                     on_login, a)
-                  : NULL;
+  a->auth_req = brw_http_request(api->http, "POST", url, bearer, NULL, text,
+                                 on_auth, a);
   if (text) {
+    /* The body holds the key: wipe it before it goes back to malloc. */
     memset(text, 0, strlen(text));
     free(text);
   }
-  if (!a->login)
-    uv_timer_start(&a->timer, on_account_timer, api->cfg->retry_min_ms, 0);
+  if (!a->auth_req)
+    return BRW_EHTTP;
+  a->auth_kind = kind;
+  return 0;
+}
+
+static void on_detail(const brw_http_resp_t *resp, void *arg);
+
+static int send_detail(brw_fetch_t *f) {
+  brw_api_t *api = f->api;
+  char url[1024];
+  snprintf(url, sizeof(url), "%s/api/campaigns/%llu/detail", api->cfg->api_url,
+           (unsigned long long)f->id);
+  api->stats.requests++;
+  f->bearer_gen = f->acct->bearer_gen;
+  f->req = brw_http_request(api->http, "GET", url, f->acct->bearer,
+                            f->traceparent, NULL, on_detail, f);
+  return f->req ? 0 : BRW_EHTTP;
+}
+
+/* Takes a rate-limit slot, or arms the timer for the next one. */
+static int take_slot(account_t *a) {
+  uint64_t wait = brw_ratelimit_take(&a->rl, uv_now(a->api->loop));
+  if (wait == 0)
+    return 1;
+  if (!uv_is_active((uv_handle_t *)&a->rl_timer))
+    uv_timer_start(&a->rl_timer, on_rl_timer, wait, 0);
+  return 0;
+}
+
+/* Moves the account forward: decides whether it needs a login or a
+ * refresh, then starts what the rate limit allows, authentication first.
+ * Called after every change of the account's state; never runs a fetch
+ * callback, except to fail fetches when a request cannot be started. */
+static void account_pump(account_t *a) {
+  brw_api_t *api = a->api;
+  if (uv_is_active((uv_handle_t *)&a->backoff_timer))
+    return; /* the key was rejected: wait for the next attempt */
+  if (!a->auth_req && a->auth_wanted == AUTH_NONE) {
+    if (!bearer_usable(a) && !brw_list_empty(&a->waiters))
+      a->auth_wanted = AUTH_LOGIN;
+    else if (bearer_usable(a) && !bearer_fresh(a))
+      a->auth_wanted = AUTH_REFRESH;
+  }
+  if (!bearer_usable(a)) {
+    /* The bearer expired while fetches were ready: they wait for the next
+     * one. */
+    while (!brw_list_empty(&a->ready)) {
+      brw_list_t *n = a->ready.next;
+      brw_list_remove(n);
+      brw_list_insert_tail(&a->waiters, n);
+    }
+  }
+  if (a->auth_wanted != AUTH_NONE && !a->auth_req) {
+    if (a->auth_wanted == AUTH_REFRESH && !bearer_usable(a))
+      a->auth_wanted = AUTH_LOGIN;
+    if (!take_slot(a))
+      return;
+    auth_kind_t kind = a->auth_wanted;
+    a->auth_wanted = AUTH_NONE;
+    if (send_auth(a, kind) != 0) {
+      fail_waiters(a, BRW_FETCH_RETRY, "local", 0, -1,
+                   "cannot start the login request");
+      return;
+    }
+  }
+  while (!brw_list_empty(&a->ready)) {
+    if (!take_slot(a))
+      return;
+    brw_fetch_t *f = brw_list_entry(a->ready.next, brw_fetch_t, node);
+    brw_list_remove(&f->node);
+    if (send_detail(f) != 0)
+      fetch_fail(f, BRW_FETCH_RETRY, "local", 0, -1,
+                 "cannot start the request");
+  }
+  (void)api;
 }
 
 static void on_detail(const brw_http_resp_t *resp, void *arg) {
@@ -305,27 +461,26 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   f->req = NULL;
   if (resp->outcome != BRW_HTTP_OK) {
     fetch_fail(f, BRW_FETCH_RETRY, transport_class(resp->outcome), 0, -1,
-               "%s", resp->error);
+               resp->error);
     return;
   }
   long st = resp->status;
+  char m[256];
   if (st == 200) {
     brw_fetch_result_t res;
     memset(&res, 0, sizeof(res));
     char err[200];
-    if (brw_detail_parse(resp->body, resp->len,
-                         f->api->cfg->api_tz_offset_s, &res.detail, err,
-                         sizeof(err)) != 0) {
-      fetch_fail(f, BRW_FETCH_RETRY, "bad_body", st, -1, "bad response: %s",
-                 err);
+    if (brw_detail_parse(resp->body, resp->len, f->api->cfg->api_tz_offset_s,
+                         &res.detail, err, sizeof(err)) != 0) {
+      snprintf(m, sizeof(m), "bad response: %s", err);
+      fetch_fail(f, BRW_FETCH_RETRY, "bad_body", st, -1, m);
       return;
     }
     if (res.detail.id != f->id) {
-      char m[96];
-      snprintf(m, sizeof(m), "%llu", (unsigned long long)res.detail.id);
+      snprintf(m, sizeof(m), "bad response: detail of campaign %llu",
+               (unsigned long long)res.detail.id);
       brw_detail_clear(&res.detail);
-      fetch_fail(f, BRW_FETCH_RETRY, "bad_body", st, -1,
-                 "bad response: detail of campaign %s", m);
+      fetch_fail(f, BRW_FETCH_RETRY, "bad_body", st, -1, m);
       return;
     }
     res.status = BRW_FETCH_OK;
@@ -337,53 +492,39 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   }
   char apimsg[128];
   brw_api_error_message(resp->body, resp->len, apimsg, sizeof(apimsg));
-  char m[200];
   snprintf(m, sizeof(m), "HTTP %ld %s", st, apimsg);
   if (st == 401) {
     f->api->stats.unauthorized++;
     if (!f->relogged) {
       /* The bearer expired early or was revoked: log in once more and
-       * retry this request behind the login. */
+       * retry this request behind the login. A bearer renewed meanwhile
+       * is kept: only the one this request used is dropped. */
       f->relogged = 1;
-      drop_bearer(a);
-      brw_list_insert_tail(&a->waiters, &f->node);
-      start_login(a);
+      if (f->bearer_gen == a->bearer_gen) {
+        drop_bearer(a);
+        if (!a->auth_req)
+          a->auth_wanted = AUTH_LOGIN;
+      }
+      brw_list_insert_tail(a->bearer ? &a->ready : &a->waiters, &f->node);
+      account_pump(a);
       return;
     }
-    fetch_fail(f, BRW_FETCH_RETRY, "401", st, -1, "%s", m);
+    fetch_fail(f, BRW_FETCH_RETRY, "401", st, -1, m);
     return;
   }
   if (st == 404) {
-    fetch_fail(f, BRW_FETCH_NOT_FOUND, "404", st, -1, "%s", m);
+    fetch_fail(f, BRW_FETCH_NOT_FOUND, "404", st, -1, m);
     return;
   }
   if (st == 429 || st == 408) {
-    fetch_fail(f, BRW_FETCH_RETRY, "429", st, resp->retry_after_ms, "%s", m);
+    fetch_fail(f, BRW_FETCH_RETRY, "429", st, resp->retry_after_ms, m);
     return;
   }
   if (st >= 500 || st < 200) {
-    fetch_fail(f, BRW_FETCH_RETRY, "5xx", st, resp->retry_after_ms, "%s", m);
+    fetch_fail(f, BRW_FETCH_RETRY, "5xx", st, resp->retry_after_ms, m);
     return;
   }
-  fetch_fail(f, BRW_FETCH_REJECTED, "4xx", st, -1, "%s", m);
-}
-
-static void send_detail(brw_fetch_t *f) {
-  brw_api_t *api = f->api;
-  char url[1024];
-  snprintf(url, sizeof(url), "%s/api/campaigns/%llu/detail", api->cfg->api_url,
-           (unsigned long long)f->id);
-  api->stats.requests++;
-  f->req = brw_http_request(api->http, "GET", url, f->acct->bearer,
-                            f->traceparent, NULL, on_detail, f);
-  if (!f->req) {
-    /* Never complete synchronously: wait and try again behind the account
-     * timer. */
-    brw_list_insert_tail(&f->acct->waiters, &f->node);
-    if (!uv_is_active((uv_handle_t *)&f->acct->timer))
-      uv_timer_start(&f->acct->timer, on_account_timer, api->cfg->retry_min_ms,
-                     0);
-  }
+  fetch_fail(f, BRW_FETCH_REJECTED, "4xx", st, -1, m);
 }
 
 brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
@@ -402,14 +543,28 @@ brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
   f->arg = arg;
   brw_list_init(&f->node);
   account_t *a = f->acct;
-  if (bearer_valid(a)) {
-    send_detail(f);
+  /* A usable bearer is used even while its refresh is due; otherwise the
+   * fetch waits for the account's login (or its backoff after a rejected
+   * key). Fetches are queued and started by the pump, so the callback
+   * never runs before this function returns. */
+  brw_list_insert_tail(bearer_usable(a) ? &a->ready : &a->waiters, &f->node);
+  if (brw_list_empty(&a->ready) || a->ready.next != &f->node ||
+      a->auth_req || a->auth_wanted != AUTH_NONE ||
+      uv_is_active((uv_handle_t *)&a->rl_timer) || !bearer_fresh(a)) {
+    /* Something is queued ahead or due: let the pump decide, off this
+     * call stack, so that a request that cannot start fails later. */
+    if (!uv_is_active((uv_handle_t *)&a->rl_timer))
+      uv_timer_start(&a->rl_timer, on_rl_timer, 0, 0);
     return f;
   }
-  /* Waits for the account's login (or its backoff after a rejected key).
-   * The callback never runs before this function returns. */
-  brw_list_insert_tail(&a->waiters, &f->node);
-  start_login(a);
+  /* The common case: a fresh bearer and a free slot. */
+  if (take_slot(a)) {
+    brw_list_remove(&f->node);
+    if (send_detail(f) != 0) {
+      brw_list_insert_tail(&a->ready, &f->node);
+      uv_timer_start(&a->rl_timer, on_rl_timer, api->cfg->retry_min_ms, 0);
+    }
+  }
   return f;
 }
 

@@ -478,16 +478,17 @@ static void campaign_dlq(campaign_t *c, const char *reason,
  * when the API never answered usefully. */
 static void campaign_expire(campaign_t *c) {
   brw_app_t *app = c->app;
-  if (c->have_detail || !c->last_error_class) {
+  if (c->have_detail)
     campaign_finalize(c, "expired");
-  } else if (brw_api_account_failed(app->api, c->key.account)) {
-    campaign_dlq(c, BRW_REASON_AUTH_FAILED, "the account's API key is "
-                                            "rejected");
-  } else if (c->not_found_since_ms) {
+  else if (brw_api_account_failed(app->api, c->key.account))
+    campaign_dlq(c, BRW_REASON_AUTH_FAILED,
+                 "the account's API key is rejected");
+  else if (c->not_found_since_ms)
     campaign_dlq(c, BRW_REASON_NOT_FOUND, c->last_error);
-  } else {
+  else if (c->last_error_class)
     campaign_dlq(c, BRW_REASON_BAD_RESPONSE, c->last_error);
-  }
+  else
+    campaign_finalize(c, "expired"); /* never fetched before the deadline */
 }
 
 static uint64_t cap_to_deadline(campaign_t *c, uint64_t delay) {

@@ -644,7 +644,11 @@ int brw_jwt_exp(const char *token, int64_t *exp_s) {
     *exp_s = json_integer_value(exp);
     rc = 0;
   } else if (json_is_real(exp) && json_real_value(exp) >= 1 &&
-             json_real_value(exp) <= (double)JWT_EXP_MAX) {
+             json_real_value(exp) < (double)JWT_EXP_MAX) {
+    /* '<', not '<=': JWT_EXP_MAX is not a double, and (double)JWT_EXP_MAX
+     * rounds up to JWT_EXP_MAX + 1, which '<=' let through, so that
+     * exp * 1000 overflowed (found by fuzz/fuzz_jwt.c). Every double below
+     * it converts to at most JWT_EXP_MAX. */
     *exp_s = (int64_t)json_real_value(exp);
     rc = 0;
   }

@@ -651,6 +651,17 @@ static int check_url(const char *value, char *why, size_t whylen) {
          value);
     return -1;
   }
+  /* A URL holds no spaces or control characters (RFC 3986). Without this
+   * check "http://h  /" kept its spaces once set_api_url removed the '/', and
+   * the value printed by --check-config read back as a different URL
+   * (found by fuzz/fuzz_config.c). The value is not quoted: it may hold a
+   * control character, and the message must stay one line. */
+  for (const char *p = rest; *p; p++) {
+    if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+      fail(why, whylen, "must not contain spaces or control characters");
+      return -1;
+    }
+  }
   return 0;
 }
 
@@ -1399,7 +1410,15 @@ void brw_config_print(const brw_config_t *cfg, FILE *out) {
     return;
   for (size_t i = 0; i < NKEYS; i++) {
     const config_key_t *k = &keys[i];
-    print_kv(out, "", k->name, format_value(cfg, k, buf, sizeof(buf)));
+    const char *v = format_value(cfg, k, buf, sizeof(buf));
+    /* With no "default" account api.key is unset, and `api.key = ""` would
+     * not read back (an empty key is an error), so it is printed as a
+     * comment. Found by fuzz/fuzz_config.c (a file with only
+     * accounts.<name>.key). */
+    if (!v && k->type == KT_SECRET)
+      fprintf(out, "#%s =\n", k->name);
+    else
+      print_kv(out, "", k->name, v);
     if (k->flags & KF_THEN_KAFKA) {
       print_kafka(out, "kafka.", cfg->kafka_common, cfg->nkafka_common);
       print_kafka(out, "kafka.consumer.", cfg->kafka_consumer,

@@ -177,6 +177,14 @@ int brw_time_parse(const char *s, int32_t tz_offset_s, int64_t *ms) {
 
   int64_t days = days_from_civil(y, mo, d);
   int64_t secs = days * 86400 + hh * 3600 + mi * 60 + ss - off;
+  /* The instant must also fall in years 0001..9999 in UTC: a zone or a leap
+   * second can move "9999-12-31 23:59:59" into year 10000, which
+   * brw_time_format would write with five digits (not RFC 3339), or
+   * "0001-01-01 00:00:00" into year 0, which this parser then rejects when
+   * the report is read back. Found by fuzz/fuzz_time.c. */
+  if (secs < days_from_civil(1, 1, 1) * 86400 ||
+      secs >= days_from_civil(10000, 1, 1) * 86400)
+    return BRW_EPARSE;
   *ms = secs * 1000 + frac_ms;
   return 0;
 }

@@ -1,6 +1,7 @@
 /* The BSG One API client (SPEC §2, §5): per-account authentication (login,
- * bearer reuse until shortly before its `exp`, one re-login on a 401) and
- * campaign detail fetches, over the loop's HTTP client.
+ * bearer reuse, refresh shortly before its `exp` with a fallback to login,
+ * one re-login on a 401), a per-account rate limit, and campaign detail
+ * fetches, over the loop's HTTP client.
  *
  * Every callback runs on the loop thread. Bearers and keys are registered
  * with the log redactor and never logged. */
@@ -63,6 +64,8 @@ typedef struct {
   uint64_t requests;
   uint64_t logins;
   uint64_t login_failures;
+  uint64_t refreshes;
+  uint64_t refresh_failures;
   uint64_t unauthorized;
   uint64_t retries; /* transient failures */
 } brw_api_stats_t;

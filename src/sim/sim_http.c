@@ -877,10 +877,11 @@ static void handle_api(sim_server_t *srv, struct MHD_Connection *conn,
   }
   pthread_mutex_unlock(&srv->mu);
 
-  if (d.slow) {
+  /* The request is authenticated and answered as of its arrival, as a real
+   * server that is slow to send would: a token valid when the request came
+   * is not refused because the answer was late. */
+  if (d.slow)
     sleep_ms(srv, slow_ms);
-    now_ms = sim_now_ms();
-  }
   switch (d.kind) {
   case FAULT_5XX: {
     fault_5xx(r, d.detail);

@@ -29,6 +29,7 @@ FAST_WORKER_CONFIG = {
     "kafka.commit_interval": "200ms",
     "shutdown.timeout": "10s",
     "http.timeout": "3s",
+    "api.rate_limit": "100",
     "log.level": "info",
 }
 

@@ -657,6 +657,24 @@ static void make_jwt(const char *payload, int pad, char *out, size_t n) {
   snprintf(out + k, n - k, ".c2lnbmF0dXJl");
 }
 
+/* Found by fuzz/fuzz_jwt.c: a real exp that rounds to (double)JWT_EXP_MAX,
+ * i.e. INT64_MAX / 1000 + 1, was accepted, so exp * 1000 overflowed. */
+static void test_jwt_exp_real_bound(void **state) {
+  (void)state;
+  char tok[256];
+  int64_t exp = 99;
+  make_jwt("{\"exp\":9.223372036854775e15}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  make_jwt("{\"exp\":9223372036854775.5}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), BRW_EPARSE);
+  assert_true(exp == 99);
+  /* The largest double below the bound is still read. */
+  make_jwt("{\"exp\":9.223372036854774e15}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_exp(tok, &exp), 0);
+  assert_true(exp == INT64_C(9223372036854774));
+  assert_true(exp <= INT64_MAX / 1000);
+}
+
 static void test_jwt_exp(void **state) {
   (void)state;
   char tok[512];
@@ -787,6 +805,7 @@ int main(void) {
       cmocka_unit_test(test_price_normalize),
       cmocka_unit_test(test_api_error_message),
       cmocka_unit_test(test_jwt_exp),
+      cmocka_unit_test(test_jwt_exp_real_bound),
       cmocka_unit_test(test_bearer_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

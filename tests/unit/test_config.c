@@ -975,6 +975,51 @@ static void test_print_roundtrip(void **state) {
   unlink(path);
 }
 
+/* Found by fuzz/fuzz_config.c: with only accounts.<name>.key the printed
+ * `api.key = ""` did not read back; "http://h  /" kept its spaces once the
+ * '/' was removed and read back as another URL. Both through
+ * brw_config_load_text, the fuzz target's entry point. */
+static void test_fuzz_regressions(void **state) {
+  (void)state;
+  static const char text[] = "accounts.eu.key = k\n";
+  char err[256];
+  brw_config_t cfg;
+  brw_config_init(&cfg);
+  assert_int_equal(brw_config_load_text(&cfg, "t.conf", text,
+                                        sizeof(text) - 1, err, sizeof(err)),
+                   0);
+  char *first = capture_print(&cfg);
+  brw_config_free(&cfg);
+  assert_non_null(strstr(first, "\n#api.key =\n"));
+  brw_config_init(&cfg);
+  assert_int_equal(brw_config_load_text(&cfg, "t.conf", first, strlen(first),
+                                        err, sizeof(err)),
+                   0);
+  char *second = capture_print(&cfg);
+  assert_string_equal(first, second);
+  free(first);
+  free(second);
+  brw_config_free(&cfg);
+
+  static const char url[] = "api.url = http://h  /\n";
+  brw_config_init(&cfg);
+  assert_int_equal(brw_config_load_text(&cfg, "t.conf", url, sizeof(url) - 1,
+                                        err, sizeof(err)),
+                   BRW_ECONFIG);
+  assert_string_equal(err, "t.conf:1: api.url: must not contain spaces or "
+                           "control characters");
+  brw_config_free(&cfg);
+  /* No NUL terminator is needed, and a NUL ends its line. */
+  static const char nul[] = "log.level = debug\0junk\nlog.format = text";
+  brw_config_init(&cfg);
+  assert_int_equal(brw_config_load_text(&cfg, "t.conf", nul, sizeof(nul) - 1,
+                                        err, sizeof(err)),
+                   0);
+  assert_string_equal(cfg.log_level, "debug");
+  assert_string_equal(cfg.log_format, "text");
+  brw_config_free(&cfg);
+}
+
 static void test_usage_lists_every_key(void **state) {
   (void)state;
   char *out = capture_usage();
@@ -1119,6 +1164,7 @@ int main(void) {
       cmocka_unit_test(test_validate),
       cmocka_unit_test(test_print_redaction),
       cmocka_unit_test(test_print_roundtrip),
+      cmocka_unit_test(test_fuzz_regressions),
       cmocka_unit_test(test_usage_lists_every_key),
       cmocka_unit_test(test_example_conf),
       cmocka_unit_test(test_docs_list_every_key),

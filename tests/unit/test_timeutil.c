@@ -205,6 +205,29 @@ static void test_roundtrip(void **state) {
   }
 }
 
+/* Found by fuzz/fuzz_time.c: a zone or a leap second moved an instant out
+ * of years 0001..9999 UTC, which brw_time_format then wrote as "10000-..."
+ * (not RFC 3339) or "0000-..." (which brw_time_parse rejects). */
+static void test_parse_year_range(void **state) {
+  (void)state;
+  int64_t ms = 12345;
+  char buf[32];
+  assert_int_equal(brw_time_parse("9999-12-31T23:59:60Z", 0, &ms), BRW_EPARSE);
+  assert_int_equal(brw_time_parse("9999-12-31 23:59:59", -3600, &ms),
+                   BRW_EPARSE);
+  assert_int_equal(brw_time_parse("0001-01-01 00:00:00", 3600, &ms),
+                   BRW_EPARSE);
+  assert_int_equal(brw_time_parse("0001-01-01T00:00:00+00:01", 0, &ms),
+                   BRW_EPARSE);
+  assert_true(ms == 12345);
+  /* The limits themselves still parse and read back. */
+  brw_time_format(parse_ok("9999-12-31T23:59:59.999Z", 0), buf, sizeof(buf));
+  assert_string_equal(buf, "9999-12-31T23:59:59Z");
+  brw_time_format(parse_ok("0001-01-01 03:00:00", 3 * 3600), buf,
+                  sizeof(buf));
+  assert_string_equal(buf, "0001-01-01T00:00:00Z");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_now),
@@ -217,6 +240,7 @@ int main(void) {
       cmocka_unit_test(test_parse_invalid),
       cmocka_unit_test(test_format),
       cmocka_unit_test(test_roundtrip),
+      cmocka_unit_test(test_parse_year_range),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

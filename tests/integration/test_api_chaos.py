@@ -1,0 +1,91 @@
+"""End to end on a real Kafka broker against a misbehaving API: 1,000
+campaigns while the simulator injects 20 % 5xx, 5 % 429 with Retry-After, 5 %
+responses slower than the worker's HTTP timeout, 2 % malformed bodies and a
+token expiry every few seconds. Every campaign is reported with the
+simulator's final truth; the request rate the simulator sees never exceeds
+the configured limit; neither the API key nor any bearer appears in any
+output."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Checks, KafkaBroker, log, parse_args, produce, run_main  # noqa: E402
+from pipeline import (API_KEY, Sim, Worker, compare_with_truth, event,  # noqa: E402
+                      scratch_dir, wait_reports, worker_config)
+
+TOPICS = {"input": "chaos.events", "output": "chaos.reports", "dlq": "chaos.dlq"}
+N = 1000
+RATE = 80
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+    checks = Checks()
+    work = scratch_dir("chaos")
+    ids = list(range(500001, 500001 + N))
+    with KafkaBroker() as kafka:
+        bs = kafka.bootstrap
+        kafka.create_topics({TOPICS["input"]: 4, TOPICS["output"]: 4, TOPICS["dlq"]: 1})
+        sim = Sim(args.bin_dir, work, "--seed", "23", "--time-scale", "600",
+                  "--fail-5xx", "0.20", "--fail-429", "0.05", "--retry-after", "1",
+                  "--slow", "0.05", "--slow-ms", "2500", "--malformed", "0.02",
+                  "--token-ttl", "3s").start()
+        w = None
+        try:
+            produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
+            cfg = worker_config(bs, sim, "brw-chaos", TOPICS, **{
+                "api.rate_limit": str(RATE), "http.timeout": "1s",
+                "http.max_connections": "32"})
+            w = Worker(args.bin_dir, work, cfg).start()
+            t0 = time.monotonic()
+            finals = wait_reports(bs, TOPICS["output"], set(ids), timeout=400)
+            elapsed = time.monotonic() - t0
+            by_id = {}
+            for r in finals:
+                by_id.setdefault(r.json()["campaign_id"], []).append(r.json())
+            checks.eq(len(set(ids) - set(by_id)), 0, f"all {N} campaigns reported under faults")
+            wrong = [(c, d) for c, rs in by_id.items()
+                     for d in [compare_with_truth(rs[-1], sim.truth(c))] if d]
+            for c, d in wrong[:3]:
+                log(f"campaign {c}: {d}")
+            checks.eq(len(wrong), 0, "every report equals the simulator's final truth")
+            expired = sum(1 for rs in by_id.values() if rs[-1]["outcome"] == "expired")
+            checks.eq(expired, 0, "no campaign expired")
+
+            stats = sim.stats()
+            faults = stats.get("faults", {})
+            max_rps = max(stats.get("max_rps_by_account", {"-": 0}).values())
+            print(f"chaos: {N} campaigns reported in {elapsed:.1f} s; "
+                  f"{stats.get('detail_requests')} detail requests; faults {faults}; "
+                  f"logins {stats.get('logins')}, refreshes {stats.get('refreshes')}, "
+                  f"unauthorized {stats.get('unauthorized')}; max {max_rps} req/s "
+                  f"(limit {RATE})", flush=True)
+            checks.check(faults.get("5xx", 0) > 0 and faults.get("429", 0) > 0
+                         and faults.get("slow", 0) > 0 and faults.get("malformed", 0) > 0,
+                         "every fault class was injected", str(faults))
+            checks.check(stats.get("refreshes", 0) + stats.get("logins", 0) >= 3,
+                         "bearers were renewed as they expired")
+            checks.check(max_rps <= RATE, f"request rate never above the limit ({max_rps} <= {RATE})")
+
+            w.proc.signal(signal.SIGTERM)
+            checks.eq(w.proc.wait(timeout=60), 0, "SIGTERM: exit 0")
+            text = w.proc.stderr_text() + w.proc.stdout_text()
+            checks.check(API_KEY not in text, "the API key appears in no output")
+            checks.check("Bearer " not in text and "eyJ" not in text,
+                         "no bearer appears in any output")
+        finally:
+            if w and w.proc.running():
+                w.proc.print_tail()
+                w.proc.kill()
+            sim.stop()
+    return checks.summary()
+
+
+if __name__ == "__main__":
+    run_main(main)
