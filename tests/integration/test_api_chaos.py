@@ -1,7 +1,7 @@
 """End to end on a real Kafka broker against a misbehaving API: 1,000
 campaigns while the simulator injects 20 % 5xx, 5 % 429 with Retry-After, 5 %
 responses slower than the worker's HTTP timeout, 2 % malformed bodies and a
-token expiry every few seconds. Every campaign is reported with the
+token expiry every few seconds (plus 1 % truncated and 1 % HTML bodies). Every campaign is reported with the
 simulator's final truth; the request rate the simulator sees never exceeds
 the configured limit; neither the API key nor any bearer appears in any
 output."""
@@ -35,6 +35,7 @@ def main() -> int:
         sim = Sim(args.bin_dir, work, "--seed", "23", "--time-scale", "600",
                   "--fail-5xx", "0.20", "--fail-429", "0.05", "--retry-after", "1",
                   "--slow", "0.05", "--slow-ms", "2500", "--malformed", "0.02",
+                  "--truncated", "0.01", "--html", "0.01",
                   "--token-ttl", "3s").start()
         w = None
         try:
@@ -66,8 +67,8 @@ def main() -> int:
                   f"logins {stats.get('logins')}, refreshes {stats.get('refreshes')}, "
                   f"unauthorized {stats.get('unauthorized')}; max {max_rps} req/s "
                   f"(limit {RATE})", flush=True)
-            checks.check(faults.get("5xx", 0) > 0 and faults.get("429", 0) > 0
-                         and faults.get("slow", 0) > 0 and faults.get("malformed", 0) > 0,
+            checks.check(all(faults.get(k, 0) > 0 for k in
+                             ("5xx", "429", "slow", "malformed", "truncated", "html")),
                          "every fault class was injected", str(faults))
             checks.check(stats.get("refreshes", 0) + stats.get("logins", 0) >= 3,
                          "bearers were renewed as they expired")
