@@ -21,6 +21,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The completed-offset map must fit Kafka's default
+ * offset.metadata.max.bytes (4096) with room to spare. */
+#define OFFSET_MAP_MAX 4000
+/* How long the assignment handler waits for the committed offsets. */
+#define COMMITTED_TIMEOUT_MS 10000
 /* Shutdown polls the producer this often while it flushes. */
 #define FLUSH_POLL_MS 20
 /* The first fetch after a deadline-capped timer fires this late at most, so
@@ -36,6 +41,10 @@ typedef struct {
   uint64_t generation;
   brw_offsets_t *offsets;
   int64_t committed; /* last position sent in a commit, -1 before any */
+  char *committed_map; /* last completed-offset map sent (owned), or NULL */
+  int dirty;           /* offsets changed since the last commit */
+  brw_offset_ranges_t skip; /* completed above the commit, from the map */
+  size_t skip_cursor;
   brw_list_t campaigns;
 } part_t;
 
@@ -96,6 +105,7 @@ typedef struct {
   uint64_t invalid;
   uint64_t merged;
   uint64_t late;
+  uint64_t skipped;
   uint64_t polls;
   uint64_t reports;
   uint64_t reports_by[5]; /* done, stopped, spam, expired, other */
@@ -177,6 +187,7 @@ static void offset_done(brw_app_t *app, int32_t partition, uint64_t gen,
   part_t *pt = part_get(app, partition);
   if (!pt || !pt->assigned || pt->generation != gen)
     return; /* the partition moved away meanwhile: its new owner replays */
+  pt->dirty = 1;
   if (brw_offsets_done(pt->offsets, offset) != 0)
     brw_logj(BRW_LOG_WARN,
              json_pack("{si sI}", "partition", partition, "offset",
@@ -185,26 +196,47 @@ static void offset_done(brw_app_t *app, int32_t partition, uint64_t gen,
 }
 
 /* Builds the list of positions to commit: every assigned partition (of
- * `only`, when given) whose committable position moved past what was last
- * sent. Returns NULL when there is nothing to commit. */
+ * `only`, when given) whose position or completed-offset map changed since
+ * it was last sent. The map goes into the commit's metadata, so that the
+ * next owner of the partition skips events completed above the position.
+ * Returns NULL when there is nothing to commit. */
 static rd_kafka_topic_partition_list_t *
 commit_list(brw_app_t *app, const rd_kafka_topic_partition_list_t *only) {
   rd_kafka_topic_partition_list_t *l = NULL;
+  char map[OFFSET_MAP_MAX];
   for (int32_t p = 0; p < app->nparts; p++) {
     part_t *pt = app->parts[p];
-    if (!pt || !pt->assigned)
+    if (!pt || !pt->assigned || !pt->dirty)
       continue;
     if (only && !rd_kafka_topic_partition_list_find(
                     only, app->cfg->topic_input, p))
       continue;
     int64_t pos = brw_offsets_committable(pt->offsets);
-    if (pos < 0 || pos <= pt->committed)
+    if (pos < 0)
+      continue;
+    size_t mlen = brw_offsets_encode(pt->offsets, map, sizeof(map));
+    int same_map = mlen == 0 ? pt->committed_map == NULL
+                             : pt->committed_map &&
+                                   !strcmp(pt->committed_map, map);
+    pt->dirty = 0;
+    if (pos == pt->committed && same_map)
       continue;
     if (!l)
       l = rd_kafka_topic_partition_list_new(8);
-    rd_kafka_topic_partition_list_add(l, app->cfg->topic_input, p)->offset =
-        pos;
+    rd_kafka_topic_partition_t *e =
+        rd_kafka_topic_partition_list_add(l, app->cfg->topic_input, p);
+    e->offset = pos;
+    if (mlen > 0) {
+      /* The list owns its elements' metadata and frees it with free(). */
+      e->metadata = malloc(mlen);
+      if (e->metadata) {
+        memcpy(e->metadata, map, mlen);
+        e->metadata_size = mlen;
+      }
+    }
     pt->committed = pos;
+    free(pt->committed_map);
+    pt->committed_map = mlen > 0 ? strdup(map) : NULL;
   }
   return l;
 }
@@ -219,8 +251,10 @@ static void commit_now(brw_app_t *app,
     /* Sent again at the next tick. */
     for (int i = 0; i < l->cnt; i++) {
       part_t *pt = part_get(app, l->elems[i].partition);
-      if (pt)
+      if (pt) {
         pt->committed = -1;
+        pt->dirty = 1;
+      }
     }
   }
   rd_kafka_topic_partition_list_destroy(l);
@@ -231,8 +265,10 @@ static void on_commit_failed(void *ctx,
   brw_app_t *app = ctx;
   for (int i = 0; i < offsets->cnt; i++) {
     part_t *pt = part_get(app, offsets->elems[i].partition);
-    if (pt && pt->assigned)
+    if (pt && pt->assigned) {
       pt->committed = -1; /* sent again at the next tick */
+      pt->dirty = 1;
+    }
   }
 }
 
@@ -700,6 +736,15 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     return; /* a redelivery of an offset already tracked */
   app->st.events++;
   int64_t off = rkm->offset;
+  pt->dirty = 1;
+  if (pt->skip.n &&
+      brw_offset_ranges_contain(&pt->skip, &pt->skip_cursor, off)) {
+    /* Completed before the last commit (the map in its metadata says so):
+     * its report or DLQ record is already in Kafka. */
+    app->st.skipped++;
+    brw_offsets_done(pt->offsets, off);
+    return;
+  }
 
   brw_event_t ev;
   const char *reason = NULL;
@@ -784,18 +829,59 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   update_backpressure(app);
 }
 
+static void part_reset(part_t *pt) {
+  brw_offsets_free(pt->offsets);
+  pt->offsets = NULL;
+  free(pt->committed_map);
+  pt->committed_map = NULL;
+  free(pt->skip.ranges);
+  pt->skip.ranges = NULL;
+  pt->skip.n = 0;
+  pt->skip_cursor = 0;
+  pt->dirty = 0;
+  pt->committed = -1;
+}
+
+/* Assignment: fresh completion tracking per partition, and the completed-
+ * offset map of the last commit, so that events completed above the
+ * committed offset are skipped instead of fetched and reported again. The
+ * committed offsets are read here, blocking the loop for at most
+ * COMMITTED_TIMEOUT_MS once per rebalance; without them the events are
+ * replayed (at least once, never lost). */
 static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
   brw_app_t *app = ctx;
+  rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
+  int have = brw_kafka_committed(app->kafka, c, COMMITTED_TIMEOUT_MS) == 0;
   for (int i = 0; i < parts->cnt; i++) {
     part_t *pt = part_ensure(app, parts->elems[i].partition);
     if (!pt)
       continue;
-    brw_offsets_free(pt->offsets);
+    part_reset(pt);
     pt->offsets = brw_offsets_new();
     pt->assigned = 1;
     pt->generation = ++app->generation;
-    pt->committed = -1;
+    const rd_kafka_topic_partition_t *e = &c->elems[i];
+    if (!have || e->err || e->offset < 0 || !e->metadata ||
+        e->metadata_size == 0)
+      continue;
+    if (brw_offsets_decode(e->metadata, e->metadata_size, e->offset,
+                           &pt->skip) != 0) {
+      brw_logj(BRW_LOG_WARN,
+               json_pack("{si sI}", "partition", pt->partition, "offset",
+                         (json_int_t)e->offset),
+               "commit metadata is not a completed-offset map of this "
+               "position; replaying from the committed offset");
+      continue;
+    }
+    int64_t n = 0;
+    for (size_t j = 0; j < pt->skip.n; j++)
+      n += pt->skip.ranges[j][1] - pt->skip.ranges[j][0];
+    brw_logj(BRW_LOG_INFO,
+             json_pack("{si sI sI}", "partition", pt->partition, "offset",
+                       (json_int_t)e->offset, "completed", (json_int_t)n),
+             "resuming; completed events above the commit are skipped");
   }
+  rd_kafka_topic_partition_list_destroy(c);
 }
 
 static void forget_partition(brw_app_t *app, part_t *pt) {
@@ -803,8 +889,7 @@ static void forget_partition(brw_app_t *app, part_t *pt) {
     campaign_t *c = brw_list_entry(pt->campaigns.next, campaign_t, pnode);
     campaign_drop(c);
   }
-  brw_offsets_free(pt->offsets);
-  pt->offsets = NULL;
+  part_reset(pt);
   pt->assigned = 0;
 }
 
@@ -1008,10 +1093,11 @@ static void finish_shutdown(brw_app_t *app) {
 static void log_summary(brw_app_t *app) {
   app_stats_t *s = &app->st;
   brw_logj(BRW_LOG_INFO,
-           json_pack("{sI sI sI sI sI sI s{sI sI sI sI sI} sI sI}", "events",
+           json_pack("{sI sI sI sI sI sI sI s{sI sI sI sI sI} sI sI}", "events",
                      (json_int_t)s->events, "invalid", (json_int_t)s->invalid,
                      "merged", (json_int_t)s->merged, "late",
-                     (json_int_t)s->late, "polls",
+                     (json_int_t)s->late, "skipped", (json_int_t)s->skipped,
+                     "polls",
                      (json_int_t)s->polls, "reports", (json_int_t)s->reports,
                      "reports_by_outcome", "done",
                      (json_int_t)s->reports_by[0], "stopped",
@@ -1072,7 +1158,7 @@ int brw_app_free(brw_app_t *app) {
   }
   for (int32_t p = 0; p < app->nparts; p++) {
     if (app->parts[p]) {
-      brw_offsets_free(app->parts[p]->offsets);
+      part_reset(app->parts[p]);
       free(app->parts[p]);
     }
   }

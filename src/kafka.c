@@ -634,6 +634,17 @@ int brw_kafka_commit(brw_kafka_t *k,
   return 0;
 }
 
+int brw_kafka_committed(brw_kafka_t *k, rd_kafka_topic_partition_list_t *parts,
+                        int timeout_ms) {
+  rd_kafka_resp_err_t err = rd_kafka_committed(k->rk_c, parts, timeout_ms);
+  if (err) {
+    brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
+             "cannot read committed offsets: %s", rd_kafka_err2str(err));
+    return BRW_EKAFKA;
+  }
+  return 0;
+}
+
 void brw_kafka_pause(brw_kafka_t *k, int pause) {
   if (!k->rk_c || k->consumer_closed || k->paused == pause)
     return;

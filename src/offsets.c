@@ -1,6 +1,8 @@
 #include "brw/offsets.h"
 #include "brw/error.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,4 +115,127 @@ int64_t brw_offsets_committable(const brw_offsets_t *o) {
 
 size_t brw_offsets_pending(const brw_offsets_t *o) {
   return o->npending;
+}
+
+#define MAP_PREFIX "brw1:"
+
+size_t brw_offsets_encode(const brw_offsets_t *o, char *buf, size_t len) {
+  if (len == 0)
+    return 0;
+  buf[0] = '\0';
+  if (o->len == 0)
+    return 0; /* nothing pending, so nothing done above the position */
+  int n = snprintf(buf, len, MAP_PREFIX "%" PRId64 ":", o->base);
+  if (n < 0 || (size_t)n >= len) {
+    buf[0] = '\0';
+    return 0;
+  }
+  size_t used = (size_t)n;
+  size_t i = 0;
+  int wrote_any = 0;
+  while (i < o->len) {
+    size_t notdone = 0, done = 0;
+    while (i < o->len && o->ring[(o->head + i) % o->cap] != SLOT_DONE) {
+      notdone++;
+      i++;
+    }
+    while (i < o->len && o->ring[(o->head + i) % o->cap] == SLOT_DONE) {
+      done++;
+      i++;
+    }
+    if (done == 0)
+      break; /* only not-done offsets are left: nothing to record */
+    char pair[48];
+    int m = snprintf(pair, sizeof(pair), "%s%zu,%zu", wrote_any ? "," : "",
+                     notdone, done);
+    if (m < 0 || used + (size_t)m >= len)
+      break; /* the rest does not fit: it will be replayed */
+    memcpy(buf + used, pair, (size_t)m + 1);
+    used += (size_t)m;
+    wrote_any = 1;
+  }
+  if (!wrote_any) {
+    buf[0] = '\0';
+    return 0;
+  }
+  return used;
+}
+
+/* Reads a decimal number of at most 18 digits; advances *p. */
+static int read_num(const char **p, const char *end, int64_t *v) {
+  const char *s = *p;
+  int64_t x = 0;
+  int digits = 0;
+  while (s < end && *s >= '0' && *s <= '9') {
+    if (++digits > 18)
+      return -1;
+    x = x * 10 + (*s - '0');
+    s++;
+  }
+  if (digits == 0)
+    return -1;
+  *v = x;
+  *p = s;
+  return 0;
+}
+
+int brw_offsets_decode(const char *meta, size_t len, int64_t committed,
+                       brw_offset_ranges_t *out) {
+  out->ranges = NULL;
+  out->n = 0;
+  size_t plen = sizeof(MAP_PREFIX) - 1;
+  if (!meta || len < plen || memcmp(meta, MAP_PREFIX, plen) != 0)
+    return BRW_EPARSE;
+  const char *p = meta + plen, *end = meta + len;
+  int64_t base;
+  if (read_num(&p, end, &base) != 0 || base != committed || p >= end ||
+      *p != ':')
+    return BRW_EPARSE;
+  p++;
+  size_t cap = 0;
+  int64_t at = base;
+  int64_t(*ranges)[2] = NULL;
+  size_t n = 0;
+  while (p < end) {
+    int64_t notdone, done;
+    if (read_num(&p, end, &notdone) != 0 || p >= end || *p != ',')
+      goto bad;
+    p++;
+    if (read_num(&p, end, &done) != 0 || done <= 0)
+      goto bad;
+    if (p < end) {
+      if (*p != ',' || p + 1 >= end)
+        goto bad;
+      p++;
+    }
+    if (INT64_MAX - at < notdone + done)
+      goto bad;
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      int64_t(*nr)[2] = realloc(ranges, ncap * sizeof(*ranges));
+      if (!nr)
+        goto bad;
+      ranges = nr;
+      cap = ncap;
+    }
+    ranges[n][0] = at + notdone;
+    ranges[n][1] = at + notdone + done;
+    at = ranges[n][1];
+    n++;
+  }
+  if (n == 0)
+    goto bad;
+  out->ranges = ranges;
+  out->n = n;
+  return 0;
+bad:
+  free(ranges);
+  return BRW_EPARSE;
+}
+
+int brw_offset_ranges_contain(const brw_offset_ranges_t *r, size_t *cursor,
+                              int64_t offset) {
+  while (*cursor < r->n && r->ranges[*cursor][1] <= offset)
+    (*cursor)++;
+  return *cursor < r->n && r->ranges[*cursor][0] <= offset;
 }

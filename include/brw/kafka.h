@@ -80,12 +80,19 @@ size_t brw_kafka_backlog(const brw_kafka_t *k);
 /* Records produced and not yet acknowledged, backlog included. */
 size_t brw_kafka_in_flight(const brw_kafka_t *k);
 
-/* Commits offsets (next offset to read, per partition) of the input topic.
+/* Commits offsets (next offset to read, per partition) of the input topic,
+ * with each element's metadata (the completed-offset map) when set.
  * async = 1 returns at once (the result is logged); async = 0 waits, for
  * rebalance and shutdown. Returns 0 or BRW_EKAFKA. */
 int brw_kafka_commit(brw_kafka_t *k,
                      const rd_kafka_topic_partition_list_t *offsets,
                      int async);
+
+/* Reads the group's committed offsets and metadata for `parts` (filled in
+ * place). Blocks the calling thread up to timeout_ms: called from the
+ * assignment handler only, once per rebalance. Returns 0 or BRW_EKAFKA. */
+int brw_kafka_committed(brw_kafka_t *k, rd_kafka_topic_partition_list_t *parts,
+                        int timeout_ms);
 
 /* Pauses or resumes fetching of every assigned partition. */
 void brw_kafka_pause(brw_kafka_t *k, int pause);

@@ -39,4 +39,37 @@ int64_t brw_offsets_committable(const brw_offsets_t *o);
 /* Number of offsets added and not yet done. */
 size_t brw_offsets_pending(const brw_offsets_t *o);
 
+/* The completed-offset map (SPEC §6): which offsets above the commit
+ * position are already done, as compact text for the commit's metadata, so
+ * that after a restart or a rebalance the next owner skips them.
+ *
+ * Format: "brw1:<base>:<n>,<d>,<n>,<d>,..." where <base> is the commit
+ * position and the decimal numbers are the lengths of alternating runs of
+ * offsets not done (pending, or never received) and done, starting at base.
+ * Trailing not-done offsets are left out.
+ *
+ * brw_offsets_encode writes at most `len` bytes (NUL included). When the
+ * whole map does not fit, it keeps the runs that fit: the rest is replayed,
+ * never lost. Returns the length written, or 0 when there is nothing done
+ * above the commit position (then no metadata is needed). */
+size_t brw_offsets_encode(const brw_offsets_t *o, char *buf, size_t len);
+
+/* Done ranges [start, end) decoded from a map, in increasing order. */
+typedef struct {
+  int64_t (*ranges)[2];
+  size_t n;
+} brw_offset_ranges_t;
+
+/* Decodes a map read back with the committed offset `committed`. A map in
+ * another format, with another base, or malformed is refused (BRW_EPARSE)
+ * and *out is left empty: the events are then replayed. On success the
+ * caller frees out->ranges. */
+int brw_offsets_decode(const char *meta, size_t len, int64_t committed,
+                       brw_offset_ranges_t *out);
+
+/* Whether `offset` lies in one of the ranges. `cursor` (start at 0) makes a
+ * walk over increasing offsets O(1) per call. */
+int brw_offset_ranges_contain(const brw_offset_ranges_t *r, size_t *cursor,
+                              int64_t offset);
+
 #endif

@@ -4,6 +4,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "brw/error.h"
 #include "brw/offsets.h"
 
@@ -87,6 +90,74 @@ static void test_wide_window(void **state) {
   brw_offsets_free(o);
 }
 
+/* The map of done offsets above the commit position round-trips. */
+static void test_map_roundtrip(void **state) {
+  brw_offsets_t *o = brw_offsets_new();
+  for (int64_t i = 100; i < 120; i++)
+    assert_int_equal(brw_offsets_add(o, i), 0);
+  /* done: 102, 103, 107, 110..114; pending the rest. */
+  int64_t done[] = {102, 103, 107, 110, 111, 112, 113, 114};
+  for (size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++)
+    assert_int_equal(brw_offsets_done(o, done[i]), 0);
+  char buf[256];
+  size_t n = brw_offsets_encode(o, buf, sizeof(buf));
+  assert_true(n > 0);
+  assert_string_equal(buf, "brw1:100:2,2,3,1,2,5");
+  brw_offset_ranges_t r;
+  assert_int_equal(brw_offsets_decode(buf, n, 100, &r), 0);
+  assert_int_equal(r.n, 3);
+  size_t cur = 0;
+  for (int64_t off = 100; off < 125; off++) {
+    int want = 0;
+    for (size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++)
+      if (done[i] == off)
+        want = 1;
+    assert_int_equal(brw_offset_ranges_contain(&r, &cur, off), want);
+  }
+  free(r.ranges);
+  /* Another base, another format, garbage: refused, nothing decoded. */
+  assert_int_equal(brw_offsets_decode(buf, n, 101, &r), BRW_EPARSE);
+  assert_null(r.ranges);
+  const char *bad[] = {"",           "brw1:",         "brw1:100",
+                       "brw1:100:",  "brw1:100:2",    "brw1:100:2,",
+                       "brw1:100:2,0", "brw1:100:2,2,", "brw1:100:x,2",
+                       "brw2:100:2,2", "{\"json\":1}",  "brw1:100:2,2,3",
+                       "brw1:100:9999999999999999999,1"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_int_equal(brw_offsets_decode(bad[i], strlen(bad[i]), 100, &r),
+                     BRW_EPARSE);
+    assert_null(r.ranges);
+  }
+  brw_offsets_free(o);
+}
+
+/* Nothing done above the position: no map. A map too large for the buffer
+ * keeps the runs that fit, and every offset it names is really done. */
+static void test_map_empty_and_truncated(void **state) {
+  brw_offsets_t *o = brw_offsets_new();
+  char buf[64];
+  assert_int_equal(brw_offsets_encode(o, buf, sizeof(buf)), 0);
+  for (int64_t i = 0; i < 1000; i++)
+    assert_int_equal(brw_offsets_add(o, i), 0);
+  assert_int_equal(brw_offsets_encode(o, buf, sizeof(buf)), 0);
+  for (int64_t i = 1; i < 1000; i += 2)
+    assert_int_equal(brw_offsets_done(o, i), 0);
+  size_t n = brw_offsets_encode(o, buf, sizeof(buf));
+  assert_true(n > 0 && n < sizeof(buf));
+  brw_offset_ranges_t r;
+  assert_int_equal(brw_offsets_decode(buf, n, 0, &r), 0);
+  assert_true(r.n > 3 && r.n < 500);
+  for (size_t i = 0; i < r.n; i++)
+    for (int64_t off = r.ranges[i][0]; off < r.ranges[i][1]; off++)
+      assert_int_equal(off % 2, 1);
+  free(r.ranges);
+  /* 4 KiB holds far more than 64 bytes. */
+  char big[4096];
+  size_t nb = brw_offsets_encode(o, big, sizeof(big));
+  assert_true(nb > n && nb < sizeof(big));
+  brw_offsets_free(o);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty),
@@ -94,6 +165,8 @@ int main(void) {
       cmocka_unit_test(test_out_of_order),
       cmocka_unit_test(test_gaps_and_redelivery),
       cmocka_unit_test(test_wide_window),
+      cmocka_unit_test(test_map_roundtrip),
+      cmocka_unit_test(test_map_empty_and_truncated),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
