@@ -24,6 +24,8 @@
 /* The completed-offset map must fit Kafka's default
  * offset.metadata.max.bytes (4096) with room to spare. */
 #define OFFSET_MAP_MAX 4000
+/* How long the revoke handler waits for reports under way. */
+#define REVOKE_FLUSH_MS 5000
 /* How long the assignment handler waits for the committed offsets. */
 #define COMMITTED_TIMEOUT_MS 10000
 /* Shutdown polls the producer this often while it flushes. */
@@ -899,8 +901,17 @@ static void forget_partition(brw_app_t *app, part_t *pt) {
 static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *parts,
                       int lost) {
   brw_app_t *app = ctx;
-  if (!lost)
+  if (!lost) {
+    /* Reports under way complete their events once acknowledged: wait for
+     * them (briefly, blocking the loop during the rebalance) so that the
+     * commit covers them and the next owner does not report them again. */
+    size_t left = brw_kafka_flush(app->kafka, REVOKE_FLUSH_MS);
+    if (left)
+      brw_logj(BRW_LOG_WARN, json_pack("{sI}", "records", (json_int_t)left),
+               "revoke: records not acknowledged in time; their events will "
+               "be reported again by the next owner");
     commit_now(app, parts, 0);
+  }
   for (int i = 0; i < parts->cnt; i++) {
     part_t *pt = part_get(app, parts->elems[i].partition);
     if (pt && pt->assigned)

@@ -88,6 +88,13 @@ int brw_kafka_commit(brw_kafka_t *k,
                      const rd_kafka_topic_partition_list_t *offsets,
                      int async);
 
+/* Waits up to timeout_ms for every produced record to be acknowledged,
+ * serving delivery reports (on_delivered runs from here). Blocks the calling
+ * thread: used by the revoke handler only, so that what the partitions
+ * completed is committed before they move. Returns the records still in
+ * flight. */
+size_t brw_kafka_flush(brw_kafka_t *k, int timeout_ms);
+
 /* Reads the group's committed offsets and metadata for `parts` (filled in
  * place). Blocks the calling thread up to timeout_ms: called from the
  * assignment handler only, once per rebalance. Returns 0 or BRW_EKAFKA. */

@@ -108,19 +108,32 @@ static size_t send_all(int fd, const char *data, size_t len) {
 
 static const char *reason(int status) {
   switch (status) {
-  case 200: return "OK";
-  case 204: return "No Content";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 408: return "Request Timeout";
-  case 429: return "Too Many Requests";
-  case 500: return "Internal Server Error";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  default: return "Status";
+  case 200:
+    return "OK";
+  case 204:
+    return "No Content";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 408:
+    return "Request Timeout";
+  case 429:
+    return "Too Many Requests";
+  case 500:
+    return "Internal Server Error";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  default:
+    return "Status";
   }
 }
 
@@ -348,8 +361,7 @@ static void *conn_main(void *p) {
     testsrv_resp_t resp;
     memset(&resp, 0, sizeof(resp));
     resp.status = 200;
-    snprintf(resp.content_type, sizeof(resp.content_type),
-             "application/json");
+    snprintf(resp.content_type, sizeof(resp.content_type), "application/json");
     resp.truncate_after = -1;
 
     pthread_mutex_lock(&srv->mu);
@@ -605,8 +617,8 @@ void testsrv_resp_header(testsrv_resp_t *resp, const char *fmt, ...) {
     return;
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(resp->headers + used, sizeof(resp->headers) - used - 2,
-                    fmt, ap);
+  int n = vsnprintf(resp->headers + used, sizeof(resp->headers) - used - 2, fmt,
+                    ap);
   va_end(ap);
   if (n < 0 || used + (size_t)n + 2 >= sizeof(resp->headers)) {
     resp->headers[used] = '\0'; /* too long: dropped */

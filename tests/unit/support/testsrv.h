@@ -37,9 +37,9 @@ typedef struct {
   const char *authorization; /* the Authorization value, or NULL */
   const char *body;          /* NUL-terminated (may hold NULs); "" if none */
   size_t body_len;
-  unsigned conn;             /* connection number, from 1 */
-  unsigned seq;              /* request number on the server, from 1 */
-  int64_t arrival_us;        /* CLOCK_MONOTONIC, when the head was read */
+  unsigned conn;      /* connection number, from 1 */
+  unsigned seq;       /* request number on the server, from 1 */
+  int64_t arrival_us; /* CLOCK_MONOTONIC, when the head was read */
   /* Private: the parsed header block. Use testsrv_header(). */
   const char *const *hnames;
   const char *const *hvalues;
@@ -50,8 +50,8 @@ typedef struct {
  * Content-Type application/json, no delay, and keep-alive. */
 typedef struct {
   int status;
-  char content_type[64];   /* "" sends no Content-Type */
-  char headers[1024];      /* extra header lines, each ending in "\r\n" */
+  char content_type[64]; /* "" sends no Content-Type */
+  char headers[1024];    /* extra header lines, each ending in "\r\n" */
   /* The body; set it with testsrv_resp_body/testsrv_resp_bodyf (the server
    * frees it after sending). */
   char *body;
@@ -72,8 +72,8 @@ typedef struct {
   int close_after;
 } testsrv_resp_t;
 
-typedef void (*testsrv_handler)(const testsrv_req_t *req,
-                                testsrv_resp_t *resp, void *arg);
+typedef void (*testsrv_handler)(const testsrv_req_t *req, testsrv_resp_t *resp,
+                                void *arg);
 
 /* One line of the request log (copies, owned by the server). */
 typedef struct {
@@ -81,11 +81,11 @@ typedef struct {
   char path[256];
   char authorization[1024]; /* "" when absent */
   unsigned conn;
-  int64_t arrival_us;        /* CLOCK_MONOTONIC */
-  uint64_t body_planned;     /* body bytes the answer meant to write */
-  uint64_t body_written;     /* body bytes written before the end */
-  int answered;              /* the answer was fully written */
-  int finished;              /* the server is done with this request */
+  int64_t arrival_us;    /* CLOCK_MONOTONIC */
+  uint64_t body_planned; /* body bytes the answer meant to write */
+  uint64_t body_written; /* body bytes written before the end */
+  int answered;          /* the answer was fully written */
+  int finished;          /* the server is done with this request */
 } testsrv_entry_t;
 
 /* Starts a server with `handler` (NULL answers every request with an empty

@@ -1,0 +1,630 @@
+/* Unit tests of the HTTP client (src/http.c): curl multi on a real libuv
+ * loop against the scripted test server (tests/unit/support/testsrv.h), and
+ * the pure Retry-After parser.
+ *
+ * Every case runs its own loop; uv_loop_init, uv_run and uv_loop_close must
+ * all succeed, so a handle left open by the client fails the case. Waits
+ * are generous (a loaded 2-core machine); only the timeout case uses a short
+ * limit, because that limit is what it tests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "brw/http.h"
+#include "brw/log.h"
+#include "brw/timeutil.h"
+#include "testsrv.h"
+
+/* How long a case waits for something that should happen at once. */
+#define WAIT_MS 10000
+
+/* ---- harness: a loop, a ticker, the server and the client ---- */
+
+typedef struct {
+  int calls;
+  brw_http_outcome_t outcome;
+  long status;
+  char body[8192];
+  size_t len;
+  char error[CURL_ERROR_SIZE];
+  int64_t retry_after_ms;
+} result_t;
+
+typedef struct {
+  uv_loop_t loop;
+  uv_timer_t tick; /* wakes uv_run(ONCE) so conditions are re-checked */
+  testsrv_t *srv;
+  brw_http_t *h;
+  int closed;
+  int loop_open; /* set up by fx_open, not yet shut down */
+} fx_t;
+
+static void on_resp(const brw_http_resp_t *resp, void *arg) {
+  result_t *r = arg;
+  r->calls++;
+  r->outcome = resp->outcome;
+  r->status = resp->status;
+  r->len = resp->len;
+  snprintf(r->body, sizeof(r->body), "%.*s", (int)resp->len, resp->body);
+  snprintf(r->error, sizeof(r->error), "%s", resp->error);
+  r->retry_after_ms = resp->retry_after_ms;
+}
+
+static void on_tick(uv_timer_t *t) {}
+
+static void on_http_closed(void *arg) {
+  ((fx_t *)arg)->closed++;
+}
+
+static brw_http_opts_t default_opts(void) {
+  brw_http_opts_t o;
+  memset(&o, 0, sizeof(o));
+  o.max_connections = 4;
+  o.timeout_ms = WAIT_MS;
+  o.max_response = 1024 * 1024;
+  o.user_agent = "brw-test";
+  return o;
+}
+
+/* Opens a case: a loop, the server with `handler`, a client with `opts`
+ * (NULL: default_opts). */
+static void fx_open(fx_t *fx, const brw_http_opts_t *opts,
+                    testsrv_handler handler, void *arg) {
+  memset(fx, 0, sizeof(*fx));
+  assert_int_equal(uv_loop_init(&fx->loop), 0);
+  fx->loop_open = 1;
+  assert_int_equal(uv_timer_init(&fx->loop, &fx->tick), 0);
+  fx->srv = testsrv_start(handler, arg);
+  assert_non_null(fx->srv);
+  brw_http_opts_t o = opts ? *opts : default_opts();
+  assert_int_equal(brw_http_new(&fx->loop, &o, &fx->h), 0);
+}
+
+/* Closes the client (unless the case did), the ticker and the loop, then
+ * stops the server. Returns 0, or -1 when the loop did not close cleanly or
+ * the close callback did not run exactly once. */
+static int fx_shutdown(fx_t *fx) {
+  int rc = 0;
+  if (!fx->loop_open)
+    return 0;
+  fx->loop_open = 0;
+  if (fx->h) {
+    brw_http_close(fx->h, on_http_closed, fx);
+    fx->h = NULL;
+  }
+  uv_close((uv_handle_t *)&fx->tick, NULL);
+  if (uv_run(&fx->loop, UV_RUN_DEFAULT) != 0 || fx->closed != 1)
+    rc = -1;
+  if (uv_loop_close(&fx->loop) != 0)
+    rc = -1;
+  testsrv_stop(fx->srv);
+  fx->srv = NULL;
+  return rc;
+}
+
+/* The end of every case: everything must close cleanly. */
+static void fx_close(fx_t *fx) {
+  assert_int_equal(fx_shutdown(fx), 0);
+}
+
+static int fx_setup(void **state) {
+  fx_t *fx = calloc(1, sizeof(*fx));
+  if (!fx)
+    return -1;
+  *state = fx;
+  return 0;
+}
+
+/* Runs after a failed case too, so that a failure leaves no thread, socket
+ * or allocation behind (and the leak checker reports only real leaks). */
+static int fx_teardown(void **state) {
+  fx_t *fx = *state;
+  fx_shutdown(fx);
+  free(fx);
+  return 0;
+}
+
+typedef int (*pred_fn)(fx_t *fx, const void *arg);
+
+/* Runs the loop until pred holds (returns 1) or max_ms passed (returns 0). */
+static int run_until(fx_t *fx, pred_fn pred, const void *arg, uint64_t max_ms) {
+  uv_update_time(&fx->loop);
+  uint64_t deadline = uv_now(&fx->loop) + max_ms;
+  uv_timer_start(&fx->tick, on_tick, 5, 5);
+  int ok = 1;
+  while (!pred || !pred(fx, arg)) {
+    uv_update_time(&fx->loop);
+    if (uv_now(&fx->loop) >= deadline) {
+      ok = 0;
+      break;
+    }
+    uv_run(&fx->loop, UV_RUN_ONCE);
+  }
+  uv_timer_stop(&fx->tick);
+  return ok;
+}
+
+static void run_for(fx_t *fx, uint64_t ms) {
+  run_until(fx, NULL, NULL, ms);
+}
+
+static int pred_called(fx_t *fx, const void *arg) {
+  return ((const result_t *)arg)->calls > 0;
+}
+
+/* The server has received at least *(const size_t *)arg requests. */
+static int pred_server_count(fx_t *fx, const void *arg) {
+  return testsrv_count(fx->srv, NULL, NULL) >= *(const size_t *)arg;
+}
+
+/* Waits until the server has finished with every request it received. */
+static int pred_server_idle(fx_t *fx, const void *arg) {
+  size_t n = testsrv_log_len(fx->srv);
+  for (size_t i = 0; i < n; i++) {
+    testsrv_entry_t e;
+    assert_int_equal(testsrv_log_get(fx->srv, i, &e), 0);
+    if (!e.finished)
+      return 0;
+  }
+  return n > 0;
+}
+
+static void request(fx_t *fx, const char *method, const char *path,
+                    const char *bearer, const char *json_body, result_t *r) {
+  char url[256];
+  snprintf(url, sizeof(url), "%s%s", testsrv_url(fx->srv), path);
+  memset(r, 0, sizeof(*r));
+  assert_non_null(brw_http_request(fx->h, method, url, bearer, NULL, json_body,
+                                   on_resp, r));
+}
+
+/* ---- the server's script ---- */
+
+/* What the handler saw of the last request (under the server's lock). */
+typedef struct {
+  char method[16];
+  char authorization[256];
+  char traceparent[128];
+  char content_type[64];
+  char body[256];
+} seen_t;
+
+static seen_t seen;
+
+static void copy_hdr(char *dst, size_t len, const char *v) {
+  snprintf(dst, len, "%s", v ? v : "");
+}
+
+static void http_date(char *buf, size_t len, time_t t) {
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Serves the paths the cases use; runs on the server's threads. */
+static void handler(const testsrv_req_t *req, testsrv_resp_t *resp, void *arg) {
+  const char *p = req->path;
+  snprintf(seen.method, sizeof(seen.method), "%s", req->method);
+  copy_hdr(seen.authorization, sizeof(seen.authorization), req->authorization);
+  copy_hdr(seen.traceparent, sizeof(seen.traceparent),
+           testsrv_header(req, "traceparent"));
+  copy_hdr(seen.content_type, sizeof(seen.content_type),
+           testsrv_header(req, "Content-Type"));
+  snprintf(seen.body, sizeof(seen.body), "%s", req->body);
+  if (!strcmp(p, "/ok")) {
+    testsrv_resp_bodyf(resp, "{\"hello\":\"world\"}");
+  } else if (!strcmp(p, "/echo")) {
+    testsrv_resp_bodyf(resp, "%s %s", req->method, req->body);
+  } else if (!strcmp(p, "/huge")) {
+    resp->huge_body = 64u * 1024 * 1024;
+  } else if (!strcmp(p, "/huge-nolength")) {
+    resp->huge_body = 64u * 1024 * 1024;
+    resp->no_length = 1;
+  } else if (!strcmp(p, "/slow")) {
+    resp->delay_ms = 3000;
+    testsrv_resp_bodyf(resp, "{}");
+  } else if (!strcmp(p, "/slow-short")) {
+    resp->delay_ms = 400;
+    testsrv_resp_bodyf(resp, "{}");
+  } else if (!strcmp(p, "/ra/secs")) {
+    resp->status = 429;
+    testsrv_resp_header(resp, "Retry-After: 7");
+  } else if (!strcmp(p, "/ra/date")) {
+    char d[64];
+    http_date(d, sizeof(d), time(NULL) + 30);
+    resp->status = 503;
+    testsrv_resp_header(resp, "Retry-After: %s", d);
+  } else if (!strcmp(p, "/ra/past")) {
+    char d[64];
+    http_date(d, sizeof(d), time(NULL) - 3600);
+    resp->status = 503;
+    testsrv_resp_header(resp, "Retry-After: %s", d);
+  } else if (!strcmp(p, "/ra/garbage")) {
+    resp->status = 503;
+    testsrv_resp_header(resp, "Retry-After: soon");
+  } else if (!strcmp(p, "/hangup")) {
+    resp->close_without_answer = 1;
+  } else if (!strcmp(p, "/truncated")) {
+    testsrv_resp_bodyf(resp, "{\"data\":{\"id\":1,\"status\":\"done\"}}");
+    resp->truncate_after = 10;
+  } else {
+    resp->status = 404;
+    testsrv_resp_bodyf(resp, "{\"message\":\"no such path\"}");
+  }
+}
+
+/* ---- transfers ---- */
+
+static void test_get_200(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, handler, NULL);
+  char url[256];
+  snprintf(url, sizeof(url), "%s/ok", testsrv_url(fx->srv));
+  memset(&r, 0, sizeof(r));
+  const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  brw_http_req_t *req =
+      brw_http_request(fx->h, "GET", url, "tok.en.x", tp, NULL, on_resp, &r);
+  assert_non_null(req);
+  assert_int_equal(brw_http_active(fx->h), 1);
+  assert_int_equal(r.calls, 0); /* never before the loop runs */
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(r.outcome, BRW_HTTP_OK);
+  assert_string_equal(r.error, "");
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "{\"hello\":\"world\"}");
+  assert_int_equal(r.len, strlen("{\"hello\":\"world\"}"));
+  assert_int_equal(r.retry_after_ms, -1);
+  assert_int_equal(brw_http_active(fx->h), 0);
+  testsrv_lock(fx->srv);
+  assert_string_equal(seen.method, "GET");
+  assert_string_equal(seen.authorization, "Bearer tok.en.x");
+  assert_string_equal(seen.traceparent, tp);
+  testsrv_unlock(fx->srv);
+
+  /* A POST carries its JSON body with its content type; no bearer, no
+   * Authorization header. A status other than 2xx is still OK. */
+  request(fx, "POST", "/echo", NULL, "{\"api_key\":\"k\"}", &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_OK);
+  assert_string_equal(r.body, "POST {\"api_key\":\"k\"}");
+  testsrv_lock(fx->srv);
+  assert_string_equal(seen.authorization, "");
+  assert_string_equal(seen.content_type, "application/json");
+  testsrv_unlock(fx->srv);
+  request(fx, "GET", "/nothing-here", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_OK);
+  assert_int_equal(r.status, 404);
+  fx_close(fx);
+}
+
+/* The server's answer to the last request was cut short by the client. */
+static void assert_aborted(fx_t *fx) {
+  assert_true(run_until(fx, pred_server_idle, NULL, WAIT_MS));
+  testsrv_entry_t e;
+  assert_int_equal(testsrv_log_get(fx->srv, testsrv_log_len(fx->srv) - 1, &e),
+                   0);
+  assert_int_equal(e.answered, 0);
+  assert_true(e.body_written < e.body_planned);
+}
+
+/* A body over max_response whose size the server does not announce (no
+ * Content-Length): the write callback stops the transfer at the cap. */
+static void test_too_large_unannounced(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  brw_http_opts_t o = default_opts();
+  o.max_response = 64 * 1024;
+  fx_open(fx, &o, handler, NULL);
+  request(fx, "GET", "/huge-nolength", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_TOO_LARGE);
+  assert_true(r.len <= o.max_response);
+  assert_string_not_equal(r.error, "");
+  assert_aborted(fx);
+  fx_close(fx);
+}
+
+/* KNOWN BUG (src/http.c, classify() and CURLOPT_MAXFILESIZE_LARGE in
+ * brw_http_request): when the server announces a Content-Length over
+ * max_response, curl refuses the transfer itself with
+ * CURLE_FILESIZE_EXCEEDED before any body byte reaches on_body, so
+ * r->too_large is never set, and classify() maps CURLE_FILESIZE_EXCEEDED to
+ * BRW_HTTP_TRANSPORT instead of BRW_HTTP_TOO_LARGE (the API then reports
+ * error class "transport", not "too_large"). This case fails until
+ * classify() maps CURLE_FILESIZE_EXCEEDED to BRW_HTTP_TOO_LARGE. */
+static void test_too_large_announced(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  brw_http_opts_t o = default_opts();
+  o.max_response = 64 * 1024;
+  fx_open(fx, &o, handler, NULL);
+  request(fx, "GET", "/huge", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_aborted(fx);
+  if (r.outcome != BRW_HTTP_TOO_LARGE)
+    print_message("KNOWN BUG in src/http.c: outcome %d (\"%s\"), expected "
+                  "BRW_HTTP_TOO_LARGE\n",
+                  (int)r.outcome, r.error);
+  assert_int_equal(r.outcome, BRW_HTTP_TOO_LARGE);
+  assert_true(r.len <= o.max_response);
+  fx_close(fx);
+}
+
+static void test_timeout(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  brw_http_opts_t o = default_opts();
+  o.timeout_ms = 300; /* the server answers /slow after 3 s */
+  fx_open(fx, &o, handler, NULL);
+  uint64_t t0 = uv_hrtime();
+  request(fx, "GET", "/slow", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  assert_int_equal(r.outcome, BRW_HTTP_TIMEOUT);
+  assert_int_equal(r.status, 0);
+  assert_string_not_equal(r.error, "");
+  assert_true(ms >= 250);
+  assert_true(ms < 2500); /* long before the answer would have come */
+  fx_close(fx);
+}
+
+static void test_connect_refused(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, handler, NULL);
+  int port = testsrv_closed_port();
+  assert_true(port > 0);
+  char url[128];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", port);
+  memset(&r, 0, sizeof(r));
+  assert_non_null(
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r));
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_CONNECT);
+  assert_int_equal(r.status, 0);
+  assert_string_not_equal(r.error, "");
+  fx_close(fx);
+}
+
+/* https:// to a plain-HTTP port: the server answers the ClientHello with a
+ * plain-text 400, which is no TLS record. */
+static void test_tls_to_plain_port(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, handler, NULL);
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/ok", testsrv_port(fx->srv));
+  memset(&r, 0, sizeof(r));
+  assert_non_null(
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r));
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_TLS);
+  assert_int_equal(r.status, 0);
+  fx_close(fx);
+}
+
+/* The server closes without answering, or cuts the body short: other
+ * transport errors, without a status. */
+static void test_hangup_and_truncation(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, handler, NULL);
+  request(fx, "GET", "/hangup", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_TRANSPORT);
+  assert_string_not_equal(r.error, "");
+  request(fx, "GET", "/truncated", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_TRANSPORT);
+  assert_string_not_equal(r.error, "");
+  fx_close(fx);
+}
+
+static void test_retry_after_header(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, handler, NULL);
+  request(fx, "GET", "/ra/secs", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_OK);
+  assert_int_equal(r.status, 429);
+  assert_int_equal(r.retry_after_ms, 7000);
+
+  /* An HTTP date 30 s ahead, in whole seconds: between 28 and 30 s from
+   * when the client reads it. */
+  request(fx, "GET", "/ra/date", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.status, 503);
+  assert_in_range(r.retry_after_ms, 28000, 30000);
+
+  request(fx, "GET", "/ra/past", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.retry_after_ms, 0);
+
+  request(fx, "GET", "/ra/garbage", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.status, 503);
+  assert_int_equal(r.retry_after_ms, -1);
+
+  /* No header: -1, also on a connection that carried one before. */
+  request(fx, "GET", "/ok", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.retry_after_ms, -1);
+  fx_close(fx);
+}
+
+static void test_cancel(void **state) {
+  fx_t *fx = *state;
+  result_t r1, r2, r3;
+  fx_open(fx, NULL, handler, NULL);
+
+  /* Canceled before the loop ever ran. */
+  request(fx, "GET", "/ok", NULL, NULL, &r1);
+  char url[256];
+  snprintf(url, sizeof(url), "%s/slow-short", testsrv_url(fx->srv));
+  memset(&r2, 0, sizeof(r2));
+  brw_http_req_t *req =
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r2);
+  assert_non_null(req);
+  brw_http_cancel(req);
+  assert_int_equal(brw_http_active(fx->h), 1);
+  assert_true(run_until(fx, pred_called, &r1, WAIT_MS));
+  assert_int_equal(r1.status, 200);
+
+  /* Canceled while the server holds the answer back. */
+  memset(&r3, 0, sizeof(r3));
+  req = brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r3);
+  assert_non_null(req);
+  size_t want = testsrv_count(fx->srv, NULL, NULL) + 1;
+  assert_true(run_until(fx, pred_server_count, &want, WAIT_MS));
+  brw_http_cancel(req);
+  assert_int_equal(brw_http_active(fx->h), 0);
+  run_for(fx, 700); /* past the server's 400 ms delay */
+  assert_int_equal(r2.calls, 0);
+  assert_int_equal(r3.calls, 0);
+
+  /* The client still works. */
+  request(fx, "GET", "/ok", NULL, NULL, &r1);
+  assert_true(run_until(fx, pred_called, &r1, WAIT_MS));
+  assert_int_equal(r1.outcome, BRW_HTTP_OK);
+  assert_int_equal(r1.status, 200);
+  fx_close(fx);
+}
+
+static void test_close_in_flight(void **state) {
+  fx_t *fx = *state;
+  result_t r[3];
+  fx_open(fx, NULL, handler, NULL);
+  for (int i = 0; i < 3; i++)
+    request(fx, "GET", "/slow", NULL, NULL, &r[i]);
+  size_t want = 3;
+  assert_true(run_until(fx, pred_server_count, &want, WAIT_MS));
+  assert_int_equal(brw_http_active(fx->h), 3);
+  uint64_t t0 = uv_hrtime();
+  brw_http_close(fx->h, on_http_closed, fx);
+  fx->h = NULL;
+  assert_int_equal(fx->closed, 0); /* asynchronous */
+  fx_close(fx); /* runs the loop until every handle is closed */
+  assert_int_equal(fx->closed, 1);
+  assert_true((uv_hrtime() - t0) / 1000000 < 1000); /* did not wait */
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(r[i].calls, 0);
+}
+
+/* Closing a client that never sent anything. */
+static void test_close_unused(void **state) {
+  fx_t *fx = *state;
+  fx_open(fx, NULL, handler, NULL);
+  fx_close(fx);
+}
+
+static void test_keepalive(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, handler, NULL);
+  for (int i = 0; i < 5; i++) {
+    request(fx, "GET", "/ok", NULL, NULL, &r);
+    assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+    assert_int_equal(r.status, 200);
+  }
+  assert_int_equal(testsrv_count(fx->srv, "GET", "/ok"), 5);
+  assert_int_equal(testsrv_connections(fx->srv), 1);
+  fx_close(fx);
+}
+
+/* ---- brw_http_parse_retry_after ---- */
+
+/* 2023-11-14T22:13:20Z */
+#define NOW_MS INT64_C(1700000000000)
+
+static void test_parse_retry_after_seconds(void **state) {
+  assert_int_equal(brw_http_parse_retry_after("120", NOW_MS), 120000);
+  assert_int_equal(brw_http_parse_retry_after(" 5 ", NOW_MS), 5000);
+  assert_int_equal(brw_http_parse_retry_after("\t5\r\n", NOW_MS), 5000);
+  assert_int_equal(brw_http_parse_retry_after("0", NOW_MS), 0);
+  /* Huge values are capped, never overflow, never negative. */
+  int64_t cap = brw_http_parse_retry_after("1000000000", NOW_MS);
+  assert_true(cap > 0);
+  assert_true(cap <= INT64_C(1000000000) * 1000);
+  int64_t v = brw_http_parse_retry_after("99999999999999999999999999", NOW_MS);
+  assert_int_equal(v, cap);
+  assert_int_equal(brw_http_parse_retry_after("999999999", NOW_MS),
+                   INT64_C(999999999) * 1000);
+}
+
+static void test_parse_retry_after_dates(void **state) {
+  /* One minute ahead, in the three formats HTTP allows. */
+  assert_int_equal(
+      brw_http_parse_retry_after("Tue, 14 Nov 2023 22:14:20 GMT", NOW_MS),
+      60000);
+  assert_int_equal(
+      brw_http_parse_retry_after("Tuesday, 14-Nov-23 22:14:20 GMT", NOW_MS),
+      60000);
+  assert_int_equal(
+      brw_http_parse_retry_after("Tue Nov 14 22:14:20 2023", NOW_MS), 60000);
+  /* Past dates mean "now". */
+  assert_int_equal(
+      brw_http_parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", NOW_MS), 0);
+  assert_int_equal(
+      brw_http_parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", NOW_MS), 0);
+  /* The instant itself. */
+  assert_int_equal(
+      brw_http_parse_retry_after("Tue, 14 Nov 2023 22:13:20 GMT", NOW_MS), 0);
+}
+
+static void test_parse_retry_after_garbage(void **state) {
+  assert_int_equal(brw_http_parse_retry_after("", NOW_MS), -1);
+  assert_int_equal(brw_http_parse_retry_after("   ", NOW_MS), -1);
+  assert_int_equal(brw_http_parse_retry_after("soon", NOW_MS), -1);
+  assert_int_equal(brw_http_parse_retry_after("-5", NOW_MS), -1);
+  assert_int_equal(brw_http_parse_retry_after("1.5", NOW_MS), -1);
+  assert_int_equal(brw_http_parse_retry_after("12 apples", NOW_MS), -1);
+  char longv[300];
+  memset(longv, '1', sizeof(longv) - 1);
+  longv[sizeof(longv) - 1] = '\0';
+  /* Too long to be a date or a number we keep: either -1 or the cap. */
+  int64_t v = brw_http_parse_retry_after(longv, NOW_MS);
+  assert_true(v == -1 || v > 0);
+}
+
+/* A case with the fixture (torn down even when the case fails). */
+#define FX_TEST(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
+
+int main(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  brw_log_setup(getenv("BRW_TEST_LOG") ? BRW_LOG_DEBUG : BRW_LOG_OFF,
+                BRW_LOG_TEXT, "test_http");
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_parse_retry_after_seconds),
+      cmocka_unit_test(test_parse_retry_after_dates),
+      cmocka_unit_test(test_parse_retry_after_garbage),
+      FX_TEST(test_get_200),
+      FX_TEST(test_too_large_unannounced),
+      FX_TEST(test_too_large_announced),
+      FX_TEST(test_timeout),
+      FX_TEST(test_connect_refused),
+      FX_TEST(test_tls_to_plain_port),
+      FX_TEST(test_hangup_and_truncation),
+      FX_TEST(test_retry_after_header),
+      FX_TEST(test_cancel),
+      FX_TEST(test_close_in_flight),
+      FX_TEST(test_close_unused),
+      FX_TEST(test_keepalive),
+  };
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  brw_log_cleanup();
+  curl_global_cleanup();
+  return rc;
+}
