@@ -89,6 +89,10 @@ static void check_detail(const brw_detail_t *d) {
   if (d->status != BRW_STATUS_UNKNOWN)
     FUZZ_CHECK(!strcmp(d->status_raw, brw_status_name(d->status)));
   FUZZ_CHECK(strlen(d->status_raw) < sizeof(d->status_raw));
+  /* app.c logs status_raw through json_pack, which needs UTF-8. */
+  v = json_string(d->status_raw);
+  FUZZ_CHECK(v != NULL);
+  json_decref((json_t *)v);
   v = json_object_get(c, "status");
   FUZZ_CHECK(json_is_string(v));
   FUZZ_CHECK(!strncmp(json_string_value(v), d->status_raw,

@@ -37,6 +37,7 @@ typedef struct {
   auth_kind_t auth_wanted;   /* waiting for a rate-limit slot */
   brw_list_t waiters;
   brw_list_t ready;
+  brw_list_t inflight; /* fetches whose request is out */
   brw_ratelimit_t rl;
   uv_timer_t backoff_timer; /* next login after a rejected key */
   uv_timer_t rl_timer;      /* next rate-limit slot */
@@ -103,6 +104,7 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
     a->key = cfg->accounts[i].key;
     brw_list_init(&a->waiters);
     brw_list_init(&a->ready);
+    brw_list_init(&a->inflight);
     if (brw_ratelimit_init(&a->rl, cfg->api_rate_limit) != 0) {
       for (int j = 0; j < i; j++)
         brw_ratelimit_free(&api->accounts[j].rl);
@@ -150,8 +152,12 @@ static void on_account_closed(uv_handle_t *h) {
 }
 
 static void free_queue(brw_list_t *q) {
-  while (!brw_list_empty(q))
-    fetch_free(brw_list_entry(q->next, brw_fetch_t, node));
+  while (!brw_list_empty(q)) {
+    brw_fetch_t *f = brw_list_entry(q->next, brw_fetch_t, node);
+    if (f->req)
+      brw_http_cancel(f->req);
+    fetch_free(f);
+  }
 }
 
 void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg) {
@@ -165,6 +171,7 @@ void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg) {
     a->auth_req = NULL;
     free_queue(&a->waiters);
     free_queue(&a->ready);
+    free_queue(&a->inflight);
     uv_close((uv_handle_t *)&a->backoff_timer, on_account_closed);
     uv_close((uv_handle_t *)&a->rl_timer, on_account_closed);
   }
@@ -394,12 +401,17 @@ static int send_detail(brw_fetch_t *f) {
   f->bearer_gen = f->acct->bearer_gen;
   f->req = brw_http_request(api->http, "GET", url, f->acct->bearer,
                             f->traceparent, NULL, on_detail, f);
-  return f->req ? 0 : BRW_EHTTP;
+  if (!f->req)
+    return BRW_EHTTP;
+  brw_list_insert_tail(&f->acct->inflight, &f->node);
+  return 0;
 }
 
-/* Takes a rate-limit slot, or arms the timer for the next one. */
+/* Takes a rate-limit slot, or arms the timer for the next one. The clock is
+ * read afresh (uv_now is cached per loop iteration and may lag by the length
+ * of one), so that slots never come back early. */
 static int take_slot(account_t *a) {
-  uint64_t wait = brw_ratelimit_take(&a->rl, uv_now(a->api->loop));
+  uint64_t wait = brw_ratelimit_take(&a->rl, uv_hrtime() / 1000000);
   if (wait == 0)
     return 1;
   if (!uv_is_active((uv_handle_t *)&a->rl_timer))
@@ -459,6 +471,7 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   brw_fetch_t *f = arg;
   account_t *a = f->acct;
   f->req = NULL;
+  brw_list_remove(&f->node); /* out of inflight */
   if (resp->outcome != BRW_HTTP_OK) {
     fetch_fail(f, BRW_FETCH_RETRY, transport_class(resp->outcome), 0, -1,
                resp->error);

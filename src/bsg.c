@@ -65,6 +65,18 @@ static void snippet(const char *s, size_t n, size_t max, char *out) {
     memcpy(out + i, "...", 4);
 }
 
+/* The length of the longest prefix of s (n bytes of valid UTF-8, as jansson
+ * hands out) that fits in max bytes and ends on a character boundary: a cut
+ * inside a multi-byte character is not UTF-8, which json_string() and
+ * json_pack() refuse. */
+static size_t utf8_prefix(const char *s, size_t n, size_t max) {
+  if (n <= max)
+    return n;
+  while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+    max--;
+  return max;
+}
+
 static int bad(char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -336,16 +348,21 @@ int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
     rc = bad(errbuf, errlen, "campaign status is not a non-empty string");
     goto out;
   }
-  n = json_string_length(v);
-  if (n >= sizeof(status_lc))
-    n = sizeof(status_lc) - 1;
+  /* Cut on a character boundary: a status of more than 63 bytes with a
+   * multi-byte character at the cut made json_string(status_lc) fail in
+   * build_campaign, and a valid body came back as BRW_ENOMEM (found by
+   * fuzz/fuzz_detail.c). */
+  n = utf8_prefix(json_string_value(v), json_string_length(v),
+                  sizeof(status_lc) - 1);
   for (i = 0; i < n; i++)
     status_lc[i] = (char)tolower((unsigned char)json_string_value(v)[i]);
   status_lc[n] = '\0';
   /* Matched on the full value: a long unknown status must not match a known
    * one by truncation. */
   out->status = brw_status_parse(json_string_value(v));
-  n = n < sizeof(out->status_raw) - 1 ? n : sizeof(out->status_raw) - 1;
+  /* The same for status_raw, which app.c logs through json_pack. tolower
+   * leaves bytes above 0x7f alone, so status_lc is still UTF-8. */
+  n = utf8_prefix(status_lc, n, sizeof(out->status_raw) - 1);
   memcpy(out->status_raw, status_lc, n);
   out->status_raw[n] = '\0';
 

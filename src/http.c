@@ -252,6 +252,9 @@ static brw_http_outcome_t classify(CURLcode rc) {
     return BRW_HTTP_TLS;
   case CURLE_OPERATION_TIMEDOUT:
     return BRW_HTTP_TIMEOUT;
+  case CURLE_FILESIZE_EXCEEDED:
+    /* A Content-Length over the cap: curl refuses before any body. */
+    return BRW_HTTP_TOO_LARGE;
   default:
     return BRW_HTTP_TRANSPORT;
   }
@@ -285,10 +288,11 @@ static void check_multi_info(brw_http_t *h) {
       resp.outcome = BRW_HTTP_TOO_LARGE;
     else
       resp.outcome = classify(rc);
+    int too_large = resp.outcome == BRW_HTTP_TOO_LARGE;
     resp.error = resp.outcome == BRW_HTTP_OK
                      ? ""
                      : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
-    if (resp.outcome == BRW_HTTP_TOO_LARGE)
+    if (too_large)
       resp.error = "response body over the size cap";
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp.status);
     curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &resp.total_s);

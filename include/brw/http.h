@@ -70,7 +70,7 @@ void brw_http_cancel(brw_http_req_t *req);
 size_t brw_http_active(const brw_http_t *h);
 
 /* Cancels every request (no callbacks), releases curl and closes the loop
- * handles; `cb` runs (with `arg`) after the last handle is closed, and frees
+ * handles. Not to be called from a response callback of the same client; `cb` runs (with `arg`) after the last handle is closed, and frees
  * nothing of the caller's. The client is freed before cb runs. */
 void brw_http_close(brw_http_t *h, void (*cb)(void *arg), void *arg);
 

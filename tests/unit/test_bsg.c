@@ -657,6 +657,24 @@ static void make_jwt(const char *payload, int pad, char *out, size_t n) {
   snprintf(out + k, n - k, ".c2lnbmF0dXJl");
 }
 
+/* Found by fuzz/fuzz_detail.c: a status cut inside a multi-byte character
+ * (at 63 bytes for the report, 31 for status_raw) was not UTF-8, so
+ * json_string failed and a valid body came back as BRW_ENOMEM. */
+static void test_detail_status_utf8_cut(void **state) {
+  (void)state;
+#define X30 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+  brw_detail_t d;
+  /* e acute ("\xc3\xa9") at bytes 30..31 and 62..63. */
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"" X30 "\\u00e9" X30
+            "\\u00e9z\"}}",
+            0, &d);
+  assert_int_equal(d.status, BRW_STATUS_UNKNOWN);
+  assert_string_equal(d.status_raw, X30);
+  assert_cstr(&d, "status", X30 "\xc3\xa9" X30);
+  brw_detail_clear(&d);
+#undef X30
+}
+
 /* Found by fuzz/fuzz_jwt.c: a real exp that rounds to (double)JWT_EXP_MAX,
  * i.e. INT64_MAX / 1000 + 1, was accepted, so exp * 1000 overflowed. */
 static void test_jwt_exp_real_bound(void **state) {
@@ -804,6 +822,7 @@ int main(void) {
       cmocka_unit_test(test_malformed_reasons),
       cmocka_unit_test(test_price_normalize),
       cmocka_unit_test(test_api_error_message),
+      cmocka_unit_test(test_detail_status_utf8_cut),
       cmocka_unit_test(test_jwt_exp),
       cmocka_unit_test(test_jwt_exp_real_bound),
       cmocka_unit_test(test_bearer_parse),

@@ -336,14 +336,10 @@ static void test_too_large_unannounced(void **state) {
   fx_close(fx);
 }
 
-/* KNOWN BUG (src/http.c, classify() and CURLOPT_MAXFILESIZE_LARGE in
- * brw_http_request): when the server announces a Content-Length over
- * max_response, curl refuses the transfer itself with
- * CURLE_FILESIZE_EXCEEDED before any body byte reaches on_body, so
- * r->too_large is never set, and classify() maps CURLE_FILESIZE_EXCEEDED to
- * BRW_HTTP_TRANSPORT instead of BRW_HTTP_TOO_LARGE (the API then reports
- * error class "transport", not "too_large"). This case fails until
- * classify() maps CURLE_FILESIZE_EXCEEDED to BRW_HTTP_TOO_LARGE. */
+/* Regression: a Content-Length over max_response makes curl refuse the
+ * transfer itself (CURLE_FILESIZE_EXCEEDED) before any body reaches
+ * on_body; it must still be classified BRW_HTTP_TOO_LARGE, not as a
+ * generic transport error. */
 static void test_too_large_announced(void **state) {
   fx_t *fx = *state;
   result_t r;
@@ -353,10 +349,6 @@ static void test_too_large_announced(void **state) {
   request(fx, "GET", "/huge", NULL, NULL, &r);
   assert_true(run_until(fx, pred_called, &r, WAIT_MS));
   assert_aborted(fx);
-  if (r.outcome != BRW_HTTP_TOO_LARGE)
-    print_message("KNOWN BUG in src/http.c: outcome %d (\"%s\"), expected "
-                  "BRW_HTTP_TOO_LARGE\n",
-                  (int)r.outcome, r.error);
   assert_int_equal(r.outcome, BRW_HTTP_TOO_LARGE);
   assert_true(r.len <= o.max_response);
   fx_close(fx);
