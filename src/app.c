@@ -1126,7 +1126,8 @@ static void log_summary(brw_app_t *app) {
 static void on_flush_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
   size_t left = brw_kafka_in_flight(app->kafka);
-  if (left > 0 &&
+  /* After a fatal Kafka error nothing more will be acknowledged: no wait. */
+  if (left > 0 && app->exit_code == 0 &&
       uv_now(app->loop) - app->stop_started < app->cfg->shutdown_timeout_ms)
     return;
   uv_timer_stop(t);
