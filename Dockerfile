@@ -1,21 +1,84 @@
-# Multi-stage image of bsg-report-worker on Debian 12.
-# The build stage uses the same install script as the README's commands.
-FROM debian:12-slim AS build
-WORKDIR /src
-COPY . .
-RUN scripts/install-deps.sh \
- && cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRW_WERROR=ON -DBRW_TESTS=OFF \
- && cmake --build build -j"$(nproc)" --target bsg-report-worker bsg-api-sim
+# Image of bsg-report-worker (and bsg-api-sim) on Debian 12.
+#
+#   docker build -t bsg-report-worker:0.1.0 .
+#   docker build --build-arg VERSION=0.1.0 --build-arg SOURCE=<repo URL> \
+#                --build-arg REVISION="$(git rev-parse HEAD)" -t ... .
+#
+# Two stages: "build" installs only the build packages (the build set of
+# scripts/install-deps.sh, without its test tools: Java, Maven, Python,
+# cmocka, clang-format) and builds exactly as scripts/test.sh's -Werror build
+# does, with the tests off. The runtime stage has the shared libraries, the
+# CA bundle and curl (for HEALTHCHECK), and runs as uid 10001.
+#
+# Configuration is by environment (BRW_* variables, docs/configuration.md);
+# the API key comes from BSG_API_KEY or, better, from a mounted secret file:
+#   -e BRW_API_KEY_FILE=/run/secrets/bsg_api_key
+# The endpoints /metrics, /healthz and /readyz listen on 0.0.0.0:9464.
+# docs/operations.md has the whole story (compose, Kubernetes, alerts).
 
-FROM debian:12-slim
+# ---------------------------------------------------------------------------
+FROM debian:12-slim AS build
+
 RUN apt-get update \
- && apt-get install -y --no-install-recommends librdkafka1 libcurl4 libuv1 \
-      libjansson4 libmicrohttpd12 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home brw
-COPY --from=build /src/build/bsg-report-worker /src/build/bsg-api-sim /usr/local/bin/
-COPY deploy/bsg-report-worker.conf.example /etc/bsg-report-worker/bsg-report-worker.conf.example
-USER 10001
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      build-essential cmake pkg-config \
+      librdkafka-dev libcurl4-openssl-dev libuv1-dev libjansson-dev \
+      libmicrohttpd-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+# Only what the build reads, so that editing docs or tests keeps the cache.
+COPY CMakeLists.txt ./
+COPY include/ include/
+COPY src/ src/
+
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRW_WERROR=ON \
+      -DBRW_TESTS=OFF \
+ && cmake --build build -j"$(nproc)" --target bsg-report-worker bsg-api-sim \
+ && cmake --install build --prefix /out --strip
+
+# ---------------------------------------------------------------------------
+FROM debian:12-slim AS runtime
+
+ARG VERSION=0.1.0
+ARG SOURCE=""
+ARG REVISION=""
+
 LABEL org.opencontainers.image.title="bsg-report-worker" \
-      org.opencontainers.image.description="Kafka worker that turns BSG campaign events into delivery reports"
+      org.opencontainers.image.description="Kafka worker that turns BSG campaign events into delivery reports" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="debian:12-slim"
+
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      librdkafka1 libcurl4 libuv1 libjansson4 libmicrohttpd12 \
+      ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 bsg-report-worker \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin bsg-report-worker
+
+COPY --from=build /out/bin/bsg-report-worker /out/bin/bsg-api-sim /usr/local/bin/
+COPY deploy/bsg-report-worker.conf.example /etc/bsg-report-worker/bsg-report-worker.conf.example
+
+# Inside a container the endpoints must be reachable from outside it (the
+# default, 127.0.0.1:9464, is for hosts). JSON logs on stderr.
+ENV BRW_METRICS_LISTEN=0.0.0.0:9464 \
+    BRW_LOG_FORMAT=json
+EXPOSE 9464
+
+USER 10001:10001
+
+# /healthz answers while the event loop runs. The port follows
+# BRW_METRICS_LISTEN when it is changed at run time.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD port="${BRW_METRICS_LISTEN##*:}"; \
+      curl -fsS -m 2 -o /dev/null "http://127.0.0.1:${port:-9464}/healthz" || exit 1
+
+# SIGTERM: stop consuming, flush, commit, leave the group, exit 0 within
+# shutdown.timeout (30s by default): give `docker stop -t` more than that.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/bsg-report-worker"]
+CMD []

@@ -53,6 +53,7 @@ struct brw_api_s {
   int naccounts;
   brw_rng_t rng;
   brw_api_stats_t stats;
+  brw_metrics_t *m; /* borrowed, may be NULL */
   int pending_closes;
   void (*close_cb)(void *);
   void *close_arg;
@@ -72,6 +73,31 @@ struct brw_fetch_s {
 };
 
 static void account_pump(account_t *a);
+
+void brw_api_set_metrics(brw_api_t *api, brw_metrics_t *m) {
+  api->m = m;
+}
+
+/* Counts one answered (or failed) request by status class, with its
+ * duration. */
+static void count_response(brw_api_t *api, const brw_http_resp_t *resp) {
+  if (!api->m)
+    return;
+  static const char *classes[] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  long st = resp->outcome == BRW_HTTP_OK ? resp->status : 0;
+  const char *cls = st >= 100 && st < 600 ? classes[st / 100] : "error";
+  brw_metrics_inc(api->m, BRW_M_API_REQUESTS, cls, 1);
+  brw_metrics_observe(api->m, BRW_M_API_REQUEST_DURATION, NULL, resp->total_s);
+}
+
+static void count_rejected_accounts(brw_api_t *api) {
+  if (!api->m)
+    return;
+  int n = 0;
+  for (int i = 0; i < api->naccounts; i++)
+    n += api->accounts[i].failed;
+  brw_metrics_set(api->m, BRW_M_ACCOUNTS_REJECTED, NULL, n);
+}
 
 static void on_backoff_timer(uv_timer_t *t) {
   account_pump(t->data);
@@ -204,6 +230,8 @@ static void fetch_fail(brw_fetch_t *f, brw_fetch_status_t st, const char *cls,
   snprintf(res.message, sizeof(res.message), "%s", message);
   if (st == BRW_FETCH_RETRY)
     f->api->stats.retries++;
+  if (f->api->m)
+    brw_metrics_inc(f->api->m, BRW_M_API_RETRIES, cls, 1);
   fetch_finish(f, &res);
 }
 
@@ -283,6 +311,7 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
   const char *what = kind == AUTH_REFRESH ? "refresh" : "login";
   a->auth_req = NULL;
   a->auth_kind = AUTH_NONE;
+  count_response(api, resp);
   char msg[200];
 
   if (resp->outcome == BRW_HTTP_OK && resp->status == 200) {
@@ -294,6 +323,7 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
                  "account's key accepted again");
       a->failed = 0;
       a->fail_attempt = 0;
+      count_rejected_accounts(api);
       release_waiters(a);
       account_pump(a);
       return;
@@ -331,7 +361,10 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
   brw_api_error_message(resp->body, resp->len, apimsg, sizeof(apimsg));
   if (resp->status == 401 || resp->status == 403) {
     api->stats.login_failures++;
+    if (api->m)
+      brw_metrics_inc(api->m, BRW_M_API_LOGIN_FAILURES, NULL, 1);
     a->failed = 1;
+    count_rejected_accounts(api);
     uint64_t d = brw_backoff_ms(api->cfg->retry_min_ms, api->cfg->retry_max_ms,
                                 a->fail_attempt++, api->cfg->poll_jitter,
                                 &api->rng);
@@ -371,10 +404,14 @@ static int send_auth(account_t *a, auth_kind_t kind) {
       return BRW_ENOMEM;
     snprintf(url, sizeof(url), "%s/api/auth/login", api->cfg->api_url);
     api->stats.logins++;
+    if (api->m)
+      brw_metrics_inc(api->m, BRW_M_API_LOGINS, NULL, 1);
   } else {
     bearer = a->bearer;
     snprintf(url, sizeof(url), "%s/api/auth/refresh", api->cfg->api_url);
     api->stats.refreshes++;
+    if (api->m)
+      brw_metrics_inc(api->m, BRW_M_API_REFRESHES, NULL, 1);
   }
   api->stats.requests++;
   a->auth_req = brw_http_request(api->http, "POST", url, bearer, NULL, text,
@@ -472,6 +509,7 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   account_t *a = f->acct;
   f->req = NULL;
   brw_list_remove(&f->node); /* out of inflight */
+  count_response(f->api, resp);
   if (resp->outcome != BRW_HTTP_OK) {
     fetch_fail(f, BRW_FETCH_RETRY, transport_class(resp->outcome), 0, -1,
                resp->error);

@@ -1,4 +1,5 @@
 #include "brw/app.h"
+#include "brw/admin.h"
 #include "brw/api.h"
 #include "brw/backoff.h"
 #include "brw/bsg.h"
@@ -8,6 +9,7 @@
 #include "brw/kafka.h"
 #include "brw/list.h"
 #include "brw/log.h"
+#include "brw/metrics.h"
 #include "brw/offsets.h"
 #include "brw/report.h"
 #include "brw/timeutil.h"
@@ -58,7 +60,8 @@ typedef struct {
   uint64_t campaign_id; /* final reports: remembered once acknowledged */
   int32_t account;
   int kind; /* 0 report, 1 dlq, 2 progress */
-  char outcome[16];
+  char outcome[32]; /* report outcome or DLQ reason */
+  uint64_t t_final; /* uv_hrtime() when the outcome was decided */
   int n;
   int64_t offsets[];
 } completion_t;
@@ -123,6 +126,9 @@ struct brw_app_s {
   brw_http_t *http;
   brw_api_t *api;
   brw_kafka_t *kafka;
+  brw_metrics_t *m;
+  brw_admin_t *admin;
+  int assigned_parts;
   brw_tracker_t table;
   brw_tracker_t recent;
   brw_list_t recent_fifo;
@@ -136,6 +142,7 @@ struct brw_app_s {
   uv_timer_t flush_timer;
   uv_signal_t sigterm;
   uv_signal_t sigint;
+  int started;
   int stopping;
   int exit_code;
   uint64_t stop_started; /* uv_now() when the shutdown began */
@@ -249,7 +256,9 @@ static void commit_now(brw_app_t *app,
   if (!l)
     return;
   app->st.commits++;
+  brw_metrics_inc(app->m, BRW_M_COMMITS, NULL, 1);
   if (brw_kafka_commit(app->kafka, l, async) != 0) {
+    brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
     /* Sent again at the next tick. */
     for (int i = 0; i < l->cnt; i++) {
       part_t *pt = part_get(app, l->elems[i].partition);
@@ -265,6 +274,7 @@ static void commit_now(brw_app_t *app,
 static void on_commit_failed(void *ctx,
                              const rd_kafka_topic_partition_list_t *offsets) {
   brw_app_t *app = ctx;
+  brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
   for (int i = 0; i < offsets->cnt; i++) {
     part_t *pt = part_get(app, offsets->elems[i].partition);
     if (pt && pt->assigned) {
@@ -277,6 +287,8 @@ static void on_commit_failed(void *ctx,
 static void on_commit_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
   commit_now(app, NULL, 1);
+  brw_metrics_set(app->m, BRW_M_PRODUCER_QUEUE_RECORDS, NULL,
+                  (double)brw_kafka_in_flight(app->kafka));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -291,6 +303,7 @@ static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
   c->generation = pt ? pt->generation : 0;
   c->campaign_id = 0;
   c->account = -1;
+  c->t_final = uv_hrtime();
   c->kind = kind;
   c->outcome[0] = '\0';
   c->n = n;
@@ -357,8 +370,16 @@ static int recent_has(brw_app_t *app, int32_t partition, int32_t account,
 static void on_delivered(void *ctx, void *opaque) {
   brw_app_t *app = ctx;
   completion_t *c = opaque;
-  if (c->kind == 0)
+  if (c->kind == 0) {
     recent_add(app, c->partition, c->account, c->campaign_id);
+    brw_metrics_inc(app->m, BRW_M_REPORTS_PUBLISHED, c->outcome, 1);
+    brw_metrics_observe(app->m, BRW_M_REPORT_DELAY, NULL,
+                        (double)(uv_hrtime() - c->t_final) / 1e9);
+  } else if (c->kind == 1) {
+    brw_metrics_inc(app->m, BRW_M_DLQ_RECORDS, c->outcome, 1);
+  } else {
+    brw_metrics_inc(app->m, BRW_M_PROGRESS_REPORTS, NULL, 1);
+  }
   for (int i = 0; i < c->n; i++)
     offset_done(app, c->partition, c->generation, c->offsets[i]);
   app->st.acked++;
@@ -387,7 +408,7 @@ static void dlq_send(brw_app_t *app, part_t *pt, const void *key,
     rd_kafka_headers_destroy(h);
     return;
   }
-  snprintf(comp->outcome, sizeof(comp->outcome), "%s", "dlq");
+  snprintf(comp->outcome, sizeof(comp->outcome), "%s", reason);
   app->st.dlq++;
   brw_logj(BRW_LOG_WARN,
            json_pack("{ss si sI ss}", "reason", reason, "partition",
@@ -451,6 +472,7 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   if (final) {
     app->st.reports++;
     app->st.reports_by[outcome_index(outcome)]++;
+    brw_metrics_observe(app->m, BRW_M_POLLS_PER_CAMPAIGN, NULL, c->polls);
     brw_logj(BRW_LOG_INFO,
              json_pack("{sI ss ss si si}", "campaign_id",
                        (json_int_t)c->key.id, "account", in.account,
@@ -492,6 +514,7 @@ static void campaign_drop(campaign_t *c) {
   brw_tracker_remove(&app->table, &c->key);
   brw_list_remove(&c->pnode);
   app->tracked--;
+  brw_metrics_set(app->m, BRW_M_CAMPAIGNS_TRACKED, NULL, (double)app->tracked);
   uv_timer_stop(&c->timer);
   app->closes_pending++;
   uv_close((uv_handle_t *)&c->timer, on_campaign_closed);
@@ -651,6 +674,8 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   c->last_error_class = NULL;
   brw_status_t st = res->detail.status;
   if (st == BRW_STATUS_UNKNOWN)
+    brw_metrics_inc(app->m, BRW_M_CAMPAIGN_STATUS_UNKNOWN, NULL, 1);
+  if (st == BRW_STATUS_UNKNOWN)
     brw_logj(BRW_LOG_WARN,
              json_pack("{sI ss}", "campaign_id", (json_int_t)c->key.id,
                        "status", res->detail.status_raw),
@@ -744,6 +769,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     /* Completed before the last commit (the map in its metadata says so):
      * its report or DLQ record is already in Kafka. */
     app->st.skipped++;
+    brw_metrics_inc(app->m, BRW_M_EVENTS_SKIPPED, NULL, 1);
     brw_offsets_done(pt->offsets, off);
     return;
   }
@@ -754,6 +780,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   if (brw_event_parse(rkm->payload, rkm->len, cfg->event_max_size, &ev,
                       &reason, err, sizeof(err)) != 0) {
     app->st.invalid++;
+    brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, reason, 1);
     dlq_send(app, pt, rkm->key, rkm->key_len, rkm->payload, rkm->len, off,
              reason, err, &off, 1);
     return;
@@ -761,18 +788,22 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   int account = brw_config_account_index(cfg, ev.account);
   if (account < 0) {
     app->st.invalid++;
+    brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_UNKNOWN_ACCOUNT, 1);
     snprintf(err, sizeof(err), "unknown account \"%.64s\"", ev.account);
     dlq_send(app, pt, rkm->key, rkm->key_len, rkm->payload, rkm->len, off,
              BRW_REASON_UNKNOWN_ACCOUNT, err, &off, 1);
     return;
   }
 
+  brw_metrics_inc(app->m, BRW_M_EVENTS_CONSUMED,
+                  ev.type == BRW_EVENT_FINISHED ? "finished" : "sent", 1);
   campaign_t *c = (campaign_t *)brw_tracker_find(&app->table, pt->partition,
                                                  account, ev.campaign_id);
   if (c) {
     /* A further event merges into the tracked campaign; its offset
      * completes with the campaign's outcome. */
     app->st.merged++;
+    brw_metrics_inc(app->m, BRW_M_EVENTS_MERGED, NULL, 1);
     c->events++;
     if (campaign_add_offset(c, off) != 0)
       return; /* stays pending: replayed, never lost */
@@ -790,6 +821,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     /* A late event (say, campaign.finished after the final report): the
      * campaign's report is already acknowledged, so this event is done. */
     app->st.late++;
+    brw_metrics_inc(app->m, BRW_M_EVENTS_LATE, NULL, 1);
     brw_offsets_done(pt->offsets, off);
     brw_logj(BRW_LOG_DEBUG,
              json_pack("{sI si sI}", "campaign_id", (json_int_t)ev.campaign_id,
@@ -825,6 +857,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   brw_list_insert_tail(&pt->campaigns, &c->pnode);
   brw_tracker_insert(&app->table, &c->key);
   app->tracked++;
+  brw_metrics_set(app->m, BRW_M_CAMPAIGNS_TRACKED, NULL, (double)app->tracked);
   campaign_schedule(c, ev.type == BRW_EVENT_FINISHED
                            ? cfg->poll_finished_delay_ms
                            : cfg->poll_initial_delay_ms);
@@ -860,6 +893,8 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
       continue;
     part_reset(pt);
     pt->offsets = brw_offsets_new();
+    if (!pt->assigned)
+      app->assigned_parts++;
     pt->assigned = 1;
     pt->generation = ++app->generation;
     const rd_kafka_topic_partition_t *e = &c->elems[i];
@@ -884,6 +919,8 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
              "resuming; completed events above the commit are skipped");
   }
   rd_kafka_topic_partition_list_destroy(c);
+  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
+  update_backpressure(app);
 }
 
 static void forget_partition(brw_app_t *app, part_t *pt) {
@@ -892,7 +929,10 @@ static void forget_partition(brw_app_t *app, part_t *pt) {
     campaign_drop(c);
   }
   part_reset(pt);
+  if (pt->assigned)
+    app->assigned_parts--;
   pt->assigned = 0;
+  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
 }
 
 /* Revoke: commit what is complete (unless the assignment was lost, when
@@ -926,7 +966,15 @@ static void on_fatal(void *ctx, const char *reason) {
   brw_app_stop(app);
 }
 
+static void on_lag(void *ctx, int64_t lag) {
+  brw_app_t *app = ctx;
+  if (lag >= 0)
+    brw_metrics_set(app->m, BRW_M_CONSUMER_LAG, NULL, (double)lag);
+}
+
 static void on_connection(void *ctx, int up) {
+  brw_app_t *app = ctx;
+  brw_metrics_set(app->m, BRW_M_KAFKA_BROKERS_UP, NULL, up);
   brw_logj(up ? BRW_LOG_INFO : BRW_LOG_WARN, NULL, "kafka brokers %s",
            up ? "reachable again" : "all down");
 }
@@ -943,10 +991,27 @@ static void update_backpressure(brw_app_t *app) {
     brw_kafka_pause(app->kafka, 1);
   else if (paused && !backlog && app->tracked < max - max / 10)
     brw_kafka_pause(app->kafka, 0);
+  paused = brw_kafka_paused(app->kafka);
+  brw_metrics_set(app->m, BRW_M_CONSUMPTION_PAUSED, NULL, paused);
+  brw_metrics_set(app->m, BRW_M_PARTITIONS_PAUSED, NULL,
+                  paused ? app->assigned_parts : 0);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
+
+/* /readyz: connected to Kafka, subscribed (partitions assigned or the
+ * group is assigning them), every account's key accepted, not stopping. */
+static void on_ready(void *ctx, brw_admin_readiness_t *out) {
+  brw_app_t *app = ctx;
+  out->kafka = app->kafka && brw_kafka_connected(app->kafka);
+  out->assigned = app->started;
+  int rejected = 0;
+  for (size_t i = 0; app->api && i < app->cfg->naccounts; i++)
+    rejected |= brw_api_account_failed(app->api, (int)i);
+  out->accounts = !rejected;
+  out->stopping = app->stopping;
+}
 
 int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
                 char *errbuf, size_t errlen) {
@@ -959,6 +1024,11 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   brw_rng_seed(&app->rng, (uint64_t)brw_now_ms() ^ (uint64_t)getpid());
   snprintf(app->instance, sizeof(app->instance), "%s", cfg->instance_id);
   brw_list_init(&app->recent_fifo);
+  app->m = brw_metrics_new();
+  if (!app->m) {
+    free(app);
+    return BRW_ENOMEM;
+  }
   int r = brw_tracker_init(&app->table);
   if (!r)
     r = brw_tracker_init(&app->recent);
@@ -977,6 +1047,7 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   r = brw_api_new(loop, app->http, cfg, &app->api);
   if (r)
     goto err;
+  brw_api_set_metrics(app->api, app->m);
   brw_kafka_handlers_t h = {.on_message = on_message,
                             .on_assign = on_assign,
                             .on_revoke = on_revoke,
@@ -984,10 +1055,18 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
                             .on_fatal = on_fatal,
                             .on_connection = on_connection,
                             .on_commit_failed = on_commit_failed,
+                            .on_lag = on_lag,
                             .ctx = app};
   r = brw_kafka_new(loop, cfg, &h, &app->kafka, errbuf, errlen);
   if (r)
     goto err;
+  if (cfg->metrics_listen && cfg->metrics_listen[0] &&
+      strcmp(cfg->metrics_listen, "off") != 0) {
+    r = brw_admin_new(loop, cfg->metrics_listen, app->m, on_ready, app,
+                      &app->admin, errbuf, errlen);
+    if (r)
+      goto err;
+  }
   uv_timer_init(loop, &app->commit_timer);
   app->commit_timer.data = app;
   uv_timer_init(loop, &app->flush_timer);
@@ -1030,10 +1109,12 @@ int brw_app_start(brw_app_t *app) {
   int r = brw_kafka_start(app->kafka);
   if (r)
     return r;
+  app->started = 1;
   brw_logj(BRW_LOG_INFO,
-           json_pack("{ss ss ss ss}", "version", BRW_VERSION, "instance",
+           json_pack("{ss ss ss ss si}", "version", BRW_VERSION, "instance",
                      app->instance, "group", app->cfg->group_id, "input",
-                     app->cfg->topic_input),
+                     app->cfg->topic_input, "metrics_port",
+                     app->admin ? brw_admin_port(app->admin) : 0),
            "bsg-report-worker started");
   return 0;
 }
@@ -1061,7 +1142,12 @@ static void finish_shutdown(brw_app_t *app) {
     return;
   if (app->stage == 0) {
     app->stage = 1;
-    app->closes_pending = 3;
+    app->closes_pending = 4;
+    if (app->admin)
+      brw_admin_close(app->admin, on_client_closed, app);
+    else
+      app->closes_pending--;
+    app->admin = NULL;
     if (app->kafka)
       brw_kafka_close(app->kafka, on_client_closed, app);
     else
@@ -1182,6 +1268,7 @@ int brw_app_free(brw_app_t *app) {
   }
   brw_tracker_free(&app->recent);
   brw_tracker_free(&app->table);
+  brw_metrics_free(app->m);
   free(app);
   return code;
 }

@@ -373,6 +373,36 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     k->h.on_commit_failed(k->h.ctx, offsets);
 }
 
+/* stats_cb: on the loop thread (statistics are served from the consumer
+ * queue). Sums consumer_lag over the partitions this member fetches. Returns
+ * 0: librdkafka frees the JSON. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+  brw_kafka_t *k = opaque;
+  if (!k->h.on_lag)
+    return 0;
+  json_t *root = json_loadb(json, len, 0, NULL);
+  json_t *topics = json_object_get(root, "topics");
+  int64_t sum = 0;
+  int known = 0;
+  const char *tname;
+  json_t *t;
+  json_object_foreach(topics, tname, t) {
+    const char *pname;
+    json_t *p;
+    json_object_foreach(json_object_get(t, "partitions"), pname, p) {
+      json_int_t id = json_integer_value(json_object_get(p, "partition"));
+      json_t *lag = json_object_get(p, "consumer_lag");
+      if (id < 0 || !json_is_integer(lag) || json_integer_value(lag) < 0)
+        continue;
+      sum += json_integer_value(lag);
+      known = 1;
+    }
+  }
+  json_decref(root);
+  k->h.on_lag(k->h.ctx, known ? sum : -1);
+  return 0;
+}
+
 /* Serves one queue: consumer messages (with rebalances, commits, logs and
  * errors as callbacks) or producer events (delivery reports, logs, errors).
  * Stops after DRAIN_BATCH items and lets the safety timer, which runs again
@@ -524,6 +554,7 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
       conf_set(cc, "enable.auto.commit", "false", errbuf, errlen) ||
       conf_set(cc, "enable.auto.offset.store", "false", errbuf, errlen) ||
       conf_set(cc, "auto.offset.reset", "earliest", errbuf, errlen) ||
+      conf_set(cc, "statistics.interval.ms", "5000", errbuf, errlen) ||
       /* Eager, not cooperative-sticky: with librdkafka 2.0.2 a commit sent
        * while a cooperative rebalance is under way fails with
        * ILLEGAL_GENERATION and the member's remaining partitions are then
@@ -542,6 +573,7 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   }
   rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
   rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
+  rd_kafka_conf_set_stats_cb(cc, on_stats);
   k->rk_c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
   if (!k->rk_c) {
     rd_kafka_conf_destroy(cc);

@@ -11,6 +11,7 @@
 #include "brw/bsg.h"
 #include "brw/config.h"
 #include "brw/http.h"
+#include "brw/metrics.h"
 
 #include <stdint.h>
 
@@ -44,6 +45,10 @@ typedef void (*brw_fetch_cb)(brw_fetch_result_t *res, void *arg);
  * api.url, api.timezone, retry.*). Returns 0 or BRW_ENOMEM. */
 int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
                 brw_api_t **out);
+/* Counts requests, latencies, logins, refreshes and retries in `m`
+ * (borrowed; NULL turns counting off). */
+void brw_api_set_metrics(brw_api_t *api, brw_metrics_t *m);
+
 /* Cancels every fetch and login (no callbacks), closes the account timers
  * and frees the client; cb runs after that. Call before brw_http_close. */
 void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg);

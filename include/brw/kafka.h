@@ -46,6 +46,9 @@ typedef struct {
    * application sends them again. */
   void (*on_commit_failed)(void *ctx,
                            const rd_kafka_topic_partition_list_t *offsets);
+  /* The consumer lag of the assigned partitions, summed, from librdkafka's
+   * statistics (every 5 s; -1 when unknown). */
+  void (*on_lag)(void *ctx, int64_t lag);
   void *ctx;
 } brw_kafka_handlers_t;
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Optional
@@ -95,6 +96,42 @@ class Worker:
 
     def log_lines(self) -> list[dict]:
         return self.proc.json_lines("stderr")
+
+    def metrics_url(self, timeout: float = 30) -> str:
+        """The admin endpoint's base URL, from the start line's metrics_port
+        (run with metrics.listen=127.0.0.1:0)."""
+        line = self.proc.wait_json("metrics_port", timeout=timeout, stream="stderr")
+        return f"http://127.0.0.1:{line['metrics_port']}"
+
+    def scrape(self) -> dict:
+        """{(name, label_value or None): value} from /metrics."""
+        return parse_metrics(http_get(self.metrics_url() + "/metrics")[1].decode())
+
+
+def http_get(url: str, timeout: float = 10.0):
+    """(status, body bytes) of a GET; HTTP errors are returned, not raised."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def parse_metrics(text: str) -> dict:
+    """Prometheus text format -> {(name, first label value or None): value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        label = None
+        name = name_labels
+        if "{" in name_labels:
+            name, _, rest = name_labels.partition("{")
+            if "=\"" in rest:
+                label = rest.split("=\"", 1)[1].rsplit("\"", 1)[0]
+        out[(name, label)] = float(value)
+    return out
 
 
 def worker_config(bootstrap: str, sim: Sim, group: str, topics: dict, **extra) -> dict:

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
                      end_offsets, log, parse_args, produce, run_main)
 from pipeline import (API_KEY, BAD_EVENTS, Sim, Worker, compare_with_truth,  # noqa: E402
-                      count_by, event, scratch_dir, wait_reports, wait_until,
-                      worker_config)
+                      count_by, event, http_get, scratch_dir, wait_reports,
+                      wait_until, worker_config)
 
 TOPICS = {"input": "bsg.campaign.events", "output": "bsg.campaign.reports",
           "dlq": "bsg.campaign.events.dlq"}
@@ -63,7 +63,7 @@ def main() -> int:
             total_in = sum(end_offsets(bs, TOPICS["input"]).values())
             log(f"produced {total_in} input events ({len(bad_at)} bad)")
 
-            cfg = worker_config(bs, sim, GROUP, TOPICS)
+            cfg = worker_config(bs, sim, GROUP, TOPICS, **{"metrics.listen": "127.0.0.1:0"})
             worker = Worker(args.bin_dir, work, cfg).start()
             t0 = time.monotonic()
             finals = wait_reports(bs, TOPICS["output"], set(ids), timeout=300)
@@ -151,6 +151,31 @@ def main() -> int:
             again = [r for r in consume_all(bs, TOPICS["output"], timeout=30)
                      if r.json().get("final")]
             checks.eq(len(again), len(finals), "late events for reported campaigns add no report")
+
+            # The admin endpoint: health, readiness, and counters that equal
+            # what the topics hold.
+            base = worker.metrics_url()
+            checks.eq(http_get(base + "/healthz")[0], 200, "/healthz answers 200")
+            checks.eq(http_get(base + "/readyz")[0], 200, "/readyz answers 200 while running")
+            m = worker.scrape()
+            P = "bsg_report_worker_"
+            total_in = sum(end_offsets(bs, TOPICS["input"]).values())
+            consumed = sum(v for (n, _), v in m.items() if n == P + "events_consumed_total")
+            checks.eq(int(consumed), total_in - len(bad_at),
+                      "events_consumed_total equals the valid events in the topic")
+            for outcome, n in outcomes.items():
+                checks.eq(int(m.get((P + "reports_published_total", outcome), -1)), n,
+                          f"reports_published_total{{outcome={outcome}}} equals the topic")
+            dlq_by = count_by(dlq, lambda r: r.header("error.reason").decode())
+            for reason, n in dlq_by.items():
+                checks.eq(int(m.get((P + "dlq_records_total", reason), -1)), n,
+                          f"dlq_records_total{{reason={reason}}} equals the topic")
+            checks.eq(int(m.get((P + "events_late_total", None), -1)), len(late_ids),
+                      "events_late_total counts the late events")
+            checks.eq(int(m.get((P + "campaigns_tracked", None), -1)), 0,
+                      "campaigns_tracked is 0 once everything is reported")
+            checks.eq(int(m.get((P + "polls_per_campaign_count", None), -1)), N,
+                      "polls_per_campaign observed once per campaign")
 
             # SIGTERM: exit 0 within the shutdown timeout.
             t1 = time.monotonic()

@@ -1,0 +1,78 @@
+/* The admin HTTP server on `metrics.listen` (SPEC §7): GET /metrics
+ * (Prometheus text format 0.0.4), /healthz and /readyz.
+ *
+ * libmicrohttpd runs without a thread of its own, driven by the libuv loop:
+ * MHD_USE_EPOLL in "external" mode, its epoll fd watched by a uv_poll_t and
+ * MHD_run() called when it is readable; a uv_timer_t follows
+ * MHD_get_timeout() (connection timeouts, data MHD already buffered). So
+ * every request handler, and the readiness callback, runs ON THE LOOP
+ * THREAD, and reads the metrics registry without locks. Answers are small
+ * and built in memory; nothing blocks the loop.
+ *
+ *   GET|HEAD /metrics  200 text/plain; version=0.0.4
+ *   GET|HEAD /healthz  200 "ok" (served by the loop: a stuck loop answers
+ *                      nothing, which is what a liveness probe must see)
+ *   GET|HEAD /readyz   200 or 503, {"ready":bool,"kafka":bool,
+ *                      "assigned":bool,"accounts":bool,"stopping":bool}
+ *   other paths        404
+ *   other methods      405 (Allow: GET, HEAD)
+ *
+ * Requests are capped (head at 16 KiB, else 431; 32 connections; 10 s idle
+ * timeout). Bodies are never read: a request with one (or another method)
+ * is answered as soon as its head is parsed and its connection closed;
+ * GET and HEAD without a body keep the connection alive for the next
+ * scrape. */
+#ifndef BRW_ADMIN_H
+#define BRW_ADMIN_H
+
+#include "brw/metrics.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct brw_admin_s brw_admin_t;
+
+/* What /readyz reports. The worker is ready when kafka && assigned &&
+ * accounts && !stopping. */
+typedef struct {
+  int kafka;    /* at least one broker connected */
+  int assigned; /* partitions assigned, or the group is waiting for them */
+  int accounts; /* every account's key accepted (none rejected) */
+  int stopping; /* shutdown began: never ready */
+} brw_admin_readiness_t;
+
+/* Fills *out (zeroed before the call) for one /readyz request. Runs on the
+ * loop thread, inside the admin server's request handling: it must not
+ * block, and must not close the admin server. */
+typedef void (*brw_admin_ready_cb)(void *ctx, brw_admin_readiness_t *out);
+
+/* Starts serving on `listen`, "HOST:PORT" ("[v6addr]:PORT" for IPv6; an
+ * empty host or "*" binds every interface; port 0 picks a free port, see
+ * brw_admin_port). The caller does not call this when metrics.listen is ""
+ * or "off". Requests are served as soon as the loop runs.
+ *
+ * `m` (borrowed) is rendered for /metrics and must outlive the server.
+ * `ready_cb` (may be NULL: always ready) and `ctx` answer /readyz.
+ *
+ * Returns 0 and *out, or:
+ *   BRW_ECONFIG  `listen` is not HOST:PORT or its host does not resolve
+ *                (errbuf: "metrics.listen: ...");
+ *   BRW_EIO      the address cannot be bound or the server not started
+ *                (errbuf names the address and the system's reason);
+ *   BRW_EINVAL   a NULL loop, listen or m; BRW_ENOMEM.
+ * `errbuf` (may be NULL) gets one line; on failure nothing is left open.
+ * Resolving a host name blocks briefly: call it at start-up. */
+int brw_admin_new(uv_loop_t *loop, const char *listen, brw_metrics_t *m,
+                  brw_admin_ready_cb ready_cb, void *ctx, brw_admin_t **out,
+                  char *errbuf, size_t errlen);
+
+/* The bound TCP port (the real one when 0 was asked for). */
+int brw_admin_port(const brw_admin_t *a);
+
+/* Stops serving at once (the listening socket and every connection are
+ * closed, MHD is stopped), closes the loop handles and frees the server;
+ * `cb` (may be NULL) runs with `arg` after the last handle is closed. Not to
+ * be called from the readiness callback. */
+void brw_admin_close(brw_admin_t *a, void (*cb)(void *arg), void *arg);
+
+#endif
