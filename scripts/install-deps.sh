@@ -28,7 +28,7 @@ packages=(
     build-essential cmake pkg-config
     librdkafka-dev libcurl4-openssl-dev libuv1-dev libjansson-dev
     libcmocka-dev libmicrohttpd-dev
-    python3 python3-confluent-kafka
+    python3 python3-confluent-kafka python3-jsonschema python3-yaml
     curl ca-certificates
     openjdk-17-jre-headless maven
     clang-format

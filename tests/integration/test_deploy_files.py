@@ -803,6 +803,116 @@ def check_alerts(ctx: Ctx) -> set:
     return used
 
 
+def alert_unit_tests() -> list:
+    """promtool unit tests of the alert rules: each alert fires on the
+    condition it describes, after its `for`, and not on a healthy series.
+    (Annotations are stripped from the rules under test.)"""
+    W = {"job": "bsg-report-worker", "instance": "w1:9464"}
+    J = 'job="bsg-report-worker", instance="w1:9464"'
+    M = PREFIX
+
+    def t(series, alert, at, labels):
+        return {"interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "alert_rule_test": [{"eval_time": at, "alertname": alert,
+                                     "exp_alerts": [{"exp_labels": labels}] if labels else []}]}
+
+    healthy_api = [(f'{M}api_requests_total{{{J}, class="2xx"}}', "0+60x60"),
+                   (f'{M}api_retries_total{{{J}, class="404"}}', "0+30x60")]
+    return [
+        t([(f"up{{{J}}}", "0x20")], "BsgReportWorkerDown", "6m", dict(W, severity="critical")),
+        t([(f"up{{{J}}}", "0x20")], "BsgReportWorkerDown", "4m", None),
+        t([(f"up{{{J}}}", "1x20")], "BsgReportWorkerDown", "10m", None),
+        t([(f"{M}kafka_brokers_up{{{J}}}", "0x20"), (f"{M}accounts_rejected{{{J}}}", "0x20")],
+          "BsgReportWorkerNotReady", "6m", dict(W, severity="critical")),
+        t([(f"{M}kafka_brokers_up{{{J}}}", "1x20"), (f"{M}accounts_rejected{{{J}}}", "1x20")],
+          "BsgReportWorkerNotReady", "6m", dict(W, severity="critical")),
+        t([(f"{M}kafka_brokers_up{{{J}}}", "1x20"), (f"{M}accounts_rejected{{{J}}}", "0x20")],
+          "BsgReportWorkerNotReady", "10m", None),
+        t([(f"{M}consumption_paused{{{J}}}", "1x20")], "BsgReportWorkerConsumptionPaused", "11m",
+          dict(W, severity="warning")),
+        t([(f"{M}consumption_paused{{{J}}}", "1x5 0x15")], "BsgReportWorkerConsumptionPaused", "15m", None),
+        t([(f'{M}events_consumed_total{{{J}, type="sent"}}', "0+10x60"),
+           (f'{M}dlq_records_total{{{J}, reason="invalid_json"}}', "0+2x60")],
+          "BsgReportWorkerDlqRateHigh", "40m", {"job": "bsg-report-worker", "severity": "warning"}),
+        t([(f'{M}events_consumed_total{{{J}, type="sent"}}', "0+100x60"),
+           (f'{M}dlq_records_total{{{J}, reason="invalid_json"}}', "0+1x60")],
+          "BsgReportWorkerDlqRateHigh", "40m", None),
+        t([(f'{M}api_requests_total{{{J}, class="2xx"}}', "0+30x60"),
+           (f'{M}api_requests_total{{{J}, class="5xx"}}', "0+30x60"),
+           (f'{M}api_retries_total{{{J}, class="5xx"}}', "0+30x60")],
+          "BsgReportWorkerApiErrorRatioHigh", "40m", {"job": "bsg-report-worker", "severity": "warning"}),
+        t(healthy_api, "BsgReportWorkerApiErrorRatioHigh", "40m", None),
+        t([(f'{M}report_delay_seconds_bucket{{{J}, le="30"}}', "0x60"),
+           (f'{M}report_delay_seconds_bucket{{{J}, le="60"}}', "0+10x60"),
+           (f'{M}report_delay_seconds_bucket{{{J}, le="+Inf"}}', "0+10x60")],
+          "BsgReportWorkerReportDelayHigh", "40m", {"job": "bsg-report-worker", "severity": "warning"}),
+        t([(f'{M}report_delay_seconds_bucket{{{J}, le="1"}}', "0+10x60"),
+           (f'{M}report_delay_seconds_bucket{{{J}, le="60"}}', "0+10x60"),
+           (f'{M}report_delay_seconds_bucket{{{J}, le="+Inf"}}', "0+10x60")],
+          "BsgReportWorkerReportDelayHigh", "40m", None),
+        t([(f"{M}commit_failures_total{{{J}}}", "0+1x60")], "BsgReportWorkerCommitFailures", "30m",
+          dict(W, severity="warning")),
+        t([(f"{M}commit_failures_total{{{J}}}", "0+1x3 3x60")], "BsgReportWorkerCommitFailures", "30m", None),
+        t([(f"{M}consumer_lag_messages{{{J}}}", "2000+50x120")], "BsgReportWorkerConsumerLagGrowing", "70m",
+          {"job": "bsg-report-worker", "severity": "warning"}),
+        t([(f"{M}consumer_lag_messages{{{J}}}", "5000-10x120")], "BsgReportWorkerConsumerLagGrowing", "70m", None),
+        t([(f"{M}accounts_rejected{{{J}}}", "1x20")], "BsgReportWorkerAccountKeyRejected", "6m",
+          dict(W, severity="critical")),
+        t([(f"{M}accounts_rejected{{{J}}}", "0x20")], "BsgReportWorkerAccountKeyRejected", "10m", None),
+    ]
+
+
+def check_promtool(ctx: Ctx) -> None:
+    """With Prometheus' promtool (Debian package prometheus) installed: the
+    rules, the Prometheus config and every dashboard query parse, and the
+    alerts behave as alert_unit_tests() says. Skipped with a note
+    otherwise."""
+    c = ctx.c
+    pt = shutil.which("promtool")
+    if not pt:
+        ctx.note("promtool not installed (Debian package prometheus): PromQL syntax and alert "
+                 "unit tests not run")
+        return
+    rules_path = DEPLOY / "alerts" / "bsg-report-worker.rules.yml"
+
+    def run(*argv, cwd=None):
+        r = subprocess.run([pt, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=120, cwd=cwd)
+        return r.returncode, r.stdout.strip()
+
+    rc, out = run("check", "rules", str(rules_path))
+    c.check(rc == 0, "promtool: alert rules check", out[-400:])
+    with tempfile.TemporaryDirectory(prefix="brw-promtool-") as td:
+        td = Path(td)
+        pdocs = ctx.docs.get("deploy/prometheus.yml")
+        if pdocs:
+            conf = copy.deepcopy(pdocs[0])
+            conf["rule_files"] = [str(rules_path)]
+            (td / "prometheus.yml").write_text(yaml.safe_dump(conf))
+            rc, out = run("check", "config", str(td / "prometheus.yml"))
+            c.check(rc == 0, "promtool: prometheus.yml check", out[-400:])
+        dash = ctx.docs.get("deploy/grafana/bsg-report-worker.json") or {}
+        exprs = [t.get("expr", "") for p in dash.get("panels") or [] for t in p.get("targets") or []]
+        rec = [{"record": f"dashboard:query_{i}",
+                "expr": re.sub(r"\$__rate_interval", "5m", re.sub(r'"\$(job|instance)"', '".*"', e))}
+               for i, e in enumerate(exprs) if e]
+        (td / "dashboard.rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rec}]}))
+        rc, out = run("check", "rules", str(td / "dashboard.rules.yml"))
+        c.check(rc == 0 and bool(rec), f"promtool: all {len(rec)} dashboard queries parse", out[-400:])
+        rules = copy.deepcopy((ctx.docs.get("deploy/alerts/bsg-report-worker.rules.yml") or [{}])[0])
+        for g in rules.get("groups") or []:
+            for r in g.get("rules") or []:
+                r.pop("annotations", None)
+        (td / "rules.yml").write_text(yaml.safe_dump(rules))
+        tests = alert_unit_tests()
+        (td / "test.yml").write_text(yaml.safe_dump(
+            {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}, sort_keys=False))
+        rc, out = run("test", "rules", "test.yml", cwd=td)
+        c.check(rc == 0, f"promtool: {len(tests)} alert unit tests (each alert fires when it should, "
+                         "and not on healthy series)", out[-1500:])
+
+
 def check_grafana(ctx: Ctx) -> set:
     c = ctx.c
     d = ctx.docs.get("deploy/grafana/bsg-report-worker.json")
@@ -1243,6 +1353,7 @@ def main() -> int:
     check_k8s(ctx)
     check_keda(ctx)
     used = check_alerts(ctx) | check_grafana(ctx)
+    check_promtool(ctx)
     checks.check(set(METRICS) <= used, "every listed metric is used by the dashboard or a rule",
                  f"unused {sorted(set(METRICS) - used)}")
     check_systemd(ctx)

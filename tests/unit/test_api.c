@@ -446,7 +446,12 @@ static void auth_of(fx_t *fx, const char *path, size_t i, char *buf,
     if (strcmp(e.path, path) != 0)
       continue;
     if (k++ == i) {
-      snprintf(buf, len, "%s", e.authorization);
+      /* Copied by length: the header may be longer than buf (cut). */
+      size_t al = strnlen(e.authorization, sizeof(e.authorization));
+      if (al >= len)
+        al = len - 1;
+      memcpy(buf, e.authorization, al);
+      buf[al] = '\0';
       return;
     }
   }

@@ -112,7 +112,7 @@ static int ends_with(const char *s, const char *suffix) {
  * before its samples). Fails the test on any violation. */
 static void parse_all(const char *text, size_t len, parsed_t *out) {
   const char *p = text, *endp = text + len;
-  char family[160] = "", help_for[160] = "";
+  char family[1024] = "", help_for[1024] = "";
   int seen[BRW_M__COUNT] = {0};
   brw_metric_type_t ftype = BRW_METRIC_COUNTER;
   memset(out, 0, sizeof(*out));
