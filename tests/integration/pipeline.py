@@ -199,6 +199,24 @@ def compare_with_truth(report: dict, truth: dict) -> list[str]:
     return diffs
 
 
+def check_schemas(checks, bootstrap: str, topics: dict) -> None:
+    """Every record in the report and DLQ topics validates against its JSON
+    Schema (schemas/), headers and key included."""
+    import schemas  # noqa: PLC0415 - needs python3-jsonschema only here
+    for kind, topic in (("report", topics["output"]), ("dlq", topics["dlq"])):
+        recs = consume_all(bootstrap, topic, timeout=60)
+        bad = []
+        for r in recs:
+            try:
+                schemas.validate_record(kind, r)
+            except Exception as e:  # noqa: BLE001 - any mismatch is reported
+                bad.append(f"{r.partition}@{r.offset}: {e}")
+        for b in bad[:3]:
+            log(f"schema mismatch in {topic}: {b}")
+        checks.check(not bad, f"all {len(recs)} records of {topic} match the {kind} schema",
+                     f"{len(bad)} do not")
+
+
 def count_by(items, key):
     out: dict = {}
     for it in items:

@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Checks, KafkaBroker, consume_all, log, parse_args, produce, run_main  # noqa: E402
-from pipeline import (API_KEY, Sim, Worker, event, scratch_dir,  # noqa: E402
+from pipeline import (check_schemas, API_KEY, Sim, Worker, event, scratch_dir,  # noqa: E402
                       wait_reports, worker_config)
 
 TOPICS = {"input": "acct.events", "output": "acct.reports", "dlq": "acct.dlq"}
@@ -61,6 +61,8 @@ def main() -> int:
             checks.check("not accepted" in text, "the rejected key is visible in the logs")
             checks.check(BAD_KEY not in text and GOOD_KEY not in text and API_KEY not in text,
                          "no key appears in the logs")
+            check_schemas(checks, bs, TOPICS)
+
             w.proc.signal(signal.SIGTERM)
             checks.eq(w.proc.wait(timeout=60), 0, "SIGTERM: exit 0")
         finally:

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Checks, KafkaBroker, log, parse_args, produce, run_main  # noqa: E402
-from pipeline import (API_KEY, Sim, Worker, compare_with_truth, event,  # noqa: E402
+from pipeline import (check_schemas, API_KEY, Sim, Worker, compare_with_truth, event,  # noqa: E402
                       scratch_dir, wait_reports, worker_config)
 
 TOPICS = {"input": "chaos.events", "output": "chaos.reports", "dlq": "chaos.dlq"}
@@ -73,6 +73,8 @@ def main() -> int:
             checks.check(stats.get("refreshes", 0) + stats.get("logins", 0) >= 3,
                          "bearers were renewed as they expired")
             checks.check(max_rps <= RATE, f"request rate never above the limit ({max_rps} <= {RATE})")
+
+            check_schemas(checks, bs, TOPICS)
 
             w.proc.signal(signal.SIGTERM)
             checks.eq(w.proc.wait(timeout=60), 0, "SIGTERM: exit 0")

@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Checks, KafkaBroker, consume_all, parse_args, produce, run_main  # noqa: E402
-from pipeline import (Sim, Worker, compare_with_truth, event, http_json,  # noqa: E402
+from pipeline import (check_schemas, Sim, Worker, compare_with_truth, event, http_json,  # noqa: E402
                       scratch_dir, wait_reports, worker_config)
 
 TOPICS = {"input": "nf.events", "output": "nf.reports", "dlq": "nf.dlq"}
@@ -51,6 +51,8 @@ def main() -> int:
             checks.eq({r.header("error.reason") for r in dlq}, {b"not_found"}, "reason not_found")
             checks.check(all(r.value == event(int(r.key[1:])) for r in dlq),
                          "the DLQ keeps the original event")
+            check_schemas(checks, bs, TOPICS)
+
             w.proc.signal(signal.SIGTERM)
             checks.eq(w.proc.wait(timeout=60), 0, "SIGTERM: exit 0")
         finally:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
                      end_offsets, log, parse_args, produce, run_main)
-from pipeline import (API_KEY, BAD_EVENTS, Sim, Worker, compare_with_truth,  # noqa: E402
+from pipeline import (check_schemas, API_KEY, BAD_EVENTS, Sim, Worker, compare_with_truth,  # noqa: E402
                       count_by, event, http_get, scratch_dir, wait_reports,
                       wait_until, worker_config)
 
@@ -151,6 +151,8 @@ def main() -> int:
             again = [r for r in consume_all(bs, TOPICS["output"], timeout=30)
                      if r.json().get("final")]
             checks.eq(len(again), len(finals), "late events for reported campaigns add no report")
+
+            check_schemas(checks, bs, TOPICS)
 
             # The admin endpoint: health, readiness, and counters that equal
             # what the topics hold.
