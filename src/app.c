@@ -271,22 +271,35 @@ static void commit_now(brw_app_t *app,
   rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void on_commit_failed(void *ctx,
-                             const rd_kafka_topic_partition_list_t *offsets) {
+/* An asynchronous commit completed. A failed partition is sent again at
+ * the next tick; so is one whose confirmed position is not the last one sent
+ * (an older commit that librdkafka retried may complete after a newer one and
+ * overwrite it: re-sending the newest puts it back). */
+static void on_commit_done(void *ctx, rd_kafka_resp_err_t err,
+                           const rd_kafka_topic_partition_list_t *offsets) {
   brw_app_t *app = ctx;
-  brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
+  int failed = 0;
   for (int i = 0; i < offsets->cnt; i++) {
-    part_t *pt = part_get(app, offsets->elems[i].partition);
-    if (pt && pt->assigned) {
-      pt->committed = -1; /* sent again at the next tick */
+    const rd_kafka_topic_partition_t *e = &offsets->elems[i];
+    part_t *pt = part_get(app, e->partition);
+    if (!pt || !pt->assigned)
+      continue;
+    if (err || e->err || e->offset != pt->committed) {
+      failed |= err || e->err;
+      pt->committed = -1;
       pt->dirty = 1;
     }
   }
+  if (failed)
+    brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
 }
 
+/* One asynchronous commit at a time: a newer commit never races an older
+ * one that librdkafka is still retrying. */
 static void on_commit_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
-  commit_now(app, NULL, 1);
+  if (brw_kafka_commits_in_flight(app->kafka) == 0)
+    commit_now(app, NULL, 1);
   brw_metrics_set(app->m, BRW_M_PRODUCER_QUEUE_RECORDS, NULL,
                   (double)brw_kafka_in_flight(app->kafka));
 }
@@ -1054,7 +1067,7 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
                             .on_delivered = on_delivered,
                             .on_fatal = on_fatal,
                             .on_connection = on_connection,
-                            .on_commit_failed = on_commit_failed,
+                            .on_commit_done = on_commit_done,
                             .on_lag = on_lag,
                             .ctx = app};
   r = brw_kafka_new(loop, cfg, &h, &app->kafka, errbuf, errlen);
@@ -1212,8 +1225,11 @@ static void log_summary(brw_app_t *app) {
 static void on_flush_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
   size_t left = brw_kafka_in_flight(app->kafka);
-  /* After a fatal Kafka error nothing more will be acknowledged: no wait. */
-  if (left > 0 && app->exit_code == 0 &&
+  /* Also wait for an asynchronous commit under way, so that it cannot land
+   * after (and overwrite) the final commit. After a fatal Kafka error
+   * nothing more will be acknowledged: no wait. */
+  int busy = left > 0 || brw_kafka_commits_in_flight(app->kafka) > 0;
+  if (busy && app->exit_code == 0 &&
       uv_now(app->loop) - app->stop_started < app->cfg->shutdown_timeout_ms)
     return;
   uv_timer_stop(t);

@@ -57,6 +57,7 @@ struct brw_kafka_s {
   int fatal;
   int consumer_closed;
   int closing;
+  size_t commits_in_flight;
   int up; /* connection state last reported */
   int all_down_c, all_down_p;
   int pending_closes;
@@ -352,25 +353,28 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
 }
 
-/* offset_commit_cb: on the loop thread. A failed commit is sent again by
- * the application at its next commit tick. */
+/* The result of an asynchronous commit: on the loop thread, served from
+ * the consumer queue (rd_kafka_commit_queue). */
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque) {
   brw_kafka_t *k = opaque;
+  if (k->commits_in_flight > 0)
+    k->commits_in_flight--;
   if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
     return;
   int failed = err != RD_KAFKA_RESP_ERR_NO_ERROR;
   for (int i = 0; !failed && offsets && i < offsets->cnt; i++)
     if (offsets->elems[i].err)
       failed = 1;
-  if (!failed)
-    return;
-  brw_logj(BRW_LOG_WARN,
-           json_pack("{ss}", "error",
-                     rd_kafka_err2name(err ? err : offsets->elems[0].err)),
-           "offset commit failed; retried at the next commit");
-  if (offsets && k->h.on_commit_failed)
-    k->h.on_commit_failed(k->h.ctx, offsets);
+  if (failed)
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss}", "error",
+                       rd_kafka_err2name(err ? err : offsets->elems[0].err)),
+             "offset commit failed; retried at the next commit");
+  else if (rk == k->rk_c)
+    mark_up(k, rk);
+  if (offsets && k->h.on_commit_done)
+    k->h.on_commit_done(k->h.ctx, err, offsets);
 }
 
 /* stats_cb: on the loop thread (statistics are served from the consumer
@@ -378,28 +382,40 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * 0: librdkafka frees the JSON. */
 static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
   brw_kafka_t *k = opaque;
-  if (!k->h.on_lag)
-    return 0;
   json_t *root = json_loadb(json, len, 0, NULL);
-  json_t *topics = json_object_get(root, "topics");
-  int64_t sum = 0;
-  int known = 0;
-  const char *tname;
-  json_t *t;
-  json_object_foreach(topics, tname, t) {
-    const char *pname;
-    json_t *p;
-    json_object_foreach(json_object_get(t, "partitions"), pname, p) {
-      json_int_t id = json_integer_value(json_object_get(p, "partition"));
-      json_t *lag = json_object_get(p, "consumer_lag");
-      if (id < 0 || !json_is_integer(lag) || json_integer_value(lag) < 0)
-        continue;
-      sum += json_integer_value(lag);
-      known = 1;
+  /* A broker in state UP means the client reaches the cluster again, even
+   * when no message or delivery report says so (an idle input topic). */
+  const char *bname;
+  json_t *b;
+  json_object_foreach(json_object_get(root, "brokers"), bname, b) {
+    const char *state = json_string_value(json_object_get(b, "state"));
+    if (json_integer_value(json_object_get(b, "nodeid")) >= 0 && state &&
+        !strcmp(state, "UP")) {
+      mark_up(k, rk);
+      break;
     }
   }
+  if (rk == k->rk_c && k->h.on_lag) {
+    json_t *topics = json_object_get(root, "topics");
+    int64_t sum = 0;
+    int known = 0;
+    const char *tname;
+    json_t *t;
+    json_object_foreach(topics, tname, t) {
+      const char *pname;
+      json_t *p;
+      json_object_foreach(json_object_get(t, "partitions"), pname, p) {
+        json_int_t id = json_integer_value(json_object_get(p, "partition"));
+        json_t *lag = json_object_get(p, "consumer_lag");
+        if (id < 0 || !json_is_integer(lag) || json_integer_value(lag) < 0)
+          continue;
+        sum += json_integer_value(lag);
+        known = 1;
+      }
+    }
+    k->h.on_lag(k->h.ctx, known ? sum : -1);
+  }
   json_decref(root);
-  k->h.on_lag(k->h.ctx, known ? sum : -1);
   return 0;
 }
 
@@ -572,7 +588,6 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     goto err;
   }
   rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
-  rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
   rd_kafka_conf_set_stats_cb(cc, on_stats);
   k->rk_c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
   if (!k->rk_c) {
@@ -593,6 +608,7 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
       conf_set(pc, "acks", "all", errbuf, errlen) ||
       conf_set(pc, "partitioner", "murmur2_random", errbuf, errlen) ||
       conf_set(pc, "linger.ms", "5", errbuf, errlen) ||
+      conf_set(pc, "statistics.interval.ms", "5000", errbuf, errlen) ||
       apply_list(pc, cfg->kafka_common, cfg->nkafka_common, errbuf, errlen) ||
       apply_list(pc, cfg->kafka_producer, cfg->nkafka_producer, errbuf,
                  errlen) ||
@@ -602,6 +618,7 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     goto err;
   }
   rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+  rd_kafka_conf_set_stats_cb(pc, on_stats);
   k->rk_p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
   if (!k->rk_p) {
     rd_kafka_conf_destroy(pc);
@@ -662,7 +679,19 @@ int brw_kafka_commit(brw_kafka_t *k,
                      int async) {
   if (!k->rk_c || k->consumer_closed || !offsets || offsets->cnt == 0)
     return 0;
-  rd_kafka_resp_err_t err = rd_kafka_commit(k->rk_c, offsets, async);
+  if (async) {
+    /* The result comes back on the consumer queue, which the loop drains. */
+    rd_kafka_resp_err_t qerr =
+        rd_kafka_commit_queue(k->rk_c, offsets, k->qc.rkqu, on_commit, k);
+    if (qerr) {
+      brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(qerr)),
+               "offset commit failed: %s", rd_kafka_err2str(qerr));
+      return BRW_EKAFKA;
+    }
+    k->commits_in_flight++;
+    return 0;
+  }
+  rd_kafka_resp_err_t err = rd_kafka_commit(k->rk_c, offsets, 0);
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
              "offset commit failed: %s", rd_kafka_err2str(err));
@@ -679,6 +708,10 @@ size_t brw_kafka_flush(brw_kafka_t *k, int timeout_ms) {
   /* rd_kafka_flush served the delivery reports; a record that failed went
    * back to the backlog and stays in flight. */
   return brw_kafka_in_flight(k);
+}
+
+size_t brw_kafka_commits_in_flight(const brw_kafka_t *k) {
+  return k->commits_in_flight;
 }
 
 int brw_kafka_committed(brw_kafka_t *k, rd_kafka_topic_partition_list_t *parts,

@@ -42,10 +42,11 @@ typedef struct {
   void (*on_fatal)(void *ctx, const char *reason);
   /* The broker connection state changed (1 = up, 0 = all brokers down). */
   void (*on_connection)(void *ctx, int up);
-  /* An offset commit failed for these partitions (borrowed list); the
-   * application sends them again. */
-  void (*on_commit_failed)(void *ctx,
-                           const rd_kafka_topic_partition_list_t *offsets);
+  /* An asynchronous offset commit completed (err 0, or the error for all
+   * partitions; each element carries its own err and the offset sent).
+   * Borrowed list. */
+  void (*on_commit_done)(void *ctx, rd_kafka_resp_err_t err,
+                         const rd_kafka_topic_partition_list_t *offsets);
   /* The consumer lag of the assigned partitions, summed, from librdkafka's
    * statistics (every 5 s; -1 when unknown). */
   void (*on_lag)(void *ctx, int64_t lag);
@@ -84,7 +85,9 @@ size_t brw_kafka_backlog(const brw_kafka_t *k);
 size_t brw_kafka_in_flight(const brw_kafka_t *k);
 
 /* Commits offsets (next offset to read, per partition) of the input topic,
- * with each element's metadata (the completed-offset map) when set.
+ * with each element's metadata (the completed-offset map) when set. An
+ * asynchronous commit reports through on_commit_done;
+ * brw_kafka_commits_in_flight() counts those not yet reported.
  * async = 1 returns at once (the result is logged); async = 0 waits, for
  * rebalance and shutdown. Returns 0 or BRW_EKAFKA. */
 int brw_kafka_commit(brw_kafka_t *k,
@@ -103,6 +106,8 @@ size_t brw_kafka_flush(brw_kafka_t *k, int timeout_ms);
  * assignment handler only, once per rebalance. Returns 0 or BRW_EKAFKA. */
 int brw_kafka_committed(brw_kafka_t *k, rd_kafka_topic_partition_list_t *parts,
                         int timeout_ms);
+
+size_t brw_kafka_commits_in_flight(const brw_kafka_t *k);
 
 /* Pauses or resumes fetching of every assigned partition. */
 void brw_kafka_pause(brw_kafka_t *k, int pause);

@@ -21,6 +21,7 @@ otherwise; 2 on a setup error.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import statistics
@@ -116,6 +117,7 @@ class Feeder(threading.Thread):
         left = self.p.flush(60)
         if left:
             self.errors.append(f"{left} events not delivered at the end")
+        self.p = None  # closes the producer before the broker stops
 
     def stop(self) -> None:
         self.stop_ev.set()
@@ -148,7 +150,6 @@ class ReportReader(threading.Thread):
                 if msg is None or msg.error() is not None:
                     continue
                 try:
-                    import json
                     v = json.loads(msg.value())
                 except ValueError:
                     continue

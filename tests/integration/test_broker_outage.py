@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
                      end_offsets, log, parse_args, produce, run_main)
-from pipeline import (Sim, Worker, compare_with_truth, event, scratch_dir,  # noqa: E402
+from pipeline import (http_get, Sim, Worker, compare_with_truth, event, scratch_dir,  # noqa: E402
                       wait_until, worker_config)
 
 TOPICS = {"input": "outage.events", "output": "outage.reports", "dlq": "outage.dlq"}
@@ -68,7 +68,8 @@ def main() -> int:
         try:
             produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
             ends = end_offsets(bs, TOPICS["input"])
-            cfg = worker_config(bs, sim, GROUP, TOPICS, **{"api.rate_limit": "400"})
+            cfg = worker_config(bs, sim, GROUP, TOPICS, **{"api.rate_limit": "400",
+                                                            "metrics.listen": "127.0.0.1:0"})
             worker = Worker(args.bin_dir, work, cfg, name="worker").start()
             pid = worker.proc.pid
 
@@ -85,6 +86,8 @@ def main() -> int:
             log(f"broker stopped (rc {rc}) in {time.monotonic() - t_down:.1f} s")
             checks.check(worker.proc.wait_text(MSG_DOWN, timeout=OUTAGE_S + 10),
                          f"the worker logs \"{MSG_DOWN}\" during the outage")
+            base = worker.metrics_url()
+            checks.eq(http_get(base + "/readyz")[0], 503, "/readyz is 503 while the broker is down")
             left = OUTAGE_S - (time.monotonic() - t_down)
             if left > 0:
                 time.sleep(left)
@@ -95,6 +98,9 @@ def main() -> int:
             t_up = time.monotonic()
             log(f"broker back after {t_up - t_down:.1f} s (ready in {kafka.ready_seconds:.1f} s); "
                 f"simulator served {polls_during} detail requests so far")
+
+            checks.check(wait_until(lambda: http_get(base + "/readyz")[0] == 200, timeout=60),
+                         "/readyz is 200 again once the broker is back")
 
             # Everything is reported after the broker comes back.
             ok = wait_until(lambda: set(ids) <= set(final_reports(bs, 30)), timeout=240, interval=2.0)
