@@ -95,8 +95,8 @@ static void check_detail(const brw_detail_t *d) {
   json_decref((json_t *)v);
   v = json_object_get(c, "status");
   FUZZ_CHECK(json_is_string(v));
-  FUZZ_CHECK(!strncmp(json_string_value(v), d->status_raw,
-                      strlen(d->status_raw)));
+  FUZZ_CHECK(
+      !strncmp(json_string_value(v), d->status_raw, strlen(d->status_raw)));
 
   check_string_or_null(c, "name");
   check_string_or_null(c, "sender");

@@ -297,11 +297,7 @@ static void set_bearer(account_t *a, char *bearer) {
 
 /* Moves every waiter to the ready queue (a bearer is there now). */
 static void release_waiters(account_t *a) {
-  while (!brw_list_empty(&a->waiters)) {
-    brw_list_t *n = a->waiters.next;
-    brw_list_remove(n);
-    brw_list_insert_tail(&a->ready, n);
-  }
+  brw_list_splice_tail(&a->ready, &a->waiters);
 }
 
 static void on_auth(const brw_http_resp_t *resp, void *arg) {
@@ -472,12 +468,9 @@ static void account_pump(account_t *a) {
   }
   if (!bearer_usable(a)) {
     /* The bearer expired while fetches were ready: they wait for the next
-     * one. */
-    while (!brw_list_empty(&a->ready)) {
-      brw_list_t *n = a->ready.next;
-      brw_list_remove(n);
-      brw_list_insert_tail(&a->waiters, n);
-    }
+     * one, ahead of those that were already waiting. */
+    brw_list_splice_tail(&a->ready, &a->waiters);
+    brw_list_splice_tail(&a->waiters, &a->ready);
   }
   if (a->auth_wanted != AUTH_NONE && !a->auth_req) {
     if (a->auth_wanted == AUTH_REFRESH && !bearer_usable(a))

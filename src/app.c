@@ -322,6 +322,7 @@ static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
   c->n = n;
   if (n)
     memcpy(c->offsets, offsets, sizeof(int64_t) * (size_t)n);
+  brw_list_init(&c->node);
   brw_list_insert_tail(&app->completions, &c->node);
   return c;
 }
@@ -686,13 +687,13 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   c->not_found_since_ms = 0;
   c->last_error_class = NULL;
   brw_status_t st = res->detail.status;
-  if (st == BRW_STATUS_UNKNOWN)
+  if (st == BRW_STATUS_UNKNOWN) {
     brw_metrics_inc(app->m, BRW_M_CAMPAIGN_STATUS_UNKNOWN, NULL, 1);
-  if (st == BRW_STATUS_UNKNOWN)
     brw_logj(BRW_LOG_WARN,
              json_pack("{sI ss}", "campaign_id", (json_int_t)c->key.id,
                        "status", res->detail.status_raw),
              "unknown campaign status; treated as in progress");
+  }
   int changed = !c->have_detail || detail_changed(&c->detail, &res->detail);
   if (c->have_detail && c->detail.status != st)
     c->poll_attempt = 0;

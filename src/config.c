@@ -957,6 +957,17 @@ static int set_kafka(brw_config_t *cfg, const char *key, const char *value,
     return fail(why, whylen, "%s: out of memory", key);
   res = rd_kafka_conf_set(conf, prop, value, errstr, sizeof(errstr));
   rd_kafka_conf_destroy(conf);
+  /* Some of librdkafka's messages end in a newline ("... is outside allowed
+   * range 0..900000\n"), which made the error two lines (found by
+   * fuzz/fuzz_config.c): control characters become spaces, trailing ones
+   * are dropped. */
+  errstr[sizeof(errstr) - 1] = '\0';
+  for (char *p = errstr; *p; p++) {
+    if (iscntrl((unsigned char)*p))
+      *p = ' ';
+  }
+  for (size_t n = strlen(errstr); n > 0 && errstr[n - 1] == ' ';)
+    errstr[--n] = '\0';
   if (res == RD_KAFKA_CONF_UNKNOWN)
     return fail(why, whylen, "%s: unknown librdkafka property \"%s\"", key,
                 prop);

@@ -129,6 +129,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
       return -1;
     }
     s->poll.data = s;
+    brw_list_init(&s->node);
     brw_list_insert_tail(&h->sockets, &s->node);
     curl_multi_assign(h->multi, fd, s);
   }

@@ -3,6 +3,7 @@
 #ifndef BRW_LIST_H
 #define BRW_LIST_H
 
+#include <assert.h>
 #include <stddef.h>
 
 typedef struct brw_list_s {
@@ -22,7 +23,11 @@ static inline int brw_list_empty(const brw_list_t *h) {
   return h->next == h;
 }
 
+/* n must not be in a list (self-linked, as brw_list_init and
+ * brw_list_remove leave it): inserting a linked node would corrupt both
+ * lists. Checked in debug builds. */
 static inline void brw_list_insert_tail(brw_list_t *h, brw_list_t *n) {
+  assert(n->next == n && n->prev == n);
   n->next = h;
   n->prev = h->prev;
   h->prev->next = n;
@@ -35,6 +40,20 @@ static inline void brw_list_remove(brw_list_t *n) {
   n->next->prev = n->prev;
   n->next = n;
   n->prev = n;
+}
+
+/* Moves every node of src to the end of dst, in order, in O(1); src is left
+ * empty. */
+static inline void brw_list_splice_tail(brw_list_t *dst, brw_list_t *src) {
+  if (src->next == src)
+    return;
+  brw_list_t *first = src->next, *last = src->prev;
+  first->prev = dst->prev;
+  dst->prev->next = first;
+  last->next = dst;
+  dst->prev = last;
+  src->next = src;
+  src->prev = src;
 }
 
 #define brw_list_foreach_safe(pos, tmp, head)                                  \

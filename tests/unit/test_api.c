@@ -743,6 +743,37 @@ static void test_refresh_fails_then_login(void **state) {
   fx_close(fx);
 }
 
+/* The bearer expires while fetches wait for rate-limit slots and the
+ * fallback login is slow: the waiting fetches move back behind the login and
+ * all complete once it answers (regression: this path hung once). */
+static void test_bearer_expires_while_queued(void **state) {
+  fx_t *fx = *state;
+  fres_t first;
+  fx_opts_t o;
+  memset(&o, 0, sizeof(o));
+  o.rate_limit = "2";
+  fx_open(fx, &o);
+  S.first_ttl_s = 3;
+  S.refresh_status[0] = 500;
+  fetch_wait(fx, ID_OK, &first);
+  assert_int_equal(first.status, BRW_FETCH_OK);
+  wait_past_renewal(fx);
+  testsrv_lock(fx->srv);
+  S.login_delay_ms = 2500; /* the bearer expires meanwhile */
+  testsrv_unlock(fx->srv);
+  enum { N = 8 };
+  fres_t r[N];
+  memset(r, 0, sizeof(r));
+  for (size_t i = 0; i < N; i++)
+    fetch(fx, 0, ID_OK, &r[i]);
+  many_t m = {r, N};
+  assert_true(run_until(fx, pred_all_called, &m, 3 * WAIT_MS));
+  for (size_t i = 0; i < N; i++)
+    assert_int_equal(r[i].status, BRW_FETCH_OK);
+  assert_int_equal(testsrv_count(fx->srv, NULL, "/api/auth/login"), 2);
+  fx_close(fx);
+}
+
 /* ---- detail answers ---- */
 
 static void test_not_found(void **state) {
@@ -1028,6 +1059,7 @@ int main(void) {
       FX_TEST(test_login_5xx),
       FX_TEST(test_refresh_before_exp),
       FX_TEST(test_refresh_fails_then_login),
+      FX_TEST(test_bearer_expires_while_queued),
       FX_TEST(test_not_found),
       FX_TEST(test_429_retry_after),
       FX_TEST(test_5xx),

@@ -977,16 +977,17 @@ static void test_print_roundtrip(void **state) {
 
 /* Found by fuzz/fuzz_config.c: with only accounts.<name>.key the printed
  * `api.key = ""` did not read back; "http://h  /" kept its spaces once the
- * '/' was removed and read back as another URL. Both through
- * brw_config_load_text, the fuzz target's entry point. */
+ * '/' was removed and read back as another URL; a librdkafka error made a
+ * two-line message. All through brw_config_load_text, the fuzz target's
+ * entry point. */
 static void test_fuzz_regressions(void **state) {
   (void)state;
   static const char text[] = "accounts.eu.key = k\n";
   char err[256];
   brw_config_t cfg;
   brw_config_init(&cfg);
-  assert_int_equal(brw_config_load_text(&cfg, "t.conf", text,
-                                        sizeof(text) - 1, err, sizeof(err)),
+  assert_int_equal(brw_config_load_text(&cfg, "t.conf", text, sizeof(text) - 1,
+                                        err, sizeof(err)),
                    0);
   char *first = capture_print(&cfg);
   brw_config_free(&cfg);
@@ -1008,6 +1009,16 @@ static void test_fuzz_regressions(void **state) {
                    BRW_ECONFIG);
   assert_string_equal(err, "t.conf:1: api.url: must not contain spaces or "
                            "control characters");
+  brw_config_free(&cfg);
+  /* librdkafka's message ends in a newline; the error stays one line. */
+  static const char kafka[] = "kafka.producer.linger.ms = 850000000076\n";
+  brw_config_init(&cfg);
+  assert_int_equal(brw_config_load_text(&cfg, "t.conf", kafka,
+                                        sizeof(kafka) - 1, err, sizeof(err)),
+                   BRW_ECONFIG);
+  assert_null(strchr(err, '\n'));
+  assert_int_equal(strncmp(err, "t.conf:1: kafka.producer.linger.ms: ", 36), 0);
+  assert_true(err[strlen(err) - 1] != ' ');
   brw_config_free(&cfg);
   /* No NUL terminator is needed, and a NUL ends its line. */
   static const char nul[] = "log.level = debug\0junk\nlog.format = text";

@@ -223,8 +223,7 @@ static void test_parse_year_range(void **state) {
   /* The limits themselves still parse and read back. */
   brw_time_format(parse_ok("9999-12-31T23:59:59.999Z", 0), buf, sizeof(buf));
   assert_string_equal(buf, "9999-12-31T23:59:59Z");
-  brw_time_format(parse_ok("0001-01-01 03:00:00", 3 * 3600), buf,
-                  sizeof(buf));
+  brw_time_format(parse_ok("0001-01-01 03:00:00", 3 * 3600), buf, sizeof(buf));
   assert_string_equal(buf, "0001-01-01T00:00:00Z");
 }
 

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 
+#include "brw/list.h"
 #include "brw/tracker.h"
 
 static void test_insert_find_remove(void **state) {
@@ -40,9 +41,48 @@ static void test_insert_find_remove(void **state) {
   free(nodes);
 }
 
+typedef struct {
+  brw_list_t node;
+  int v;
+} item_t;
+
+static int values(brw_list_t *h, int *out, int max) {
+  int n = 0;
+  for (brw_list_t *p = h->next; p != h && n < max; p = p->next)
+    out[n++] = brw_list_entry(p, item_t, node)->v;
+  return n;
+}
+
+/* Splicing keeps order, empties the source, and works on empty lists. */
+static void test_list_splice(void **state) {
+  brw_list_t a, b;
+  brw_list_init(&a);
+  brw_list_init(&b);
+  item_t it[6];
+  for (int i = 0; i < 6; i++) {
+    it[i].v = i;
+    brw_list_init(&it[i].node);
+    brw_list_insert_tail(i < 3 ? &a : &b, &it[i].node);
+  }
+  brw_list_splice_tail(&a, &b);
+  assert_true(brw_list_empty(&b));
+  int v[8];
+  assert_int_equal(values(&a, v, 8), 6);
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(v[i], i);
+  brw_list_splice_tail(&a, &b); /* empty source: no change */
+  assert_int_equal(values(&a, v, 8), 6);
+  brw_list_splice_tail(&b, &a);
+  assert_true(brw_list_empty(&a));
+  assert_int_equal(values(&b, v, 8), 6);
+  assert_ptr_equal(b.prev, &it[5].node);
+  assert_ptr_equal(it[0].node.prev, &b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_insert_find_remove),
+      cmocka_unit_test(test_list_splice),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
