@@ -446,6 +446,26 @@ def check_dockerfile(ctx: Ctx) -> None:
         c.check(all((ROOT / s.rstrip("/")).exists() for s in srcs),
                 f"Dockerfile: COPY sources exist ({' '.join(srcs)})")
 
+    # The build context the build stage copies is enough to configure the
+    # project with the tests off (nothing outside it is referenced).
+    import shutil, tempfile  # noqa: E401, PLC0415
+    with tempfile.TemporaryDirectory() as tmp:
+        for a in of(build, "COPY"):
+            if a.startswith("--from"):
+                continue
+            for src in a.split()[:-1]:
+                p = ROOT / src.rstrip("/")
+                if p.is_dir():
+                    shutil.copytree(p, Path(tmp) / p.name)
+                else:
+                    shutil.copy(p, Path(tmp) / p.name)
+        res = subprocess.run(["cmake", "-S", tmp, "-B", str(Path(tmp) / "build"),
+                              "-DBRW_TESTS=OFF"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=120)
+        c.check(res.returncode == 0,
+                "Dockerfile: the copied build context configures with the tests off",
+                res.stdout[-400:])
+
     # Runtime
     copies = of(final, "COPY")
     c.check(any(a.startswith(f"--from={build['name']}") for a in copies),

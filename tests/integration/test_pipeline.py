@@ -66,6 +66,20 @@ def main() -> int:
             cfg = worker_config(bs, sim, GROUP, TOPICS, **{"metrics.listen": "127.0.0.1:0"})
             worker = Worker(args.bin_dir, work, cfg).start()
             t0 = time.monotonic()
+            # A scrape during the run: campaigns are being tracked, and what
+            # is counted as published never runs ahead of the topic.
+            P = "bsg_report_worker_"
+            wait_until(lambda: worker.scrape().get((P + "campaigns_tracked", None), 0) > 0,
+                       timeout=60)
+            mid = worker.scrape()
+            in_topic = len([r for r in consume_all(bs, TOPICS["output"], timeout=30)
+                            if r.json().get("final")])
+            mid_pub = sum(v for (n, _), v in mid.items() if n == P + "reports_published_total")
+            checks.check(mid.get((P + "campaigns_tracked", None), 0) > 0,
+                         "during the run /metrics shows tracked campaigns")
+            checks.check(mid_pub <= in_topic,
+                         "during the run reports_published_total never exceeds the topic",
+                         f"{mid_pub} counted, {in_topic} in the topic")
             finals = wait_reports(bs, TOPICS["output"], set(ids), timeout=300)
             elapsed = time.monotonic() - t0
             by_id = {}
@@ -160,7 +174,6 @@ def main() -> int:
             checks.eq(http_get(base + "/healthz")[0], 200, "/healthz answers 200")
             checks.eq(http_get(base + "/readyz")[0], 200, "/readyz answers 200 while running")
             m = worker.scrape()
-            P = "bsg_report_worker_"
             total_in = sum(end_offsets(bs, TOPICS["input"]).values())
             consumed = sum(v for (n, _), v in m.items() if n == P + "events_consumed_total")
             checks.eq(int(consumed), total_in - len(bad_at),

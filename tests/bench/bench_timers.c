@@ -1,0 +1,151 @@
+/* Cost of libuv timer operations with many pending timers (the worker keeps
+ * one uv_timer_t per tracked campaign).
+ *
+ *   bench_timers [N ...]        default: 1000 10000 100000 1000000
+ *
+ * For each N: N timers are initialised and started with random timeouts far
+ * in the future (1 h .. 2 h), then, with N pending:
+ *   start    ns per uv_timer_init + uv_timer_start while filling up to N
+ *   re-arm   ns per uv_timer_start on an already active timer (random one,
+ *            new random timeout) - what every poll reschedule does
+ *   stop     ns per uv_timer_stop of a random active timer
+ *   restart  ns per uv_timer_start of a stopped timer (back to N pending)
+ *   fire     ns per timer fired: every timer re-armed to 0..999 ms, the
+ *            thread sleeps until all are due, one uv_run(UV_RUN_NOWAIT)
+ *            fires all N; its CPU time / N
+ * Each figure is wall-clock time (CLOCK_MONOTONIC) divided by the number of
+ * operations; the operations touch random timers so cache misses count. */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void) { /* xorshift64* */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static size_t fired;
+static void on_timer(uv_timer_t *t) { fired++; }
+static void on_never(uv_timer_t *t) { abort(); }
+static void on_closed(uv_handle_t *h) {}
+
+#define FAR_MS (3600u * 1000u)
+
+static int run(size_t n, size_t ops) {
+  uv_loop_t loop;
+  if (uv_loop_init(&loop) != 0)
+    return 1;
+  uv_timer_t *t = malloc(sizeof(*t) * n);
+  size_t *idx = malloc(sizeof(*idx) * ops);
+  if (!t || !idx)
+    return 1;
+  for (size_t i = 0; i < ops; i++)
+    idx[i] = (size_t)(rnd() % n);
+
+  double a = now_ns();
+  for (size_t i = 0; i < n; i++) {
+    uv_timer_init(&loop, &t[i]);
+    uv_timer_start(&t[i], on_never, FAR_MS + rnd() % FAR_MS, 0);
+  }
+  double start_ns = (now_ns() - a) / (double)n;
+
+  a = now_ns();
+  for (size_t i = 0; i < ops; i++)
+    uv_timer_start(&t[idx[i]], on_never, FAR_MS + rnd() % FAR_MS, 0);
+  double rearm_ns = (now_ns() - a) / (double)ops;
+
+  /* stop `ops` distinct-ish random timers (a stopped one stops again for
+   * free; count only what was active) */
+  size_t stopped = 0;
+  a = now_ns();
+  for (size_t i = 0; i < ops; i++) {
+    uv_timer_t *x = &t[idx[i]];
+    stopped += uv_is_active((uv_handle_t *)x) != 0;
+    uv_timer_stop(x);
+  }
+  double stop_ns = (now_ns() - a) / (double)(stopped ? stopped : 1);
+
+  size_t restarted = 0;
+  a = now_ns();
+  for (size_t i = 0; i < ops; i++) {
+    uv_timer_t *x = &t[idx[i]];
+    if (!uv_is_active((uv_handle_t *)x)) {
+      uv_timer_start(x, on_never, FAR_MS + rnd() % FAR_MS, 0);
+      restarted++;
+    }
+  }
+  double restart_ns = (now_ns() - a) / (double)(restarted ? restarted : 1);
+
+  /* fire: all N due at once */
+  uv_update_time(&loop);
+  for (size_t i = 0; i < n; i++)
+    uv_timer_start(&t[i], on_timer, rnd() % 1000, 0);
+  struct timespec sl = {1, 50 * 1000 * 1000};
+  nanosleep(&sl, NULL);
+  fired = 0;
+  double c = cpu_ns();
+  a = now_ns();
+  while (fired < n)
+    uv_run(&loop, UV_RUN_NOWAIT);
+  double fire_ns = (now_ns() - a) / (double)n;
+  double fire_cpu_ns = (cpu_ns() - c) / (double)n;
+
+  printf("| %9zu | %8.0f | %8.0f | %8.0f | %8.0f | %8.0f | %8.0f |\n", n,
+         start_ns, rearm_ns, stop_ns, restart_ns, fire_ns, fire_cpu_ns);
+  fflush(stdout);
+
+  for (size_t i = 0; i < n; i++)
+    uv_close((uv_handle_t *)&t[i], on_closed);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&loop);
+  free(t);
+  free(idx);
+  return rc != 0;
+}
+
+int main(int argc, char **argv) {
+  size_t def[] = {1000, 10000, 100000, 1000000};
+  size_t ns[32];
+  size_t k = 0;
+  if (argc > 1) {
+    for (int i = 1; i < argc && k < 32; i++)
+      ns[k++] = (size_t)strtoull(argv[i], NULL, 10);
+  } else {
+    memcpy(ns, def, sizeof(def));
+    k = 4;
+  }
+  printf("libuv %s, sizeof(uv_timer_t) = %zu bytes\n\n", uv_version_string(),
+         sizeof(uv_timer_t));
+  printf("| pending N | start ns | re-arm ns | stop ns | restart ns | fire ns | fire CPU ns |\n");
+  printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (size_t i = 0; i < k; i++) {
+    size_t n = ns[i];
+    if (n == 0)
+      continue;
+    size_t ops = n < 100000 ? 100000 : n; /* >= 100k ops for stable figures */
+    if (run(n, ops) != 0) {
+      fprintf(stderr, "run(%zu) failed\n", n);
+      return 1;
+    }
+  }
+  return 0;
+}
