@@ -44,9 +44,15 @@ static double cpu_ns(void) {
 }
 
 static size_t fired;
-static void on_timer(uv_timer_t *t) { fired++; }
-static void on_never(uv_timer_t *t) { abort(); }
-static void on_closed(uv_handle_t *h) {}
+static void on_timer(uv_timer_t *t) {
+  (void)t;
+  fired++;
+}
+static void on_never(uv_timer_t *t) {
+  (void)t;
+  abort();
+}
+static void on_closed(uv_handle_t *h) { (void)h; }
 
 #define FAR_MS (3600u * 1000u)
 
@@ -73,27 +79,36 @@ static int run(size_t n, size_t ops) {
     uv_timer_start(&t[idx[i]], on_never, FAR_MS + rnd() % FAR_MS, 0);
   double rearm_ns = (now_ns() - a) / (double)ops;
 
-  /* stop `ops` distinct-ish random timers (a stopped one stops again for
-   * free; count only what was active) */
-  size_t stopped = 0;
-  a = now_ns();
-  for (size_t i = 0; i < ops; i++) {
-    uv_timer_t *x = &t[idx[i]];
-    stopped += uv_is_active((uv_handle_t *)x) != 0;
-    uv_timer_stop(x);
-  }
-  double stop_ns = (now_ns() - a) / (double)(stopped ? stopped : 1);
-
-  size_t restarted = 0;
-  a = now_ns();
-  for (size_t i = 0; i < ops; i++) {
-    uv_timer_t *x = &t[idx[i]];
-    if (!uv_is_active((uv_handle_t *)x)) {
-      uv_timer_start(x, on_never, FAR_MS + rnd() % FAR_MS, 0);
-      restarted++;
+  /* stop k distinct random timers (timed), start them again (timed);
+   * rounds until `ops` stops were measured */
+  size_t k = n / 10 ? n / 10 : 1;
+  size_t *perm = malloc(sizeof(*perm) * n);
+  if (!perm)
+    return 1;
+  for (size_t i = 0; i < n; i++)
+    perm[i] = i;
+  double stop_total = 0, restart_total = 0;
+  size_t done_ops = 0;
+  while (done_ops < ops) {
+    for (size_t i = 0; i < k; i++) { /* partial Fisher-Yates */
+      size_t j = i + (size_t)(rnd() % (n - i));
+      size_t tmp = perm[i];
+      perm[i] = perm[j];
+      perm[j] = tmp;
     }
+    a = now_ns();
+    for (size_t i = 0; i < k; i++)
+      uv_timer_stop(&t[perm[i]]);
+    stop_total += now_ns() - a;
+    a = now_ns();
+    for (size_t i = 0; i < k; i++)
+      uv_timer_start(&t[perm[i]], on_never, FAR_MS + rnd() % FAR_MS, 0);
+    restart_total += now_ns() - a;
+    done_ops += k;
   }
-  double restart_ns = (now_ns() - a) / (double)(restarted ? restarted : 1);
+  free(perm);
+  double stop_ns = stop_total / (double)done_ops;
+  double restart_ns = restart_total / (double)done_ops;
 
   /* fire: all N due at once */
   uv_update_time(&loop);
