@@ -54,6 +54,7 @@ struct brw_api_s {
   brw_rng_t rng;
   brw_api_stats_t stats;
   brw_metrics_t *m; /* borrowed, may be NULL */
+  long transfers;   /* requests handed to curl and not finished */
   int pending_closes;
   void (*close_cb)(void *);
   void *close_arg;
@@ -105,6 +106,29 @@ static void on_backoff_timer(uv_timer_t *t) {
 
 static void on_rl_timer(uv_timer_t *t) {
   account_pump(t->data);
+}
+
+/* Requests are handed to curl only while fewer than http.max_connections
+ * are under way: curl would queue the rest itself, but its queue costs time
+ * per queued transfer on every removal (quadratic under a burst,
+ * docs/PERFORMANCE.md), holds memory per transfer, and starts each
+ * transfer's timeout while it waits. The rest wait in the accounts' queues. */
+static int have_capacity(const brw_api_t *api) {
+  return api->transfers < api->cfg->http_max_connections;
+}
+
+/* A transfer finished or was canceled: every account with work waiting
+ * gets a pump on the next loop iteration (deferred, so that no callback runs
+ * inside another). */
+static void transfer_done(brw_api_t *api) {
+  if (api->transfers > 0)
+    api->transfers--;
+  for (int i = 0; i < api->naccounts; i++) {
+    account_t *o = &api->accounts[i];
+    if ((!brw_list_empty(&o->ready) || o->auth_wanted != AUTH_NONE) &&
+        !uv_is_active((uv_handle_t *)&o->rl_timer))
+      uv_timer_start(&o->rl_timer, on_rl_timer, 0, 0);
+  }
 }
 
 int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
@@ -307,6 +331,7 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
   const char *what = kind == AUTH_REFRESH ? "refresh" : "login";
   a->auth_req = NULL;
   a->auth_kind = AUTH_NONE;
+  transfer_done(api);
   count_response(api, resp);
   char msg[200];
 
@@ -419,6 +444,7 @@ static int send_auth(account_t *a, auth_kind_t kind) {
   }
   if (!a->auth_req)
     return BRW_EHTTP;
+  api->transfers++;
   a->auth_kind = kind;
   return 0;
 }
@@ -436,6 +462,7 @@ static int send_detail(brw_fetch_t *f) {
                             f->traceparent, NULL, on_detail, f);
   if (!f->req)
     return BRW_EHTTP;
+  api->transfers++;
   brw_list_insert_tail(&f->acct->inflight, &f->node);
   return 0;
 }
@@ -475,6 +502,8 @@ static void account_pump(account_t *a) {
   if (a->auth_wanted != AUTH_NONE && !a->auth_req) {
     if (a->auth_wanted == AUTH_REFRESH && !bearer_usable(a))
       a->auth_wanted = AUTH_LOGIN;
+    if (!have_capacity(api))
+      return; /* transfer_done pumps again */
     if (!take_slot(a))
       return;
     auth_kind_t kind = a->auth_wanted;
@@ -486,6 +515,8 @@ static void account_pump(account_t *a) {
     }
   }
   while (!brw_list_empty(&a->ready)) {
+    if (!have_capacity(api))
+      return; /* transfer_done pumps again */
     if (!take_slot(a))
       return;
     brw_fetch_t *f = brw_list_entry(a->ready.next, brw_fetch_t, node);
@@ -494,7 +525,6 @@ static void account_pump(account_t *a) {
       fetch_fail(f, BRW_FETCH_RETRY, "local", 0, -1,
                  "cannot start the request");
   }
-  (void)api;
 }
 
 static void on_detail(const brw_http_resp_t *resp, void *arg) {
@@ -502,6 +532,7 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   account_t *a = f->acct;
   f->req = NULL;
   brw_list_remove(&f->node); /* out of inflight */
+  transfer_done(f->api);
   count_response(f->api, resp);
   if (resp->outcome != BRW_HTTP_OK) {
     fetch_fail(f, BRW_FETCH_RETRY, transport_class(resp->outcome), 0, -1,
@@ -593,7 +624,7 @@ brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
    * never runs before this function returns. */
   brw_list_insert_tail(bearer_usable(a) ? &a->ready : &a->waiters, &f->node);
   if (brw_list_empty(&a->ready) || a->ready.next != &f->node ||
-      a->auth_req || a->auth_wanted != AUTH_NONE ||
+      a->auth_req || a->auth_wanted != AUTH_NONE || !have_capacity(api) ||
       uv_is_active((uv_handle_t *)&a->rl_timer) || !bearer_fresh(a)) {
     /* Something is queued ahead or due: let the pump decide, off this
      * call stack, so that a request that cannot start fails later. */
@@ -615,8 +646,11 @@ brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
 void brw_api_cancel(brw_fetch_t *f) {
   if (!f)
     return;
-  if (f->req)
+  if (f->req) {
     brw_http_cancel(f->req);
+    f->req = NULL;
+    transfer_done(f->api);
+  }
   fetch_free(f);
 }
 
