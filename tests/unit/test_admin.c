@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "uvtest.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
@@ -132,22 +134,18 @@ static int fx_teardown(void **state) {
 typedef int (*pred_fn)(const void *arg);
 
 /* Runs the loop until pred holds (returns 1) or max_ms passed (returns 0). */
+typedef struct {
+  pred_fn pred;
+} pred_call_t;
+
+static int call_pred(void *ctx, const void *arg) {
+  return ((const pred_call_t *)ctx)->pred(arg);
+}
+
 static int run_until(fx_t *fx, pred_fn pred, const void *arg, uint64_t max_ms) {
-  uint64_t deadline;
-  int ok = 1;
-  uv_update_time(&fx->loop);
-  deadline = uv_now(&fx->loop) + max_ms;
-  uv_timer_start(&fx->tick, on_tick, 5, 5);
-  while (!pred || !pred(arg)) {
-    uv_update_time(&fx->loop);
-    if (uv_now(&fx->loop) >= deadline) {
-      ok = 0;
-      break;
-    }
-    uv_run(&fx->loop, UV_RUN_ONCE);
-  }
-  uv_timer_stop(&fx->tick);
-  return ok;
+  pred_call_t c = {pred};
+  return uvtest_run_until(&fx->loop, &fx->tick, pred ? call_pred : NULL, &c,
+                          arg, max_ms);
 }
 
 /* ---- requests on helper threads ---- */

@@ -26,6 +26,7 @@
 #include "brw/log.h"
 #include "brw/timeutil.h"
 #include "testsrv.h"
+#include "uvtest.h"
 
 /* How long a case waits for something that should happen at once. */
 #define WAIT_MS 10000
@@ -242,8 +243,6 @@ static void on_fetch(brw_fetch_result_t *res, void *arg) {
   }
 }
 
-static void on_tick(uv_timer_t *t) {}
-
 static void on_api_closed(void *arg) {
   ((fx_t *)arg)->api_closed++;
 }
@@ -353,21 +352,20 @@ static int fx_teardown(void **state) {
 typedef int (*pred_fn)(fx_t *fx, const void *arg);
 
 /* Runs the loop until pred holds (returns 1) or max_ms passed (returns 0). */
+typedef struct {
+  pred_fn pred;
+  fx_t *fx;
+} pred_call_t;
+
+static int call_pred(void *ctx, const void *arg) {
+  const pred_call_t *c = ctx;
+  return c->pred(c->fx, arg);
+}
+
 static int run_until(fx_t *fx, pred_fn pred, const void *arg, uint64_t max_ms) {
-  uv_update_time(&fx->loop);
-  uint64_t deadline = uv_now(&fx->loop) + max_ms;
-  uv_timer_start(&fx->tick, on_tick, 5, 5);
-  int ok = 1;
-  while (!pred || !pred(fx, arg)) {
-    uv_update_time(&fx->loop);
-    if (uv_now(&fx->loop) >= deadline) {
-      ok = 0;
-      break;
-    }
-    uv_run(&fx->loop, UV_RUN_ONCE);
-  }
-  uv_timer_stop(&fx->tick);
-  return ok;
+  pred_call_t c = {pred, fx};
+  return uvtest_run_until(&fx->loop, &fx->tick, pred ? call_pred : NULL, &c,
+                          arg, max_ms);
 }
 
 static void run_for(fx_t *fx, uint64_t ms) {
