@@ -12,6 +12,7 @@
 #include "brw/metrics.h"
 #include "brw/offsets.h"
 #include "brw/report.h"
+#include "brw/schedule.h"
 #include "brw/timeutil.h"
 #include "brw/tracker.h"
 
@@ -80,6 +81,7 @@ typedef struct campaign_s {
   int polls;
   int64_t first_event_ms;
   int64_t deadline_ms;
+  int64_t last_fetch_ms; /* the last successful fetch, 0 before it */
   brw_status_t last_status;
   int have_detail;
   brw_detail_t detail; /* last detail seen (owned) */
@@ -613,24 +615,18 @@ static int detail_changed(const brw_detail_t *a, const brw_detail_t *b) {
   return !json_equal(sa, sb);
 }
 
-/* The next poll of a campaign that is not terminal (SPEC §5): from
- * poll.min_interval growing to poll.max_interval, reset when the status
- * changes; a campaign scheduled for later is next fetched near its start. */
-static uint64_t next_poll_delay(brw_app_t *app, campaign_t *c) {
+/* The next poll of a campaign that is not terminal (brw_schedule_next). */
+static uint64_t next_poll_delay(brw_app_t *app, campaign_t *c,
+                                const brw_poll_sample_t *prev,
+                                brw_schedule_basis_t *basis) {
   const brw_config_t *cfg = app->cfg;
-  uint64_t d = brw_backoff_ms(cfg->poll_min_interval_ms,
-                              cfg->poll_max_interval_ms, c->poll_attempt++,
-                              cfg->poll_jitter, &app->rng);
-  if (c->detail.status == BRW_STATUS_SCHEDULED &&
-      c->detail.scheduled_start_ms > 0) {
-    int64_t until = c->detail.scheduled_start_ms - brw_now_ms();
-    if (until > 0) {
-      /* A little after the start, when sending has begun. */
-      uint64_t near = (uint64_t)until + cfg->poll_min_interval_ms / 4;
-      d = near > cfg->poll_min_interval_ms ? near : cfg->poll_min_interval_ms;
-    }
-  }
-  return d;
+  brw_schedule_opts_t o = {cfg->poll_min_interval_ms, cfg->poll_max_interval_ms,
+                           cfg->poll_jitter, cfg->poll_adaptive};
+  brw_poll_sample_t cur = {c->detail.status, c->detail.total_messages,
+                           c->detail.pending, c->last_fetch_ms};
+  return brw_schedule_next(&o, &cur, prev, c->detail.scheduled_start_ms,
+                           c->detail.actual_start_ms, brw_now_ms(),
+                           &c->poll_attempt, &app->rng, basis);
 }
 
 static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
@@ -697,6 +693,11 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   int changed = !c->have_detail || detail_changed(&c->detail, &res->detail);
   if (c->have_detail && c->detail.status != st)
     c->poll_attempt = 0;
+  brw_poll_sample_t prev = {
+      c->have_detail ? c->detail.status : BRW_STATUS_UNKNOWN,
+      c->have_detail ? c->detail.total_messages : -1,
+      c->have_detail ? c->detail.pending : -1, c->last_fetch_ms};
+  c->last_fetch_ms = brw_now_ms();
   /* Keep the newest detail; it moves out of the result. */
   brw_detail_clear(&c->detail);
   c->detail = res->detail;
@@ -713,7 +714,11 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   }
   if (app->cfg->emit_progress && changed)
     report_send(app, c, 0, brw_status_name(st));
-  campaign_schedule(c, next_poll_delay(app, c));
+  brw_schedule_basis_t basis;
+  uint64_t delay = next_poll_delay(app, c, &prev, &basis);
+  brw_metrics_inc(app->m, BRW_M_POLLS_SCHEDULED,
+                  brw_schedule_basis_name(basis), 1);
+  campaign_schedule(c, delay);
 }
 
 static int campaign_add_offset(campaign_t *c, int64_t off) {

@@ -43,6 +43,8 @@ static const char *const k_status_class[] = {"2xx", "3xx",   "4xx",
                                              "5xx", "error", NULL};
 
 /* The error classes of src/api.c (brw_fetch_result_t.error_class). */
+static const char *const k_poll_basis[] = {"backoff", "estimate",
+                                            "scheduled_start", NULL};
 static const char *const k_retry_class[] = {
     "connect", "dns",      "tls", "timeout", "too_large", "transport", "5xx",
     "429",     "bad_body", "401", "404",     "4xx",       "local",     NULL};
@@ -130,6 +132,11 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
     [BRW_M_POLLS_PER_CAMPAIGN] = HISTOGRAM(
         "polls_per_campaign",
         "Detail fetches per campaign, observed at its final report.", b_polls),
+    [BRW_M_POLLS_SCHEDULED] = COUNTER_L(
+        "polls_scheduled_total",
+        "Next polls scheduled after a non-terminal answer, by what chose the "
+        "delay (backoff, estimate of the end of a send, scheduled start).",
+        "basis", k_poll_basis),
     [BRW_M_REPORT_DELAY] =
         HISTOGRAM("report_delay_seconds",
                   "Seconds from the fetch that saw the terminal status to the "

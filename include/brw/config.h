@@ -58,6 +58,7 @@ typedef struct {
   uint64_t poll_not_found_grace_ms; /* 10m */
   uint64_t poll_max_age_ms;        /* 72h */
   double poll_jitter;              /* 0.2: fraction of the interval */
+  int poll_adaptive;               /* true: estimate, false: plain backoff */
   uint64_t retry_min_ms;           /* 1s */
   uint64_t retry_max_ms;           /* 5m */
   /* Limits and behaviour */

@@ -57,6 +57,7 @@ typedef enum {
   BRW_M_PROGRESS_REPORTS,        /* counter */
   BRW_M_DLQ_RECORDS,             /* counter {reason} */
   BRW_M_POLLS_PER_CAMPAIGN,      /* histogram */
+  BRW_M_POLLS_SCHEDULED,         /* counter {basis} */
   BRW_M_REPORT_DELAY,            /* histogram, seconds */
   BRW_M_PARTITIONS_ASSIGNED,     /* gauge */
   BRW_M_PARTITIONS_PAUSED,       /* gauge */

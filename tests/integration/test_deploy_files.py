@@ -74,6 +74,7 @@ METRICS = {
     "progress_reports_total": ("counter", []),
     "dlq_records_total": ("counter", ["reason"]),
     "polls_per_campaign": ("histogram", []),
+    "polls_scheduled_total": ("counter", ["basis"]),
     "report_delay_seconds": ("histogram", []),
     "partitions_assigned": ("gauge", []),
     "partitions_paused": ("gauge", []),

@@ -1,0 +1,64 @@
+/* When to fetch a campaign that is not terminal yet (SPEC §5): plain
+ * exponential backoff, or the adaptive schedule built on it. Pure: the
+ * clock and the random generator are the caller's. */
+#ifndef BRW_SCHEDULE_H
+#define BRW_SCHEDULE_H
+
+#include "brw/backoff.h"
+#include "brw/bsg.h"
+
+#include <stdint.h>
+
+typedef struct {
+  uint64_t min_interval_ms; /* poll.min_interval */
+  uint64_t max_interval_ms; /* poll.max_interval */
+  double jitter;            /* poll.jitter */
+  int adaptive;             /* poll.adaptive */
+} brw_schedule_opts_t;
+
+/* What one successful fetch saw. */
+typedef struct {
+  brw_status_t status;
+  int64_t total;    /* total_messages, -1 when unknown */
+  int64_t pending;  /* messages not resolved yet, -1 when unknown */
+  int64_t at_ms;    /* when it was fetched (epoch ms), 0: no such fetch */
+} brw_poll_sample_t;
+
+/* What chose a delay; the names are a metrics label. */
+typedef enum {
+  BRW_BASIS_BACKOFF = 0,
+  BRW_BASIS_ESTIMATE,
+  BRW_BASIS_SCHEDULED_START
+} brw_schedule_basis_t;
+const char *brw_schedule_basis_name(brw_schedule_basis_t b);
+
+/* The pace of a send in messages resolved per ms: from the previous fetch
+ * when it also saw the send under way and something moved since, otherwise
+ * from the actual start (where nothing was resolved yet). 0 when there is
+ * no usable progress. */
+double brw_send_rate(const brw_poll_sample_t *cur, const brw_poll_sample_t *prev,
+                     int64_t actual_start_ms);
+
+/* The delay until the next fetch, in ms, after a non-terminal answer `cur`
+ * (`prev`: the fetch before it, at_ms 0 when none) of a campaign whose
+ * detail gives the scheduled start and the actual start (epoch ms, 0 when
+ * absent). `attempt` counts the polls since the last status change and is
+ * advanced.
+ *
+ * Backoff: poll.min_interval doubling to poll.max_interval, each delay
+ * reduced by up to `jitter` of itself (never below the minimum).
+ *
+ * Adaptive: a campaign scheduled for later is fetched min/4 after its
+ * start; a campaign sending, min/4 after the moment its unresolved
+ * messages run out at the measured pace, but at least min and at most
+ * max (jittered), so that a send that stops early or slows down is seen as
+ * soon as by a backoff that has grown; anything else (no totals, no
+ * progress, paused, moderation, a start already passed) is the backoff. */
+uint64_t brw_schedule_next(const brw_schedule_opts_t *o,
+                           const brw_poll_sample_t *cur,
+                           const brw_poll_sample_t *prev,
+                           int64_t scheduled_start_ms, int64_t actual_start_ms,
+                           int64_t now_ms, unsigned *attempt, brw_rng_t *rng,
+                           brw_schedule_basis_t *basis);
+
+#endif

@@ -1,0 +1,70 @@
+#include "brw/schedule.h"
+
+const char *brw_schedule_basis_name(brw_schedule_basis_t b) {
+  switch (b) {
+  case BRW_BASIS_ESTIMATE:
+    return "estimate";
+  case BRW_BASIS_SCHEDULED_START:
+    return "scheduled_start";
+  default:
+    return "backoff";
+  }
+}
+
+double brw_send_rate(const brw_poll_sample_t *cur, const brw_poll_sample_t *prev,
+                     int64_t actual_start_ms) {
+  if (cur->total <= 0 || cur->pending < 0 || cur->pending > cur->total)
+    return 0;
+  if (prev->at_ms > 0 && prev->status == BRW_STATUS_SENDING &&
+      prev->pending >= cur->pending && cur->at_ms > prev->at_ms) {
+    if (prev->pending == cur->pending)
+      return 0; /* nothing moved since the last fetch */
+    return (double)(prev->pending - cur->pending) /
+           (double)(cur->at_ms - prev->at_ms);
+  }
+  if (actual_start_ms > 0 && cur->at_ms > actual_start_ms &&
+      cur->pending < cur->total)
+    return (double)(cur->total - cur->pending) /
+           (double)(cur->at_ms - actual_start_ms);
+  return 0;
+}
+
+uint64_t brw_schedule_next(const brw_schedule_opts_t *o,
+                           const brw_poll_sample_t *cur,
+                           const brw_poll_sample_t *prev,
+                           int64_t scheduled_start_ms, int64_t actual_start_ms,
+                           int64_t now_ms, unsigned *attempt, brw_rng_t *rng,
+                           brw_schedule_basis_t *basis) {
+  uint64_t min = o->min_interval_ms;
+  uint64_t backoff =
+      brw_backoff_ms(min, o->max_interval_ms, (*attempt)++, o->jitter, rng);
+  *basis = BRW_BASIS_BACKOFF;
+  if (!o->adaptive)
+    return backoff;
+  /* A little after the moment: an answer is not instant, and a status
+   * flips on the API's side some time after its own clock says so. */
+  uint64_t guard = min / 4;
+  if (cur->status == BRW_STATUS_SCHEDULED && scheduled_start_ms > now_ms) {
+    uint64_t near = (uint64_t)(scheduled_start_ms - now_ms) + guard;
+    *basis = BRW_BASIS_SCHEDULED_START;
+    return near > min ? near : min;
+  }
+  if (cur->status != BRW_STATUS_SENDING)
+    return backoff;
+  double rate = brw_send_rate(cur, prev, actual_start_ms);
+  if (rate <= 0)
+    return backoff;
+  /* The end as the pace predicts it, from the fetch that measured it. */
+  double left = (double)cur->pending / rate - (double)(now_ms - cur->at_ms);
+  uint64_t bound =
+      brw_backoff_ms(o->max_interval_ms, o->max_interval_ms, 0, o->jitter, rng);
+  uint64_t d;
+  if (left >= (double)bound)
+    d = bound;
+  else if (left <= 0)
+    d = guard;
+  else
+    d = (uint64_t)left + guard;
+  *basis = BRW_BASIS_ESTIMATE;
+  return d < min ? min : d > bound ? bound : d;
+}
