@@ -1,5 +1,6 @@
 /* Fuzz target: BSG API response bodies (SPEC §2): brw_detail_parse with
- * brw_detail_clear, brw_api_error_message and brw_bearer_parse, all fed the
+ * brw_detail_clear, brw_detail_summary (which must agree with it),
+ * brw_api_error_message and brw_bearer_parse, all fed the
  * same bytes, as the worker feeds them whatever a server or proxy sends.
  *
  * Beyond memory errors, each success is checked against the contract in
@@ -143,11 +144,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *tok;
 
   for (int i = 0; i < 2; i++) {
+    brw_detail_t s;
+    char serr[256];
     int rc = brw_detail_parse(body, size, tzs[i], &d, err, sizeof(err));
+    int src = brw_detail_summary(body, size, tzs[i], &s, serr, sizeof(serr));
     FUZZ_CHECK(fuzz_is_one_line(err));
+    /* The summary accepts what the full parse accepts, with the same
+     * scheduling fields, and refuses with the same reason. */
+    FUZZ_CHECK(src == rc);
+    FUZZ_CHECK(s.campaign == NULL);
     if (rc == 0) {
       check_detail(&d);
+      FUZZ_CHECK(s.id == d.id && s.status == d.status);
+      FUZZ_CHECK(!strcmp(s.status_raw, d.status_raw));
+      FUZZ_CHECK(s.scheduled_start_ms == d.scheduled_start_ms);
+      FUZZ_CHECK(s.actual_start_ms == d.actual_start_ms);
+      FUZZ_CHECK(s.total_messages == d.total_messages);
+      FUZZ_CHECK(s.delivered == d.delivered && s.failed == d.failed &&
+                 s.pending == d.pending);
+      FUZZ_CHECK(s.stats_hash == d.stats_hash);
     } else {
+      FUZZ_CHECK(!strcmp(serr, err));
       FUZZ_CHECK(rc == BRW_EBADRESP);
       FUZZ_CHECK(d.campaign == NULL);
       FUZZ_CHECK(err[0] != '\0');

@@ -545,8 +545,9 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
     brw_fetch_result_t res;
     memset(&res, 0, sizeof(res));
     char err[200];
-    if (brw_detail_parse(resp->body, resp->len, f->api->cfg->api_tz_offset_s,
-                         &res.detail, err, sizeof(err)) != 0) {
+    if (brw_detail_summary(resp->body, resp->len,
+                           f->api->cfg->api_tz_offset_s, &res.detail, err,
+                           sizeof(err)) != 0) {
       snprintf(m, sizeof(m), "bad response: %s", err);
       fetch_fail(f, BRW_FETCH_RETRY, "bad_body", st, -1, m);
       return;
@@ -559,6 +560,8 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
       return;
     }
     res.status = BRW_FETCH_OK;
+    res.body = resp->body;
+    res.body_len = resp->len;
     res.http_status = 200;
     res.retry_after_ms = -1;
     res.error_class = "ok";

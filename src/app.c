@@ -67,6 +67,22 @@ typedef struct {
   int64_t offsets[];
 } completion_t;
 
+/* What the last successful fetch of a campaign saw: the summary that
+ * scheduling needs, and the body itself, from which the report's object is
+ * built only when a report is sent (brw_detail_parse). */
+typedef struct {
+  int64_t total;   /* total_messages, -1 when unknown */
+  int64_t pending; /* unresolved messages, -1 before a detail */
+  int64_t scheduled_start_ms;
+  int64_t actual_start_ms;
+  uint64_t stats_hash;
+  char *body; /* owned, body_len bytes, NULL before the first detail */
+  uint32_t body_len;
+  uint8_t status; /* brw_status_t */
+} seen_t;
+
+/* One tracked campaign. Kept small: a worker may track a million of them
+ * (docs/PERFORMANCE.md counts the bytes). */
 typedef struct campaign_s {
   brw_tracker_node_t key; /* first: the table's node */
   brw_list_t pnode;       /* in part->campaigns */
@@ -74,28 +90,28 @@ typedef struct campaign_s {
   part_t *part;
   uv_timer_t timer;
   brw_fetch_t *fetch;
-  int64_t *offsets; /* input offsets waiting for this campaign's outcome */
-  int noffsets, capoffsets;
+  /* Input offsets waiting for this campaign's outcome: the first event's,
+   * and those of merged events (an array only once there are any). */
   int64_t first_offset;
-  int events;
-  int polls;
+  int64_t *more_offsets;
+  int32_t nmore, capmore;
   int64_t first_event_ms;
   int64_t deadline_ms;
   int64_t last_fetch_ms; /* the last successful fetch, 0 before it */
-  brw_status_t last_status;
-  int have_detail;
-  brw_detail_t detail; /* last detail seen (owned) */
+  int64_t not_found_since_ms;
+  int32_t events;
+  int32_t polls;
   unsigned poll_attempt;
   unsigned err_attempt;
-  int64_t not_found_since_ms;
   const char *last_error_class; /* static */
-  char last_error[256];
+  char *last_error;             /* owned, set by a failed fetch */
   char *traceparent;
-  /* The first event's key and value, for a campaign-level DLQ record. */
-  void *ev_key;
-  size_t ev_key_len;
-  void *ev_value;
-  size_t ev_value_len;
+  /* The first event's key and value, for a campaign-level DLQ record: one
+   * allocation, the key's bytes first. */
+  char *ev;
+  uint32_t ev_key_len;
+  uint32_t ev_value_len;
+  seen_t seen;
 } campaign_t;
 
 /* A campaign whose final report was acknowledged, remembered for
@@ -309,11 +325,16 @@ static void on_commit_timer(uv_timer_t *t) {
 /* ------------------------------------------------------------------------ */
 /* Producing                                                                */
 
-static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
-                                    const int64_t *offsets, int n) {
+/* A completion for n offsets (filled in by the caller), linked into
+ * app->completions. */
+static completion_t *completion_alloc(brw_app_t *app, part_t *pt, int kind,
+                                      int n) {
   completion_t *c = malloc(sizeof(*c) + sizeof(int64_t) * (size_t)n);
-  if (!c)
+  if (!c) {
+    brw_log_error("out of memory: a record is not produced; its events "
+                  "stay pending and are replayed");
     return NULL;
+  }
   c->partition = pt ? pt->partition : -1;
   c->generation = pt ? pt->generation : 0;
   c->campaign_id = 0;
@@ -322,11 +343,31 @@ static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
   c->kind = kind;
   c->outcome[0] = '\0';
   c->n = n;
-  if (n)
-    memcpy(c->offsets, offsets, sizeof(int64_t) * (size_t)n);
   brw_list_init(&c->node);
   brw_list_insert_tail(&app->completions, &c->node);
   return c;
+}
+
+static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
+                                    const int64_t *offsets, int n) {
+  completion_t *c = completion_alloc(app, pt, kind, n);
+  if (c && n)
+    memcpy(c->offsets, offsets, sizeof(int64_t) * (size_t)n);
+  return c;
+}
+
+/* A completion carrying a campaign's offsets (`with_offsets`) or none. */
+static completion_t *campaign_completion(campaign_t *c, int kind,
+                                         int with_offsets) {
+  int n = with_offsets ? 1 + c->nmore : 0;
+  completion_t *comp = completion_alloc(c->app, c->part, kind, n);
+  if (comp && n) {
+    comp->offsets[0] = c->first_offset;
+    if (c->nmore)
+      memcpy(comp->offsets + 1, c->more_offsets,
+             sizeof(int64_t) * (size_t)c->nmore);
+  }
+  return comp;
 }
 
 static void produce(brw_app_t *app, const char *topic, const void *key,
@@ -405,11 +446,15 @@ static void on_delivered(void *ctx, void *opaque) {
 }
 
 /* Sends the original bytes of an event to the DLQ with the reason headers
- * (SPEC §4); the offsets complete when the broker acknowledges it. */
+ * (SPEC §4); the offsets of `comp` (a completion of kind 1, or NULL when it
+ * could not be allocated: nothing is sent, the offsets stay pending) complete
+ * when the broker acknowledges it. */
 static void dlq_send(brw_app_t *app, part_t *pt, const void *key,
                      size_t key_len, const void *value, size_t value_len,
                      int64_t source_offset, const char *reason,
-                     const char *message, const int64_t *offsets, int n) {
+                     const char *message, completion_t *comp) {
+  if (!comp)
+    return;
   rd_kafka_headers_t *h = rd_kafka_headers_new(6);
   char num[32];
   rd_kafka_header_add(h, "error.reason", -1, reason, -1);
@@ -419,11 +464,6 @@ static void dlq_send(brw_app_t *app, part_t *pt, const void *key,
   rd_kafka_header_add(h, "source.partition", -1, num, -1);
   snprintf(num, sizeof(num), "%" PRId64, source_offset);
   rd_kafka_header_add(h, "source.offset", -1, num, -1);
-  completion_t *comp = completion_new(app, pt, 1, offsets, n);
-  if (!comp) {
-    rd_kafka_headers_destroy(h);
-    return;
-  }
   snprintf(comp->outcome, sizeof(comp->outcome), "%s", reason);
   app->st.dlq++;
   brw_logj(BRW_LOG_WARN,
@@ -451,7 +491,20 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   in.account = app->cfg->accounts[c->key.account].name;
   in.final = final;
   in.outcome = outcome;
-  in.detail = c->have_detail ? &c->detail : NULL;
+  brw_detail_t full;
+  char perr[128];
+  in.detail = NULL;
+  if (c->seen.body) {
+    /* The body passed brw_detail_summary, so this fails only for memory. */
+    if (brw_detail_parse(c->seen.body, c->seen.body_len,
+                         app->cfg->api_tz_offset_s, &full, perr,
+                         sizeof(perr)) == 0)
+      in.detail = &full;
+    else
+      brw_log_error("cannot rebuild the last detail of campaign %" PRIu64
+                    ": %s",
+                    c->key.id, perr);
+  }
   in.events = c->events;
   in.polls = c->polls;
   in.first_event_ms = c->first_event_ms;
@@ -464,6 +517,8 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   in.traceparent = c->traceparent;
   size_t len = 0;
   char *json = brw_report_build(&in, &len);
+  if (in.detail)
+    brw_detail_clear(&full);
   if (!json) {
     brw_log_error("out of memory building a report");
     return;
@@ -472,9 +527,7 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
   if (c->traceparent)
     rd_kafka_header_add(h, "traceparent", -1, c->traceparent, -1);
-  completion_t *comp = completion_new(app, c->part, final ? 0 : 2,
-                                      final ? c->offsets : NULL,
-                                      final ? c->noffsets : 0);
+  completion_t *comp = campaign_completion(c, final ? 0 : 2, final);
   if (!comp) {
     rd_kafka_headers_destroy(h);
     free(json);
@@ -507,11 +560,11 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
 
 static void on_campaign_closed(uv_handle_t *h) {
   campaign_t *c = h->data;
-  brw_detail_clear(&c->detail);
-  free(c->offsets);
+  free(c->seen.body);
+  free(c->more_offsets);
+  free(c->last_error);
   free(c->traceparent);
-  free(c->ev_key);
-  free(c->ev_value);
+  free(c->ev);
   brw_app_t *app = c->app;
   free(c);
   app->closes_pending--;
@@ -545,9 +598,10 @@ static void campaign_finalize(campaign_t *c, const char *outcome) {
 static void campaign_dlq(campaign_t *c, const char *reason,
                          const char *message) {
   brw_app_t *app = c->app;
-  dlq_send(app, c->part, c->ev_key, c->ev_key_len, c->ev_value,
-           c->ev_value_len, c->first_offset, reason, message, c->offsets,
-           c->noffsets);
+  dlq_send(app, c->part, c->ev, c->ev_key_len,
+           c->ev ? c->ev + c->ev_key_len : NULL,
+           c->ev_value_len, c->first_offset, reason, message,
+           campaign_completion(c, 1, 1));
   campaign_drop(c);
 }
 
@@ -555,15 +609,17 @@ static void campaign_dlq(campaign_t *c, const char *reason,
  * when the API never answered usefully. */
 static void campaign_expire(campaign_t *c) {
   brw_app_t *app = c->app;
-  if (c->have_detail)
+  if (c->seen.body)
     campaign_finalize(c, "expired");
   else if (brw_api_account_failed(app->api, c->key.account))
     campaign_dlq(c, BRW_REASON_AUTH_FAILED,
                  "the account's API key is rejected");
   else if (c->not_found_since_ms)
-    campaign_dlq(c, BRW_REASON_NOT_FOUND, c->last_error);
+    campaign_dlq(c, BRW_REASON_NOT_FOUND,
+                 c->last_error ? c->last_error : "not found");
   else if (c->last_error_class)
-    campaign_dlq(c, BRW_REASON_BAD_RESPONSE, c->last_error);
+    campaign_dlq(c, BRW_REASON_BAD_RESPONSE,
+                 c->last_error ? c->last_error : c->last_error_class);
   else
     campaign_finalize(c, "expired"); /* never fetched before the deadline */
 }
@@ -606,13 +662,26 @@ static void campaign_schedule(campaign_t *c, uint64_t delay_ms) {
                  0);
 }
 
-/* Whether two details differ in what a progress report shows. */
-static int detail_changed(const brw_detail_t *a, const brw_detail_t *b) {
-  if (a->status != b->status)
-    return 1;
-  json_t *sa = json_object_get(a->campaign, "statistics");
-  json_t *sb = json_object_get(b->campaign, "statistics");
-  return !json_equal(sa, sb);
+/* Keeps what a successful fetch saw: the summary and a copy of the body.
+ * Returns 0 or BRW_ENOMEM (then the previous body is kept). */
+static int seen_update(seen_t *s, const brw_fetch_result_t *res) {
+  if (res->body_len > UINT32_MAX)
+    return BRW_ENOMEM;
+  if (!s->body || s->body_len != res->body_len) {
+    char *b = realloc(s->body, res->body_len ? res->body_len : 1);
+    if (!b)
+      return BRW_ENOMEM;
+    s->body = b;
+  }
+  memcpy(s->body, res->body, res->body_len);
+  s->body_len = (uint32_t)res->body_len;
+  s->status = (uint8_t)res->detail.status;
+  s->total = res->detail.total_messages;
+  s->pending = res->detail.pending;
+  s->scheduled_start_ms = res->detail.scheduled_start_ms;
+  s->actual_start_ms = res->detail.actual_start_ms;
+  s->stats_hash = res->detail.stats_hash;
+  return 0;
 }
 
 /* The next poll of a campaign that is not terminal (brw_schedule_next). */
@@ -622,18 +691,26 @@ static uint64_t next_poll_delay(brw_app_t *app, campaign_t *c,
   const brw_config_t *cfg = app->cfg;
   brw_schedule_opts_t o = {cfg->poll_min_interval_ms, cfg->poll_max_interval_ms,
                            cfg->poll_jitter, cfg->poll_adaptive};
-  brw_poll_sample_t cur = {c->detail.status, c->detail.total_messages,
-                           c->detail.pending, c->last_fetch_ms};
-  return brw_schedule_next(&o, &cur, prev, c->detail.scheduled_start_ms,
-                           c->detail.actual_start_ms, brw_now_ms(),
+  brw_poll_sample_t cur = {(brw_status_t)c->seen.status, c->seen.total,
+                           c->seen.pending, c->last_fetch_ms};
+  return brw_schedule_next(&o, &cur, prev, c->seen.scheduled_start_ms,
+                           c->seen.actual_start_ms, brw_now_ms(),
                            &c->poll_attempt, &app->rng, basis);
+}
+
+/* Keeps a failure's class and message for the DLQ record at the deadline. */
+static void set_last_error(campaign_t *c, const brw_fetch_result_t *res) {
+  c->last_error_class = res->error_class;
+  if (c->last_error && !strcmp(c->last_error, res->message))
+    return;
+  free(c->last_error);
+  c->last_error = strdup(res->message); /* NULL: the class stands in */
 }
 
 static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
   brw_app_t *app = c->app;
   const brw_config_t *cfg = app->cfg;
-  c->last_error_class = res->error_class;
-  snprintf(c->last_error, sizeof(c->last_error), "%s", res->message);
+  set_last_error(c, res);
   if (res->status == BRW_FETCH_NOT_FOUND) {
     int64_t now = brw_now_ms();
     if (!c->not_found_since_ms)
@@ -669,8 +746,7 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   uv_timer_stop(&c->timer);
   if (res->status != BRW_FETCH_OK) {
     if (brw_now_ms() >= c->deadline_ms) {
-      c->last_error_class = res->error_class;
-      snprintf(c->last_error, sizeof(c->last_error), "%s", res->message);
+      set_last_error(c, res);
       campaign_expire(c);
       return;
     }
@@ -690,20 +766,24 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
                        "status", res->detail.status_raw),
              "unknown campaign status; treated as in progress");
   }
-  int changed = !c->have_detail || detail_changed(&c->detail, &res->detail);
-  if (c->have_detail && c->detail.status != st)
+  /* What a progress report shows: the status and the statistics. */
+  int had = c->seen.body != NULL;
+  int changed = !had || c->seen.status != st ||
+                c->seen.stats_hash != res->detail.stats_hash;
+  if (had && c->seen.status != st)
     c->poll_attempt = 0;
-  brw_poll_sample_t prev = {
-      c->have_detail ? c->detail.status : BRW_STATUS_UNKNOWN,
-      c->have_detail ? c->detail.total_messages : -1,
-      c->have_detail ? c->detail.pending : -1, c->last_fetch_ms};
+  brw_poll_sample_t prev = {(brw_status_t)c->seen.status, c->seen.total,
+                            c->seen.pending, had ? c->last_fetch_ms : 0};
+  if (seen_update(&c->seen, res) != 0) {
+    /* Cannot keep it: as if the fetch had failed, retried later. */
+    brw_log_error("out of memory keeping the detail of campaign %" PRIu64,
+                  c->key.id);
+    campaign_schedule(c, app->cfg->retry_min_ms);
+    return;
+  }
   c->last_fetch_ms = brw_now_ms();
-  /* Keep the newest detail; it moves out of the result. */
-  brw_detail_clear(&c->detail);
-  c->detail = res->detail;
-  res->detail.campaign = NULL;
-  c->have_detail = 1;
-  c->last_status = st;
+  free(c->last_error);
+  c->last_error = NULL;
   if (brw_status_is_terminal(st)) {
     campaign_finalize(c, brw_status_name(st));
     return;
@@ -721,26 +801,18 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   campaign_schedule(c, delay);
 }
 
+/* Adds the offset of a merged event. */
 static int campaign_add_offset(campaign_t *c, int64_t off) {
-  if (c->noffsets == c->capoffsets) {
-    int ncap = c->capoffsets ? c->capoffsets * 2 : 2;
-    int64_t *n = realloc(c->offsets, sizeof(int64_t) * (size_t)ncap);
+  if (c->nmore == c->capmore) {
+    int32_t ncap = c->capmore ? c->capmore * 2 : 2;
+    int64_t *n = realloc(c->more_offsets, sizeof(int64_t) * (size_t)ncap);
     if (!n)
       return BRW_ENOMEM;
-    c->offsets = n;
-    c->capoffsets = ncap;
+    c->more_offsets = n;
+    c->capmore = ncap;
   }
-  c->offsets[c->noffsets++] = off;
+  c->more_offsets[c->nmore++] = off;
   return 0;
-}
-
-static void *memdup(const void *p, size_t n) {
-  if (!n)
-    return NULL;
-  void *d = malloc(n);
-  if (d)
-    memcpy(d, p, n);
-  return d;
 }
 
 static char *header_traceparent(const rd_kafka_message_t *rkm) {
@@ -801,7 +873,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, reason, 1);
     dlq_send(app, pt, rkm->key, rkm->key_len, rkm->payload, rkm->len, off,
-             reason, err, &off, 1);
+             reason, err, completion_new(app, pt, 1, &off, 1));
     return;
   }
   int account = brw_config_account_index(cfg, ev.account);
@@ -810,7 +882,8 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_UNKNOWN_ACCOUNT, 1);
     snprintf(err, sizeof(err), "unknown account \"%.64s\"", ev.account);
     dlq_send(app, pt, rkm->key, rkm->key_len, rkm->payload, rkm->len, off,
-             BRW_REASON_UNKNOWN_ACCOUNT, err, &off, 1);
+             BRW_REASON_UNKNOWN_ACCOUNT, err,
+             completion_new(app, pt, 1, &off, 1));
     return;
   }
 
@@ -865,11 +938,20 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
                           : now;
   c->deadline_ms = c->first_event_ms + (int64_t)cfg->poll_max_age_ms;
   c->traceparent = header_traceparent(rkm);
-  c->ev_key = memdup(rkm->key, rkm->key_len);
-  c->ev_key_len = c->ev_key ? rkm->key_len : 0;
-  c->ev_value = memdup(rkm->payload, rkm->len);
-  c->ev_value_len = c->ev_value ? rkm->len : 0;
-  campaign_add_offset(c, off);
+  /* event.max_size (at most 1 GiB) bounds the value; a key is rarely more
+   * than a few bytes, but any key is tolerated: one that does not fit is
+   * left out of a DLQ record. */
+  size_t klen = rkm->key_len <= UINT32_MAX - rkm->len ? rkm->key_len : 0;
+  if (klen + rkm->len > 0 && (c->ev = malloc(klen + rkm->len)) != NULL) {
+    if (klen)
+      memcpy(c->ev, rkm->key, klen);
+    if (rkm->len)
+      memcpy(c->ev + klen, rkm->payload, rkm->len);
+    c->ev_key_len = (uint32_t)klen;
+    c->ev_value_len = (uint32_t)rkm->len;
+  }
+  c->seen.total = -1;
+  c->seen.pending = -1;
   uv_timer_init(app->loop, &c->timer);
   c->timer.data = c;
   brw_list_init(&c->pnode);

@@ -179,8 +179,63 @@ static int stats_add(json_t *dst, const json_t *src) {
   return 0;
 }
 
-static int64_t stat_get(const json_t *stats, const char *key) {
-  return json_integer_value(json_object_get(stats, key));
+/* Which sum a counter goes into (SPEC §2 statistics). */
+enum { SUM_NONE, SUM_DELIVERED, SUM_FAILED, SUM_PENDING };
+static int counter_sum(const char *key) {
+  static const struct {
+    const char *key;
+    int sum;
+  } k[] = {{"delivered", SUM_DELIVERED},   {"failed", SUM_FAILED},
+           {"undelivered", SUM_FAILED},    {"expired", SUM_FAILED},
+           {"not_viber_user", SUM_FAILED}, {"not_rcs_user", SUM_FAILED},
+           {"sent", SUM_PENDING},          {"scheduled", SUM_PENDING},
+           {"moderation", SUM_PENDING},    {"accepted", SUM_PENDING},
+           {"sending", SUM_PENDING}};
+  for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+    if (!strcmp(key, k[i].key))
+      return k[i].sum;
+  return SUM_NONE;
+}
+
+static void sums_add(brw_detail_t *d, const char *key, int64_t n) {
+  switch (counter_sum(key)) {
+  case SUM_DELIVERED:
+    d->delivered = sat_add(d->delivered, n);
+    break;
+  case SUM_FAILED:
+    d->failed = sat_add(d->failed, n);
+    break;
+  case SUM_PENDING:
+    d->pending = sat_add(d->pending, n);
+    break;
+  default:
+    break;
+  }
+}
+
+/* One counter's share of the statistics fingerprint: FNV-1a of the key,
+ * mixed with the value. Shares are added, so the order of keys does not
+ * matter. */
+static uint64_t stat_share(const char *key, int64_t n) {
+  uint64_t h = 14695981039346656037ull;
+  for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+    h = (h ^ *p) * 1099511628211ull;
+  h ^= (uint64_t)n + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  h = (h ^ (h >> 31)) * 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 29);
+}
+
+/* Sums and fingerprint of a summed statistics object. */
+static void stats_summarize(const json_t *stats, brw_detail_t *d) {
+  const char *key;
+  json_t *v;
+  d->delivered = d->failed = d->pending = 0;
+  d->stats_hash = 0;
+  json_object_foreach((json_t *)stats, key, v) {
+    int64_t n = json_integer_value(v);
+    sums_add(d, key, n);
+    d->stats_hash += stat_share(key, n);
+  }
 }
 
 /* Normalises one timestamp field: the first present alias is parsed with the
@@ -262,17 +317,7 @@ static int build_campaign(const json_t *data, int32_t tz, brw_detail_t *d,
         fail |= stats_add(stats, item);
     }
   }
-  d->delivered = stat_get(stats, "delivered");
-  d->failed = stat_get(stats, "failed");
-  d->failed = sat_add(d->failed, stat_get(stats, "undelivered"));
-  d->failed = sat_add(d->failed, stat_get(stats, "expired"));
-  d->failed = sat_add(d->failed, stat_get(stats, "not_viber_user"));
-  d->failed = sat_add(d->failed, stat_get(stats, "not_rcs_user"));
-  d->pending = stat_get(stats, "sent");
-  d->pending = sat_add(d->pending, stat_get(stats, "scheduled"));
-  d->pending = sat_add(d->pending, stat_get(stats, "moderation"));
-  d->pending = sat_add(d->pending, stat_get(stats, "accepted"));
-  d->pending = sat_add(d->pending, stat_get(stats, "sending"));
+  stats_summarize(stats, d);
   fail |= json_object_set_new(c, "statistics", stats);
 
   fail |= json_object_set_new(
@@ -296,12 +341,53 @@ static int build_campaign(const json_t *data, int32_t tz, brw_detail_t *d,
   return fail ? BRW_ENOMEM : 0;
 }
 
+/* What the scheduler needs, without the report's object: the start
+ * times, totals and statistics sums and fingerprint, computed as
+ * build_campaign computes them. Returns 0 or BRW_ENOMEM. */
+static int build_summary(const json_t *data, int32_t tz, brw_detail_t *d) {
+  static const char *const k_start[] = {"started_at", "start_date", "start_at",
+                                        NULL};
+  static const char *const k_actual[] = {"actual_start_at", "real_start_at",
+                                         NULL};
+  json_t *v, *t;
+  const char *key;
+  int64_t n;
+  json_decref(time_field(data, k_start, tz, &d->scheduled_start_ms));
+  json_decref(time_field(data, k_actual, tz, &d->actual_start_ms));
+  json_decref(total_field(get(data, "total_messages"), &d->total_messages));
+  v = get(data, "statistics");
+  if (json_is_object(v)) {
+    /* Each key once: no need to sum per key first. */
+    json_object_foreach(v, key, t) {
+      if (json_to_int(t, &n) != 0)
+        continue;
+      sums_add(d, key, n);
+      d->stats_hash += stat_share(key, n);
+    }
+  } else if (json_is_array(v)) {
+    size_t i;
+    json_t *item, *stats = json_object();
+    if (!stats)
+      return BRW_ENOMEM;
+    json_array_foreach(v, i, item) {
+      if (json_is_object(item) && stats_add(stats, item) != 0) {
+        json_decref(stats);
+        return BRW_ENOMEM;
+      }
+    }
+    stats_summarize(stats, d);
+    json_decref(stats);
+  }
+  return 0;
+}
+
 /* Order of checks: body present, JSON, object, `data` (or the bare object),
  * status, id; then the normalised object is built. The id is checked after
  * the status so that the most telling reason is reported for error bodies
  * served with a 200. */
-int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
-                     brw_detail_t *out, char *errbuf, size_t errlen) {
+static int detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+                        int summary, brw_detail_t *out, char *errbuf,
+                        size_t errlen) {
   json_error_t jerr;
   json_t *root, *data, *v;
   char snip[SNIPPET_MAX + 4];
@@ -377,7 +463,8 @@ int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
   }
   out->id = (uint64_t)id;
 
-  rc = build_campaign(data, tz_offset_s, out, status_lc);
+  rc = summary ? build_summary(data, tz_offset_s, out)
+               : build_campaign(data, tz_offset_s, out, status_lc);
   if (rc != 0)
     bad(errbuf, errlen, "out of memory");
 
@@ -390,6 +477,16 @@ out:
     out->total_messages = -1;
   }
   return rc;
+}
+
+int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+                     brw_detail_t *out, char *errbuf, size_t errlen) {
+  return detail_parse(body, len, tz_offset_s, 0, out, errbuf, errlen);
+}
+
+int brw_detail_summary(const char *body, size_t len, int32_t tz_offset_s,
+                       brw_detail_t *out, char *errbuf, size_t errlen) {
+  return detail_parse(body, len, tz_offset_s, 1, out, errbuf, errlen);
 }
 
 void brw_detail_clear(brw_detail_t *d) {

@@ -28,8 +28,13 @@ typedef enum {
 
 typedef struct {
   brw_fetch_status_t status;
-  brw_detail_t detail;    /* when OK; the callback may take detail.campaign
-                             and set it to NULL */
+  /* When OK: the summary of the detail (brw_detail_summary: status, id,
+   * times, totals, sums; `campaign` is NULL) and the body it came from,
+   * borrowed for the callback's duration, from which brw_detail_parse
+   * builds the report's object when one is needed. */
+  brw_detail_t detail;
+  const char *body;
+  size_t body_len;
   long http_status;       /* 0 without a response */
   int64_t retry_after_ms; /* from Retry-After, -1 when absent */
   const char *error_class; /* static: "connect", "timeout", "5xx", "429",

@@ -50,6 +50,9 @@ typedef struct {
   int64_t delivered;
   int64_t failed;  /* failed + undelivered + expired + not_*_user */
   int64_t pending; /* sent + scheduled + moderation + accepted + sending */
+  /* A fingerprint of the summed statistics (key and value of every
+   * counter, in any order): equal statistics give equal values. */
+  uint64_t stats_hash;
 } brw_detail_t;
 
 /* Parses the body of GET /api/campaigns/{id}/detail: `{"data": {...}}`
@@ -62,6 +65,14 @@ typedef struct {
 int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
                      brw_detail_t *out, char *errbuf, size_t errlen);
 void brw_detail_clear(brw_detail_t *d);
+
+/* The same checks and the same status, id, times, totals, sums and
+ * fingerprint as brw_detail_parse, without building `campaign` (NULL):
+ * what scheduling needs, at a fraction of the cost. A body accepted here is
+ * accepted by brw_detail_parse, which builds the report's object later
+ * from the same bytes. */
+int brw_detail_summary(const char *body, size_t len, int32_t tz_offset_s,
+                       brw_detail_t *out, char *errbuf, size_t errlen);
 
 /* Normalises a price: "0.16", "35,0987645", a JSON integer or real (its
  * text as jansson read it is not available, so reals are printed with up to
