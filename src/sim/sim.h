@@ -157,7 +157,20 @@ typedef struct {
   int split_ok, split_read, split_notuser, split_undelivered, split_failed;
 } sim_plan_t;
 
-void sim_plan_make(uint64_t id, uint64_t seed, sim_plan_t *p);
+/* The lifecycle mix (--mix): how long campaigns wait, send and pause, and how
+ * they end. SIM_MIX_DEFAULT is short lifecycles for tests; SIM_MIX_REALISTIC
+ * has hours-ahead starts and sends of minutes to hours, for benchmarks of
+ * the polling economy. Numbers in docs/simulator.md, "Lifecycle". */
+typedef enum { SIM_MIX_DEFAULT = 0, SIM_MIX_REALISTIC } sim_mix_t;
+
+/* "default" or "realistic". Returns 0 or -1. */
+int sim_mix_parse(const char *s, sim_mix_t *mix);
+/* The name of a mix, static. */
+const char *sim_mix_name(sim_mix_t mix);
+
+/* Fills *p with campaign `id`'s plan in `mix`: a pure function of its
+ * arguments. */
+void sim_plan_make(uint64_t id, uint64_t seed, sim_mix_t mix, sim_plan_t *p);
 /* The plan as a JSON object (new reference): phases in sim seconds and the
  * real milliseconds they take at `scale`. */
 json_t *sim_plan_json(const sim_plan_t *p, double scale);
@@ -182,9 +195,10 @@ void sim_view_at(const sim_plan_t *p, int64_t born_ms, int64_t at_ms,
 void sim_view_force(sim_view_t *v, const char *status, int64_t forced_at_ms);
 
 /* The detail's "data" object as served in variant `var`, timestamps without
- * a zone written in `tz_offset_s`. New reference, NULL on ENOMEM. */
+ * a zone written in `tz_offset_s`, in whole seconds or, with `ms_time`, with
+ * milliseconds (--time-precision ms). New reference, NULL on ENOMEM. */
 json_t *sim_detail_json(const sim_plan_t *p, const sim_variant_t *var,
-                        const sim_view_t *v, int32_t tz_offset_s);
+                        const sim_view_t *v, int32_t tz_offset_s, int ms_time);
 /* The same detail normalised as a correct worker must (SPEC §4 "campaign"):
  * identical for every variant except name null and alternative_channels,
  * which are served content and passed through. New reference. */
@@ -261,6 +275,8 @@ typedef struct {
   size_t nreject_keys;
   int32_t tz_offset_s;
   sim_variant_spec_t variant;
+  sim_mix_t mix;
+  int ms_time; /* --time-precision ms: served timestamps carry milliseconds */
   sim_faults_t faults;
   int auth_faults; /* faults apply to the auth endpoints too (default 1) */
   int max_connections;

@@ -532,10 +532,11 @@ static void api_detail(sim_server_t *srv, struct MHD_Connection *conn,
     reply_message(r, 404, "Campaign not found");
     return;
   }
-  sim_plan_make(id, seed, &plan);
+  sim_plan_make(id, seed, srv->conf.mix, &plan);
   sim_variant_pick(&srv->conf.variant, id, seed, &var);
   view_of(srv, &plan, &snap, now_ms, &view);
-  data = sim_detail_json(&plan, &var, &view, srv->conf.tz_offset_s);
+  data = sim_detail_json(&plan, &var, &view, srv->conf.tz_offset_s,
+                         srv->conf.ms_time);
   if (!data) {
     reply_message(r, 500, "Server Error");
     return;
@@ -608,7 +609,7 @@ static json_t *truth_json(sim_server_t *srv, uint64_t id, int64_t now_ms) {
   grace = srv->faults.not_found_grace_ms;
   pthread_mutex_unlock(&srv->mu);
 
-  sim_plan_make(id, seed, &plan);
+  sim_plan_make(id, seed, srv->conf.mix, &plan);
   sim_variant_pick(&srv->conf.variant, id, seed, &var);
   o = json_pack("{s:I s:b s:s s:I s:o s:o}", "id", (json_int_t)id, "born",
                 snap.born_ms != 0, "final_status", sim_status_name(plan.final),
@@ -618,7 +619,8 @@ static json_t *truth_json(sim_server_t *srv, uint64_t id, int64_t now_ms) {
   if (!o || !snap.born_ms)
     return o;
   view_of(srv, &plan, &snap, now_ms, &view);
-  detail = sim_detail_json(&plan, &var, &view, srv->conf.tz_offset_s);
+  detail = sim_detail_json(&plan, &var, &view, srv->conf.tz_offset_s,
+                           srv->conf.ms_time);
   json_object_set_new(o, "status", json_string(view.status));
   json_object_set_new(o, "terminal", json_boolean(view.terminal));
   json_object_set_new(o, "born_at_ms", json_integer(snap.born_ms));
@@ -633,6 +635,53 @@ static json_t *truth_json(sim_server_t *srv, uint64_t id, int64_t now_ms) {
   json_object_set_new(o, "canonical", sim_canonical_json(&plan, &var, &view));
   json_object_set_new(o, "detail", detail ? detail : json_null());
   return o;
+}
+
+/* Every campaign in the map (born ones; forcing also births) in brief, so
+ * that a benchmark gets the truth about thousands of campaigns in one
+ * request. The entries are copied under the lock and the plans computed
+ * outside it, so detail requests wait only for the copy. Returns a new
+ * reference, or NULL on ENOMEM. */
+static json_t *campaigns_json(sim_server_t *srv) {
+  sim_campaign_t *copy;
+  size_t n = 0;
+  uint64_t seed;
+  double scale = srv->conf.time_scale;
+  json_t *arr;
+
+  pthread_mutex_lock(&srv->mu);
+  copy = malloc((srv->map.len ? srv->map.len : 1) * sizeof(*copy));
+  for (size_t i = 0; copy && i < srv->map.cap; i++)
+    if (srv->map.slots[i].id && srv->map.slots[i].born_ms)
+      copy[n++] = srv->map.slots[i];
+  seed = srv->seed;
+  pthread_mutex_unlock(&srv->mu);
+  if (!copy)
+    return NULL;
+  arr = json_array();
+  for (size_t i = 0; arr && i < n; i++) {
+    const sim_campaign_t *c = &copy[i];
+    sim_plan_t plan;
+    sim_plan_make(c->id, seed, srv->conf.mix, &plan);
+    if (json_array_append_new(
+            arr,
+            json_pack("{s:I s:I s:I s:s s:b s:b s:I s:I s:o}", "id",
+                      (json_int_t)c->id, "born_at_ms", (json_int_t)c->born_ms,
+                      "terminal_at_ms",
+                      (json_int_t)(c->born_ms +
+                                   llround((double)plan.terminal_at / scale)),
+                      "final_status", sim_status_name(plan.final),
+                      "scheduled_later", plan.later, "pauses", plan.pauses,
+                      "send_duration_sim_ms", (json_int_t)plan.send_duration,
+                      "requests", (json_int_t)c->requests, "forced",
+                      c->forced[0] ? json_string(c->forced) : json_null()))) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  free(copy);
+  return arr ? json_pack("{s:I s:o}", "count", (json_int_t)n, "campaigns", arr)
+             : NULL;
 }
 
 /* Forced statuses are short words: letters and '_' only. */
@@ -744,10 +793,12 @@ static json_t *config_json(sim_server_t *srv) {
   json_t *o;
   pthread_mutex_lock(&srv->mu);
   o = json_pack(
-      "{s:I s:f s:i s:b s:o s:b}", "seed", (json_int_t)srv->seed, "time_scale",
-      srv->conf.time_scale, "timezone_offset_s", (int)srv->conf.tz_offset_s,
-      "variant_mixed", srv->conf.variant.mixed, "faults",
-      sim_faults_json(&srv->faults), "auth_faults", srv->conf.auth_faults);
+      "{s:I s:f s:s s:s s:i s:b s:o s:b}", "seed", (json_int_t)srv->seed,
+      "time_scale", srv->conf.time_scale, "mix", sim_mix_name(srv->conf.mix),
+      "time_precision", srv->conf.ms_time ? "ms" : "s", "timezone_offset_s",
+      (int)srv->conf.tz_offset_s, "variant_mixed", srv->conf.variant.mixed,
+      "faults", sim_faults_json(&srv->faults), "auth_faults",
+      srv->conf.auth_faults);
   pthread_mutex_unlock(&srv->mu);
   return o;
 }
@@ -817,6 +868,10 @@ static void handle_control(sim_server_t *srv, const char *url,
       reply_json(r, 200, o);
       return;
     }
+  }
+  if (!strcmp(url, "/_sim/campaigns") && get) {
+    reply_json(r, 200, campaigns_json(srv));
+    return;
   }
   if (!strcmp(url, "/_sim/config") && get) {
     reply_json(r, 200, config_json(srv));

@@ -34,6 +34,13 @@ static void usage(FILE *f) {
       "  --seed N                seed of lifecycles, variants and faults "
       "(default 1)\n"
       "  --time-scale X          sim seconds per real second (default 1)\n"
+      "  --mix M                 lifecycle mix: default (short lifecycles) or\n"
+      "                          realistic (starts hours ahead, sends of\n"
+      "                          minutes to hours)\n"
+      "  --time-precision P      served timestamps in whole seconds (s, "
+      "default)\n"
+      "                          or with milliseconds (ms), for high time "
+      "scales\n"
       "  --api-key KEY           an accepted API key (repeatable; default: "
       "any\n"
       "                          key starting with live_ or test_)\n"
@@ -91,6 +98,8 @@ int main(int argc, char **argv) {
     O_LISTEN = 256,
     O_SEED,
     O_SCALE,
+    O_MIX,
+    O_TIME_PRECISION,
     O_API_KEY,
     O_REJECT_KEY,
     O_TOKEN_TTL,
@@ -115,6 +124,8 @@ int main(int argc, char **argv) {
       {"listen", required_argument, NULL, O_LISTEN},
       {"seed", required_argument, NULL, O_SEED},
       {"time-scale", required_argument, NULL, O_SCALE},
+      {"mix", required_argument, NULL, O_MIX},
+      {"time-precision", required_argument, NULL, O_TIME_PRECISION},
       {"api-key", required_argument, NULL, O_API_KEY},
       {"reject-key", required_argument, NULL, O_REJECT_KEY},
       {"token-ttl", required_argument, NULL, O_TOKEN_TTL},
@@ -177,6 +188,15 @@ int main(int argc, char **argv) {
         return bad("time-scale", optarg);
       break;
     }
+    case O_MIX:
+      if (sim_mix_parse(optarg, &conf.mix))
+        return bad("mix", optarg);
+      break;
+    case O_TIME_PRECISION:
+      if (strcmp(optarg, "s") && strcmp(optarg, "ms"))
+        return bad("time-precision", optarg);
+      conf.ms_time = !strcmp(optarg, "ms");
+      break;
     case O_API_KEY:
       if (conf.napi_keys == MAX_KEYS)
         return bad("api-key", "(too many keys)");
@@ -286,9 +306,10 @@ int main(int argc, char **argv) {
   printf("{\"listening\":\"%s\"}\n", bound);
   fflush(stdout);
   brw_logj(BRW_LOG_INFO,
-           json_pack("{s:s s:I s:f s:b s:o}", "listen", bound, "seed",
+           json_pack("{s:s s:I s:f s:s s:b s:o}", "listen", bound, "seed",
                      (json_int_t)conf.seed, "time_scale", conf.time_scale,
-                     "variant_mixed", conf.variant.mixed, "faults",
+                     "mix", sim_mix_name(conf.mix), "variant_mixed",
+                     conf.variant.mixed, "faults",
                      sim_faults_json(&conf.faults)),
            "bsg-api-sim listening");
 

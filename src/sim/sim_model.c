@@ -104,19 +104,69 @@ static void make_splits(uint64_t id, uint64_t seed, sim_plan_t *p) {
   p->split_failed = (int)sim_range(hv(id, seed, H_SHARE_FAILED), 400, 800);
 }
 
-void sim_plan_make(uint64_t id, uint64_t seed, sim_plan_t *p) {
+/* The two lifecycle mixes (docs/simulator.md, "Lifecycle"). Shares are in
+ * percent; durations in sim ms. `log_uniform` marks ranges drawn
+ * log-uniformly (as many 2-4 min sends as 2-4 h ones), the others are
+ * uniform. The default mix must stay as it was, draw for draw: the e2e tests
+ * depend on its exact lifecycles. */
+typedef struct {
+  int done_pct, stopped_pct; /* spam is the rest */
+  int later_pct, pause_pct;  /* of non-spam campaigns */
+  int log_uniform;
+  int64_t later_min, later_max; /* planned start after birth */
+  int64_t send_min, send_max;   /* time to send everything */
+  int64_t pause_min, pause_max; /* length of the pause */
+} mix_params_t;
+
+static const mix_params_t mixes[] = {
+    [SIM_MIX_DEFAULT] = {78, 15, 20, 10, 0, 300000, 1800000, 60000, 1200000,
+                         60000, 600000},
+    [SIM_MIX_REALISTIC] = {80, 14, 35, 15, 1, 600000, 28800000, 120000,
+                           14400000, 300000, 3600000},
+};
+
+int sim_mix_parse(const char *s, sim_mix_t *mix) {
+  if (!strcmp(s, "default"))
+    *mix = SIM_MIX_DEFAULT;
+  else if (!strcmp(s, "realistic"))
+    *mix = SIM_MIX_REALISTIC;
+  else
+    return -1;
+  return 0;
+}
+
+const char *sim_mix_name(sim_mix_t mix) {
+  return mix == SIM_MIX_REALISTIC ? "realistic" : "default";
+}
+
+/* A duration in [lo, hi] from a hash: uniform, or log-uniform (the log of
+ * the duration is uniform) for the realistic mix. */
+static int64_t draw_ms(const mix_params_t *m, uint64_t h, int64_t lo,
+                       int64_t hi) {
+  double x;
+  if (!m->log_uniform)
+    return sim_range(h, lo, hi);
+  x = exp(log((double)lo) + sim_unit(h) * (log((double)hi) - log((double)lo)));
+  return x < (double)lo ? lo : x > (double)hi ? hi : llround(x);
+}
+
+void sim_plan_make(uint64_t id, uint64_t seed, sim_mix_t mix, sim_plan_t *p) {
   static const char *const currencies[] = {"EUR", "USD", "UAH"};
   static const char *const senders[] = {"BSG", "BSGWorld", "InfoSMS", "Shop24",
                                         "MyBank"};
+  const mix_params_t *m =
+      &mixes[mix == SIM_MIX_REALISTIC ? SIM_MIX_REALISTIC : SIM_MIX_DEFAULT];
   uint64_t r;
   int64_t pow10 = 1;
 
   memset(p, 0, sizeof(*p));
   p->id = id;
 
-  /* Outcome: 78 % done, 15 % stopped, 7 % spam. */
+  /* Outcome: default 78 % done, 15 % stopped, 7 % spam; realistic 80/14/6. */
   r = hv(id, seed, H_FINAL) % 100;
-  p->final = r < 78 ? SIM_ST_DONE : r < 93 ? SIM_ST_STOPPED : SIM_ST_SPAM;
+  p->final = (int)r < m->done_pct                    ? SIM_ST_DONE
+             : (int)r < m->done_pct + m->stopped_pct ? SIM_ST_STOPPED
+                                                     : SIM_ST_SPAM;
   r = hv(id, seed, H_TYPE) % 100;
   p->type = r < 60 ? SIM_TYPE_SMS : r < 85 ? SIM_TYPE_VIBER : SIM_TYPE_RCS;
 
@@ -124,18 +174,20 @@ void sim_plan_make(uint64_t id, uint64_t seed, sim_plan_t *p) {
    * later start and never pauses. */
   if (p->final != SIM_ST_SPAM) {
     p->skip_moderation = chance(id, seed, H_SKIPMOD, 30);
-    p->later = chance(id, seed, H_LATER, 20);
-    p->pauses = chance(id, seed, H_PAUSES, 10);
+    p->later = chance(id, seed, H_LATER, m->later_pct);
+    p->pauses = chance(id, seed, H_PAUSES, m->pause_pct);
   }
   p->moderation_end = p->skip_moderation ? CREATION_END_MS : MODERATION_END_MS;
   if (p->later) {
-    p->planned_start = sim_range(hv(id, seed, H_LATER_START), 300000, 1800000);
+    p->planned_start =
+        draw_ms(m, hv(id, seed, H_LATER_START), m->later_min, m->later_max);
     p->send_start = p->planned_start;
   } else {
     p->planned_start = 0;
     p->send_start = p->moderation_end;
   }
-  p->send_duration = sim_range(hv(id, seed, H_SEND_DUR), 60000, 1200000);
+  p->send_duration =
+      draw_ms(m, hv(id, seed, H_SEND_DUR), m->send_min, m->send_max);
   if (p->final == SIM_ST_STOPPED)
     p->active =
         p->send_duration * sim_range(hv(id, seed, H_STOP_AT), 20, 90) / 100;
@@ -143,7 +195,8 @@ void sim_plan_make(uint64_t id, uint64_t seed, sim_plan_t *p) {
     p->active = p->send_duration;
   if (p->pauses) {
     p->pause_at = p->active * sim_range(hv(id, seed, H_PAUSE_AT), 30, 70) / 100;
-    p->pause_duration = sim_range(hv(id, seed, H_PAUSE_DUR), 60000, 600000);
+    p->pause_duration =
+        draw_ms(m, hv(id, seed, H_PAUSE_DUR), m->pause_min, m->pause_max);
   }
   if (p->final == SIM_ST_SPAM)
     p->terminal_at = p->moderation_end;
@@ -439,15 +492,30 @@ void sim_price_text(const sim_plan_t *p, char *buf, size_t len) {
     snprintf(buf, len, "%lld", (long long)(units / div));
 }
 
-static json_t *time_json(int64_t ms, int iso, int32_t tz) {
-  char buf[40];
+/* A served timestamp: whole seconds as BSG serves them, or with milliseconds
+ * (".123") when `msp` is set, for high time scales, where a real second is
+ * many sim seconds (at scale 1000, 1 ms real is 1 sim second). */
+static json_t *time_json_p(int64_t ms, int iso, int32_t tz, int msp) {
+  char buf[48];
+  size_t n;
   if (ms < 0)
     return json_null();
   if (iso)
     sim_time_rfc3339(ms, buf, sizeof(buf));
   else
     sim_time_local(ms, tz, buf, sizeof(buf));
+  if (msp) {
+    n = strlen(buf);
+    if (iso && n > 0 && buf[n - 1] == 'Z')
+      n--;
+    snprintf(buf + n, sizeof(buf) - n, ".%03d%s",
+             (int)(((ms % 1000) + 1000) % 1000), iso ? "Z" : "");
+  }
   return json_string(buf);
+}
+
+static json_t *time_json(int64_t ms, int iso, int32_t tz) {
+  return time_json_p(ms, iso, tz, 0);
 }
 
 static json_t *stats_object(const sim_plan_t *p, const sim_view_t *v, int part,
@@ -513,7 +581,7 @@ static json_t *total_json(int64_t n, int as_string) {
 }
 
 json_t *sim_detail_json(const sim_plan_t *p, const sim_variant_t *var,
-                        const sim_view_t *v, int32_t tz_offset_s) {
+                        const sim_view_t *v, int32_t tz_offset_s, int ms_time) {
   static const char *const start_keys[] = {"started_at", "start_date",
                                            "start_at"};
   char name[48], idtext[24];
@@ -534,17 +602,18 @@ json_t *sim_detail_json(const sim_plan_t *p, const sim_variant_t *var,
                               json_string(type_names[p->type]));
   fail |= json_object_set_new(d, "status",
                               status_json(v->status, var->status_case));
-  fail |=
-      json_object_set_new(d, var->created_key ? "creation_at" : "created_at",
-                          time_json(v->created_ms, var->iso_time, tz_offset_s));
-  fail |=
-      json_object_set_new(d, start_keys[var->start_key],
-                          time_json(v->started_ms, var->iso_time, tz_offset_s));
+  fail |= json_object_set_new(
+      d, var->created_key ? "creation_at" : "created_at",
+      time_json_p(v->created_ms, var->iso_time, tz_offset_s, ms_time));
+  fail |= json_object_set_new(
+      d, start_keys[var->start_key],
+      time_json_p(v->started_ms, var->iso_time, tz_offset_s, ms_time));
   fail |= json_object_set_new(
       d, var->actual_key ? "real_start_at" : "actual_start_at",
-      time_json(v->actual_ms, var->iso_time, tz_offset_s));
+      time_json_p(v->actual_ms, var->iso_time, tz_offset_s, ms_time));
   fail |= json_object_set_new(
-      d, "finished_at", time_json(v->finished_ms, var->iso_time, tz_offset_s));
+      d, "finished_at",
+      time_json_p(v->finished_ms, var->iso_time, tz_offset_s, ms_time));
   if (var->stats_parts > 1) {
     stats = json_array();
     for (int i = 0; stats && i < var->stats_parts; i++)
