@@ -13,6 +13,7 @@
 #include "brw/offsets.h"
 #include "brw/report.h"
 #include "brw/schedule.h"
+#include "brw/timers.h"
 #include "brw/timeutil.h"
 #include "brw/tracker.h"
 
@@ -88,7 +89,7 @@ typedef struct campaign_s {
   brw_list_t pnode;       /* in part->campaigns */
   brw_app_t *app;
   part_t *part;
-  uv_timer_t timer;
+  brw_timer_t timer; /* in app->timers */
   brw_fetch_t *fetch;
   /* Input offsets waiting for this campaign's outcome: the first event's,
    * and those of merged events (an array only once there are any). */
@@ -156,6 +157,7 @@ struct brw_app_s {
   brw_list_t completions;
   size_t tracked;
   brw_rng_t rng;
+  brw_timers_t timers; /* the campaigns' timers, on one uv timer */
   uv_timer_t commit_timer;
   uv_timer_t flush_timer;
   uv_signal_t sigterm;
@@ -558,22 +560,18 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
 /* ------------------------------------------------------------------------ */
 /* Campaigns                                                                */
 
-static void on_campaign_closed(uv_handle_t *h) {
-  campaign_t *c = h->data;
+static void campaign_free(campaign_t *c) {
   free(c->seen.body);
   free(c->more_offsets);
   free(c->last_error);
   free(c->traceparent);
   free(c->ev);
-  brw_app_t *app = c->app;
   free(c);
-  app->closes_pending--;
-  finish_shutdown(app);
 }
 
-/* Forgets a campaign: cancels its fetch and timer and frees it once the
- * timer handle is closed. Its offsets stay as they are (done if its outcome
- * was produced, otherwise pending and replayed later). */
+/* Forgets a campaign: cancels its fetch and timer and frees it (callers
+ * return without touching it again). Its offsets stay as they are (done if
+ * its outcome was produced, otherwise pending and replayed later). */
 static void campaign_drop(campaign_t *c) {
   brw_app_t *app = c->app;
   if (c->fetch) {
@@ -584,9 +582,8 @@ static void campaign_drop(campaign_t *c) {
   brw_list_remove(&c->pnode);
   app->tracked--;
   brw_metrics_set(app->m, BRW_M_CAMPAIGNS_TRACKED, NULL, (double)app->tracked);
-  uv_timer_stop(&c->timer);
-  app->closes_pending++;
-  uv_close((uv_handle_t *)&c->timer, on_campaign_closed);
+  brw_timer_stop(&app->timers, &c->timer);
+  campaign_free(c);
   update_backpressure(app);
 }
 
@@ -632,9 +629,25 @@ static uint64_t cap_to_deadline(campaign_t *c, uint64_t delay) {
 }
 
 static void on_fetched(brw_fetch_result_t *res, void *arg);
+static void on_campaign_timer(brw_timer_t *t);
 
-static void on_campaign_timer(uv_timer_t *t) {
-  campaign_t *c = t->data;
+/* Starts (or moves) a campaign's timer. Fails only when the timer heap
+ * cannot grow; then the campaign is forgotten with its offsets pending (the
+ * events replay after a restart or rebalance) rather than left without a
+ * timer forever. */
+static void timer_start(campaign_t *c, uint64_t delay_ms) {
+  if (brw_timer_start(&c->app->timers, &c->timer, delay_ms,
+                      on_campaign_timer) != 0) {
+    brw_logj(BRW_LOG_ERROR,
+             json_pack("{sI}", "campaign_id", (json_int_t)c->key.id),
+             "out of memory for a timer: campaign forgotten, its events "
+             "replay later");
+    campaign_drop(c);
+  }
+}
+
+static void on_campaign_timer(brw_timer_t *t) {
+  campaign_t *c = brw_timer_entry(t, campaign_t, timer);
   brw_app_t *app = c->app;
   if (brw_now_ms() >= c->deadline_ms) {
     campaign_expire(c);
@@ -652,14 +665,11 @@ static void on_campaign_timer(uv_timer_t *t) {
    * deadline, plus the HTTP timeout so that a request under way can
    * answer first. */
   int64_t left = c->deadline_ms - brw_now_ms();
-  uv_timer_start(&c->timer, on_campaign_timer,
-                 (uint64_t)(left > 0 ? left : 0) + app->cfg->http_timeout_ms,
-                 0);
+  timer_start(c, (uint64_t)(left > 0 ? left : 0) + app->cfg->http_timeout_ms);
 }
 
 static void campaign_schedule(campaign_t *c, uint64_t delay_ms) {
-  uv_timer_start(&c->timer, on_campaign_timer, cap_to_deadline(c, delay_ms),
-                 0);
+  timer_start(c, cap_to_deadline(c, delay_ms));
 }
 
 /* Keeps what a successful fetch saw: the summary and a copy of the body.
@@ -743,7 +753,7 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   campaign_t *c = arg;
   brw_app_t *app = c->app;
   c->fetch = NULL;
-  uv_timer_stop(&c->timer);
+  brw_timer_stop(&app->timers, &c->timer);
   if (res->status != BRW_FETCH_OK) {
     if (brw_now_ms() >= c->deadline_ms) {
       set_last_error(c, res);
@@ -900,7 +910,8 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     if (campaign_add_offset(c, off) != 0)
       return; /* stays pending: replayed, never lost */
     if (ev.type == BRW_EVENT_FINISHED && !c->fetch) {
-      uint64_t due = uv_timer_get_due_in(&c->timer);
+      uint64_t at = brw_timer_due(&c->timer), now = uv_now(app->loop);
+      uint64_t due = brw_timer_pending(&c->timer) && at > now ? at - now : 0;
       if (due > cfg->poll_finished_delay_ms) {
         c->poll_attempt = 0;
         campaign_schedule(c, cfg->poll_finished_delay_ms);
@@ -952,8 +963,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   }
   c->seen.total = -1;
   c->seen.pending = -1;
-  uv_timer_init(app->loop, &c->timer);
-  c->timer.data = c;
+  brw_timer_init(&c->timer);
   brw_list_init(&c->pnode);
   brw_list_insert_tail(&pt->campaigns, &c->pnode);
   brw_tracker_insert(&app->table, &c->key);
@@ -1168,6 +1178,10 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
     if (r)
       goto err;
   }
+  if (brw_timers_init(&app->timers, loop) != 0) {
+    r = BRW_ENOMEM;
+    goto err;
+  }
   uv_timer_init(loop, &app->commit_timer);
   app->commit_timer.data = app;
   uv_timer_init(loop, &app->flush_timer);
@@ -1281,6 +1295,10 @@ static void finish_shutdown(brw_app_t *app) {
         uv_close(hs[i], on_handle_closed);
       }
     }
+    if (app->timers.loop) {
+      app->closes_pending++;
+      brw_timers_close(&app->timers, on_client_closed, app);
+    }
     if (app->closes_pending == 0)
       finish_shutdown(app);
     return;
@@ -1327,7 +1345,6 @@ static void on_flush_timer(uv_timer_t *t) {
   commit_now(app, NULL, 0);
   log_summary(app);
   app->flushed = 1;
-  /* Campaign handles may still be closing; finish_shutdown waits for them. */
   finish_shutdown(app);
 }
 
