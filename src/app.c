@@ -158,6 +158,7 @@ struct brw_app_s {
   size_t tracked;
   brw_rng_t rng;
   brw_timers_t timers; /* the campaigns' timers, on one uv timer */
+  brw_schedule_opts_t sched;
   uv_timer_t commit_timer;
   uv_timer_t flush_timer;
   uv_signal_t sigterm;
@@ -698,12 +699,9 @@ static int seen_update(seen_t *s, const brw_fetch_result_t *res) {
 static uint64_t next_poll_delay(brw_app_t *app, campaign_t *c,
                                 const brw_poll_sample_t *prev,
                                 brw_schedule_basis_t *basis) {
-  const brw_config_t *cfg = app->cfg;
-  brw_schedule_opts_t o = {cfg->poll_min_interval_ms, cfg->poll_max_interval_ms,
-                           cfg->poll_jitter, cfg->poll_adaptive};
   brw_poll_sample_t cur = {(brw_status_t)c->seen.status, c->seen.total,
                            c->seen.pending, c->last_fetch_ms};
-  return brw_schedule_next(&o, &cur, prev, c->seen.scheduled_start_ms,
+  return brw_schedule_next(&app->sched, &cur, prev, c->seen.scheduled_start_ms,
                            c->seen.actual_start_ms, brw_now_ms(),
                            &c->poll_attempt, &app->rng, basis);
 }
@@ -780,7 +778,7 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   int had = c->seen.body != NULL;
   int changed = !had || c->seen.status != st ||
                 c->seen.stats_hash != res->detail.stats_hash;
-  if (had && c->seen.status != st)
+  if (had && brw_schedule_resets(&app->sched, (brw_status_t)c->seen.status, st))
     c->poll_attempt = 0;
   brw_poll_sample_t prev = {(brw_status_t)c->seen.status, c->seen.total,
                             c->seen.pending, had ? c->last_fetch_ms : 0};
@@ -1178,6 +1176,10 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
     if (r)
       goto err;
   }
+  app->sched.min_interval_ms = cfg->poll_min_interval_ms;
+  app->sched.max_interval_ms = cfg->poll_max_interval_ms;
+  app->sched.jitter = cfg->poll_jitter;
+  app->sched.adaptive = cfg->poll_adaptive;
   if (brw_timers_init(&app->timers, loop) != 0) {
     r = BRW_ENOMEM;
     goto err;

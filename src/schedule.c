@@ -68,3 +68,10 @@ uint64_t brw_schedule_next(const brw_schedule_opts_t *o,
   *basis = BRW_BASIS_ESTIMATE;
   return d < min ? min : d > bound ? bound : d;
 }
+
+int brw_schedule_resets(const brw_schedule_opts_t *o, brw_status_t from,
+                        brw_status_t to) {
+  if (from == to)
+    return 0;
+  return !(o->adaptive && to == BRW_STATUS_PAUSED);
+}

@@ -61,4 +61,12 @@ uint64_t brw_schedule_next(const brw_schedule_opts_t *o,
                            int64_t now_ms, unsigned *attempt, brw_rng_t *rng,
                            brw_schedule_basis_t *basis);
 
+/* Whether a status change from `from` to `to` restarts the backoff at
+ * poll.min_interval. It does, except that the adaptive schedule lets the
+ * backoff go on growing into a pause: a paused campaign changes only when
+ * someone resumes or stops it, which a grown backoff sees soon enough, and
+ * after a resume the estimate takes over again. */
+int brw_schedule_resets(const brw_schedule_opts_t *o, brw_status_t from,
+                        brw_status_t to);
+
 #endif

@@ -205,6 +205,28 @@ static void test_linear_send(void **state) {
   }
 }
 
+static void test_resets(void **state) {
+  brw_schedule_opts_t plain = opts(0, 0.2), adaptive = opts(1, 0.2);
+  /* Plain backoff: every change restarts it (SPEC §5). */
+  assert_true(brw_schedule_resets(&plain, BRW_STATUS_SENDING,
+                                  BRW_STATUS_PAUSED));
+  assert_true(brw_schedule_resets(&plain, BRW_STATUS_PAUSED,
+                                  BRW_STATUS_SENDING));
+  assert_true(brw_schedule_resets(&plain, BRW_STATUS_CREATION,
+                                  BRW_STATUS_MODERATION));
+  assert_false(brw_schedule_resets(&plain, BRW_STATUS_SENDING,
+                                   BRW_STATUS_SENDING));
+  /* Adaptive: a pause goes on from the grown backoff; a resume restarts. */
+  assert_false(brw_schedule_resets(&adaptive, BRW_STATUS_SENDING,
+                                   BRW_STATUS_PAUSED));
+  assert_true(brw_schedule_resets(&adaptive, BRW_STATUS_PAUSED,
+                                  BRW_STATUS_SENDING));
+  assert_true(brw_schedule_resets(&adaptive, BRW_STATUS_SCHEDULED,
+                                  BRW_STATUS_SENDING));
+  assert_false(brw_schedule_resets(&adaptive, BRW_STATUS_PAUSED,
+                                   BRW_STATUS_PAUSED));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plain_backoff),
@@ -213,6 +235,7 @@ int main(void) {
       cmocka_unit_test(test_estimate_between_fetches),
       cmocka_unit_test(test_no_estimate),
       cmocka_unit_test(test_linear_send),
+      cmocka_unit_test(test_resets),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
