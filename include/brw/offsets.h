@@ -9,7 +9,7 @@
  * Offsets are added in increasing order (as a consumer receives them; gaps
  * from compaction or transaction markers are fine). Storage is a ring of the
  * pending window; memory grows with the distance between the oldest pending
- * offset and the newest received one, one byte each.
+ * offset and the newest received one, one byte and about one bit each.
  */
 #ifndef BRW_OFFSETS_H
 #define BRW_OFFSETS_H
@@ -51,7 +51,10 @@ size_t brw_offsets_pending(const brw_offsets_t *o);
  * brw_offsets_encode writes at most `len` bytes (NUL included). When the
  * whole map does not fit, it keeps the runs that fit: the rest is replayed,
  * never lost. Returns the length written, or 0 when there is nothing done
- * above the commit position (then no metadata is needed). */
+ * above the commit position (then no metadata is needed).
+ *
+ * The cost grows with the number of runs written (at most about len / 4),
+ * times log64 of the window, not with the window itself. */
 size_t brw_offsets_encode(const brw_offsets_t *o, char *buf, size_t len);
 
 /* Done ranges [start, end) decoded from a map, in increasing order. */

@@ -5,8 +5,9 @@
  *   bench_tables [N ...]        default: 1000 100000 1000000
  *
  * For each N (campaigns tracked, all in one partition, as the worst case):
- *   insert    ns per brw_tracker_insert filling up to N (rehashes included)
- *   max ins   the slowest single insert, µs (a rehash of the whole table)
+ *   insert    ns per brw_tracker_insert filling up to N (growths included)
+ *   max ins   the slowest single insert, µs (growth is incremental, so this
+ *             is mostly scheduling noise; it was a rehash of the whole table)
  *   find      ns per brw_tracker_find of a random tracked key
  *   remove    ns per brw_tracker_remove + re-insert of a random key, / 2
  *   add       ns per brw_offsets_add of N consecutive offsets
@@ -16,7 +17,7 @@
  *             offset map the commit timer builds every kafka.commit_interval)
  *             with the window N half done, randomly
  *   worst     µs per encode when only the newest of N pending offsets is
- *             done: the encoder walks the whole window */
+ *             done (a linear encoder would walk the whole window) */
 #include "brw/offsets.h"
 #include "brw/tracker.h"
 
@@ -102,8 +103,8 @@ static int run(size_t n) {
     mlen = brw_offsets_encode(o, map, sizeof(map));
   double encode_us = (now_ns() - a) / reps / 1000;
 
-  /* Worst case for the encoder: everything pending but the newest offset,
-   * so it walks the whole window to find one done run. */
+  /* The former worst case for the encoder: everything pending but the
+   * newest offset, one done run at the far end of the window. */
   brw_offsets_t *w = brw_offsets_new();
   if (!w)
     return 1;
