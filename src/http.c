@@ -9,6 +9,63 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* What a request costs the client, and why it is cheap:
+ *
+ * - Easy handles are pooled. A handle gets the options that never change
+ *   once, when it is created; a request sets only its URL, method, header
+ *   list and the pointers to its own state (no curl_easy_reset).
+ * - "Authorization: Bearer ..." lines are formatted once per bearer and
+ *   cached (a few entries, wiped when dropped). A request's header list is
+ *   made of list nodes inside the request that point at constant strings,
+ *   the cached line and, when there is one, the request's traceparent line:
+ *   building it allocates nothing.
+ * - A socket keeps its uv_poll_t for as long as curl keeps the connection:
+ *   CURL_POLL_REMOVE only marks it idle, and the context is closed when curl
+ *   closes the socket (CURLOPT_CLOSESOCKETFUNCTION). The poll is restarted
+ *   only when the events change, because every uv_poll_start and
+ *   uv_poll_stop is an epoll_ctl (libuv's uv_poll_start even deletes and
+ *   re-adds the fd). */
+
+/* Cached Authorization lines: one per account is the common case. */
+#define AUTH_CACHE_SIZE 4
+/* A cached line unused this long is wiped at the next miss, so that a
+ * replaced bearer does not stay in memory until the cache fills. */
+#define AUTH_IDLE_MS 10000
+
+static const char auth_prefix[] = "Authorization: Bearer ";
+#define AUTH_PREFIX_LEN (sizeof(auth_prefix) - 1)
+
+/* The constant lines of a header list. curl only reads list nodes, but
+ * struct curl_slist holds a non-const pointer. */
+static char hdr_accept[] = "Accept: application/json";
+static char hdr_json[] = "Content-Type: application/json";
+
+/* "Authorization: Bearer <bearer>", shared by the requests that send it. */
+typedef struct {
+  size_t refs;      /* requests whose header list points at line */
+  int cached;       /* in h->auth[]; otherwise freed when refs drops to 0 */
+  uint64_t used_ms; /* uv_now of the last request that took it */
+  size_t len;       /* strlen(line) */
+  char line[];
+} auth_line_t;
+
+/* One socket curl uses. `owned` sockets were opened by on_curl_opensocket,
+ * so curl closes them through on_curl_closesocket, which closes the context
+ * first; the others (for example the threaded resolver's socket pair) are
+ * closed by curl behind our back, so their context is closed as soon as curl
+ * stops watching them, as before. */
+typedef struct {
+  uv_poll_t poll;
+  brw_http_t *h;
+  curl_socket_t fd;
+  int owned;
+  int inited; /* poll is initialised (and must be closed with uv_close) */
+  int events; /* UV_* events the poll is started with; 0: stopped */
+  int wanted; /* curl watches the socket for a transfer */
+} sock_ctx_t;
 
 struct brw_http_s {
   uv_loop_t *loop;
@@ -17,9 +74,15 @@ struct brw_http_s {
   brw_http_opts_t opts;
   char *ca_file;
   char *user_agent;
-  brw_list_t reqs;    /* in-flight requests */
-  brw_list_t sockets; /* socket contexts with an open uv_poll_t */
+  brw_list_t reqs; /* in-flight requests */
   size_t nreqs;
+  sock_ctx_t **socks; /* socket contexts by fd */
+  size_t nsocks;
+  CURL **pool; /* finished easy handles, ready for reuse */
+  size_t npool;
+  size_t pool_max;
+  auth_line_t *auth[AUTH_CACHE_SIZE];
+  brw_http_stats_t stats;
   int closing;
   int pending_closes; /* uv handles whose close callback has not run yet */
   void (*close_cb)(void *);
@@ -30,8 +93,12 @@ struct brw_http_req_s {
   brw_list_t node;
   brw_http_t *h;
   CURL *easy;
-  struct curl_slist *headers;
-  char *body_out; /* request body, owned */
+  auth_line_t *auth; /* referenced, or NULL */
+  /* The header list handed to curl: nodes linked per request. */
+  struct curl_slist hdr[4];
+  char *tp_line;  /* "traceparent: ...": tp_inline or owned */
+  char *body_out; /* request body, owned, wiped before it is freed */
+  int posted;     /* POSTFIELDS is set on easy */
   char *buf;      /* response body, owned */
   size_t len;
   size_t cap;
@@ -40,22 +107,26 @@ struct brw_http_req_s {
   brw_http_cb cb;
   void *arg;
   char errbuf[CURL_ERROR_SIZE];
+  char tp_inline[80]; /* a W3C version-00 traceparent line fits */
 };
 
-typedef struct {
-  brw_list_t node;
-  uv_poll_t poll;
-  curl_socket_t fd;
-  brw_http_t *h;
-} sock_ctx_t;
-
 static void check_multi_info(brw_http_t *h);
+
+/* Overwrites memory that held a secret; the volatile pointer keeps the
+ * compiler from dropping the stores before free(). */
+static void wipe(void *p, size_t n) {
+  volatile unsigned char *v = p;
+  while (n--)
+    *v++ = 0;
+}
 
 static void maybe_finish_close(brw_http_t *h) {
   if (!h->closing || h->pending_closes > 0)
     return;
   void (*cb)(void *) = h->close_cb;
   void *arg = h->close_arg;
+  free(h->socks);
+  free(h->pool);
   free(h->ca_file);
   free(h->user_agent);
   free(h);
@@ -69,6 +140,48 @@ static void on_handle_closed(uv_handle_t *handle) {
   maybe_finish_close(h);
 }
 
+/* ---- sockets ---- */
+
+static sock_ctx_t *sock_get(const brw_http_t *h, curl_socket_t fd) {
+  if (fd < 0 || (size_t)fd >= h->nsocks)
+    return NULL;
+  return h->socks[fd];
+}
+
+/* Records s as the context of its fd, growing the table. Returns 0 or
+ * BRW_ENOMEM. */
+static int sock_put(brw_http_t *h, sock_ctx_t *s) {
+  size_t fd = (size_t)s->fd;
+  if (fd >= h->nsocks) {
+    size_t n = h->nsocks ? h->nsocks : 64;
+    while (n <= fd)
+      n *= 2;
+    sock_ctx_t **ns = realloc(h->socks, n * sizeof(*ns));
+    if (!ns)
+      return BRW_ENOMEM;
+    memset(ns + h->nsocks, 0, (n - h->nsocks) * sizeof(*ns));
+    h->socks = ns;
+    h->nsocks = n;
+  }
+  h->socks[fd] = s;
+  return 0;
+}
+
+/* A context for fd, without a poll yet. Returns NULL when out of memory. */
+static sock_ctx_t *sock_new(brw_http_t *h, curl_socket_t fd, int owned) {
+  sock_ctx_t *s = calloc(1, sizeof(*s));
+  if (!s)
+    return NULL;
+  s->h = h;
+  s->fd = fd;
+  s->owned = owned;
+  if (fd < 0 || sock_put(h, s) != 0) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
 static void on_sock_closed(uv_handle_t *handle) {
   sock_ctx_t *s = handle->data;
   brw_http_t *h = s->h;
@@ -77,19 +190,74 @@ static void on_sock_closed(uv_handle_t *handle) {
   maybe_finish_close(h);
 }
 
+/* Drops a context: the poll stops watching the fd at once (uv_close), so the
+ * fd may be closed right after; the memory goes in the close callback. */
 static void sock_ctx_close(sock_ctx_t *s) {
-  brw_list_remove(&s->node);
-  uv_poll_stop(&s->poll);
-  s->h->pending_closes++;
+  brw_http_t *h = s->h;
+  if (sock_get(h, s->fd) == s)
+    h->socks[s->fd] = NULL;
+  if (!s->inited) {
+    free(s);
+    return;
+  }
+  h->stats.polls--;
+  h->pending_closes++;
   uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events);
+
+/* Points the poll at `events` (0 stops it). Does nothing when they are the
+ * ones already watched: each change is an epoll_ctl (two for a start). */
+static int sock_poll_set(sock_ctx_t *s, int events) {
+  if (events == s->events)
+    return 0;
+  int err = events ? uv_poll_start(&s->poll, events, on_poll)
+                   : uv_poll_stop(&s->poll);
+  s->h->stats.poll_changes++;
+  if (err != 0) {
+    brw_log_error("uv_poll_%s: %s", events ? "start" : "stop",
+                  uv_strerror(err));
+    s->events = 0;
+    return -1;
+  }
+  s->events = events;
+  return 0;
+}
+
+/* curl no longer watches s for a transfer. An owned socket stays open in
+ * curl's connection cache: its poll keeps watching for reading (idle and
+ * unreferenced, so it keeps no loop alive), which costs nothing now and
+ * nothing when the next transfer on the connection waits for its answer.
+ * Anything the idle socket reads (the server closing) stops the poll in
+ * on_poll. */
+static void sock_release(sock_ctx_t *s) {
+  s->wanted = 0;
+  if (!s->owned) {
+    sock_ctx_close(s);
+    return;
+  }
+  if (!s->inited || s->h->closing)
+    return;
+  uv_unref((uv_handle_t *)&s->poll);
+  if (s->events & UV_WRITABLE)
+    sock_poll_set(s, UV_READABLE);
 }
 
 /* uv_poll callback: the socket is readable/writable (or failed). A poll error
  * is handed to curl as CURL_CSELECT_ERR so that the transfer fails instead
- * of hanging. */
+ * of hanging. On an idle socket the event only stops the poll: curl checks a
+ * cached connection before it reuses it. */
 static void on_poll(uv_poll_t *poll, int status, int events) {
   sock_ctx_t *s = poll->data;
   brw_http_t *h = s->h;
+  if (status < 0)
+    s->events = 0; /* libuv stopped the watcher */
+  if (!s->wanted) {
+    h->stats.idle_wakeups++;
+    sock_poll_set(s, 0);
+    return;
+  }
   int flags = 0;
   if (status < 0)
     flags = CURL_CSELECT_ERR;
@@ -100,47 +268,85 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
       flags |= CURL_CSELECT_OUT;
   }
   int running = 0;
+  /* s may be closed (not freed) by the call, through on_curl_closesocket. */
   CURLMcode mc = curl_multi_socket_action(h->multi, s->fd, flags, &running);
   if (mc != CURLM_OK)
     brw_log_error("curl_multi_socket_action: %s", curl_multi_strerror(mc));
   check_multi_info(h);
 }
 
-/* CURLMOPT_SOCKETFUNCTION: curl says which events it wants on a socket. */
+/* CURLMOPT_SOCKETFUNCTION: curl says which events it wants on a socket. The
+ * fd table, not socketp, finds the context: it also knows sockets that curl
+ * stopped watching but keeps open. */
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
                           void *socketp) {
   brw_http_t *h = userp;
-  sock_ctx_t *s = socketp;
+  sock_ctx_t *s = sock_get(h, fd);
   if (what == CURL_POLL_REMOVE) {
-    if (s) {
-      curl_multi_assign(h->multi, fd, NULL);
-      sock_ctx_close(s);
-    }
+    if (s)
+      sock_release(s);
     return 0;
   }
-  if (!s) {
-    s = calloc(1, sizeof(*s));
-    if (!s)
-      return -1;
-    s->fd = fd;
-    s->h = h;
-    if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
-      free(s);
+  if (!s && !(s = sock_new(h, fd, 0)))
+    return -1;
+  if (!s->inited) {
+    int err = uv_poll_init_socket(h->loop, &s->poll, fd);
+    if (err != 0) {
+      brw_log_error("uv_poll_init_socket: %s", uv_strerror(err));
       return -1;
     }
     s->poll.data = s;
-    brw_list_init(&s->node);
-    brw_list_insert_tail(&h->sockets, &s->node);
-    curl_multi_assign(h->multi, fd, s);
+    s->inited = 1;
+    h->stats.polls++;
   }
+  s->wanted = 1;
+  uv_ref((uv_handle_t *)&s->poll);
   int events = 0;
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
     events |= UV_READABLE;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
     events |= UV_WRITABLE;
-  uv_poll_start(&s->poll, events, on_poll);
-  return 0;
+  return sock_poll_set(s, events);
 }
+
+/* CURLOPT_OPENSOCKETFUNCTION: opens a connection socket as curl would, and
+ * marks it as one that curl will close through on_curl_closesocket. A
+ * context already at this fd is stale (its socket was closed without our
+ * callback and the number reused): it is dropped. */
+static curl_socket_t on_curl_opensocket(void *clientp, curlsocktype purpose,
+                                        struct curl_sockaddr *addr) {
+  brw_http_t *h = clientp;
+  int type = addr->socktype;
+#ifdef SOCK_CLOEXEC
+  type |= SOCK_CLOEXEC;
+#endif
+  curl_socket_t fd = socket(addr->family, type, addr->protocol);
+  if (fd == CURL_SOCKET_BAD)
+    return fd;
+  sock_ctx_t *old = sock_get(h, fd);
+  if (old)
+    sock_ctx_close(old);
+  if (!sock_new(h, fd, 1)) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  h->stats.sockets_opened++;
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl is done with a socket. The poll is
+ * closed before the fd (libuv must not watch a closed fd, whose number the
+ * next socket may get). Returns 0, or 1 when close fails, as curl expects. */
+static int on_curl_closesocket(void *clientp, curl_socket_t fd) {
+  brw_http_t *h = clientp;
+  sock_ctx_t *s = sock_get(h, fd);
+  if (s)
+    sock_ctx_close(s);
+  h->stats.sockets_closed++;
+  return close(fd) == 0 ? 0 : 1;
+}
+
+/* ---- curl's timer ---- */
 
 static void on_timeout(uv_timer_t *t) {
   brw_http_t *h = t->data;
@@ -163,6 +369,8 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
     uv_timer_start(&h->timer, on_timeout, (uint64_t)timeout_ms, 0);
   return 0;
 }
+
+/* ---- transfer callbacks ---- */
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
   brw_http_req_t *r = userdata;
@@ -261,13 +469,159 @@ static brw_http_outcome_t classify(CURLcode rc) {
   }
 }
 
+/* ---- easy handle pool ---- */
+
+/* A new easy handle with every option that is the same for all requests.
+ * Returns NULL when curl refuses one. The caller owns the handle. */
+static CURL *easy_new(brw_http_t *h) {
+  CURL *e = curl_easy_init();
+  if (!e)
+    return NULL;
+#define SETOPT(opt, val)                                                       \
+  do {                                                                         \
+    if (curl_easy_setopt(e, opt, val) != CURLE_OK)                             \
+      goto err;                                                                \
+  } while (0)
+  SETOPT(CURLOPT_NOSIGNAL, 1L);
+  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+  SETOPT(CURLOPT_TIMEOUT_MS, (long)h->opts.timeout_ms);
+  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)h->opts.timeout_ms);
+  SETOPT(CURLOPT_USERAGENT, h->user_agent);
+  SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  SETOPT(CURLOPT_ACCEPT_ENCODING, "");
+  SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+  SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+  SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->opts.max_response);
+  SETOPT(CURLOPT_OPENSOCKETFUNCTION, on_curl_opensocket);
+  SETOPT(CURLOPT_OPENSOCKETDATA, h);
+  SETOPT(CURLOPT_CLOSESOCKETFUNCTION, on_curl_closesocket);
+  SETOPT(CURLOPT_CLOSESOCKETDATA, h);
+  if (h->ca_file)
+    SETOPT(CURLOPT_CAINFO, h->ca_file);
+#undef SETOPT
+  h->stats.easy_created++;
+  return e;
+err:
+  brw_log_error("curl_easy_setopt failed on a new handle");
+  curl_easy_cleanup(e);
+  return NULL;
+}
+
+/* A handle for a request: a pooled one, or a new one. */
+static CURL *easy_get(brw_http_t *h) {
+  if (h->npool > 0) {
+    h->stats.easy_reused++;
+    return h->pool[--h->npool];
+  }
+  return easy_new(h);
+}
+
+/* Takes back a handle that is in no multi. The pointers into the finished
+ * request are cleared first, so that no pooled handle points at freed
+ * memory; the pool is bounded, and emptied by brw_http_close. */
+static void easy_put(brw_http_t *h, CURL *e, int posted) {
+  if (h->closing || h->npool >= h->pool_max) {
+    curl_easy_cleanup(e);
+    return;
+  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+  if (posted)
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+  h->pool[h->npool++] = e;
+}
+
+/* ---- Authorization lines ---- */
+
+static void auth_free(auth_line_t *a) {
+  wipe(a->line, a->len);
+  free(a);
+}
+
+/* The Authorization line for `bearer`, with a reference the caller drops
+ * with auth_release. Built on a miss, when it takes a free cache slot or
+ * the least recently used idle one (wiped); with every slot in use it is
+ * not cached and goes with its last reference. Returns NULL when out of
+ * memory. */
+static auth_line_t *auth_get(brw_http_t *h, const char *bearer) {
+  size_t blen = strlen(bearer);
+  size_t len = AUTH_PREFIX_LEN + blen;
+  uint64_t now = uv_now(h->loop);
+  for (int i = 0; i < AUTH_CACHE_SIZE; i++) {
+    auth_line_t *a = h->auth[i];
+    if (a && a->len == len &&
+        !memcmp(a->line + AUTH_PREFIX_LEN, bearer, blen)) {
+      a->refs++;
+      a->used_ms = now;
+      return a;
+    }
+  }
+  int slot = -1;
+  for (int i = 0; i < AUTH_CACHE_SIZE; i++) {
+    auth_line_t *a = h->auth[i];
+    if (a && a->refs == 0 && now - a->used_ms >= AUTH_IDLE_MS) {
+      auth_free(a);
+      h->auth[i] = a = NULL;
+      h->stats.auth_cached--;
+    }
+    if (!a) {
+      if (slot < 0)
+        slot = i;
+    }
+  }
+  if (slot < 0) {
+    for (int i = 0; i < AUTH_CACHE_SIZE; i++) {
+      auth_line_t *a = h->auth[i];
+      if (a->refs == 0 && (slot < 0 || a->used_ms < h->auth[slot]->used_ms))
+        slot = i;
+    }
+    if (slot >= 0) {
+      auth_free(h->auth[slot]);
+      h->auth[slot] = NULL;
+      h->stats.auth_cached--;
+    }
+  }
+  auth_line_t *a = malloc(sizeof(*a) + len + 1);
+  if (!a)
+    return NULL;
+  memcpy(a->line, auth_prefix, AUTH_PREFIX_LEN);
+  memcpy(a->line + AUTH_PREFIX_LEN, bearer, blen + 1);
+  a->len = len;
+  a->refs = 1;
+  a->used_ms = now;
+  a->cached = slot >= 0;
+  if (a->cached) {
+    h->auth[slot] = a;
+    h->stats.auth_cached++;
+  }
+  h->stats.auth_built++;
+  return a;
+}
+
+static void auth_release(auth_line_t *a) {
+  if (a && --a->refs == 0 && !a->cached)
+    auth_free(a);
+}
+
+/* ---- requests ---- */
+
+/* Frees a request: out of the multi (which may close its connection), its
+ * handle back to the pool, its references dropped. */
 static void req_free(brw_http_req_t *r) {
+  brw_http_t *h = r->h;
   brw_list_remove(&r->node);
-  r->h->nreqs--;
-  curl_multi_remove_handle(r->h->multi, r->easy);
-  curl_easy_cleanup(r->easy);
-  curl_slist_free_all(r->headers);
-  free(r->body_out);
+  h->nreqs--;
+  curl_multi_remove_handle(h->multi, r->easy);
+  easy_put(h, r->easy, r->posted);
+  auth_release(r->auth);
+  if (r->tp_line != r->tp_inline)
+    free(r->tp_line);
+  if (r->body_out) {
+    /* A login body holds the API key. */
+    wipe(r->body_out, strlen(r->body_out));
+    free(r->body_out);
+  }
   free(r->buf);
   free(r);
 }
@@ -280,8 +634,9 @@ static void check_multi_info(brw_http_t *h) {
   while ((msg = curl_multi_info_read(h->multi, &left))) {
     if (msg->msg != CURLMSG_DONE)
       continue;
-    brw_http_req_t *r = NULL;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+    char *priv = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+    brw_http_req_t *r = (brw_http_req_t *)priv;
     CURLcode rc = msg->data.result;
     brw_http_resp_t resp = {0};
     resp.retry_after_ms = r->retry_after_ms;
@@ -315,10 +670,22 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   h->user_agent = strdup(opts->user_agent ? opts->user_agent : "brw");
   h->opts.ca_file = h->ca_file;
   h->opts.user_agent = h->user_agent;
+  /* Twice the connections: a handle per running transfer, and as many
+   * waiting to be reused by the callbacks that start the next ones. */
+  h->pool_max =
+      opts->max_connections > 0 ? 2 * (size_t)opts->max_connections : 8;
+  h->pool = calloc(h->pool_max, sizeof(*h->pool));
   brw_list_init(&h->reqs);
-  brw_list_init(&h->sockets);
+  if (!h->user_agent || (opts->ca_file && !h->ca_file) || !h->pool) {
+    free(h->pool);
+    free(h->ca_file);
+    free(h->user_agent);
+    free(h);
+    return BRW_ENOMEM;
+  }
   h->multi = curl_multi_init();
   if (!h->multi) {
+    free(h->pool);
     free(h->ca_file);
     free(h->user_agent);
     free(h);
@@ -339,11 +706,28 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   return 0;
 }
 
+/* Links the request's header list: Accept, then Authorization, traceparent
+ * and Content-Type when present. The nodes live in r; the strings are
+ * constant, cached (r->auth, referenced) or owned by r. */
+static struct curl_slist *req_headers(brw_http_req_t *r, int json) {
+  size_t n = 0;
+  r->hdr[n++].data = hdr_accept;
+  if (r->auth)
+    r->hdr[n++].data = r->auth->line;
+  if (r->tp_line)
+    r->hdr[n++].data = r->tp_line;
+  if (json)
+    r->hdr[n++].data = hdr_json;
+  for (size_t i = 0; i + 1 < n; i++)
+    r->hdr[i].next = &r->hdr[i + 1];
+  r->hdr[n - 1].next = NULL;
+  return r->hdr;
+}
+
 brw_http_req_t *brw_http_request(brw_http_t *h, const char *method,
                                  const char *url, const char *bearer,
-                                 const char *traceparent,
-                                 const char *json_body, brw_http_cb cb,
-                                 void *arg) {
+                                 const char *traceparent, const char *json_body,
+                                 brw_http_cb cb, void *arg) {
   if (h->closing)
     return NULL;
   brw_http_req_t *r = calloc(1, sizeof(*r));
@@ -354,63 +738,58 @@ brw_http_req_t *brw_http_request(brw_http_t *h, const char *method,
   r->arg = arg;
   r->retry_after_ms = -1;
   brw_list_init(&r->node);
-  r->easy = curl_easy_init();
+  r->easy = easy_get(h);
   if (!r->easy) {
     free(r);
     return NULL;
   }
+  if (bearer && !(r->auth = auth_get(h, bearer)))
+    goto err;
+  if (traceparent) {
+    static const char name[] = "traceparent: ";
+    size_t n = sizeof(name) + strlen(traceparent);
+    r->tp_line = n <= sizeof(r->tp_inline) ? r->tp_inline : malloc(n);
+    if (!r->tp_line)
+      goto err;
+    snprintf(r->tp_line, n, "%s%s", name, traceparent);
+  }
+  if (json_body && !(r->body_out = strdup(json_body)))
+    goto err;
+
   CURL *e = r->easy;
-  curl_easy_setopt(e, CURLOPT_URL, url);
+  if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+    goto err;
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)h->opts.timeout_ms);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)h->opts.timeout_ms);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-                   (curl_off_t)h->opts.max_response);
-  if (h->ca_file)
-    curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, req_headers(r, json_body != NULL));
+  /* A pooled handle keeps the last request's method: a GET resets it. */
+  if (json_body || !strcmp(method, "POST")) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, json_body ? r->body_out : "");
+    r->posted = 1;
+  } else {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  }
 
-  struct curl_slist *hd = curl_slist_append(NULL, "Accept: application/json");
-  char line[4096];
-  if (bearer) {
-    snprintf(line, sizeof(line), "Authorization: Bearer %s", bearer);
-    hd = curl_slist_append(hd, line);
-  }
-  if (traceparent) {
-    snprintf(line, sizeof(line), "traceparent: %s", traceparent);
-    hd = curl_slist_append(hd, line);
-  }
-  if (json_body) {
-    hd = curl_slist_append(hd, "Content-Type: application/json");
-    r->body_out = strdup(json_body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body_out);
-  }
-  if (!strcmp(method, "POST") && !json_body)
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-  /* Wiping the line keeps a bearer from lingering on the stack. */
-  memset(line, 0, sizeof(line));
-  r->headers = hd;
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, hd);
-
-  if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
-    curl_easy_cleanup(e);
-    curl_slist_free_all(hd);
-    free(r->body_out);
-    free(r);
-    return NULL;
-  }
+  if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+    goto err;
   brw_list_insert_tail(&h->reqs, &r->node);
   h->nreqs++;
+  h->stats.requests++;
   return r;
+
+err:
+  easy_put(h, r->easy, r->posted);
+  auth_release(r->auth);
+  if (r->tp_line != r->tp_inline)
+    free(r->tp_line);
+  if (r->body_out) {
+    wipe(r->body_out, strlen(r->body_out));
+    free(r->body_out);
+  }
+  free(r);
+  return NULL;
 }
 
 void brw_http_cancel(brw_http_req_t *req) {
@@ -422,20 +801,36 @@ size_t brw_http_active(const brw_http_t *h) {
   return h->nreqs;
 }
 
+void brw_http_stats(const brw_http_t *h, brw_http_stats_t *out) {
+  *out = h->stats;
+  out->easy_idle = h->npool;
+}
+
 void brw_http_close(brw_http_t *h, void (*cb)(void *arg), void *arg) {
+  h->closing = 1;
+  h->close_cb = cb;
+  h->close_arg = arg;
   brw_list_t *pos, *tmp;
   brw_list_foreach_safe(pos, tmp, &h->reqs) {
     req_free(brw_list_entry(pos, brw_http_req_t, node));
   }
-  h->closing = 1;
-  h->close_cb = cb;
-  h->close_arg = arg;
-  /* curl_multi_cleanup may still report sockets as removed; those contexts
-   * close through the socket callback, the rest are closed below. */
+  /* Closes the cached connections: curl reports each socket to
+   * on_curl_closesocket, which closes its context. */
   curl_multi_cleanup(h->multi);
   h->multi = NULL;
-  brw_list_foreach_safe(pos, tmp, &h->sockets) {
-    sock_ctx_close(brw_list_entry(pos, sock_ctx_t, node));
+  while (h->npool > 0)
+    curl_easy_cleanup(h->pool[--h->npool]);
+  for (int i = 0; i < AUTH_CACHE_SIZE; i++) {
+    if (h->auth[i])
+      auth_free(h->auth[i]);
+    h->auth[i] = NULL;
+  }
+  h->stats.auth_cached = 0;
+  /* Contexts curl did not close: sockets it closed itself (not opened
+   * through on_curl_opensocket). */
+  for (size_t fd = 0; fd < h->nsocks; fd++) {
+    if (h->socks[fd])
+      sock_ctx_close(h->socks[fd]);
   }
   uv_timer_stop(&h->timer);
   h->pending_closes++;

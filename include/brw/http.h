@@ -2,8 +2,9 @@
  * loop (one uv_poll_t per socket, one uv_timer_t for curl's timeouts).
  *
  * Every callback runs on the loop thread. Connections are kept alive and
- * reused; HTTP/2 is used when a TLS server offers it. Response bodies are
- * capped: a larger body aborts the transfer. */
+ * reused, and so are curl easy handles and a socket's uv_poll_t (for as long
+ * as curl keeps the connection); HTTP/2 is used when a TLS server offers it.
+ * Response bodies are capped: a larger body aborts the transfer. */
 #ifndef BRW_HTTP_H
 #define BRW_HTTP_H
 
@@ -69,10 +70,30 @@ void brw_http_cancel(brw_http_req_t *req);
 /* Number of requests in flight. */
 size_t brw_http_active(const brw_http_t *h);
 
-/* Cancels every request (no callbacks), releases curl and closes the loop
- * handles. Not to be called from a response callback of the same client; `cb` runs (with `arg`) after the last handle is closed, and frees
- * nothing of the caller's. The client is freed before cb runs. */
+/* Cancels every request (no callbacks), releases curl (pooled handles, kept
+ * connections and their sockets) and closes the loop handles. Not to be
+ * called from a response callback of the same client; `cb` runs (with
+ * `arg`) after the last handle is closed, and frees nothing of the
+ * caller's. The client is freed before cb runs. */
 void brw_http_close(brw_http_t *h, void (*cb)(void *arg), void *arg);
+
+/* Counters of the client's resource reuse, for tests and metrics. */
+typedef struct {
+  uint64_t requests;       /* requests started */
+  uint64_t easy_created;   /* curl easy handles created */
+  uint64_t easy_reused;    /* requests that got a pooled handle */
+  size_t easy_idle;        /* finished handles kept for reuse now */
+  uint64_t sockets_opened; /* sockets curl opened (connection attempts) */
+  uint64_t sockets_closed; /* of those, closed again */
+  size_t polls;            /* uv_poll_t handles open now */
+  uint64_t poll_changes;   /* uv_poll_start/stop calls (each an epoll_ctl) */
+  uint64_t idle_wakeups;   /* events on kept-alive sockets no transfer used */
+  uint64_t auth_built;     /* Authorization lines formatted */
+  size_t auth_cached;      /* Authorization lines cached now */
+} brw_http_stats_t;
+
+/* Fills *out with the client's counters. */
+void brw_http_stats(const brw_http_t *h, brw_http_stats_t *out);
 
 /* Parses a Retry-After value: delta seconds or an HTTP date. Returns
  * milliseconds from `now_ms` (never negative) or -1 when unparseable. */

@@ -534,6 +534,301 @@ static void test_keepalive(void **state) {
   fx_close(fx);
 }
 
+/* ---- reuse: pooled handles, cached headers, persistent socket polls ---- */
+
+/* Like request(), with a traceparent. */
+static void request_tp(fx_t *fx, const char *method, const char *path,
+                       const char *bearer, const char *tp,
+                       const char *json_body, result_t *r) {
+  char url[256];
+  snprintf(url, sizeof(url), "%s%s", testsrv_url(fx->srv), path);
+  memset(r, 0, sizeof(*r));
+  assert_non_null(
+      brw_http_request(fx->h, method, url, bearer, tp, json_body, on_resp, r));
+}
+
+static brw_http_stats_t stats(fx_t *fx) {
+  brw_http_stats_t st;
+  brw_http_stats(fx->h, &st);
+  return st;
+}
+
+/* Open file descriptors of the process (sockets included). */
+static int count_fds(void) {
+  uv_fs_t req;
+  int n = uv_fs_scandir(NULL, &req, "/proc/self/fd", 0, NULL);
+  uv_fs_req_cleanup(&req);
+  return n;
+}
+
+/* "/who" answers with what the request carried: "METHOD auth|traceparent|
+ * content-type|content-length|body" ("-" for a missing header);
+ * "/who-slow" does so after 300 ms; "/close" answers and closes the
+ * connection ("Connection: close"). The rest is handler(). */
+static void who_handler(const testsrv_req_t *req, testsrv_resp_t *resp,
+                        void *arg) {
+  const char *p = req->path;
+  if (!strcmp(p, "/who") || !strcmp(p, "/who-slow")) {
+    const char *tp = testsrv_header(req, "traceparent");
+    const char *ct = testsrv_header(req, "Content-Type");
+    const char *cl = testsrv_header(req, "Content-Length");
+    if (!strcmp(p, "/who-slow"))
+      resp->delay_ms = 300;
+    testsrv_resp_bodyf(resp, "%s %s|%s|%s|%s|%s", req->method,
+                       req->authorization ? req->authorization : "-",
+                       tp ? tp : "-", ct ? ct : "-", cl ? cl : "-", req->body);
+  } else if (!strcmp(p, "/empty")) {
+    /* No body: the server writes one segment, so a loop of these does not
+     * wait for delayed ACKs between the head and the body. */
+  } else if (!strcmp(p, "/close")) {
+    resp->close_after = 1;
+    testsrv_resp_bodyf(resp, "{}");
+  } else {
+    handler(req, resp, arg);
+  }
+}
+
+/* Many sequential requests: one easy handle, one connection, one socket
+ * context and one formatted Authorization line serve them all. */
+static void test_reuse_many(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, who_handler, NULL);
+  for (int i = 0; i < 200; i++) {
+    request(fx, "GET", "/empty", "tok.A", NULL, &r);
+    assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+    assert_int_equal(r.outcome, BRW_HTTP_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 0);
+  }
+  assert_int_equal(testsrv_count(fx->srv, "GET", "/empty"), 200);
+  assert_int_equal(testsrv_connections(fx->srv), 1);
+  for (size_t i = 0; i < 200; i++) {
+    testsrv_entry_t e;
+    assert_int_equal(testsrv_log_get(fx->srv, i, &e), 0);
+    assert_string_equal(e.authorization, "Bearer tok.A");
+    assert_int_equal(e.conn, 1);
+  }
+  request(fx, "GET", "/who", "tok.A", NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_string_equal(r.body, "GET Bearer tok.A|-|-|-|");
+  brw_http_stats_t st = stats(fx);
+  assert_int_equal(st.requests, 201);
+  assert_int_equal(st.easy_created, 1);
+  assert_int_equal(st.easy_reused, 200);
+  assert_int_equal(st.easy_idle, 1);
+  assert_int_equal(st.sockets_opened, 1);
+  assert_int_equal(st.sockets_closed, 0);
+  assert_int_equal(st.polls, 1);
+  /* A new connection starts its poll a few times; a reused one not at all
+   * (it was once per event change and request). */
+  assert_true(st.poll_changes <= 4);
+  assert_int_equal(st.auth_built, 1);
+  assert_int_equal(st.auth_cached, 1);
+
+  /* A transfer aborted by the size cap leaves nothing behind on the handle
+   * that the next request gets (the aborted connection is closed). */
+  request(fx, "GET", "/huge-nolength", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_TOO_LARGE);
+  request(fx, "GET", "/ra/secs", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.status, 429);
+  assert_int_equal(r.retry_after_ms, 7000);
+  request(fx, "GET", "/who", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_OK);
+  assert_string_equal(r.body, "GET -|-|-|-|");
+  assert_int_equal(r.retry_after_ms, -1);
+  /* A failed connection on the same handle reports no stale status. */
+  char url[128];
+  int port = testsrv_closed_port();
+  assert_true(port > 0);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", port);
+  memset(&r, 0, sizeof(r));
+  assert_non_null(
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r));
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_CONNECT);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.len, 0);
+  st = stats(fx);
+  assert_int_equal(st.easy_created, 1);
+  assert_int_equal(st.sockets_opened, 3);
+  assert_int_equal(st.sockets_closed, 2);
+  assert_int_equal(st.polls, 1);
+  fx_close(fx);
+}
+
+/* A pooled handle that sent a POST sends a plain GET next: no body, no
+ * Content-Type, no Content-Length; also after a POST without a body. */
+static void test_get_after_post(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, who_handler, NULL);
+  request(fx, "POST", "/who", "tok.A", "{\"a\":1}", &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_OK);
+  assert_string_equal(r.body,
+                      "POST Bearer tok.A|-|application/json|7|{\"a\":1}");
+  request(fx, "GET", "/who", "tok.A", NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_string_equal(r.body, "GET Bearer tok.A|-|-|-|");
+  /* curl's own content type for an empty form, as before pooling. */
+  request(fx, "POST", "/who", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_string_equal(r.body, "POST -|-|application/x-www-form-urlencoded|0|");
+  request(fx, "GET", "/who", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_string_equal(r.body, "GET -|-|-|-|");
+  /* A body with the GET method is sent as a POST, as it always was. */
+  request(fx, "GET", "/who", NULL, "{}", &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_string_equal(r.body, "POST -|-|application/json|2|{}");
+  request(fx, "GET", "/who", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_string_equal(r.body, "GET -|-|-|-|");
+  assert_int_equal(testsrv_count(fx->srv, "GET", "/who"), 3);
+  assert_int_equal(testsrv_count(fx->srv, "POST", "/who"), 3);
+  brw_http_stats_t st = stats(fx);
+  assert_int_equal(st.easy_created, 1);
+  assert_int_equal(testsrv_connections(fx->srv), 1);
+  fx_close(fx);
+}
+
+static int pred_all_called(fx_t *fx, const void *arg) {
+  const result_t *r = arg;
+  for (int i = 0; r[i].calls >= 0 && i < 16; i++)
+    if (r[i].calls == 0)
+      return 0;
+  return 1;
+}
+
+/* Requests in flight at the same time, each with its own bearer (or none)
+ * and traceparent, get their own headers; more bearers than the cache holds
+ * are still right, and cached lines are built once. */
+static void test_bearers_in_flight(void **state) {
+  fx_t *fx = *state;
+  result_t r[9];
+  fx_open(fx, NULL, who_handler, NULL);
+  char tp_long[201];
+  memset(tp_long, 'f', sizeof(tp_long) - 1);
+  tp_long[sizeof(tp_long) - 1] = '\0';
+  const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  struct {
+    const char *bearer;
+    const char *tp;
+  } in[8] = {{"tok.A", NULL}, {"tok.B", NULL}, {"tok.A", tp},
+             {NULL, tp},      {"tok.C", NULL}, {"tok.D", tp_long},
+             {"tok.E", NULL}, {"tok.F", NULL}};
+  for (int i = 0; i < 8; i++)
+    request_tp(fx, "GET", "/who-slow", in[i].bearer, in[i].tp, NULL, &r[i]);
+  r[8].calls = -1; /* end mark for pred_all_called */
+  assert_int_equal(brw_http_active(fx->h), 8);
+  assert_true(run_until(fx, pred_all_called, r, WAIT_MS));
+  for (int i = 0; i < 8; i++) {
+    char want[512];
+    char auth[64] = "-";
+    if (in[i].bearer)
+      snprintf(auth, sizeof(auth), "Bearer %s", in[i].bearer);
+    snprintf(want, sizeof(want), "GET %s|%s|-|-|", auth,
+             in[i].tp ? in[i].tp : "-");
+    assert_int_equal(r[i].outcome, BRW_HTTP_OK);
+    assert_string_equal(r[i].body, want);
+  }
+  /* Six bearers, A once: six lines. The cache held A to D; E and F came
+   * while every cached line was in use, so theirs went with their
+   * requests. */
+  brw_http_stats_t st = stats(fx);
+  assert_int_equal(st.auth_built, 6);
+  assert_int_equal(st.auth_cached, 4);
+
+  /* Now F takes the least recently used slot, and is built only once. */
+  for (int i = 0; i < 2; i++) {
+    request(fx, "GET", "/who", "tok.F", NULL, &r[0]);
+    assert_true(run_until(fx, pred_called, &r[0], WAIT_MS));
+    assert_string_equal(r[0].body, "GET Bearer tok.F|-|-|-|");
+  }
+  st = stats(fx);
+  assert_int_equal(st.auth_built, 7);
+  assert_int_equal(st.auth_cached, 4);
+  request(fx, "GET", "/who", "tok.A", NULL, &r[0]);
+  assert_true(run_until(fx, pred_called, &r[0], WAIT_MS));
+  assert_string_equal(r[0].body, "GET Bearer tok.A|-|-|-|");
+  fx_close(fx);
+}
+
+/* The server closes the connection after its answer: curl closes the
+ * socket, its context goes with it, and the next request opens a new
+ * connection with a new context. */
+static void test_server_closes(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  fx_open(fx, NULL, who_handler, NULL);
+  request(fx, "GET", "/who", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(stats(fx).polls, 1);
+  request(fx, "GET", "/close", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_OK);
+  assert_int_equal(r.status, 200);
+  brw_http_stats_t st = stats(fx);
+  assert_int_equal(st.sockets_opened, 1);
+  assert_int_equal(st.sockets_closed, 1);
+  assert_int_equal(st.polls, 0);
+  for (int i = 0; i < 3; i++) {
+    request(fx, "GET", "/who", NULL, NULL, &r);
+    assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+    assert_int_equal(r.outcome, BRW_HTTP_OK);
+  }
+  assert_int_equal(testsrv_connections(fx->srv), 2);
+  st = stats(fx);
+  assert_int_equal(st.sockets_opened, 2);
+  assert_int_equal(st.sockets_closed, 1);
+  assert_int_equal(st.polls, 1);
+  assert_int_equal(st.easy_created, 1);
+  fx_close(fx);
+}
+
+/* Closing a client with pooled handles and idle kept-alive connections
+ * leaves no handle, socket or allocation; connections whose server went
+ * away while idle wake the loop once each, not in a busy loop. */
+static void test_close_idle(void **state) {
+  fx_t *fx = *state;
+  result_t r[4];
+  int fds0 = count_fds();
+  assert_true(fds0 > 0);
+  fx_open(fx, NULL, who_handler, NULL);
+  for (int i = 0; i < 3; i++)
+    request(fx, "GET", "/who-slow", "tok.A", NULL, &r[i]);
+  r[3].calls = -1;
+  assert_true(run_until(fx, pred_all_called, r, WAIT_MS));
+  assert_int_equal(testsrv_connections(fx->srv), 3);
+  brw_http_stats_t st = stats(fx);
+  assert_int_equal(st.easy_idle, 3);
+  assert_int_equal(st.polls, 3);
+  assert_int_equal(brw_http_active(fx->h), 0);
+
+  /* The server goes away: the idle sockets read EOF. */
+  testsrv_stop(fx->srv);
+  fx->srv = testsrv_start(who_handler, NULL);
+  assert_non_null(fx->srv);
+  run_for(fx, 300);
+  st = stats(fx);
+  assert_true(st.idle_wakeups >= 1);
+  assert_true(st.idle_wakeups <= 3);
+  assert_int_equal(st.sockets_closed, 0); /* curl notices on reuse */
+
+  /* A new server works; the dead connections are dropped on the way. */
+  request(fx, "GET", "/who", "tok.A", NULL, &r[0]);
+  assert_true(run_until(fx, pred_called, &r[0], WAIT_MS));
+  assert_int_equal(r[0].outcome, BRW_HTTP_OK);
+  assert_string_equal(r[0].body, "GET Bearer tok.A|-|-|-|");
+  assert_int_equal(stats(fx).easy_created, 3);
+  fx_close(fx);
+  assert_int_equal(count_fds(), fds0);
+}
+
 /* ---- brw_http_parse_retry_after ---- */
 
 /* 2023-11-14T22:13:20Z */
@@ -612,6 +907,11 @@ int main(void) {
       FX_TEST(test_close_in_flight),
       FX_TEST(test_close_unused),
       FX_TEST(test_keepalive),
+      FX_TEST(test_reuse_many),
+      FX_TEST(test_get_after_post),
+      FX_TEST(test_bearers_in_flight),
+      FX_TEST(test_server_closes),
+      FX_TEST(test_close_idle),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   brw_log_cleanup();
