@@ -31,6 +31,8 @@
 
 /* Cached Authorization lines: one per account is the common case. */
 #define AUTH_CACHE_SIZE 4
+/* The first size of a response buffer; the recycled size. */
+#define BODY_BUF 4096
 /* A cached line unused this long is wiped at the next miss, so that a
  * replaced bearer does not stay in memory until the cache fills. */
 #define AUTH_IDLE_MS 10000
@@ -81,6 +83,12 @@ struct brw_http_s {
   CURL **pool; /* finished easy handles, ready for reuse */
   size_t npool;
   size_t pool_max;
+  /* Response buffers of BODY_BUF bytes, ready for reuse (as many as
+   * handles): a detail fits one, and recycling it keeps a 4 KiB malloc and
+   * free (and glibc's consolidation of small chunks it triggers) out of
+   * every request. */
+  char **bufs;
+  size_t nbufs;
   auth_line_t *auth[AUTH_CACHE_SIZE];
   brw_http_stats_t stats;
   int closing;
@@ -127,6 +135,7 @@ static void maybe_finish_close(brw_http_t *h) {
   void *arg = h->close_arg;
   free(h->socks);
   free(h->pool);
+  free(h->bufs);
   free(h->ca_file);
   free(h->user_agent);
   free(h);
@@ -379,8 +388,12 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
     r->too_large = 1;
     return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
   }
+  if (!r->buf && r->h->nbufs > 0) {
+    r->buf = r->h->bufs[--r->h->nbufs];
+    r->cap = BODY_BUF;
+  }
   if (r->len + n + 1 > r->cap) {
-    size_t ncap = r->cap ? r->cap : 4096;
+    size_t ncap = r->cap ? r->cap : BODY_BUF;
     while (ncap < r->len + n + 1)
       ncap *= 2;
     char *nb = realloc(r->buf, ncap);
@@ -622,7 +635,13 @@ static void req_free(brw_http_req_t *r) {
     wipe(r->body_out, strlen(r->body_out));
     free(r->body_out);
   }
-  free(r->buf);
+  if (r->buf && r->cap == BODY_BUF && h->nbufs < h->pool_max && !h->closing) {
+    /* Recycled: wiped, as a login answer holds a bearer. */
+    wipe(r->buf, r->len);
+    h->bufs[h->nbufs++] = r->buf;
+  } else {
+    free(r->buf);
+  }
   free(r);
 }
 
@@ -675,9 +694,12 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   h->pool_max =
       opts->max_connections > 0 ? 2 * (size_t)opts->max_connections : 8;
   h->pool = calloc(h->pool_max, sizeof(*h->pool));
+  h->bufs = calloc(h->pool_max, sizeof(*h->bufs));
   brw_list_init(&h->reqs);
-  if (!h->user_agent || (opts->ca_file && !h->ca_file) || !h->pool) {
+  if (!h->user_agent || (opts->ca_file && !h->ca_file) || !h->pool ||
+      !h->bufs) {
     free(h->pool);
+    free(h->bufs);
     free(h->ca_file);
     free(h->user_agent);
     free(h);
@@ -686,6 +708,7 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   h->multi = curl_multi_init();
   if (!h->multi) {
     free(h->pool);
+    free(h->bufs);
     free(h->ca_file);
     free(h->user_agent);
     free(h);
@@ -820,6 +843,8 @@ void brw_http_close(brw_http_t *h, void (*cb)(void *arg), void *arg) {
   h->multi = NULL;
   while (h->npool > 0)
     curl_easy_cleanup(h->pool[--h->npool]);
+  while (h->nbufs > 0)
+    free(h->bufs[--h->nbufs]);
   for (int i = 0; i < AUTH_CACHE_SIZE; i++) {
     if (h->auth[i])
       auth_free(h->auth[i]);
