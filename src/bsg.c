@@ -254,6 +254,15 @@ static json_t *time_field(const json_t *data, const char *const *keys,
   return json_string(brw_time_format(t, buf, sizeof(buf)));
 }
 
+/* The instant of a timestamp field as time_field reads it, without the
+ * text (0 when absent or unparseable). */
+static void time_ms(const json_t *data, const char *const *keys, int32_t tz,
+                    int64_t *ms) {
+  json_t *v = get_alias(data, keys);
+  if (!json_is_string(v) || brw_time_parse(json_string_value(v), tz, ms) != 0)
+    *ms = 0;
+}
+
 /* A counter-like total: a non-negative integer or decimal string, else
  * null. Sets *n (-1 when null). Returns a new reference or NULL (ENOMEM). */
 static json_t *total_field(const json_t *v, int64_t *n) {
@@ -352,9 +361,11 @@ static int build_summary(const json_t *data, int32_t tz, brw_detail_t *d) {
   json_t *v, *t;
   const char *key;
   int64_t n;
-  json_decref(time_field(data, k_start, tz, &d->scheduled_start_ms));
-  json_decref(time_field(data, k_actual, tz, &d->actual_start_ms));
-  json_decref(total_field(get(data, "total_messages"), &d->total_messages));
+  time_ms(data, k_start, tz, &d->scheduled_start_ms);
+  time_ms(data, k_actual, tz, &d->actual_start_ms);
+  if (json_to_int(get(data, "total_messages"), &d->total_messages) != 0 ||
+      d->total_messages < 0)
+    d->total_messages = -1;
   v = get(data, "statistics");
   if (json_is_object(v)) {
     /* Each key once: no need to sum per key first. */
