@@ -722,6 +722,11 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
                     opts->max_connections);
   curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                     opts->max_connections);
+  /* Keep every connection alive between bursts: by default curl caches 4
+   * per easy handle added at the moment, so when few transfers are under
+   * way it closes idle connections that the next burst opens again. */
+  if (opts->max_connections > 0)
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, opts->max_connections);
   curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   uv_timer_init(loop, &h->timer);
   h->timer.data = h;
