@@ -23,7 +23,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       build-essential cmake pkg-config \
       librdkafka-dev libcurl4-openssl-dev libuv1-dev libjansson-dev \
-      libmicrohttpd-dev \
+      libmicrohttpd-dev libyajl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -53,7 +53,7 @@ LABEL org.opencontainers.image.title="bsg-report-worker" \
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      librdkafka1 libcurl4 libuv1 libjansson4 libmicrohttpd12 \
+      librdkafka1 libcurl4 libuv1 libjansson4 libmicrohttpd12 libyajl2 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 bsg-report-worker \

@@ -27,7 +27,7 @@ done
 packages=(
     build-essential cmake pkg-config
     librdkafka-dev libcurl4-openssl-dev libuv1-dev libjansson-dev
-    libcmocka-dev libmicrohttpd-dev
+    libcmocka-dev libmicrohttpd-dev libyajl-dev
     python3 python3-confluent-kafka python3-jsonschema python3-yaml
     curl ca-certificates
     openjdk-17-jre-headless maven

@@ -7,6 +7,7 @@
  * fixed key order and RFC 3339 UTC times). Pure functions: no I/O, no
  * logging; callers log and count what they need to. */
 #include "brw/bsg.h"
+#include "bsg_fast.h"
 #include "brw/error.h"
 #include "brw/timeutil.h"
 
@@ -225,6 +226,11 @@ static uint64_t stat_share(const char *key, int64_t n) {
   return h ^ (h >> 29);
 }
 
+void brw_detail_count(brw_detail_t *d, const char *key, int64_t total) {
+  sums_add(d, key, total);
+  d->stats_hash += stat_share(key, total);
+}
+
 /* Sums and fingerprint of a summed statistics object. */
 static void stats_summarize(const json_t *stats, brw_detail_t *d) {
   const char *key;
@@ -419,6 +425,8 @@ static int detail_parse(const char *body, size_t len, int32_t tz_offset_s,
   if (body[i] == '<')
     return bad(errbuf, errlen, "body is HTML, not JSON");
 
+  if (summary && brw_detail_summary_fast(body, len, tz_offset_s, out))
+    return 0;
   root = json_loadb(body, len, 0, &jerr);
   if (!root) {
     snippet(jerr.text, strlen(jerr.text), SNIPPET_MAX, snip);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "brw/bsg.h"
+#include "../../src/bsg_fast.h"
 #include "brw/error.h"
 
 #include <stdio.h>
@@ -400,6 +401,57 @@ static void test_summary(void **state) {
   assert_true(a == b);
   assert_true(a == c);
   assert_true(a != e);
+}
+
+/* The yajl fast path answers for plain bodies (and agrees with the full
+ * parse: summary_agrees runs it) and declines what only jansson reads the
+ * reference way. */
+static int fast_takes(const char *body) {
+  brw_detail_t d;
+  return brw_detail_summary_fast(body, strlen(body), 0, &d);
+}
+
+static void test_summary_fast_path(void **state) {
+  (void)state;
+  static const char *const taken[] = {
+      FULL,
+      "{\"id\":\"12\",\"status\":\"Sending\",\"statistics\":[{\"sent\":1},"
+      "{\"sent\":\"2\",\"x\":[1,{\"y\":2}]},7,null],\"total_messages\":5}",
+      "{\"data\":{\"id\":3,\"status\":\"paused\",\"statistics\":null,"
+      "\"start_at\":null,\"start_date\":\"2026-01-01 10:00:00\"},\"status\":1}",
+      "{\"data\":{\"id\":4,\"status\":\"a\\\"b\",\"total_messages\":1.5e3}}",
+  };
+  static const char *const declined[] = {
+      "{\"data\":{\"id\":1,\"status\":\"done\",\"name\":\"\\u00e9\"}}",
+      "{\"data\":{\"id\":1,\"status\":\"done\",\"name\":\"caf\xc3\xa9\"}}",
+      "{\"data\":{\"id\":1,\"status\":\"done\",\"status\":\"sending\"}}",
+      "{\"data\":{\"id\":1,\"status\":\"done\"},\"data\":{}}",
+      "{\"data\":{\"id\":1,\"status\":\"done\",\"statistics\":"
+      "{\"sent\":1,\"sent\":2}}}",
+      "{\"data\":{\"id\":1,\"status\":\"done\",\"statistics\":"
+      "{\"sent\":1,\"sent\":\"x\"}}}",
+      "{\"data\":{\"id\":99999999999999999999,\"status\":\"done\"}}",
+      "{\"data\":{\"id\":1,\"status\":\"done\",\"x\":1e999}}",
+      "{\"data\":[],\"id\":1,\"status\":\"done\"}",
+      "{\"data\":null,\"id\":1,\"status\":\"done\"}",
+      "{\"data\":{\"id\":1,\"status\":\"\"}}",
+      "{\"data\":{\"id\":0,\"status\":\"done\"}}",
+      "{\"data\":{\"status\":\"done\"}}",
+      "[1]",
+      "{\"data\":{\"id\":1,\"status\":\"done\"}} x",
+      /* an unfinished token after the root: yajl does not report it */
+      "{\"data\":{\"id\":1,\"status\":\"done\"}}\"st",
+  };
+  for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+    if (!fast_takes(taken[i]))
+      fail_msg("fast path declined: %s", taken[i]);
+    summary_agrees(taken[i], NULL);
+  }
+  for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++) {
+    if (fast_takes(declined[i]))
+      fail_msg("fast path took: %s", declined[i]);
+    summary_agrees(declined[i], NULL);
+  }
 }
 
 static void test_statistics_array(void **state) {
@@ -884,6 +936,7 @@ int main(void) {
       cmocka_unit_test(test_statistics_object),
       cmocka_unit_test(test_statistics_array),
       cmocka_unit_test(test_summary),
+      cmocka_unit_test(test_summary_fast_path),
       cmocka_unit_test(test_totals),
       cmocka_unit_test(test_price_in_detail),
       cmocka_unit_test(test_alternative_channels),
