@@ -123,7 +123,7 @@ static int stat_value(fast_t *f, int is_int, int64_t n) {
   if (sc->nstats == FAST_MAX_STATS)
     return (f->fail = 1, 0);
   stat_t *s = &sc->stats[sc->nstats++];
-  memcpy(s->key, f->stat_key, sizeof(s->key));
+  memcpy(s->key, f->stat_key, strlen(f->stat_key) + 1);
   s->total = n;
   s->seen_in_item = item;
   return 1;
@@ -331,15 +331,26 @@ int brw_detail_summary_fast(const char *body, size_t len, int32_t tz,
     if (c == '\\' && i + 1 < len && body[i + 1] == 'u')
       return 0;
   }
-  fast_t *f = calloc(1, sizeof(*f));
-  if (!f)
-    return 0;
+  /* On the stack, and only the fields read before they are written are
+   * cleared (the statistics arrays are ~5 KB). */
+  fast_t fs, *f = &fs;
+  f->role[0] = R_OTHER;
+  f->depth = 0;
   f->key = -1;
-  yajl_handle h = f->h = yajl_alloc(&callbacks, NULL, f);
-  if (!h) {
-    free(f);
-    return 0;
+  f->stat_key_ok = 0;
+  f->has_data = 0;
+  f->fail = 0;
+  f->end = 0;
+  for (int i = 0; i < 2; i++) {
+    for (int k = 0; k < K_COUNT; k++)
+      f->scope[i].v[k].type = V_ABSENT;
+    f->scope[i].seen = 0;
+    f->scope[i].nstats = 0;
+    f->scope[i].item = 0;
   }
+  yajl_handle h = f->h = yajl_alloc(&callbacks, NULL, f);
+  if (!h)
+    return 0;
   int ok = yajl_parse(h, (const unsigned char *)body, len) == yajl_status_ok &&
            yajl_complete_parse(h) == yajl_status_ok && !f->fail &&
            f->end > 0;
@@ -355,16 +366,12 @@ int brw_detail_summary_fast(const char *body, size_t len, int32_t tz,
   /* Everything else (errors included) is for the reference path. */
   if (!ok || st->type != V_STRING || st->len == 0 ||
       !((id->type == V_INT) ||
-        (id->type == V_STRING && digits(id->s, id->len, &idn) == 0))) {
-    free(f);
+        (id->type == V_STRING && digits(id->s, id->len, &idn) == 0)))
     return 0;
-  }
   if (id->type == V_INT)
     idn = id->i;
-  if (idn <= 0) {
-    free(f);
+  if (idn <= 0)
     return 0;
-  }
   memset(out, 0, sizeof(*out));
   out->id = (uint64_t)idn;
   out->status = brw_status_parse(st->s);
@@ -387,6 +394,5 @@ int brw_detail_summary_fast(const char *body, size_t len, int32_t tz,
   out->total_messages = tn;
   for (int i = 0; i < sc->nstats; i++)
     brw_detail_count(out, sc->stats[i].key, sc->stats[i].total);
-  free(f);
   return 1;
 }
