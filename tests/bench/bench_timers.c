@@ -44,6 +44,24 @@ static uint64_t rnd(void) { /* xorshift64* */
   return rng_state * 0x2545F4914F6CDD1Dull;
 }
 
+/* The identity permutation of 0..n-1 (caller frees), or NULL. */
+static size_t *perm_new(size_t n) {
+  size_t *perm = malloc(sizeof(*perm) * n);
+  for (size_t i = 0; perm && i < n; i++)
+    perm[i] = i;
+  return perm;
+}
+
+/* Moves k distinct random entries to perm[0..k-1] (partial Fisher-Yates). */
+static void perm_pick(size_t *perm, size_t n, size_t k) {
+  for (size_t i = 0; i < k; i++) {
+    size_t j = i + (size_t)(rnd() % (n - i));
+    size_t tmp = perm[i];
+    perm[i] = perm[j];
+    perm[j] = tmp;
+  }
+}
+
 static double now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -97,20 +115,13 @@ static int run_uv(size_t n, size_t ops) {
   /* stop k distinct random timers (timed), start them again (timed);
    * rounds until `ops` stops were measured */
   size_t k = n / 10 ? n / 10 : 1;
-  size_t *perm = malloc(sizeof(*perm) * n);
+  size_t *perm = perm_new(n);
   if (!perm)
     return 1;
-  for (size_t i = 0; i < n; i++)
-    perm[i] = i;
   double stop_total = 0, restart_total = 0;
   size_t done_ops = 0;
   while (done_ops < ops) {
-    for (size_t i = 0; i < k; i++) { /* partial Fisher-Yates */
-      size_t j = i + (size_t)(rnd() % (n - i));
-      size_t tmp = perm[i];
-      perm[i] = perm[j];
-      perm[j] = tmp;
-    }
+    perm_pick(perm, n, k);
     a = now_ns();
     for (size_t i = 0; i < k; i++)
       uv_timer_stop(&t[perm[i]]);
@@ -202,20 +213,13 @@ static int run_brw(size_t n, size_t ops) {
   double rearm_ns = (now_ns() - a) / (double)ops;
 
   size_t k = n / 10 ? n / 10 : 1;
-  size_t *perm = malloc(sizeof(*perm) * n);
+  size_t *perm = perm_new(n);
   if (!perm)
     return 1;
-  for (size_t i = 0; i < n; i++)
-    perm[i] = i;
   double stop_total = 0, restart_total = 0;
   size_t done_ops = 0;
   while (done_ops < ops) {
-    for (size_t i = 0; i < k; i++) {
-      size_t j = i + (size_t)(rnd() % (n - i));
-      size_t tmp = perm[i];
-      perm[i] = perm[j];
-      perm[j] = tmp;
-    }
+    perm_pick(perm, n, k);
     a = now_ns();
     for (size_t i = 0; i < k; i++)
       brw_timer_stop(&ts, &t[perm[i]].timer);

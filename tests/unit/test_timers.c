@@ -49,6 +49,13 @@ static void on_closed(void *arg) {
 }
 
 /* Closes the set and checks that the loop has nothing left. */
+/* Every case: a fresh loop, a set on it, and the items reset. */
+static void open_all(uv_loop_t *loop, brw_timers_t *ts) {
+  assert_int_equal(uv_loop_init(loop), 0);
+  assert_int_equal(brw_timers_init(ts, loop), 0);
+  reset(ts);
+}
+
 static void close_all(uv_loop_t *loop, brw_timers_t *ts) {
   int closed = 0;
   brw_timers_close(ts, on_closed, &closed);
@@ -105,9 +112,7 @@ static void test_order_by_due_real_loop(void **state) {
 static void test_fifo_equal_due(void **state) {
   uv_loop_t loop;
   brw_timers_t ts;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   uint64_t now = uv_now(&loop);
   for (int i = 0; i < 200; i++)
     assert_int_equal(brw_timer_start(&ts, &g.items[i].timer, 7, on_fire), 0);
@@ -158,9 +163,7 @@ static void assert_armed_for_head(brw_timers_t *ts, int n) {
 static void test_stop_and_rearm(void **state) {
   uv_loop_t loop;
   brw_timers_t ts;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   uint64_t now = uv_now(&loop);
   /* items i due at now + 100 + 10 i: 0 is the head, 99 the tail */
   for (int i = 0; i < 100; i++) {
@@ -203,9 +206,7 @@ static void test_stop_and_rearm(void **state) {
 static void test_uv_timer_started_only_for_new_head(void **state) {
   uv_loop_t loop;
   brw_timers_t ts;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   uint64_t c0 = loop.timer_counter;
   for (int i = 0; i < 500; i++) /* later and later: one head */
     brw_timer_start(&ts, &g.items[i].timer, 1000 + (uint64_t)i, on_fire);
@@ -283,9 +284,7 @@ static void on_restart_other(brw_timer_t *t) {
 static void test_stop_other_in_pass(void **state) {
   uv_loop_t loop;
   brw_timers_t ts;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   uint64_t now = uv_now(&loop);
   g.victim = &g.items[1];
   brw_timer_start(&ts, &g.items[0].timer, 0, on_stop_other);
@@ -316,9 +315,7 @@ static void test_stop_other_in_pass(void **state) {
 static void test_sequence_wrap(void **state) {
   uv_loop_t loop;
   brw_timers_t ts;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   uint64_t now = uv_now(&loop);
   for (int i = 0; i < 300; i++) {
     if (i == 100)
@@ -353,9 +350,7 @@ static void test_sequence_wrap(void **state) {
 static void test_errors(void **state) {
   uv_loop_t loop;
   brw_timers_t ts;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   assert_int_equal(brw_timer_start(&ts, &g.items[0].timer, 5, NULL),
                    BRW_EINVAL);
   assert_false(brw_timer_pending(&g.items[0].timer));
@@ -388,17 +383,13 @@ static void on_close_in_pass(brw_timer_t *t) {
 static void test_close_pending(void **state) {
   uv_loop_t loop;
   brw_timers_t ts;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   for (int i = 0; i < 100; i++)
     brw_timer_start(&ts, &g.items[i].timer, 3600 * 1000, on_fire);
   close_all(&loop, &ts);
   assert_int_equal(g.nfired, 0);
 
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   brw_timer_start(&ts, &g.items[0].timer, 0, on_close_in_pass);
   for (int i = 1; i < 10; i++)
     brw_timer_start(&ts, &g.items[i].timer, 0, on_fire);
@@ -487,9 +478,7 @@ static void on_model_fire(brw_timer_t *t) {
 static void test_random_against_model(void **state) {
   uv_loop_t loop;
   brw_timers_t ts;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(brw_timers_init(&ts, &loop), 0);
-  reset(&ts);
+  open_all(&loop, &ts);
   memset(&m, 0, sizeof(m));
   /* The loop never runs here: the test moves its cached time (uv_now, the
    * private field loop.time) forward by hand instead of waiting. */
