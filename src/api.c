@@ -662,6 +662,16 @@ int brw_api_account_failed(const brw_api_t *api, int account) {
          api->accounts[account].failed;
 }
 
+int brw_api_account_usable(const brw_api_t *api, int account,
+                           const char **reason) {
+  if (brw_api_account_failed(api, account)) {
+    if (reason)
+      *reason = "the API key was rejected at the last login";
+    return 0;
+  }
+  return 1;
+}
+
 void brw_api_get_stats(const brw_api_t *api, brw_api_stats_t *out) {
   *out = api->stats;
 }

@@ -213,3 +213,16 @@ void brw_logj(brw_log_level_t level, json_t *fields, const char *fmt, ...) {
   brw_vlogj(level, fields, fmt, ap);
   va_end(ap);
 }
+
+int brw_log_limit(brw_log_limit_t *l, uint64_t now_ms, uint64_t interval_ms,
+                  uint64_t *suppressed) {
+  if (now_ms < l->next_ms) {
+    l->suppressed++;
+    return 0;
+  }
+  if (suppressed)
+    *suppressed = l->suppressed;
+  l->suppressed = 0;
+  l->next_ms = now_ms + interval_ms;
+  return 1;
+}

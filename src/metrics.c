@@ -49,6 +49,13 @@ static const char *const k_retry_class[] = {
     "connect", "dns",      "tls", "timeout", "too_large", "transport", "5xx",
     "429",     "bad_body", "401", "404",     "4xx",       "local",     NULL};
 
+/* The reasons of src/health.c (brw_health_name), in its order; test_health
+ * checks that the two lists agree. */
+static const char *const k_blocked[] = {
+    "kafka_down",       "input_topic_missing", "group_not_joined",
+    "account_auth",     "record_refused",      "producer_backlog",
+    "max_tracked",      "event_loop_lag",      NULL};
+
 static const char *const k_outcomes[] = {"done", "stopped", "spam", "expired",
                                          NULL};
 
@@ -167,6 +174,22 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
                           .type = BRW_METRIC_GAUGE,
                           .help = "Always 1; the version is a label.",
                           .label = "version"},
+    [BRW_M_BLOCKED] = {.name = P "blocked",
+                       .type = BRW_METRIC_GAUGE,
+                       .help = "1 while this reason keeps the worker from "
+                               "making progress (see /readyz).",
+                       .label = "reason",
+                       .known = k_blocked},
+    [BRW_M_BLOCKED_TOTAL] = COUNTER_L(
+        "blocked_total", "Times each reason began to block progress.",
+        "reason", k_blocked),
+    [BRW_M_EVENT_LOOP_LAG] =
+        GAUGE("event_loop_lag_seconds",
+              "How late the event loop ran a timer due now, in seconds "
+              "(the last sample)."),
+    [BRW_M_LOG_SUPPRESSED] =
+        COUNTER("log_lines_suppressed_total",
+                "Repeated log lines held back by a rate limit."),
 };
 
 /* ---- the registry ---- */

@@ -68,6 +68,12 @@ void brw_api_cancel(brw_fetch_t *f);
 
 /* 1 when the account's key was rejected at its last login. */
 int brw_api_account_failed(const brw_api_t *api, int account);
+/* 1 when the account can serve fetches: it holds a usable bearer, or has
+ * none yet and its logins have not failed (SPEC §7 readiness). 0 otherwise,
+ * with *reason (may be NULL) set to a static one-line text saying why (for
+ * /readyz and the log; never a secret). */
+int brw_api_account_usable(const brw_api_t *api, int account,
+                           const char **reason);
 
 /* Counters for the closing summary. */
 typedef struct {

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 
 typedef enum {
   BRW_LOG_DEBUG = 0,
@@ -47,6 +48,21 @@ void brw_logj(brw_log_level_t level, json_t *fields, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void brw_vlogj(brw_log_level_t level, json_t *fields, const char *fmt,
                va_list ap);
+
+/* A rate limit for one kind of repeated line (an invalid event, a refused
+ * record): the first line is written, then at most one per interval, which
+ * says how many were held back. Zero-initialise it. */
+typedef struct {
+  uint64_t next_ms;    /* no line before this (monotonic ms) */
+  uint64_t suppressed; /* lines held back since the last one written */
+} brw_log_limit_t;
+
+/* Returns 1 when a line may be written at now_ms (a monotonic clock, such as
+ * uv_now), with *suppressed (may be NULL) set to the lines held back since
+ * the last one, and restarts the interval; returns 0 and counts the line as
+ * held back otherwise. */
+int brw_log_limit(brw_log_limit_t *l, uint64_t now_ms, uint64_t interval_ms,
+                  uint64_t *suppressed);
 
 #define brw_log_debug(...) brw_logj(BRW_LOG_DEBUG, NULL, __VA_ARGS__)
 #define brw_log_info(...) brw_logj(BRW_LOG_INFO, NULL, __VA_ARGS__)

@@ -69,6 +69,10 @@ typedef enum {
   BRW_M_KAFKA_BROKERS_UP,        /* gauge 0/1 */
   BRW_M_ACCOUNTS_REJECTED,       /* gauge */
   BRW_M_BUILD_INFO,              /* gauge {version}, always 1 */
+  BRW_M_BLOCKED,                 /* gauge 0/1 {reason} (src/health.c) */
+  BRW_M_BLOCKED_TOTAL,           /* counter {reason} */
+  BRW_M_EVENT_LOOP_LAG,          /* gauge, seconds */
+  BRW_M_LOG_SUPPRESSED,          /* counter: lines held back by limits */
   BRW_M__COUNT
 } brw_metric_id_t;
 
