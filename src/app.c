@@ -4,6 +4,7 @@
 #include "brw/backoff.h"
 #include "brw/bsg.h"
 #include "brw/error.h"
+#include "brw/health.h"
 #include "brw/event.h"
 #include "brw/http.h"
 #include "brw/kafka.h"
@@ -146,6 +147,7 @@ struct brw_app_s {
   brw_api_t *api;
   brw_kafka_t *kafka;
   brw_metrics_t *m;
+  brw_health_t *health; /* why progress stops (logged, /readyz, metric) */
   brw_admin_t *admin;
   int assigned_parts;
   brw_tracker_t table;
@@ -1134,7 +1136,9 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   snprintf(app->instance, sizeof(app->instance), "%s", cfg->instance_id);
   brw_list_init(&app->recent_fifo);
   app->m = brw_metrics_new();
-  if (!app->m) {
+  app->health = app->m ? brw_health_new(app->m) : NULL;
+  if (!app->health) {
+    brw_metrics_free(app->m);
     free(app);
     return BRW_ENOMEM;
   }
@@ -1391,6 +1395,7 @@ int brw_app_free(brw_app_t *app) {
   }
   brw_tracker_free(&app->recent);
   brw_tracker_free(&app->table);
+  brw_health_free(app->health);
   brw_metrics_free(app->m);
   free(app);
   return code;
