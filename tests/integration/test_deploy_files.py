@@ -1261,6 +1261,23 @@ def check_env_with_worker(ctx: Ctx) -> None:
     rc, cfg, err = check_config(ctx.args.bin_dir, {"BRW_METRICS_LISTEN": "0.0.0.0:9464", "BSG_API_KEY": "test_x"},
                                 ["--config", str(DEPLOY / "bsg-report-worker.conf.example")])
     c.check(rc == 0, "Dockerfile: image ENV with the example config passes --check-config", err)
+    # Issue 10: plain http:// to a host other than loopback would send the key
+    # in clear text; --check-config refuses it with exit 2 naming api.url,
+    # and quotes the URL without its password.
+    key = "test_insecure_key_0123"
+    rc, cfg, err = check_config(ctx.args.bin_dir, {"BSG_API_KEY": key,
+                                                   "BRW_API_URL": "http://u:pa55w0rd@api.example.com"})
+    c.check(rc == 2 and err.count("\n") == 0 and "api.url:" in err and "api.allow_insecure" in err
+            and "pa55w0rd" not in err and key not in err,
+            "worker: plain http:// to a remote host exits 2 naming api.url", err)
+    rc, cfg, err = check_config(ctx.args.bin_dir, {"BSG_API_KEY": key, "BRW_API_URL": "http://127.0.0.1:8080"})
+    c.check(rc == 0, "worker: plain http:// to loopback is allowed", err)
+    rc, cfg, err = check_config(ctx.args.bin_dir, {"BSG_API_KEY": key, "BRW_API_ALLOW_INSECURE": "true",
+                                                   "BRW_API_URL": "http://u:pa55w0rd@api.example.com"})
+    c.check(rc == 0 and cfg.get("api.url") == "http://[REDACTED]@api.example.com"
+            and cfg.get("api.allow_insecure") == "true",
+            "worker: api.allow_insecure=true allows it; --check-config hides the URL's password",
+            f"{rc} {err} {cfg.get('api.url')}")
 
 
 def parse_metrics_text(text: str) -> tuple[set, dict]:
