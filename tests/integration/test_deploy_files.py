@@ -1308,7 +1308,7 @@ def check_real_metrics(ctx: Ctx, used: set) -> None:
     work = Path(tempfile.mkdtemp(prefix="brw-deploy-files-", dir=os.environ.get("BRW_TEST_TMPDIR")))
     env = {"BRW_BROKERS": f"127.0.0.1:{dead_broker}", "BSG_API_KEY": "test_deploy_files_key",
            "BRW_API_URL": f"http://127.0.0.1:{free_port()}", "BRW_METRICS_LISTEN": f"127.0.0.1:{port}",
-           "BRW_LOG_LEVEL": "warn"}
+           "BRW_LOG_LEVEL": "info", "BRW_KAFKA_CONSUMER_AUTO_OFFSET_RESET": "latest"}
     proc = Proc([ctx.args.bin_dir / "bsg-report-worker"], work, name="worker", env=env).start()
     try:
         if not wait_port("127.0.0.1", port, 8.0):
@@ -1359,8 +1359,13 @@ def check_real_metrics(ctx: Ctx, used: set) -> None:
                     break
         c.check(not label_bad, "worker: labelled metrics carry their labels", "; ".join(label_bad))
         c.check("test_deploy_files_key" not in text, "worker: the API key is not in /metrics")
+        # The consumer's default auto.offset.reset (earliest) is logged at
+        # start, and kafka.consumer.auto.offset.reset overrides it.
+        resets = [o.get("auto.offset.reset") for o in proc.json_lines("stderr") if "auto.offset.reset" in o]
+        c.eq(resets, ["latest"], "worker: logs auto.offset.reset at start; kafka.consumer.* overrides the default")
     finally:
         proc.terminate(timeout=20)
+        c.check("test_deploy_files_key" not in proc.stderr_text(), "worker: the API key is not in its log")
         shutil.rmtree(work, ignore_errors=True)
 
 
