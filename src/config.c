@@ -1968,6 +1968,102 @@ static int load_env(brw_config_t *cfg, char **envp, char *errbuf,
   return 0;
 }
 
+/* Whether the variable `var` (n bytes of name) is a source of a secret. */
+static int env_is_secret(const char *var, size_t n) {
+  char env[KEY_MAX], key[KEY_MAX];
+  for (size_t i = 0; i < NKEYS; i++) {
+    if (keys[i].type != KT_SECRET)
+      continue;
+    brw_config_env_name(keys[i].name, env, sizeof(env));
+    if ((strlen(env) == n && !strncmp(env, var, n)) ||
+        (keys[i].env_alias && strlen(keys[i].env_alias) == n &&
+         !strncmp(keys[i].env_alias, var, n)))
+      return 1;
+  }
+  if (env_is_table_key(var, n))
+    return 0;
+  if (n > 13 && !strncmp(var, "BRW_ACCOUNTS_", 13))
+    return env_to_key(var, n, 0, key, sizeof(key)) == 1;
+  if (n > 10 && !strncmp(var, "BRW_KAFKA_", 10) &&
+      env_to_key(var, n, 0, key, sizeof(key)) == 1) {
+    const char *prop;
+    size_t *count;
+    brw_config_t scratch;
+    memset(&scratch, 0, sizeof(scratch));
+    kafka_list(&scratch, key, &prop, &count);
+    return kafka_name_is_secret(prop);
+  }
+  return 0;
+}
+
+int brw_config_scrub_env(char **envp) {
+  char name[KEY_MAX];
+  int wiped = 0;
+  for (size_t i = 0; envp && envp[i];) {
+    char *e = envp[i], *eq = strchr(e, '=');
+    size_t n = eq ? (size_t)(eq - e) : 0;
+    if (!eq || !eq[1] || n >= sizeof(name) || !env_is_secret(e, n)) {
+      i++;
+      continue;
+    }
+    brw_secret_wipe(eq + 1, strlen(eq + 1));
+    memcpy(name, e, n);
+    name[n] = '\0';
+    wiped++;
+    /* envp may be the process's environ: unsetenv then removes this entry
+     * and moves the later ones down, so the same slot is looked at again. */
+    if (getenv(name) == eq + 1)
+      unsetenv(name);
+    else
+      i++;
+  }
+  return wiped;
+}
+
+/* Pins the userinfo of every URL in s ("user:pass", and "pass" alone, as
+ * either may be written by a library). */
+static void pin_userinfo(const char *s) {
+  for (const char *p = s ? strstr(s, "://") : NULL; p;
+       p = strstr(p + 3, "://")) {
+    const char *auth = p + 3, *at = NULL, *colon;
+    size_t alen = strcspn(auth, "/?#");
+    for (const char *q = auth; q < auth + alen; q++)
+      if (*q == '@')
+        at = q;
+    if (!at)
+      continue;
+    char *ui = strndup(auth, (size_t)(at - auth));
+    if (!ui)
+      return;
+    brw_log_pin_secret(ui);
+    if ((colon = strchr(ui, ':')))
+      brw_log_pin_secret(colon + 1);
+    brw_secret_free(ui);
+  }
+}
+
+void brw_config_pin_secrets(const brw_config_t *cfg) {
+  const brw_kv_t *lists[3];
+  size_t counts[3];
+  if (!cfg)
+    return;
+  for (size_t i = 0; i < cfg->naccounts; i++)
+    brw_log_pin_secret(cfg->accounts[i].key);
+  lists[0] = cfg->kafka_common, counts[0] = cfg->nkafka_common;
+  lists[1] = cfg->kafka_consumer, counts[1] = cfg->nkafka_consumer;
+  lists[2] = cfg->kafka_producer, counts[2] = cfg->nkafka_producer;
+  for (int l = 0; l < 3; l++) {
+    for (size_t i = 0; i < counts[l]; i++) {
+      if (kafka_name_is_secret(lists[l][i].key))
+        brw_log_pin_secret(lists[l][i].value);
+      else
+        pin_userinfo(lists[l][i].value);
+    }
+  }
+  pin_userinfo(cfg->api_url);
+  pin_userinfo(cfg->brokers);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Command line                                                             */
 

@@ -44,6 +44,12 @@ int main(int argc, char **argv) {
     break;
   }
 
+  /* Every secret is redacted from the log from the first line on, and the
+   * environment no longer holds any once the configuration has its copies
+   * (librdkafka may start a shell for sasl.kerberos.kinit.cmd). */
+  brw_config_pin_secrets(&cfg);
+  brw_config_scrub_env(environ);
+
   brw_log_level_t level = BRW_LOG_INFO;
   brw_log_format_t format = BRW_LOG_JSON;
   brw_log_level_parse(cfg.log_level, &level);

@@ -147,6 +147,22 @@ const char *brw_config_redact_url(const char *in, char *out, size_t len);
  * IPv4-mapped 127.x), or "localhost". Returns 1 or 0. */
 int brw_config_url_is_loopback(const char *url);
 
+/* Registers with the log redactor, for the life of the process
+ * (brw_log_pin_secret), every secret the configuration holds: the API keys,
+ * the values of secret librdkafka properties, and the userinfo of api.url
+ * and brokers. Call it once the configuration is loaded. */
+void brw_config_pin_secrets(const brw_config_t *cfg);
+
+/* Wipes, in place, the values of the environment variables that held
+ * secrets (BSG_API_KEY, BRW_API_KEY, BRW_ACCOUNTS_<NAME>_KEY, and
+ * BRW_KAFKA_... of secret properties), then unsets them, so that neither a
+ * child process (librdkafka runs sasl.kerberos.kinit.cmd through the shell)
+ * nor /proc/PID/environ shows them. Wiping the bytes matters: unsetenv
+ * alone leaves the original strings, which /proc/PID/environ reads. Call it
+ * after brw_config_load, which copied what it needs. Returns how many
+ * variables were wiped. */
+int brw_config_scrub_env(char **envp);
+
 /* Looks up an account by name; returns its index or -1. */
 int brw_config_account_index(const brw_config_t *cfg, const char *name);
 

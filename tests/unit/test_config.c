@@ -12,6 +12,7 @@
 
 #include "brw/config.h"
 #include "brw/error.h"
+#include "brw/log.h"
 
 #define SECRET "live_s3cr3t_value_abc"
 
@@ -1120,6 +1121,62 @@ static void test_url_userinfo_redacted(void **state) {
   brw_config_free(&cfg);
 }
 
+/* Issue 10 item 7, the rest of the class: every secret the configuration
+ * holds is redacted from the log once pinned, and the environment variables
+ * that carried secrets are wiped in place (a child process, or
+ * /proc/PID/environ, would show them). */
+static void test_pin_and_scrub_secrets(void **state) {
+  (void)state;
+  char err[512], out[512];
+  brw_config_t cfg;
+  brw_config_action_t action;
+  char v1[] = "BSG_API_KEY=" SECRET;
+  char v2[] = "BRW_ACCOUNTS_OPS_KEY=ops_" SECRET;
+  char v3[] = "BRW_KAFKA_SASL_PASSWORD=pw_" SECRET;
+  char v4[] = "BRW_KAFKA_CONSUMER_SSL_KEY_PASSWORD=kp_" SECRET;
+  char v5[] = "BRW_API_URL=https://bob:url_pa55@api.example.com";
+  char v6[] = "BRW_KAFKA_SASL_USERNAME=alice";
+  char v7[] = "BRW_ACCOUNTS_OPS_KEY_FILE="; /* empty: ignored */
+  char v8[] = "BRW_API_KEY_FILE_X=1";
+  char v9[] = "HOME=/root";
+  char *envp[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, NULL};
+  char *argv[] = {"w", NULL};
+  assert_int_equal(load(&cfg, argv, envp, &action, err, sizeof(err)), 0);
+
+  brw_log_cleanup();
+  brw_config_pin_secrets(&cfg);
+  brw_log_redact_into("a " SECRET " b ops_" SECRET " c pw_" SECRET
+                      " d kp_" SECRET " e bob:url_pa55 f url_pa55 g alice",
+                      out, sizeof(out));
+  assert_string_equal(out, "a [REDACTED] b [REDACTED] c [REDACTED] d "
+                           "[REDACTED] e [REDACTED] f [REDACTED] g alice");
+  brw_log_cleanup();
+
+  assert_int_equal(brw_config_scrub_env(envp), 4);
+  /* The names stay, the values are gone, byte for byte. */
+  assert_string_equal(v1, "BSG_API_KEY=");
+  assert_int_equal(v1[sizeof(v1) - 2], '\0');
+  assert_string_equal(v2, "BRW_ACCOUNTS_OPS_KEY=");
+  assert_string_equal(v3, "BRW_KAFKA_SASL_PASSWORD=");
+  assert_string_equal(v4, "BRW_KAFKA_CONSUMER_SSL_KEY_PASSWORD=");
+  /* A URL is not a secret variable; its userinfo is redacted elsewhere. */
+  assert_string_equal(v5, "BRW_API_URL=https://bob:url_pa55@api.example.com");
+  assert_string_equal(v6, "BRW_KAFKA_SASL_USERNAME=alice");
+  assert_string_equal(v9, "HOME=/root");
+  /* The configuration kept its own copies. */
+  assert_string_equal(cfg.accounts[0].key, SECRET);
+  brw_config_free(&cfg);
+
+  /* On the real environment, the variable is unset too. */
+  assert_int_equal(setenv("BRW_API_KEY", "live_env_" SECRET, 1), 0);
+  extern char **environ;
+  char *before = getenv("BRW_API_KEY");
+  assert_non_null(before);
+  assert_true(brw_config_scrub_env(environ) >= 1);
+  assert_null(getenv("BRW_API_KEY"));
+  assert_null(getenv("BSG_API_KEY"));
+}
+
 /* The printed configuration reads back as a config file, to the same
  * effective configuration. */
 static void test_print_roundtrip(void **state) {
@@ -1355,6 +1412,7 @@ int main(void) {
       cmocka_unit_test(test_print_redaction),
       cmocka_unit_test(test_insecure_url),
       cmocka_unit_test(test_url_userinfo_redacted),
+      cmocka_unit_test(test_pin_and_scrub_secrets),
       cmocka_unit_test(test_print_roundtrip),
       cmocka_unit_test(test_fuzz_regressions),
       cmocka_unit_test(test_usage_lists_every_key),

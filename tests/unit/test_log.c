@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "brw/health.h"
 #include "brw/log.h"
+#include "brw/metrics.h"
 
 #define KEY "live_k3y_0123456789abcdef"
 
@@ -177,6 +179,20 @@ static void test_redact_into(void **state) {
   assert_string_equal(u2, "ab");
 }
 
+/* /readyz shows the detail of a reason, which may quote API text. */
+static void test_health_detail_redacted(void **state) {
+  (void)state;
+  brw_metrics_t *m = brw_metrics_new();
+  brw_health_t *h = brw_health_new(m);
+  brw_log_pin_secret(KEY);
+  brw_health_raise(h, BRW_BLOCK_TOPIC_MISSING, 1000, "API said: %s", KEY);
+  assert_string_equal(brw_health_detail(h, BRW_BLOCK_TOPIC_MISSING),
+                      "API said: [REDACTED]");
+  assert_null(strstr(captured(), KEY));
+  brw_health_free(h);
+  brw_metrics_free(m);
+}
+
 static void test_secret_free(void **state) {
   (void)state;
   char buf[8] = "secret!";
@@ -199,6 +215,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cut_after_redaction, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_redact_into, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_health_detail_redacted, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_secret_free, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
