@@ -307,6 +307,55 @@ static void format_now(char *buf, size_t len) {
   snprintf(buf, len, "%.20s.%03dZ", base, (int)(tv.tv_usec / 1000) % 1000);
 }
 
+/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 if there is none. */
+static size_t utf8_seq(const unsigned char *s) {
+  unsigned char c = s[0];
+  unsigned char lo = 0x80, hi = 0xBF;
+  size_t n;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF)
+    n = 2;
+  else if (c >= 0xE0 && c <= 0xEF)
+    n = 3;
+  else if (c >= 0xF0 && c <= 0xF4)
+    n = 4;
+  else
+    return 0;
+  if (c == 0xE0)
+    lo = 0xA0;
+  else if (c == 0xED)
+    hi = 0x9F;
+  else if (c == 0xF0)
+    lo = 0x90;
+  else if (c == 0xF4)
+    hi = 0x8F;
+  if (s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i < n; i++)
+    if (s[i] < 0x80 || s[i] > 0xBF)
+      return 0;
+  return n;
+}
+
+/* A JSON string of msg. jansson refuses text that is not UTF-8, which left
+ * the line without its message (API text, a key from an event, may be
+ * anything): each byte of an invalid sequence becomes '?'. */
+static json_t *json_text(char *msg) {
+  json_t *j = json_string(msg);
+  if (j)
+    return j;
+  for (unsigned char *p = (unsigned char *)msg; *p;) {
+    size_t n = utf8_seq(p);
+    if (n == 0)
+      *p++ = '?';
+    else
+      p += n;
+  }
+  return json_string(msg);
+}
+
 void brw_log_set_output(FILE *f) {
   pthread_mutex_lock(&g_mutex);
   g_out = f;
@@ -371,7 +420,7 @@ void brw_vlogj(brw_log_level_t level, json_t *fields, const char *fmt,
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "level", json_string(level_names[level]));
     json_object_set_new(o, "component", json_string(g_component));
-    json_object_set_new(o, "msg", json_string(msg));
+    json_object_set_new(o, "msg", json_text(msg));
     if (fields && json_is_object(fields))
       json_object_update(o, fields);
     line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

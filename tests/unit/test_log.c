@@ -193,6 +193,17 @@ static void test_health_detail_redacted(void **state) {
   brw_metrics_free(m);
 }
 
+/* A message that is not UTF-8 (API text, an event's key) lost its "msg"
+ * member: jansson refused it. Invalid bytes become '?'. */
+static void test_msg_not_utf8(void **state) {
+  (void)state;
+  brw_log_info("bad \xff byte, cut \xe2\x82 and fine \xe2\x82\xac, "
+               "surrogate \xed\xa0\x80 overlong \xc0\xaf");
+  assert_non_null(strstr(captured(),
+                         "\"msg\":\"bad ? byte, cut ?? and fine \xe2\x82\xac, "
+                         "surrogate ??? overlong ??\""));
+}
+
 static void test_secret_free(void **state) {
   (void)state;
   char buf[8] = "secret!";
@@ -217,6 +228,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_redact_into, setup, teardown),
       cmocka_unit_test_setup_teardown(test_health_detail_redacted, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_msg_not_utf8, setup, teardown),
       cmocka_unit_test_setup_teardown(test_secret_free, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
