@@ -22,9 +22,13 @@
  * that `FOO=${FOO:-}` in a compose file means "not set". Other BRW_ variables
  * are ignored.
  *
- * Secrets (API keys, kafka.* values whose name says password or secret) are
- * never echoed in an error message and are printed as "[REDACTED]"; their
- * buffers are wiped before they are freed.
+ * Secrets (API keys, kafka.* values of kafka_name_is_secret) are never
+ * echoed in an error message and are printed as "[REDACTED]", and so is the
+ * userinfo of a URL; every string is wiped before it is freed. Plain
+ * http:// to a host other than loopback is refused unless
+ * api.allow_insecure (brw_config_validate). brw_config_pin_secrets hands
+ * the secrets to the log redactor; brw_config_scrub_env wipes the
+ * environment variables that held them.
  */
 #include "brw/config.h"
 
