@@ -1278,6 +1278,11 @@ def check_env_with_worker(ctx: Ctx) -> None:
             and cfg.get("api.allow_insecure") == "true",
             "worker: api.allow_insecure=true allows it; --check-config hides the URL's password",
             f"{rc} {err} {cfg.get('api.url')}")
+    # A key pasted into the wrong flag is quoted by that flag's error; the
+    # error line still does not show it (the loaded secrets are redacted).
+    rc, cfg, err = check_config(ctx.args.bin_dir, {"BSG_API_KEY": key}, [f"--poll.max_age={key}"])
+    c.check(rc == 2 and "poll.max_age" in err and key not in err and "[REDACTED]" in err,
+            "worker: a configuration error does not show a loaded key", err)
 
 
 def parse_metrics_text(text: str) -> tuple[set, dict]:
