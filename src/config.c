@@ -694,8 +694,10 @@ static int url_host(const char *url, char *host, size_t len) {
   alen = strcspn(p, "/?#");
   for (at = p + alen; at > p && at[-1] != '@'; at--)
     ;
-  if (at > p)
-    alen -= (size_t)(at - p), p = at;
+  if (at > p) { /* skip the userinfo */
+    alen -= (size_t)(at - p);
+    p = at;
+  }
   if (*p == '[') {
     if (!(end = memchr(p, ']', alen)))
       return -1;
