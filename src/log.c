@@ -9,11 +9,6 @@
 #include <sys/time.h>
 #include <time.h>
 
-/* Rotating secrets (bearers) kept at once; the oldest is forgotten when a
- * new one arrives. A bearer lives an hour or so, so 64 cover days of
- * refreshes of several accounts. Pinned secrets (API keys) are not counted
- * here and never forgotten. */
-#define BRW_LOG_MAX_ROTATING 64
 
 /* One registered secret and the forms in which it can reach a line: as
  * given (`raw`), and as json_dumps escapes it inside a JSON string (`esc`,
@@ -34,6 +29,7 @@ static char g_component[32] = "bsg-report-worker";
  * is replaced whole before the shorter one could cut it in two. */
 static secret_t *g_secrets;
 static size_t g_nsecrets, g_capsecrets, g_nrotating;
+static size_t g_maxrotating = BRW_LOG_MAX_ROTATING;
 static uint64_t g_seq;
 static pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
 static FILE *g_out; /* NULL: stderr */
@@ -124,6 +120,25 @@ static void secret_remove(size_t i) {
   g_nsecrets--;
 }
 
+/* Forgets the oldest rotating secret. Called with the mutex held. */
+static void evict_oldest(void) {
+  size_t oldest = g_nsecrets;
+  for (size_t i = 0; i < g_nsecrets; i++)
+    if (!g_secrets[i].pinned &&
+        (oldest == g_nsecrets || g_secrets[i].seq < g_secrets[oldest].seq))
+      oldest = i;
+  if (oldest < g_nsecrets)
+    secret_remove(oldest);
+}
+
+void brw_log_set_rotating_max(size_t n) {
+  pthread_mutex_lock(&g_mutex);
+  g_maxrotating = n ? n : 1;
+  while (g_nrotating > g_maxrotating)
+    evict_oldest();
+  pthread_mutex_unlock(&g_mutex);
+}
+
 static void add_secret(const char *secret, int pinned) {
   secret_t e;
   if (!secret || strlen(secret) < BRW_LOG_SECRET_MIN)
@@ -140,16 +155,9 @@ static void add_secret(const char *secret, int pinned) {
       return;
     }
   }
-  if (!pinned && g_nrotating == BRW_LOG_MAX_ROTATING) {
-    /* The oldest rotating secret (an expired bearer) makes room. */
-    size_t oldest = g_nsecrets;
-    for (size_t i = 0; i < g_nsecrets; i++)
-      if (!g_secrets[i].pinned &&
-          (oldest == g_nsecrets || g_secrets[i].seq < g_secrets[oldest].seq))
-        oldest = i;
-    if (oldest < g_nsecrets)
-      secret_remove(oldest);
-  }
+  /* The oldest rotating secrets (expired bearers) make room. */
+  while (!pinned && g_nrotating > 0 && g_nrotating >= g_maxrotating)
+    evict_oldest();
   if (g_nsecrets == g_capsecrets) {
     size_t cap = g_capsecrets ? g_capsecrets * 2 : 16;
     secret_t *grown = realloc(g_secrets, cap * sizeof(*grown));

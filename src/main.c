@@ -60,6 +60,10 @@ int main(int argc, char **argv) {
    * (librdkafka may start a shell for sasl.kerberos.kinit.cmd). */
   brw_config_pin_secrets(&cfg);
   brw_config_scrub_env(environ);
+  /* Each account holds a bearer and, around a refresh, the one before it:
+   * room for a few per account on top of the default, so that the bearers
+   * of many accounts do not push each other out of the redactor. */
+  brw_log_set_rotating_max(BRW_LOG_MAX_ROTATING + 4 * cfg.naccounts);
 
   brw_log_level_t level = BRW_LOG_INFO;
   brw_log_format_t format = BRW_LOG_JSON;

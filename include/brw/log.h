@@ -49,7 +49,8 @@ int brw_log_enabled(brw_log_level_t level);
 /* Secrets shorter than this are ignored: replacing every "abc" in every line
  * would hide more than it protects. */
 #define BRW_LOG_SECRET_MIN 4
-/* How many rotating secrets are kept at once. */
+/* How many rotating secrets are kept at once, by default: a bearer lives an
+ * hour or so, so 64 cover days of refreshes of a few accounts. */
 #define BRW_LOG_MAX_ROTATING 64
 /* A message longer than this (in bytes) is cut, after redaction. */
 #define BRW_LOG_MSG_MAX 2047
@@ -59,6 +60,11 @@ int brw_log_enabled(brw_log_level_t level);
  * BRW_LOG_MAX_ROTATING are registered, the oldest rotating one is forgotten
  * (and its copy wiped). Any thread. */
 void brw_log_add_secret(const char *secret);
+/* Sets how many rotating secrets are kept (at least 1), forgetting the
+ * oldest ones beyond it. main sets BRW_LOG_MAX_ROTATING plus 4 per account,
+ * so that many accounts refreshing at once do not push out each other's
+ * live bearers. */
+void brw_log_set_rotating_max(size_t n);
 /* Registers a secret for the life of the process (an API key): it is never
  * forgotten, whatever number of rotating secrets follow. Pinning a secret
  * already registered as rotating pins it. Any thread. */

@@ -40,6 +40,7 @@ static int teardown(void **state) {
   g_buf = NULL;
   g_len = 0;
   brw_log_cleanup();
+  brw_log_set_rotating_max(BRW_LOG_MAX_ROTATING);
   return 0;
 }
 
@@ -83,6 +84,21 @@ static void test_bearers_rotate(void **state) {
   assert_non_null(strstr(captured(), "old eyJhbGciOiJIUzI1NiJ9.bearer-0000"));
   assert_non_null(strstr(captured(), "new [REDACTED]"));
   assert_int_equal(brw_log_secret_count(0), BRW_LOG_MAX_ROTATING);
+}
+
+/* The bound can be raised (many accounts) and lowered (the oldest go). */
+static void test_rotating_max(void **state) {
+  (void)state;
+  brw_log_set_rotating_max(200);
+  add_bearers(150);
+  assert_int_equal(brw_log_secret_count(0), 150);
+  brw_log_info("first eyJhbGciOiJIUzI1NiJ9.bearer-0000");
+  assert_non_null(strstr(captured(), "first [REDACTED]"));
+  brw_log_set_rotating_max(10);
+  assert_int_equal(brw_log_secret_count(0), 10);
+  brw_log_info("kept eyJhbGciOiJIUzI1NiJ9.bearer-0149 gone "
+               "eyJhbGciOiJIUzI1NiJ9.bearer-0139");
+  assert_non_null(strstr(captured(), "kept [REDACTED] gone eyJ"));
 }
 
 /* A key first seen as rotating and then pinned stays for good; a bearer equal
@@ -219,6 +235,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_key_survives_many_bearers, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_bearers_rotate, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rotating_max, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pin_after_add, setup, teardown),
       cmocka_unit_test_setup_teardown(test_json_escaped_secret, setup,
                                       teardown),
