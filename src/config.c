@@ -2130,8 +2130,10 @@ static int next_arg(int argc, char **argv, int *i, arg_t *a, char *why,
 
   n = eq ? (size_t)(eq - name) : strlen(name);
   if (n >= sizeof(a->key))
-    return fail(why, whylen, "option #%d too long (at most %zu characters "
-                             "before '=')", *i - 1, sizeof(a->key) - 1);
+    return fail(why, whylen,
+                "option #%d too long (at most %zu characters "
+                "before '=')",
+                *i - 1, sizeof(a->key) - 1);
   memcpy(a->key, name, n);
   a->key[n] = '\0';
   if (s[1] == '-' && !strcmp(a->key, "config")) {

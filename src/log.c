@@ -9,7 +9,6 @@
 #include <sys/time.h>
 #include <time.h>
 
-
 /* One registered secret and the forms in which it can reach a line: as
  * given (`raw`), and as json_dumps escapes it inside a JSON string (`esc`,
  * NULL when the same: a key with a '"', a '\\' or a control character reads
@@ -189,9 +188,13 @@ static void add_secret(const char *secret, int pinned) {
   pthread_mutex_unlock(&g_mutex);
 }
 
-void brw_log_add_secret(const char *secret) { add_secret(secret, 0); }
+void brw_log_add_secret(const char *secret) {
+  add_secret(secret, 0);
+}
 
-void brw_log_pin_secret(const char *secret) { add_secret(secret, 1); }
+void brw_log_pin_secret(const char *secret) {
+  add_secret(secret, 1);
+}
 
 size_t brw_log_secret_count(int pinned) {
   size_t n = 0;
@@ -401,8 +404,8 @@ static char *format_msg(const char *fmt, va_list ap) {
     brw_secret_free(full);
   else if (!r && full != small)
     brw_secret_free(full);
-  brw_secret_wipe(small, (size_t)n < sizeof(small) ? (size_t)n
-                                                    : sizeof(small) - 1);
+  brw_secret_wipe(small,
+                  (size_t)n < sizeof(small) ? (size_t)n : sizeof(small) - 1);
   if (r)
     r[utf8_prefix(r, BRW_LOG_MSG_MAX)] = '\0';
   return r;

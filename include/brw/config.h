@@ -40,7 +40,7 @@ typedef struct {
   uint64_t commit_interval_ms; /* kafka.commit_interval (1s) */
   /* API */
   char *api_url; /* "https://one-api.bsg.world" */
-  int api_allow_insecure; /* false: http:// only to a loopback host */
+  int api_allow_insecure;       /* false: http:// only to a loopback host */
   brw_account_conf_t *accounts; /* api.key -> "default", accounts.<n>.key */
   size_t naccounts;
   char *api_timezone;    /* "UTC" */

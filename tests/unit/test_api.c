@@ -48,8 +48,8 @@ enum {
   ID_OTHER = 903,     /* the detail of another campaign */
   ID_SLOW = 904,      /* answered after 2 s */
   ID_HUGE = 905,      /* 8 MiB of body, length not announced */
-  ID_SLOW_SHORT = 906, /* answered after 400 ms */
-  ID_ECHO_KEY = 907    /* a 400 whose message quotes the API key */
+  ID_ECHO_KEY = 907,  /* a 400 whose message quotes the API key */
+  ID_SLOW_SHORT = 906 /* answered after 400 ms */
 };
 
 /* ---- the server's script ---- */

@@ -533,19 +533,23 @@ static void test_flags(void **state) {
       {{"-o"}, "-o: missing KEY=VALUE"},
       {{"-o", "brokers"}, "-o: expected KEY=VALUE"},
       {{"-o", "nope=1"}, "-o: unknown key \"nope\""},
-      {{"stray"}, "unexpected argument #1 (not an option; options are "
-                  "--KEY=VALUE, --KEY VALUE or -o KEY=VALUE)"},
-      {{"-x"}, "unexpected argument #1 (not an option; options are "
-               "--KEY=VALUE, --KEY VALUE or -o KEY=VALUE)"},
+      {{"stray"},
+       "unexpected argument #1 (not an option; options are "
+       "--KEY=VALUE, --KEY VALUE or -o KEY=VALUE)"},
+      {{"-x"},
+       "unexpected argument #1 (not an option; options are "
+       "--KEY=VALUE, --KEY VALUE or -o KEY=VALUE)"},
       /* Issue 10 item 7: what was typed may be a key; it is not echoed. A
        * space after '=' leaves the key as a stray argument. */
-      {{"--api.key=", SECRET}, "unexpected argument #2 (not an option; "
-                               "options are --KEY=VALUE, --KEY VALUE or -o "
-                               "KEY=VALUE)"},
+      {{"--api.key=", SECRET},
+       "unexpected argument #2 (not an option; "
+       "options are --KEY=VALUE, --KEY VALUE or -o "
+       "KEY=VALUE)"},
       {{"-o", SECRET}, "-o: expected KEY=VALUE"},
       {{"--api.kye", SECRET}, "unknown option \"--api.kye\""},
       {{"-o", "api.kye=" SECRET}, "-o: unknown key \"api.kye\""},
-      {{"--poll.max_age=1"}, "poll.max_age: \"1\" needs a unit (ms, s, m, h, d)"},
+      {{"--poll.max_age=1"},
+       "poll.max_age: \"1\" needs a unit (ms, s, m, h, d)"},
       {{"--poll.min_interval=20m"},
        "poll.min_interval: 20m is greater than poll.max_interval (10m)"},
   };
@@ -1001,9 +1005,9 @@ static void test_insecure_url(void **state) {
       assert_int_equal(strncmp(err, "api.url: \"", 10), 0);
       assert_non_null(strstr(err, "api.allow_insecure=true"));
       /* With the flag, it is allowed. */
-      assert_int_equal(brw_config_set(&cfg, "api.allow_insecure", "true", err,
-                                      sizeof(err)),
-                       0);
+      assert_int_equal(
+          brw_config_set(&cfg, "api.allow_insecure", "true", err, sizeof(err)),
+          0);
       assert_int_equal(brw_config_validate(&cfg, err, sizeof(err)), 0);
     }
     brw_config_free(&cfg);
@@ -1045,7 +1049,8 @@ static void test_url_userinfo_redacted(void **state) {
       {"https://bob:pa55w0rd@h:1/p?q=a@b", "https://[REDACTED]@h:1/p?q=a@b"},
       {"https://tok@h", "https://[REDACTED]@h"},
       {"https://h/p@x", "https://h/p@x"}, /* an '@' in the path is not */
-      {"SASL_SSL://a:b@k1:9092,SSL://k2:9093", "SASL_SSL://[REDACTED]@k1:9092,SSL://k2:9093"},
+      {"SASL_SSL://a:b@k1:9092,SSL://k2:9093",
+       "SASL_SSL://[REDACTED]@k1:9092,SSL://k2:9093"},
       {"x://a@b y://c@d", "x://[REDACTED]@b y://[REDACTED]@d"},
       {"no url here", "no url here"},
       {"", ""},
@@ -1065,8 +1070,8 @@ static void test_url_userinfo_redacted(void **state) {
   assert_int_equal(brw_config_set(&cfg, "api.key", SECRET, err, sizeof(err)),
                    0);
   assert_int_equal(brw_config_set(&cfg, "api.url",
-                                  "https://bob:pa55w0rd@api.example.com/",
-                                  err, sizeof(err)),
+                                  "https://bob:pa55w0rd@api.example.com/", err,
+                                  sizeof(err)),
                    0);
   /* Any pass-through value with a URL (sasl.oauthbearer.token.endpoint.url
    * is one, but Debian's librdkafka 2.0.2 is built without OIDC). */
@@ -1076,16 +1081,17 @@ static void test_url_userinfo_redacted(void **state) {
                    0);
   static const char *const secret_props[] = {
       "kafka.sasl.oauthbearer.client.secret",
-      "kafka.sasl.oauthbearer.extensions", "kafka.ssl.keystore.password",
-      "kafka.producer.ssl.key.pem", "kafka.sasl.kerberos.kinit.cmd",
+      "kafka.sasl.oauthbearer.extensions",
+      "kafka.ssl.keystore.password",
+      "kafka.producer.ssl.key.pem",
+      "kafka.sasl.kerberos.kinit.cmd",
       "kafka.sasl.oauthbearer.config"};
   int set[sizeof(secret_props) / sizeof(secret_props[0])];
   for (size_t i = 0; i < sizeof(secret_props) / sizeof(secret_props[0]); i++) {
     /* The OIDC ones are refused by a librdkafka built without OIDC (Debian's
      * 2.0.2), with librdkafka's reason, which does not hold the value. */
-    set[i] =
-        brw_config_set(&cfg, secret_props[i], "pa55w0rd", err, sizeof(err)) ==
-        0;
+    set[i] = brw_config_set(&cfg, secret_props[i], "pa55w0rd", err,
+                            sizeof(err)) == 0;
     if (!set[i]) {
       assert_null(strstr(err, "pa55w0rd"));
       assert_non_null(strstr(err, "not supported in this build"));
@@ -1108,9 +1114,9 @@ static void test_url_userinfo_redacted(void **state) {
   free(out);
 
   /* Errors that quote a URL leave its userinfo out. */
-  assert_int_equal(brw_config_set(&cfg, "api.url", "ftp://bob:pa55w0rd@h",
-                                  err, sizeof(err)),
-                   BRW_ECONFIG);
+  assert_int_equal(
+      brw_config_set(&cfg, "api.url", "ftp://bob:pa55w0rd@h", err, sizeof(err)),
+      BRW_ECONFIG);
   assert_string_equal(err, "api.url: \"ftp://[REDACTED]@h\" must start with "
                            "http:// or https:// and a host");
   assert_int_equal(

@@ -170,8 +170,7 @@ static void test_redact_into(void **state) {
   char out[64];
   brw_log_pin_secret(KEY);
   brw_log_add_secret("bearer-xyz-0001");
-  size_t n = brw_log_redact_into("HTTP 401: bad key " KEY
-                                 " / bearer-xyz-0001",
+  size_t n = brw_log_redact_into("HTTP 401: bad key " KEY " / bearer-xyz-0001",
                                  out, sizeof(out));
   assert_string_equal(out, "HTTP 401: bad key [REDACTED] / [REDACTED]");
   assert_int_equal(n, strlen(out));
