@@ -2087,11 +2087,18 @@ typedef struct {
   const char *value;
 } arg_t;
 
+/* Whether an unknown option name has the shape of a BSG API key
+ * ("live_..." or "test_..."), so that an error must not quote it. */
+static int looks_like_key(const char *name) {
+  return !strncmp(name, "live_", 5) || !strncmp(name, "test_", 5);
+}
+
 /* Decodes the option at argv[*i], taking its value from the next argument
  * when it is not attached, and advances *i past what it used. Returns 0 or
  * BRW_ECONFIG with the reason in why (a value is never quoted in it). */
 static int next_arg(int argc, char **argv, int *i, arg_t *a, char *why,
                     size_t whylen) {
+  const int argi = *i; /* the option's position, for messages */
   const char *s = argv[(*i)++], *name, *eq;
   size_t n;
 
@@ -2125,7 +2132,7 @@ static int next_arg(int argc, char **argv, int *i, arg_t *a, char *why,
     return fail(why, whylen,
                 "unexpected argument #%d (not an option; options are "
                 "--KEY=VALUE, --KEY VALUE or -o KEY=VALUE)",
-                *i - 1);
+                argi);
   }
 
   n = eq ? (size_t)(eq - name) : strlen(name);
@@ -2133,13 +2140,17 @@ static int next_arg(int argc, char **argv, int *i, arg_t *a, char *why,
     return fail(why, whylen,
                 "option #%d too long (at most %zu characters "
                 "before '=')",
-                *i - 1, sizeof(a->key) - 1);
+                argi, sizeof(a->key) - 1);
   memcpy(a->key, name, n);
   a->key[n] = '\0';
   if (s[1] == '-' && !strcmp(a->key, "config")) {
     a->kind = ARG_CONFIG;
   } else if (key_known(a->key)) {
     a->kind = ARG_SET;
+  } else if (looks_like_key(a->key)) {
+    /* "--live_..." (a key typed where the option belongs) is not quoted. */
+    return fail(why, whylen, "%s #%d: unknown, and looks like an API key",
+                s[1] == '-' ? "option" : "-o", argi);
   } else if (s[1] == '-') {
     return fail(why, whylen, "unknown option \"--%s\"", a->key);
   } else {

@@ -548,6 +548,11 @@ static void test_flags(void **state) {
       {{"-o", SECRET}, "-o: expected KEY=VALUE"},
       {{"--api.kye", SECRET}, "unknown option \"--api.kye\""},
       {{"-o", "api.kye=" SECRET}, "-o: unknown key \"api.kye\""},
+      /* A key typed where the option belongs. */
+      {{"--" SECRET}, "option #1: unknown, and looks like an API key"},
+      {{"--emit.progress=true", "--" SECRET "=1"},
+       "option #2: unknown, and looks like an API key"},
+      {{"-o", SECRET "=1"}, "-o #1: unknown, and looks like an API key"},
       {{"--poll.max_age=1"},
        "poll.max_age: \"1\" needs a unit (ms, s, m, h, d)"},
       {{"--poll.min_interval=20m"},
