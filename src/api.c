@@ -162,7 +162,7 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
       free(api);
       return BRW_ENOMEM;
     }
-    brw_log_add_secret(a->key);
+    brw_log_pin_secret(a->key); /* for the life of the process */
   }
   /* The timers are initialised last, once nothing can fail, so that a
    * failed construction leaves no handle to close. */
@@ -192,7 +192,7 @@ static void on_account_closed(uv_handle_t *h) {
   void (*cb)(void *) = api->close_cb;
   void *arg = api->close_arg;
   for (int i = 0; i < api->naccounts; i++) {
-    free(api->accounts[i].bearer);
+    brw_secret_free(api->accounts[i].bearer);
     brw_ratelimit_free(&api->accounts[i].rl);
   }
   free(api->accounts);
@@ -251,7 +251,7 @@ static void fetch_fail(brw_fetch_t *f, brw_fetch_status_t st, const char *cls,
   res.error_class = cls;
   res.http_status = http_status;
   res.retry_after_ms = retry_after;
-  snprintf(res.message, sizeof(res.message), "%s", message);
+  brw_log_redact_into(message, res.message, sizeof(res.message));
   if (st == BRW_FETCH_RETRY)
     f->api->stats.retries++;
   if (f->api->m)
@@ -270,7 +270,7 @@ static int bearer_fresh(const account_t *a) {
 }
 
 static void drop_bearer(account_t *a) {
-  free(a->bearer);
+  brw_secret_free(a->bearer);
   a->bearer = NULL;
 }
 
@@ -439,8 +439,7 @@ static int send_auth(account_t *a, auth_kind_t kind) {
                                  on_auth, a);
   if (text) {
     /* The body holds the key: wipe it before it goes back to malloc. */
-    memset(text, 0, strlen(text));
-    free(text);
+    brw_secret_free(text);
   }
   if (!a->auth_req)
     return BRW_EHTTP;

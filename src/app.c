@@ -463,7 +463,9 @@ static void dlq_send(brw_app_t *app, part_t *pt, const void *key,
   rd_kafka_headers_t *h = rd_kafka_headers_new(6);
   char num[32];
   rd_kafka_header_add(h, "error.reason", -1, reason, -1);
-  rd_kafka_header_add(h, "error.message", -1, message, -1);
+  char clean[1024];
+  brw_log_redact_into(message, clean, sizeof(clean)); /* API text: no secret */
+  rd_kafka_header_add(h, "error.message", -1, clean, -1);
   rd_kafka_header_add(h, "source.topic", -1, app->cfg->topic_input, -1);
   snprintf(num, sizeof(num), "%" PRId32, pt->partition);
   rd_kafka_header_add(h, "source.partition", -1, num, -1);

@@ -22,9 +22,13 @@
  * that `FOO=${FOO:-}` in a compose file means "not set". Other BRW_ variables
  * are ignored.
  *
- * Secrets (API keys, kafka.* values whose name says password or secret) are
- * never echoed in an error message and are printed as "[REDACTED]"; their
- * buffers are wiped before they are freed.
+ * Secrets (API keys, kafka.* values of kafka_name_is_secret) are never
+ * echoed in an error message and are printed as "[REDACTED]", and so is the
+ * userinfo of a URL; every string is wiped before it is freed. Plain
+ * http:// to a host other than loopback is refused unless
+ * api.allow_insecure (brw_config_validate). brw_config_pin_secrets hands
+ * the secrets to the log redactor; brw_config_scrub_env wipes the
+ * environment variables that held them.
  */
 #include "brw/config.h"
 
@@ -36,12 +40,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "brw/error.h"
+#include "brw/log.h"
 #include "brw/timeutil.h"
 
 #define KEY_MAX 256       /* longest key name accepted anywhere */
@@ -186,7 +193,13 @@ static const config_key_t keys[] = {
      .off = F(api_url),
      .check = check_url,
      .set = set_api_url,
-     .doc = "Base URL of the BSG One API (http:// for simulators)."},
+     .doc = "Base URL of the BSG One API; http:// only to loopback."},
+    {.name = "api.allow_insecure",
+     .type = KT_BOOL,
+     .def = "false",
+     .group = G_API,
+     .off = F(api_allow_insecure),
+     .doc = "Allow plain http:// to a host other than loopback."},
     {.name = "api.key",
      .type = KT_SECRET,
      .group = G_API,
@@ -409,28 +422,14 @@ __attribute__((format(printf, 3, 4))) static int fail(char *why, size_t whylen,
   return BRW_ECONFIG;
 }
 
-/* Overwrites a buffer that held a secret; the volatile pointer keeps the
- * compiler from dropping the stores of a buffer about to be freed. */
-static void wipe(void *p, size_t n) {
-  volatile unsigned char *v = p;
-  while (n--)
-    *v++ = 0;
-}
-
-static void free_secret(char *s) {
-  if (s) {
-    wipe(s, strlen(s));
-    free(s);
-  }
-}
-
 /* Replaces the owned string *dst by a copy of src (NULL allowed). Returns 0
- * or BRW_ENOMEM, leaving *dst unchanged on failure. */
+ * or BRW_ENOMEM, leaving *dst unchanged on failure. The old value is wiped:
+ * a plain string may hold a password too (the userinfo of a URL). */
 static int replace_str(char **dst, const char *src) {
   char *copy = NULL;
   if (src && !(copy = strdup(src)))
     return BRW_ENOMEM;
-  free(*dst);
+  brw_secret_free(*dst);
   *dst = copy;
   return 0;
 }
@@ -646,15 +645,114 @@ static int parse_double(const char *s, double *out) {
 /* ------------------------------------------------------------------------ */
 /* Checks of string values                                                  */
 
+const char *brw_config_redact_url(const char *in, char *out, size_t len) {
+  static const char mark[] = REDACTED;
+  size_t n = 0;
+  const char *p = in;
+
+  if (!out || len == 0)
+    return out;
+  out[0] = '\0';
+  if (!in)
+    return out;
+  /* Copies byte by byte; at each "://" the authority (up to '/', '?', '#'
+   * or the end) is looked at, and its userinfo, up to its last '@', is
+   * replaced. A secret cut by `len` is still a secret: the userinfo is
+   * never copied, whole or in part. */
+  while (*p && n + 1 < len) {
+    if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
+      const char *auth = p + 3;
+      size_t alen = strcspn(auth, "/?#");
+      const char *at = NULL;
+      for (const char *q = auth; q < auth + alen; q++)
+        if (*q == '@')
+          at = q;
+      for (int i = 0; i < 3 && n + 1 < len; i++)
+        out[n++] = *p++;
+      if (at) {
+        for (const char *m = mark; *m && n + 1 < len; m++)
+          out[n++] = *m;
+        p = at;
+      }
+      continue;
+    }
+    out[n++] = *p++;
+  }
+  out[n] = '\0';
+  return out;
+}
+
+/* The host of a URL: after the scheme and any userinfo, up to the port or
+ * the path; an IPv6 literal without its brackets. Returns 0 and fills host,
+ * or -1. */
+static int url_host(const char *url, char *host, size_t len) {
+  const char *p = strstr(url, "://"), *end, *at;
+  size_t alen, n;
+  if (!p)
+    return -1;
+  p += 3;
+  alen = strcspn(p, "/?#");
+  for (at = p + alen; at > p && at[-1] != '@'; at--)
+    ;
+  if (at > p) { /* skip the userinfo */
+    alen -= (size_t)(at - p);
+    p = at;
+  }
+  if (*p == '[') {
+    if (!(end = memchr(p, ']', alen)))
+      return -1;
+    p++;
+  } else {
+    end = memchr(p, ':', alen);
+    if (!end)
+      end = p + alen;
+  }
+  n = (size_t)(end - p);
+  if (n == 0 || n >= len)
+    return -1;
+  memcpy(host, p, n);
+  host[n] = '\0';
+  return 0;
+}
+
+int brw_config_url_is_loopback(const char *url) {
+  char host[256];
+  struct in_addr a4;
+  struct in6_addr a6;
+  size_t n;
+  if (!url || url_host(url, host, sizeof(host)) != 0)
+    return 0;
+  n = strlen(host);
+  if (n > 0 && host[n - 1] == '.') /* "localhost." is the same name */
+    host[--n] = '\0';
+  if (!strcasecmp(host, "localhost"))
+    return 1;
+  if (inet_pton(AF_INET, host, &a4) == 1)
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, host, &a6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&a6) ||
+           (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+  return 0;
+}
+
 static int check_url(const char *value, char *why, size_t whylen) {
   const char *rest = NULL;
+  char shown[WHY_MAX / 2];
   if (!strncasecmp(value, "http://", 7))
     rest = value + 7;
   else if (!strncasecmp(value, "https://", 8))
     rest = value + 8;
   if (!rest || !*rest || *rest == '/') {
-    fail(why, whylen, "\"%s\" must start with http:// or https:// and a host",
-         value);
+    /* Quoted without its userinfo, which may hold a password; not at all
+     * when an '@' comes before any "://" (a "user:pass@host" without a
+     * scheme, whose userinfo brw_config_redact_url cannot see). */
+    const char *at = strchr(value, '@'), *sch = strstr(value, "://");
+    brw_config_redact_url(value, shown, sizeof(shown));
+    if (at && (!sch || at < sch))
+      fail(why, whylen, "must start with http:// or https:// and a host");
+    else
+      fail(why, whylen, "\"%s\" must start with http:// or https:// and a host",
+           shown);
     return -1;
   }
   /* A URL holds no spaces or control characters (RFC 3986). Without this
@@ -795,21 +893,21 @@ static int account_set(brw_config_t *cfg, const char *name, const char *key,
   } else {
     a = &cfg->accounts[i];
   }
-  free_secret(a->key);
+  brw_secret_free(a->key);
   free(a->key_file);
   a->key = k;
   a->key_file = f;
   return 0;
 
 nomem:
-  free_secret(k);
+  brw_secret_free(k);
   free(f);
   return BRW_ENOMEM;
 }
 
 /* Reads an API key from `path`: the whole file, surrounding whitespace
  * trimmed, which must leave one non-empty word. On success *out is an owned
- * copy (free it with free_secret). `key` names the key in errors. */
+ * copy (free it with brw_secret_free). `key` names the key in errors. */
 static int read_key_file(const char *key, const char *path, char **out,
                          char *why, size_t whylen) {
   char buf[KEY_FILE_MAX + 1];
@@ -851,7 +949,7 @@ static int read_key_file(const char *key, const char *path, char **out,
   if (!(*out = strndup(buf + start, n - start)))
     rc = BRW_ENOMEM;
 out:
-  wipe(buf, sizeof(buf));
+  brw_secret_wipe(buf, sizeof(buf));
   return rc;
 }
 
@@ -876,7 +974,7 @@ static int set_account_key(brw_config_t *cfg, const char *key, const char *name,
     if ((rc = read_key_file(key, value, &secret, why, whylen)) != 0)
       return rc;
     rc = account_set(cfg, name, secret, value);
-    free_secret(secret);
+    brw_secret_free(secret);
   }
   if (rc == BRW_ENOMEM)
     fail(why, whylen, "%s: out of memory", key);
@@ -920,9 +1018,17 @@ static int split_account_key(const char *key, char *namebuf, size_t len,
 /* ------------------------------------------------------------------------ */
 /* librdkafka pass-through                                                  */
 
+/* Properties whose value is, or may hold, a secret: every *password* and
+ * *secret* (sasl.password, ssl.key.password, ssl.keystore.password,
+ * sasl.oauthbearer.client.secret), the private key itself (ssl.key.pem),
+ * and the free-form ones where people put credentials
+ * (sasl.oauthbearer.config, sasl.oauthbearer.extensions,
+ * sasl.kerberos.kinit.cmd). Checked against librdkafka 2.0.2's list. */
 static int kafka_name_is_secret(const char *name) {
   return strstr(name, "password") || strstr(name, "secret") ||
-         strstr(name, "sasl.oauthbearer.config") || ends_with(name, "key.pem");
+         strstr(name, "sasl.oauthbearer.config") ||
+         strstr(name, "sasl.oauthbearer.extensions") ||
+         strstr(name, "sasl.kerberos.kinit.cmd") || ends_with(name, "key.pem");
 }
 
 /* Which list a kafka.* key belongs to; *prop is the librdkafka name. */
@@ -978,16 +1084,28 @@ static int set_kafka(brw_config_t *cfg, const char *key, const char *value,
     return fail(why, whylen, "%s: unknown librdkafka property \"%s\"", key,
                 prop);
   if (res != RD_KAFKA_CONF_OK) {
-    if (kafka_name_is_secret(prop))
+    char shown[sizeof(errstr)];
+    /* librdkafka's message is shown for a secret only when the value is not
+     * in it (its first 8 bytes: the message may be cut): "not supported in
+     * this build" says more than "invalid value". */
+    size_t vn = strlen(value);
+    char head[9];
+    snprintf(head, sizeof(head), "%s", value);
+    if (kafka_name_is_secret(prop) && (vn < 4 || strstr(errstr, head))) {
+      brw_secret_wipe(head, sizeof(head));
       return fail(why, whylen, "%s: invalid value", key);
-    return fail(why, whylen, "%s: %s", key, errstr);
+    }
+    brw_secret_wipe(head, sizeof(head));
+    /* librdkafka's message may quote the value: a URL's userinfo goes. */
+    return fail(why, whylen, "%s: %s", key,
+                brw_config_redact_url(errstr, shown, sizeof(shown)));
   }
 
   if (!(v = strdup(value)))
     return BRW_ENOMEM;
   for (size_t i = 0; i < *count; i++) {
     if (!strcmp((*list)[i].key, prop)) {
-      free_secret((*list)[i].value);
+      brw_secret_free((*list)[i].value);
       (*list)[i].value = v;
       return 0;
     }
@@ -998,7 +1116,7 @@ static int set_kafka(brw_config_t *cfg, const char *key, const char *value,
     if (grown)
       *list = grown;
     free(k);
-    free_secret(v);
+    brw_secret_free(v);
     return BRW_ENOMEM;
   }
   *list = grown;
@@ -1011,7 +1129,7 @@ static int set_kafka(brw_config_t *cfg, const char *key, const char *value,
 static void free_kv(brw_kv_t *kv, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(kv[i].key);
-    free_secret(kv[i].value);
+    brw_secret_free(kv[i].value);
   }
   free(kv);
 }
@@ -1033,7 +1151,7 @@ static int set_api_url(brw_config_t *cfg, const config_key_t *k,
   n = strlen(copy);
   while (n > 0 && copy[n - 1] == '/')
     copy[--n] = '\0';
-  free(cfg->api_url);
+  brw_secret_free(cfg->api_url);
   cfg->api_url = copy;
   return 0;
 }
@@ -1090,8 +1208,8 @@ static int key_set(brw_config_t *cfg, const config_key_t *k, const char *value,
   case KT_DURATION:
     r = parse_with_unit(value, duration_units, &u);
     if (r == NUM_NOUNIT)
-      return fail(why, whylen, "%s: \"%s\" needs a unit (ms, s, m, h)", k->name,
-                  value);
+      return fail(why, whylen, "%s: \"%s\" needs a unit (ms, s, m, h, d)",
+                  k->name, value);
     if (r == NUM_RANGE)
       return fail(why, whylen, "%s: \"%s\" is too large", k->name, value);
     if (r != NUM_OK)
@@ -1214,7 +1332,7 @@ int brw_config_set(brw_config_t *cfg, const char *key, const char *value,
   if (rc == BRW_ENOMEM)
     fail(errbuf, errlen, "%s: out of memory", key);
 
-  wipe(v, n - start);
+  brw_secret_wipe(v, n - start);
   free(v);
   return rc;
 }
@@ -1253,11 +1371,11 @@ void brw_config_free(brw_config_t *cfg) {
   for (size_t i = 0; i < NKEYS; i++) {
     const config_key_t *k = &keys[i];
     if ((k->type == KT_STRING || k->type == KT_ENUM) && k->off != NO_FIELD)
-      free(*(char **)field(cfg, k));
+      brw_secret_free(*(char **)field(cfg, k));
   }
   for (size_t i = 0; i < cfg->naccounts; i++) {
     free(cfg->accounts[i].name);
-    free_secret(cfg->accounts[i].key);
+    brw_secret_free(cfg->accounts[i].key);
     free(cfg->accounts[i].key_file);
   }
   free(cfg->accounts);
@@ -1366,6 +1484,19 @@ int brw_config_validate(const brw_config_t *cfg, char *errbuf, size_t errlen) {
       return fail(errbuf, errlen, "accounts.%s.key: no API key", acc->name);
   }
 
+  /* Plain http:// would send the API keys (login) and the bearers (every
+   * request) in clear text; only loopback, where nothing crosses a network,
+   * is allowed without saying so (issue 10). */
+  if (cfg->api_url && !strncasecmp(cfg->api_url, "http://", 7) &&
+      !cfg->api_allow_insecure && !brw_config_url_is_loopback(cfg->api_url)) {
+    char shown[WHY_MAX / 2];
+    return fail(errbuf, errlen,
+                "api.url: \"%s\" is plain http:// to a host other than "
+                "loopback, which would send the API key and bearers in clear "
+                "text; use https://, or set api.allow_insecure=true",
+                brw_config_redact_url(cfg->api_url, shown, sizeof(shown)));
+  }
+
   if (cfg->poll_min_interval_ms > cfg->poll_max_interval_ms)
     return fail(errbuf, errlen,
                 "poll.min_interval: %s is greater than poll.max_interval (%s)",
@@ -1393,9 +1524,21 @@ int brw_config_validate(const brw_config_t *cfg, char *errbuf, size_t errlen) {
 /* Printing                                                                 */
 
 /* Writes `key = value`, quoting the value when it would not read back
- * as-is: empty, surrounding spaces, a '#' or a leading '"'. */
+ * as-is: empty, surrounding spaces, a '#' or a leading '"'. The userinfo of
+ * any URL in the value is printed as [REDACTED] (api.url, brokers, a
+ * librdkafka URL such as sasl.oauthbearer.token.endpoint.url). */
 static void print_kv(FILE *out, const char *prefix, const char *key,
-                     const char *value) {
+                     const char *raw) {
+  char *shown = NULL;
+  const char *value = raw;
+  if (raw && strstr(raw, "://") && strchr(raw, '@')) {
+    /* Each "://@" (4 bytes) may become "://[REDACTED]@" (14). */
+    size_t cap = strlen(raw) * 4 + sizeof(REDACTED);
+    if ((shown = malloc(cap)))
+      value = brw_config_redact_url(raw, shown, cap);
+    else
+      value = REDACTED;
+  }
   size_t n = value ? strlen(value) : 0;
   int quote = n == 0 || isspace((unsigned char)value[0]) ||
               isspace((unsigned char)value[n - 1]) || value[0] == '"' ||
@@ -1403,15 +1546,16 @@ static void print_kv(FILE *out, const char *prefix, const char *key,
   fprintf(out, "%s%s = ", prefix, key);
   if (!quote) {
     fprintf(out, "%s\n", value);
-    return;
+  } else {
+    fputc('"', out);
+    for (size_t i = 0; i < n; i++) {
+      if (value[i] == '"' || value[i] == '\\')
+        fputc('\\', out);
+      fputc(value[i], out);
+    }
+    fputs("\"\n", out);
   }
-  fputc('"', out);
-  for (size_t i = 0; i < n; i++) {
-    if (value[i] == '"' || value[i] == '\\')
-      fputc('\\', out);
-    fputc(value[i], out);
-  }
-  fputs("\"\n", out);
+  free(shown);
 }
 
 static void print_kafka(FILE *out, const char *prefix, const brw_kv_t *kv,
@@ -1645,7 +1789,7 @@ int brw_config_load_text(brw_config_t *cfg, const char *name, const char *text,
       break;
     }
   }
-  wipe(line, longest + 1);
+  brw_secret_wipe(line, longest + 1);
   free(line);
   return rc == BRW_ENOMEM ? BRW_ENOMEM : (rc ? BRW_ECONFIG : 0);
 }
@@ -1675,7 +1819,7 @@ static int load_file(brw_config_t *cfg, const char *path, char *errbuf,
        * unwiped in freed memory. */
       if (buf) {
         memcpy(grown, buf, len);
-        wipe(buf, cap);
+        brw_secret_wipe(buf, cap);
         free(buf);
       }
       buf = grown;
@@ -1700,7 +1844,7 @@ static int load_file(brw_config_t *cfg, const char *path, char *errbuf,
     rc = brw_config_load_text(cfg, path, buf, len, errbuf, errlen);
   }
   if (buf) {
-    wipe(buf, cap);
+    brw_secret_wipe(buf, cap);
     free(buf);
   }
   return rc;
@@ -1830,6 +1974,102 @@ static int load_env(brw_config_t *cfg, char **envp, char *errbuf,
   return 0;
 }
 
+/* Whether the variable `var` (n bytes of name) is a source of a secret. */
+static int env_is_secret(const char *var, size_t n) {
+  char env[KEY_MAX], key[KEY_MAX];
+  for (size_t i = 0; i < NKEYS; i++) {
+    if (keys[i].type != KT_SECRET)
+      continue;
+    brw_config_env_name(keys[i].name, env, sizeof(env));
+    if ((strlen(env) == n && !strncmp(env, var, n)) ||
+        (keys[i].env_alias && strlen(keys[i].env_alias) == n &&
+         !strncmp(keys[i].env_alias, var, n)))
+      return 1;
+  }
+  if (env_is_table_key(var, n))
+    return 0;
+  if (n > 13 && !strncmp(var, "BRW_ACCOUNTS_", 13))
+    return env_to_key(var, n, 0, key, sizeof(key)) == 1;
+  if (n > 10 && !strncmp(var, "BRW_KAFKA_", 10) &&
+      env_to_key(var, n, 0, key, sizeof(key)) == 1) {
+    const char *prop;
+    size_t *count;
+    brw_config_t scratch;
+    memset(&scratch, 0, sizeof(scratch));
+    kafka_list(&scratch, key, &prop, &count);
+    return kafka_name_is_secret(prop);
+  }
+  return 0;
+}
+
+int brw_config_scrub_env(char **envp) {
+  char name[KEY_MAX];
+  int wiped = 0;
+  for (size_t i = 0; envp && envp[i];) {
+    char *e = envp[i], *eq = strchr(e, '=');
+    size_t n = eq ? (size_t)(eq - e) : 0;
+    if (!eq || !eq[1] || n >= sizeof(name) || !env_is_secret(e, n)) {
+      i++;
+      continue;
+    }
+    brw_secret_wipe(eq + 1, strlen(eq + 1));
+    memcpy(name, e, n);
+    name[n] = '\0';
+    wiped++;
+    /* envp may be the process's environ: unsetenv then removes this entry
+     * and moves the later ones down, so the same slot is looked at again. */
+    if (getenv(name) == eq + 1)
+      unsetenv(name);
+    else
+      i++;
+  }
+  return wiped;
+}
+
+/* Pins the userinfo of every URL in s ("user:pass", and "pass" alone, as
+ * either may be written by a library). */
+static void pin_userinfo(const char *s) {
+  for (const char *p = s ? strstr(s, "://") : NULL; p;
+       p = strstr(p + 3, "://")) {
+    const char *auth = p + 3, *at = NULL, *colon;
+    size_t alen = strcspn(auth, "/?#");
+    for (const char *q = auth; q < auth + alen; q++)
+      if (*q == '@')
+        at = q;
+    if (!at)
+      continue;
+    char *ui = strndup(auth, (size_t)(at - auth));
+    if (!ui)
+      return;
+    brw_log_pin_secret(ui);
+    if ((colon = strchr(ui, ':')))
+      brw_log_pin_secret(colon + 1);
+    brw_secret_free(ui);
+  }
+}
+
+void brw_config_pin_secrets(const brw_config_t *cfg) {
+  const brw_kv_t *lists[3];
+  size_t counts[3];
+  if (!cfg)
+    return;
+  for (size_t i = 0; i < cfg->naccounts; i++)
+    brw_log_pin_secret(cfg->accounts[i].key);
+  lists[0] = cfg->kafka_common, counts[0] = cfg->nkafka_common;
+  lists[1] = cfg->kafka_consumer, counts[1] = cfg->nkafka_consumer;
+  lists[2] = cfg->kafka_producer, counts[2] = cfg->nkafka_producer;
+  for (int l = 0; l < 3; l++) {
+    for (size_t i = 0; i < counts[l]; i++) {
+      if (kafka_name_is_secret(lists[l][i].key))
+        brw_log_pin_secret(lists[l][i].value);
+      else
+        pin_userinfo(lists[l][i].value);
+    }
+  }
+  pin_userinfo(cfg->api_url);
+  pin_userinfo(cfg->brokers);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Command line                                                             */
 
@@ -1847,11 +2087,18 @@ typedef struct {
   const char *value;
 } arg_t;
 
+/* Whether an unknown option name has the shape of a BSG API key
+ * ("live_..." or "test_..."), so that an error must not quote it. */
+static int looks_like_key(const char *name) {
+  return !strncmp(name, "live_", 5) || !strncmp(name, "test_", 5);
+}
+
 /* Decodes the option at argv[*i], taking its value from the next argument
  * when it is not attached, and advances *i past what it used. Returns 0 or
  * BRW_ECONFIG with the reason in why (a value is never quoted in it). */
 static int next_arg(int argc, char **argv, int *i, arg_t *a, char *why,
                     size_t whylen) {
+  const int argi = *i; /* the option's position, for messages */
   const char *s = argv[(*i)++], *name, *eq;
   size_t n;
 
@@ -1873,24 +2120,37 @@ static int next_arg(int argc, char **argv, int *i, arg_t *a, char *why,
     if (*i >= argc)
       return fail(why, whylen, "-o: missing KEY=VALUE");
     name = argv[(*i)++];
+    /* Not quoted: without its '=' the text may be a value, even a key. */
     if (!(eq = strchr(name, '=')))
-      return fail(why, whylen, "-o %s: expected KEY=VALUE", name);
+      return fail(why, whylen, "-o: expected KEY=VALUE");
   } else if (s[0] == '-' && s[1] == '-' && s[2]) {
     name = s + 2;
     eq = strchr(name, '=');
   } else {
-    return fail(why, whylen, "unexpected argument \"%s\"", s);
+    /* Not quoted: a stray argument is often a value that lost its option
+     * ("--api.key= live_..."), which may be a secret. */
+    return fail(why, whylen,
+                "unexpected argument #%d (not an option; options are "
+                "--KEY=VALUE, --KEY VALUE or -o KEY=VALUE)",
+                argi);
   }
 
   n = eq ? (size_t)(eq - name) : strlen(name);
   if (n >= sizeof(a->key))
-    return fail(why, whylen, "option too long: \"%.32s...\"", name);
+    return fail(why, whylen,
+                "option #%d too long (at most %zu characters "
+                "before '=')",
+                argi, sizeof(a->key) - 1);
   memcpy(a->key, name, n);
   a->key[n] = '\0';
   if (s[1] == '-' && !strcmp(a->key, "config")) {
     a->kind = ARG_CONFIG;
   } else if (key_known(a->key)) {
     a->kind = ARG_SET;
+  } else if (looks_like_key(a->key)) {
+    /* "--live_..." (a key typed where the option belongs) is not quoted. */
+    return fail(why, whylen, "%s #%d: unknown, and looks like an API key",
+                s[1] == '-' ? "option" : "-o", argi);
   } else if (s[1] == '-') {
     return fail(why, whylen, "unknown option \"--%s\"", a->key);
   } else {

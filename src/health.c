@@ -141,6 +141,8 @@ void brw_health_raise(brw_health_t *h, brw_block_t b, uint64_t now_ms,
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    /* Shown by /readyz and logged: API text may hold a secret. */
+    brw_log_redact_into(buf, buf, sizeof(buf));
     detail = buf;
   }
   brw_health_set(h, b, 1, now_ms, detail);

@@ -569,6 +569,10 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   if (conf_set(cc, "group.id", cfg->group_id, errbuf, errlen) ||
       conf_set(cc, "enable.auto.commit", "false", errbuf, errlen) ||
       conf_set(cc, "enable.auto.offset.store", "false", errbuf, errlen) ||
+      /* A partition with no committed offset (a new group, or a commit that
+       * retention removed) starts at its oldest event, so that none is
+       * skipped; kafka.consumer.auto.offset.reset, applied below, wins.
+       * Documented in docs/configuration.md and logged at start. */
       conf_set(cc, "auto.offset.reset", "earliest", errbuf, errlen) ||
       conf_set(cc, "statistics.interval.ms", "5000", errbuf, errlen) ||
       /* Eager, not cooperative-sticky: with librdkafka 2.0.2 a commit sent
@@ -597,6 +601,19 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     goto err;
   }
   rd_kafka_poll_set_consumer(k->rk_c);
+  {
+    char reset[32] = "?";
+    size_t rlen = sizeof(reset);
+    rd_kafka_conf_get(rd_kafka_conf(k->rk_c), "auto.offset.reset", reset,
+                      &rlen);
+    /* librdkafka reports its own synonyms: smallest, largest, error. */
+    const char *word = !strcmp(reset, "smallest")  ? "earliest"
+                       : !strcmp(reset, "largest") ? "latest"
+                                                   : reset;
+    brw_logj(BRW_LOG_INFO, json_pack("{ss}", "auto.offset.reset", word),
+             "partitions without a committed offset start at the %s offset",
+             word);
+  }
 
   /* Producer: idempotent (ordered, no duplicates from internal retries),
    * acks from all replicas, and the Java client's partitioner so that report

@@ -9,14 +9,29 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define BRW_LOG_MAX_SECRETS 64
+/* One registered secret and the forms in which it can reach a line: as
+ * given (`raw`), and as json_dumps escapes it inside a JSON string (`esc`,
+ * NULL when the same: a key with a '"', a '\\' or a control character reads
+ * differently in the JSON line and would not match its raw form). */
+typedef struct {
+  char *raw;
+  char *esc;
+  size_t len;   /* strlen(raw) */
+  int pinned;   /* never evicted */
+  uint64_t seq; /* registration order, for eviction */
+} secret_t;
 
 static brw_log_level_t g_level = BRW_LOG_INFO;
 static brw_log_format_t g_format = BRW_LOG_JSON;
 static char g_component[32] = "bsg-report-worker";
-static char *g_secrets[BRW_LOG_MAX_SECRETS];
-static int g_nsecrets;
+/* Sorted by len, longest first, so that a secret that holds a shorter one
+ * is replaced whole before the shorter one could cut it in two. */
+static secret_t *g_secrets;
+static size_t g_nsecrets, g_capsecrets, g_nrotating;
+static size_t g_maxrotating = BRW_LOG_MAX_ROTATING;
+static uint64_t g_seq;
 static pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
+static FILE *g_out; /* NULL: stderr */
 
 static const char *level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -56,84 +71,241 @@ int brw_log_enabled(brw_log_level_t level) {
   return level >= g_level && level < BRW_LOG_OFF;
 }
 
-void brw_log_add_secret(const char *secret) {
-  if (!secret || strlen(secret) < 4)
+/* explicit_bzero, unlike memset, is not dropped by the compiler when the
+ * buffer is freed right after. */
+void brw_secret_wipe(void *p, size_t n) {
+  if (p && n)
+    explicit_bzero(p, n);
+}
+
+void brw_secret_free(char *s) {
+  if (s) {
+    brw_secret_wipe(s, strlen(s));
+    free(s);
+  }
+}
+
+static void secret_clear(secret_t *e) {
+  brw_secret_free(e->raw);
+  brw_secret_free(e->esc);
+}
+
+/* The form json_dumps gives `s` inside a JSON string, without the quotes;
+ * NULL when it is the same as `s` or cannot be computed (invalid UTF-8:
+ * jansson refuses such a string, so it never reaches a JSON line). The
+ * result is malloc'ed and holds the secret: free it with brw_secret_free. */
+static char *json_form(const char *s) {
+  json_t *j = json_string(s);
+  char *d = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+  char *esc = NULL;
+  json_decref(j);
+  if (!d)
+    return NULL;
+  size_t n = strlen(d);
+  if (n >= 2 && (n - 2 != strlen(s) || memcmp(d + 1, s, n - 2))) {
+    esc = strndup(d + 1, n - 2);
+  }
+  brw_secret_free(d);
+  return esc;
+}
+
+/* Removes entry i, wiping it. Called with the mutex held. */
+static void secret_remove(size_t i) {
+  if (!g_secrets[i].pinned)
+    g_nrotating--;
+  secret_clear(&g_secrets[i]);
+  memmove(g_secrets + i, g_secrets + i + 1,
+          sizeof(g_secrets[0]) * (g_nsecrets - i - 1));
+  g_nsecrets--;
+}
+
+/* Forgets the oldest rotating secret. Called with the mutex held. */
+static void evict_oldest(void) {
+  size_t oldest = g_nsecrets;
+  for (size_t i = 0; i < g_nsecrets; i++)
+    if (!g_secrets[i].pinned &&
+        (oldest == g_nsecrets || g_secrets[i].seq < g_secrets[oldest].seq))
+      oldest = i;
+  if (oldest < g_nsecrets)
+    secret_remove(oldest);
+}
+
+void brw_log_set_rotating_max(size_t n) {
+  pthread_mutex_lock(&g_mutex);
+  g_maxrotating = n ? n : 1;
+  while (g_nrotating > g_maxrotating)
+    evict_oldest();
+  pthread_mutex_unlock(&g_mutex);
+}
+
+static void add_secret(const char *secret, int pinned) {
+  secret_t e;
+  if (!secret || strlen(secret) < BRW_LOG_SECRET_MIN)
     return;
   pthread_mutex_lock(&g_mutex);
-  for (int i = 0; i < g_nsecrets; i++) {
-    if (!strcmp(g_secrets[i], secret)) {
+  for (size_t i = 0; i < g_nsecrets; i++) {
+    if (!strcmp(g_secrets[i].raw, secret)) {
+      /* Known: a rotating secret that is now pinned stays for good. */
+      if (pinned && !g_secrets[i].pinned) {
+        g_secrets[i].pinned = 1;
+        g_nrotating--;
+      }
       pthread_mutex_unlock(&g_mutex);
       return;
     }
   }
-  if (g_nsecrets == BRW_LOG_MAX_SECRETS) {
-    /* Oldest secrets (expired bearers) make room for new ones. */
-    free(g_secrets[0]);
-    memmove(g_secrets, g_secrets + 1, sizeof(g_secrets[0]) * (g_nsecrets - 1));
-    g_nsecrets--;
+  /* The oldest rotating secrets (expired bearers) make room. */
+  while (!pinned && g_nrotating > 0 && g_nrotating >= g_maxrotating)
+    evict_oldest();
+  if (g_nsecrets == g_capsecrets) {
+    size_t cap = g_capsecrets ? g_capsecrets * 2 : 16;
+    secret_t *grown = realloc(g_secrets, cap * sizeof(*grown));
+    if (!grown) {
+      pthread_mutex_unlock(&g_mutex);
+      return;
+    }
+    g_secrets = grown;
+    g_capsecrets = cap;
   }
-  g_secrets[g_nsecrets++] = strdup(secret);
+  memset(&e, 0, sizeof(e));
+  e.len = strlen(secret);
+  e.pinned = pinned;
+  e.seq = ++g_seq;
+  if (!(e.raw = strdup(secret))) {
+    pthread_mutex_unlock(&g_mutex);
+    return;
+  }
+  e.esc = json_form(secret);
+  size_t at = 0;
+  while (at < g_nsecrets && g_secrets[at].len >= e.len)
+    at++;
+  memmove(g_secrets + at + 1, g_secrets + at,
+          sizeof(g_secrets[0]) * (g_nsecrets - at));
+  g_secrets[at] = e;
+  g_nsecrets++;
+  if (!pinned)
+    g_nrotating++;
   pthread_mutex_unlock(&g_mutex);
+}
+
+void brw_log_add_secret(const char *secret) {
+  add_secret(secret, 0);
+}
+
+void brw_log_pin_secret(const char *secret) {
+  add_secret(secret, 1);
+}
+
+size_t brw_log_secret_count(int pinned) {
+  size_t n = 0;
+  pthread_mutex_lock(&g_mutex);
+  for (size_t i = 0; i < g_nsecrets; i++)
+    if (!g_secrets[i].pinned == !pinned)
+      n++;
+  pthread_mutex_unlock(&g_mutex);
+  return n;
 }
 
 void brw_log_cleanup(void) {
   pthread_mutex_lock(&g_mutex);
-  for (int i = 0; i < g_nsecrets; i++)
-    free(g_secrets[i]);
-  g_nsecrets = 0;
+  for (size_t i = 0; i < g_nsecrets; i++)
+    secret_clear(&g_secrets[i]);
+  free(g_secrets);
+  g_secrets = NULL;
+  g_nsecrets = g_capsecrets = g_nrotating = 0;
   pthread_mutex_unlock(&g_mutex);
 }
 
-/* Replaces every registered secret in `line` in place. Called with the mutex
- * held. "[REDACTED]" may be longer than a secret of 4..9 bytes, so the line is
- * rebuilt into a new buffer when anything matches. Returns `line` or a new
- * malloc'ed string that the caller frees. */
-static char *redact(char *line) {
-  char *out = line;
-  for (int i = 0; i < g_nsecrets; i++) {
-    const char *s = g_secrets[i];
-    size_t slen = strlen(s);
-    char *hit = strstr(out, s);
-    if (!hit)
-      continue;
-    size_t cap = strlen(out) * 2 + 64;
-    char *buf = malloc(cap);
-    if (!buf)
-      return out;
-    size_t n = 0;
-    const char *p = out;
-    while ((hit = strstr(p, s))) {
-      size_t pre = (size_t)(hit - p);
-      if (n + pre + 16 >= cap) {
-        cap = (cap + pre) * 2;
-        char *nb = realloc(buf, cap);
-        if (!nb) {
-          free(buf);
-          return out;
-        }
-        buf = nb;
-      }
-      memcpy(buf + n, p, pre);
-      n += pre;
-      memcpy(buf + n, "[REDACTED]", 10);
-      n += 10;
-      p = hit + slen;
+/* Replaces every occurrence of `pat` (plen bytes) in `in` by "[REDACTED]".
+ * Returns `in` when there is none, else a new malloc'ed string (NULL when
+ * out of memory). */
+static char *replace_all(const char *in, const char *pat, size_t plen) {
+  static const char mark[] = "[REDACTED]";
+  size_t hits = 0, inlen, n = 0;
+  const char *p, *hit;
+  char *buf;
+
+  for (p = in; (hit = strstr(p, pat)); p = hit + plen)
+    hits++;
+  if (!hits)
+    return (char *)in;
+  inlen = strlen(in);
+  /* Only the marks can make the text longer than it was. */
+  if (!(buf = malloc(inlen + hits * (sizeof(mark) - 1) + 1)))
+    return NULL;
+  for (p = in; (hit = strstr(p, pat)); p = hit + plen) {
+    memcpy(buf + n, p, (size_t)(hit - p));
+    n += (size_t)(hit - p);
+    memcpy(buf + n, mark, sizeof(mark) - 1);
+    n += sizeof(mark) - 1;
+  }
+  memcpy(buf + n, p, strlen(p) + 1);
+  return buf;
+}
+
+/* Replaces every registered secret, in both its forms, in `line`. Called
+ * with the mutex held. Returns `line` when nothing matched, a new malloc'ed
+ * string that the caller frees, or NULL when out of memory (the line must
+ * then not be written: it may hold a secret). Intermediate copies are wiped,
+ * as they hold the secrets not yet replaced. */
+static char *redact(const char *line) {
+  char *out = (char *)line;
+  for (size_t i = 0; i < g_nsecrets; i++) {
+    for (int form = 0; form < 2; form++) {
+      const char *pat = form ? g_secrets[i].esc : g_secrets[i].raw;
+      char *next;
+      if (!pat)
+        continue;
+      next = replace_all(out, pat, strlen(pat));
+      if (next == out)
+        continue;
+      if (out != line)
+        brw_secret_free(out);
+      if (!next)
+        return NULL;
+      out = next;
     }
-    size_t rest = strlen(p);
-    if (n + rest + 1 > cap) {
-      char *nb = realloc(buf, n + rest + 1);
-      if (!nb) {
-        free(buf);
-        return out;
-      }
-      buf = nb;
-    }
-    memcpy(buf + n, p, rest + 1);
-    if (out != line)
-      free(out);
-    out = buf;
   }
   return out;
+}
+
+/* The length of the longest prefix of s, at most max bytes, that does not
+ * end inside a UTF-8 sequence. */
+static size_t utf8_prefix(const char *s, size_t max) {
+  size_t n = strlen(s);
+  if (n <= max)
+    return n;
+  n = max;
+  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n--;
+  return n;
+}
+
+size_t brw_log_redact_into(const char *in, char *out, size_t outlen) {
+  char *r;
+  size_t n;
+  if (!out || outlen == 0)
+    return 0;
+  if (!in) {
+    out[0] = '\0';
+    return 0;
+  }
+  pthread_mutex_lock(&g_mutex);
+  r = redact(in);
+  pthread_mutex_unlock(&g_mutex);
+  if (!r) {
+    /* Out of memory: nothing that might hold a secret is copied. */
+    snprintf(out, outlen, "[REDACTED]");
+    return strlen(out);
+  }
+  /* Redacted before it is cut, so that a secret across the cut cannot leave
+   * its first bytes behind. */
+  n = utf8_prefix(r, outlen - 1);
+  memmove(out, r, n);
+  out[n] = '\0';
+  if (r != in)
+    brw_secret_free(r);
+  return n;
 }
 
 static void format_now(char *buf, size_t len) {
@@ -146,14 +318,110 @@ static void format_now(char *buf, size_t len) {
   snprintf(buf, len, "%.20s.%03dZ", base, (int)(tv.tv_usec / 1000) % 1000);
 }
 
+/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 if there is none. */
+static size_t utf8_seq(const unsigned char *s) {
+  unsigned char c = s[0];
+  unsigned char lo = 0x80, hi = 0xBF;
+  size_t n;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF)
+    n = 2;
+  else if (c >= 0xE0 && c <= 0xEF)
+    n = 3;
+  else if (c >= 0xF0 && c <= 0xF4)
+    n = 4;
+  else
+    return 0;
+  if (c == 0xE0)
+    lo = 0xA0;
+  else if (c == 0xED)
+    hi = 0x9F;
+  else if (c == 0xF0)
+    lo = 0x90;
+  else if (c == 0xF4)
+    hi = 0x8F;
+  if (s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i < n; i++)
+    if (s[i] < 0x80 || s[i] > 0xBF)
+      return 0;
+  return n;
+}
+
+/* A JSON string of msg. jansson refuses text that is not UTF-8, which left
+ * the line without its message (API text, a key from an event, may be
+ * anything): each byte of an invalid sequence becomes '?'. */
+static json_t *json_text(char *msg) {
+  json_t *j = json_string(msg);
+  if (j)
+    return j;
+  for (unsigned char *p = (unsigned char *)msg; *p;) {
+    size_t n = utf8_seq(p);
+    if (n == 0)
+      *p++ = '?';
+    else
+      p += n;
+  }
+  return json_string(msg);
+}
+
+void brw_log_set_output(FILE *f) {
+  pthread_mutex_lock(&g_mutex);
+  g_out = f;
+  pthread_mutex_unlock(&g_mutex);
+}
+
+/* The message is formatted whole and redacted before it is cut to
+ * BRW_LOG_MSG_MAX bytes (at a UTF-8 boundary, which jansson needs), so that
+ * a secret across the cut cannot leave its first bytes in the line. */
+static char *format_msg(const char *fmt, va_list ap) {
+  char small[BRW_LOG_MSG_MAX + 1], *full = small, *r;
+  va_list aq;
+  int n;
+
+  va_copy(aq, ap);
+  n = vsnprintf(small, sizeof(small), fmt, ap);
+  if (n < 0) {
+    va_end(aq);
+    return strdup("");
+  }
+  if ((size_t)n >= sizeof(small)) {
+    if (!(full = malloc((size_t)n + 1))) {
+      va_end(aq);
+      return NULL;
+    }
+    vsnprintf(full, (size_t)n + 1, fmt, aq);
+  }
+  va_end(aq);
+  pthread_mutex_lock(&g_mutex);
+  r = redact(full);
+  pthread_mutex_unlock(&g_mutex);
+  if (r && r == full && full == small)
+    r = strdup(small);
+  else if (r && r != full && full != small)
+    brw_secret_free(full);
+  else if (!r && full != small)
+    brw_secret_free(full);
+  brw_secret_wipe(small,
+                  (size_t)n < sizeof(small) ? (size_t)n : sizeof(small) - 1);
+  if (r)
+    r[utf8_prefix(r, BRW_LOG_MSG_MAX)] = '\0';
+  return r;
+}
+
 void brw_vlogj(brw_log_level_t level, json_t *fields, const char *fmt,
                va_list ap) {
   if (!brw_log_enabled(level)) {
     json_decref(fields);
     return;
   }
-  char msg[2048];
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  char *msg = format_msg(fmt, ap);
+  if (!msg) {
+    json_decref(fields);
+    return;
+  }
   char ts[40];
   format_now(ts, sizeof(ts));
 
@@ -163,7 +431,7 @@ void brw_vlogj(brw_log_level_t level, json_t *fields, const char *fmt,
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "level", json_string(level_names[level]));
     json_object_set_new(o, "component", json_string(g_component));
-    json_object_set_new(o, "msg", json_string(msg));
+    json_object_set_new(o, "msg", json_text(msg));
     if (fields && json_is_object(fields))
       json_object_update(o, fields);
     line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -192,19 +460,24 @@ void brw_vlogj(brw_log_level_t level, json_t *fields, const char *fmt,
     if (line)
       snprintf(line, cap, "%s %-5s %s%s", ts, level_names[level], msg,
                extra ? extra : "");
-    free(extra);
+    brw_secret_free(extra);
   }
+  brw_secret_free(msg);
   json_decref(fields);
   if (!line)
     return;
+  /* The fields were not redacted yet: the whole line is, again. */
   pthread_mutex_lock(&g_mutex);
   char *out = redact(line);
-  fprintf(stderr, "%s\n", out);
-  fflush(stderr);
+  if (out) {
+    FILE *sink = g_out ? g_out : stderr;
+    fprintf(sink, "%s\n", out);
+    fflush(sink);
+  }
   pthread_mutex_unlock(&g_mutex);
-  if (out != line)
-    free(out);
-  free(line);
+  if (out && out != line)
+    brw_secret_free(out);
+  brw_secret_free(line);
 }
 
 void brw_logj(brw_log_level_t level, json_t *fields, const char *fmt, ...) {

@@ -2,7 +2,14 @@
  *
  * Exit codes: 0 after a clean shutdown, 1 on a runtime fatal error, 2 on a
  * configuration error (one line naming the key), 128+N when a second signal
- * N cut the shutdown short. */
+ * N cut the shutdown short.
+ *
+ * Secrets: once the configuration is loaded, every secret it holds is pinned
+ * in the log redactor and the environment variables that held them are
+ * wiped. Core dumps are left to the operator (they hold the keys, as any
+ * memory of the process does): systemd's LimitCORE=0, or ulimit -c 0;
+ * prctl(PR_SET_DUMPABLE, 0) was not used because it also stops same-user
+ * ptrace, so perf and gdb profiling (docs/PERFORMANCE.md) would need root. */
 #include "brw/app.h"
 #include "brw/config.h"
 #include "brw/error.h"
@@ -23,6 +30,10 @@ int main(int argc, char **argv) {
   brw_config_init(&cfg);
   if (brw_config_load(&cfg, argc, argv, environ, &action, err, sizeof(err)) !=
       0) {
+    /* The message never quotes a secret; as a second line of defence, what
+     * was loaded before the error is redacted from it. */
+    brw_config_pin_secrets(&cfg);
+    brw_log_redact_into(err, err, sizeof(err));
     fprintf(stderr, "bsg-report-worker: configuration error: %s\n", err);
     brw_config_free(&cfg);
     return 2;
@@ -44,6 +55,16 @@ int main(int argc, char **argv) {
     break;
   }
 
+  /* Every secret is redacted from the log from the first line on, and the
+   * environment no longer holds any once the configuration has its copies
+   * (librdkafka may start a shell for sasl.kerberos.kinit.cmd). */
+  brw_config_pin_secrets(&cfg);
+  brw_config_scrub_env(environ);
+  /* Each account holds a bearer and, around a refresh, the one before it:
+   * room for a few per account on top of the default, so that the bearers
+   * of many accounts do not push each other out of the redactor. */
+  brw_log_set_rotating_max(BRW_LOG_MAX_ROTATING + 4 * cfg.naccounts);
+
   brw_log_level_t level = BRW_LOG_INFO;
   brw_log_format_t format = BRW_LOG_JSON;
   brw_log_level_parse(cfg.log_level, &level);
@@ -62,6 +83,8 @@ int main(int argc, char **argv) {
   int code = 0;
   int r = brw_app_new(&loop, &cfg, &app, err, sizeof(err));
   if (r == BRW_ECONFIG) {
+    /* librdkafka's text may quote a value (secrets are pinned above). */
+    brw_log_redact_into(err, err, sizeof(err));
     fprintf(stderr, "bsg-report-worker: configuration error: %s\n", err);
     code = 2;
   } else if (r != 0) {

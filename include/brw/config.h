@@ -5,7 +5,7 @@
  * (key `a.b_c` -> `BRW_A_B_C`; also BSG_API_KEY for api.key), command-line
  * flags (`--key=value`, `--key value`, or `-o key=value`).
  *
- * Durations carry a unit (ms, s, m, h), sizes too (B, KiB, MiB, GiB, also KB
+ * Durations carry a unit (ms, s, m, h, d), sizes too (B, KiB, MiB, GiB, also KB
  * and MB meaning the same binary units), rates are numbers per second;
  * booleans are true/false/yes/no/on/off/1/0. A value without its unit is an
  * error. Keys beginning `kafka.` are passed to both librdkafka clients,
@@ -40,6 +40,7 @@ typedef struct {
   uint64_t commit_interval_ms; /* kafka.commit_interval (1s) */
   /* API */
   char *api_url; /* "https://one-api.bsg.world" */
+  int api_allow_insecure;       /* false: http:// only to a loopback host */
   brw_account_conf_t *accounts; /* api.key -> "default", accounts.<n>.key */
   size_t naccounts;
   char *api_timezone;    /* "UTC" */
@@ -95,7 +96,10 @@ void brw_config_init(brw_config_t *cfg);
 /* Loads every source. `envp` is the environment (NULL-terminated). On
  * success returns 0 and sets *action. On error returns BRW_ECONFIG and writes
  * one line into errbuf that names the key (and file:line for config-file
- * errors), e.g. "poll.min_interval: \"15\" needs a unit (ms, s, m, h)".
+ * errors), e.g. "poll.min_interval: \"15\" needs a unit (ms, s, m, h, d)".
+ * An error never quotes the value of a secret, the userinfo of a URL
+ * ("user:pass@"), a command-line argument that is not an option, or the
+ * value part of an unknown option.
  * Partial results stay in *cfg; brw_config_free releases them in all cases.
  * *cfg must have been set up by brw_config_init. --help and --version return
  * at once (no file is read, nothing is validated). Out of memory returns
@@ -122,16 +126,42 @@ int brw_config_load_text(brw_config_t *cfg, const char *name, const char *text,
 int brw_config_set(brw_config_t *cfg, const char *key, const char *value,
                    char *errbuf, size_t errlen);
 
-/* Cross-key checks (min <= max, at least one account, ...). Returns 0 or
- * BRW_ECONFIG naming the key. Called by brw_config_load. */
+/* Cross-key checks (min <= max, at least one account, api.url not plain
+ * http:// to a host other than loopback unless api.allow_insecure, ...).
+ * Returns 0 or BRW_ECONFIG naming the key. Called by brw_config_load. */
 int brw_config_validate(const brw_config_t *cfg, char *errbuf, size_t errlen);
 
 /* Prints the effective configuration as `key = value` lines, secrets shown as
- * "[REDACTED]". */
+ * "[REDACTED]", and so is the userinfo of any URL ("https://[REDACTED]@h"). */
 void brw_config_print(const brw_config_t *cfg, FILE *out);
 
 /* Prints --help text: usage and every key with its default and doc. */
 void brw_config_usage(FILE *out, const char *argv0);
+
+/* Copies `in` into out (len bytes, NUL-terminated, cut if need be) with the
+ * userinfo of every "scheme://userinfo@host" replaced by "[REDACTED]".
+ * Returns out. */
+const char *brw_config_redact_url(const char *in, char *out, size_t len);
+
+/* Whether a URL's host is a loopback address: 127.0.0.0/8, ::1 (or an
+ * IPv4-mapped 127.x), or "localhost". Returns 1 or 0. */
+int brw_config_url_is_loopback(const char *url);
+
+/* Registers with the log redactor, for the life of the process
+ * (brw_log_pin_secret), every secret the configuration holds: the API keys,
+ * the values of secret librdkafka properties, and the userinfo of api.url
+ * and brokers. Call it once the configuration is loaded. */
+void brw_config_pin_secrets(const brw_config_t *cfg);
+
+/* Wipes, in place, the values of the environment variables that held
+ * secrets (BSG_API_KEY, BRW_API_KEY, BRW_ACCOUNTS_<NAME>_KEY, and
+ * BRW_KAFKA_... of secret properties), then unsets them, so that neither a
+ * child process (librdkafka runs sasl.kerberos.kinit.cmd through the shell)
+ * nor /proc/PID/environ shows them. Wiping the bytes matters: unsetenv
+ * alone leaves the original strings, which /proc/PID/environ reads. Call it
+ * after brw_config_load, which copied what it needs. Returns how many
+ * variables were wiped. */
+int brw_config_scrub_env(char **envp);
 
 /* Looks up an account by name; returns its index or -1. */
 int brw_config_account_index(const brw_config_t *cfg, const char *name);

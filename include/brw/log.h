@@ -6,15 +6,25 @@
  * interleave lines.
  *
  * Secrets: callers never pass an API key or a bearer token. As a second line
- * of defence, every registered secret (brw_log_add_secret) is replaced by
- * "[REDACTED]" in the final line before it is written.
+ * of defence, every registered secret is replaced by "[REDACTED]" in the
+ * message and again in the final line before it is written, both as given
+ * and as json_dumps escapes it (a secret holding '"', '\\' or a control
+ * character reads differently inside a JSON string). Secrets come in two
+ * kinds: pinned ones (API keys, brw_log_pin_secret) are kept for the life of
+ * the process; rotating ones (bearers, brw_log_add_secret) are kept up to
+ * BRW_LOG_MAX_ROTATING at once, the oldest forgotten first, so that hourly
+ * refreshes neither grow the set without bound nor push a key out of it.
+ * Text that leaves the process by another way than a log line (a DLQ
+ * header, an error stored for later) goes through brw_log_redact_into.
  */
 #ifndef BRW_LOG_H
 #define BRW_LOG_H
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum {
   BRW_LOG_DEBUG = 0,
@@ -36,11 +46,53 @@ int brw_log_format_parse(const char *s, brw_log_format_t *out);
 
 int brw_log_enabled(brw_log_level_t level);
 
-/* Registers a secret that must never be written. The text is copied; secrets
- * shorter than 4 bytes are ignored. */
+/* Secrets shorter than this are ignored: replacing every "abc" in every line
+ * would hide more than it protects. */
+#define BRW_LOG_SECRET_MIN 4
+/* How many rotating secrets are kept at once, by default: a bearer lives an
+ * hour or so, so 64 cover days of refreshes of a few accounts. */
+#define BRW_LOG_MAX_ROTATING 64
+/* A message longer than this (in bytes) is cut, after redaction. */
+#define BRW_LOG_MSG_MAX 2047
+
+/* Registers a rotating secret (a bearer) that must never be written. The
+ * text is copied; a secret already registered is not added twice. When
+ * BRW_LOG_MAX_ROTATING are registered, the oldest rotating one is forgotten
+ * (and its copy wiped). Any thread. */
 void brw_log_add_secret(const char *secret);
-/* Frees every registered secret (at exit, so leak checkers stay quiet). */
+/* Sets how many rotating secrets are kept (at least 1), forgetting the
+ * oldest ones beyond it. main sets BRW_LOG_MAX_ROTATING plus 4 per account,
+ * so that many accounts refreshing at once do not push out each other's
+ * live bearers. */
+void brw_log_set_rotating_max(size_t n);
+/* Registers a secret for the life of the process (an API key): it is never
+ * forgotten, whatever number of rotating secrets follow. Pinning a secret
+ * already registered as rotating pins it. Any thread. */
+void brw_log_pin_secret(const char *secret);
+/* How many pinned (pinned != 0) or rotating secrets are registered; for
+ * tests. */
+size_t brw_log_secret_count(int pinned);
+/* Forgets every registered secret, wiping the copies (at exit, so that leak
+ * checkers stay quiet; also between tests). */
 void brw_log_cleanup(void);
+
+/* Copies `in` into out (outlen bytes, always NUL-terminated when outlen > 0)
+ * with every registered secret replaced by "[REDACTED]", cutting the result
+ * after redaction and at a UTF-8 boundary. in and out may be the same
+ * buffer. in == NULL gives "". Returns the length written. Out of memory
+ * gives "[REDACTED]" rather than text that might hold a secret. Any thread.
+ */
+size_t brw_log_redact_into(const char *in, char *out, size_t outlen);
+
+/* Overwrites n bytes at p in a way the compiler keeps (explicit_bzero), for
+ * buffers that held a secret and are about to be freed or reused. */
+void brw_secret_wipe(void *p, size_t n);
+/* Wipes the NUL-terminated string s, then frees it. NULL is allowed. */
+void brw_secret_free(char *s);
+
+/* Where lines go: f (borrowed, must stay open), or stderr when f is NULL
+ * (the default). For tests. */
+void brw_log_set_output(FILE *f);
 
 /* Writes one line. `fields` (may be NULL) is a JSON object whose members are
  * added to the line; the reference is stolen. */

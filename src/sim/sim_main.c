@@ -201,13 +201,13 @@ int main(int argc, char **argv) {
       if (conf.napi_keys == MAX_KEYS)
         return bad("api-key", "(too many keys)");
       api_keys[conf.napi_keys++] = optarg;
-      brw_log_add_secret(optarg);
+      brw_log_pin_secret(optarg);
       break;
     case O_REJECT_KEY:
       if (conf.nreject_keys == MAX_KEYS)
         return bad("reject-key", "(too many keys)");
       reject_keys[conf.nreject_keys++] = optarg;
-      brw_log_add_secret(optarg);
+      brw_log_pin_secret(optarg);
       break;
     case O_TOKEN_TTL:
       if (sim_duration_parse(optarg, &conf.faults.token_ttl_ms))

@@ -1261,6 +1261,28 @@ def check_env_with_worker(ctx: Ctx) -> None:
     rc, cfg, err = check_config(ctx.args.bin_dir, {"BRW_METRICS_LISTEN": "0.0.0.0:9464", "BSG_API_KEY": "test_x"},
                                 ["--config", str(DEPLOY / "bsg-report-worker.conf.example")])
     c.check(rc == 0, "Dockerfile: image ENV with the example config passes --check-config", err)
+    # Issue 10: plain http:// to a host other than loopback would send the key
+    # in clear text; --check-config refuses it with exit 2 naming api.url,
+    # and quotes the URL without its password.
+    key = "test_insecure_key_0123"
+    rc, cfg, err = check_config(ctx.args.bin_dir, {"BSG_API_KEY": key,
+                                                   "BRW_API_URL": "http://u:pa55w0rd@api.example.com"})
+    c.check(rc == 2 and err.count("\n") == 0 and "api.url:" in err and "api.allow_insecure" in err
+            and "pa55w0rd" not in err and key not in err,
+            "worker: plain http:// to a remote host exits 2 naming api.url", err)
+    rc, cfg, err = check_config(ctx.args.bin_dir, {"BSG_API_KEY": key, "BRW_API_URL": "http://127.0.0.1:8080"})
+    c.check(rc == 0, "worker: plain http:// to loopback is allowed", err)
+    rc, cfg, err = check_config(ctx.args.bin_dir, {"BSG_API_KEY": key, "BRW_API_ALLOW_INSECURE": "true",
+                                                   "BRW_API_URL": "http://u:pa55w0rd@api.example.com"})
+    c.check(rc == 0 and cfg.get("api.url") == "http://[REDACTED]@api.example.com"
+            and cfg.get("api.allow_insecure") == "true",
+            "worker: api.allow_insecure=true allows it; --check-config hides the URL's password",
+            f"{rc} {err} {cfg.get('api.url')}")
+    # A key pasted into the wrong flag is quoted by that flag's error; the
+    # error line still does not show it (the loaded secrets are redacted).
+    rc, cfg, err = check_config(ctx.args.bin_dir, {"BSG_API_KEY": key}, [f"--poll.max_age={key}"])
+    c.check(rc == 2 and "poll.max_age" in err and key not in err and "[REDACTED]" in err,
+            "worker: a configuration error does not show a loaded key", err)
 
 
 def parse_metrics_text(text: str) -> tuple[set, dict]:
@@ -1291,7 +1313,7 @@ def check_real_metrics(ctx: Ctx, used: set) -> None:
     work = Path(tempfile.mkdtemp(prefix="brw-deploy-files-", dir=os.environ.get("BRW_TEST_TMPDIR")))
     env = {"BRW_BROKERS": f"127.0.0.1:{dead_broker}", "BSG_API_KEY": "test_deploy_files_key",
            "BRW_API_URL": f"http://127.0.0.1:{free_port()}", "BRW_METRICS_LISTEN": f"127.0.0.1:{port}",
-           "BRW_LOG_LEVEL": "warn"}
+           "BRW_LOG_LEVEL": "info", "BRW_KAFKA_CONSUMER_AUTO_OFFSET_RESET": "latest"}
     proc = Proc([ctx.args.bin_dir / "bsg-report-worker"], work, name="worker", env=env).start()
     try:
         if not wait_port("127.0.0.1", port, 8.0):
@@ -1342,8 +1364,13 @@ def check_real_metrics(ctx: Ctx, used: set) -> None:
                     break
         c.check(not label_bad, "worker: labelled metrics carry their labels", "; ".join(label_bad))
         c.check("test_deploy_files_key" not in text, "worker: the API key is not in /metrics")
+        # The consumer's default auto.offset.reset (earliest) is logged at
+        # start, and kafka.consumer.auto.offset.reset overrides it.
+        resets = [o.get("auto.offset.reset") for o in proc.json_lines("stderr") if "auto.offset.reset" in o]
+        c.eq(resets, ["latest"], "worker: logs auto.offset.reset at start; kafka.consumer.* overrides the default")
     finally:
         proc.terminate(timeout=20)
+        c.check("test_deploy_files_key" not in proc.stderr_text(), "worker: the API key is not in its log")
         shutil.rmtree(work, ignore_errors=True)
 
 

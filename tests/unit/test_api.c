@@ -48,6 +48,7 @@ enum {
   ID_OTHER = 903,     /* the detail of another campaign */
   ID_SLOW = 904,      /* answered after 2 s */
   ID_HUGE = 905,      /* 8 MiB of body, length not announced */
+  ID_ECHO_KEY = 907,  /* a 400 whose message quotes the API key */
   ID_SLOW_SHORT = 906 /* answered after 400 ms */
 };
 
@@ -145,6 +146,10 @@ static void detail_by_id(testsrv_resp_t *resp, uint64_t id) {
   case ID_SLOW_SHORT:
     resp->delay_ms = 400;
     detail_body(resp, id);
+    break;
+  case ID_ECHO_KEY:
+    resp->status = 400;
+    testsrv_resp_bodyf(resp, "{\"message\":\"no such key " KEY1 "\"}");
     break;
   case ID_HUGE:
     resp->huge_body = 8u * 1024 * 1024;
@@ -835,6 +840,19 @@ static void test_rejected_403(void **state) {
   fx_close(fx);
 }
 
+/* Issue 10 item 7: API error text went into the fetch result, and from
+ * there into the DLQ's error.message, with whatever it quoted. */
+static void test_error_text_redacted(void **state) {
+  fx_t *fx = *state;
+  fres_t r;
+  fx_open(fx, NULL);
+  fetch_wait(fx, ID_ECHO_KEY, &r);
+  assert_int_equal(r.status, BRW_FETCH_REJECTED);
+  assert_null(strstr(r.message, KEY1));
+  assert_non_null(strstr(r.message, "no such key [REDACTED]"));
+  fx_close(fx);
+}
+
 static void test_transport_classes(void **state) {
   fx_t *fx = *state;
   fres_t r;
@@ -1063,6 +1081,7 @@ int main(void) {
       FX_TEST(test_5xx),
       FX_TEST(test_bad_bodies),
       FX_TEST(test_rejected_403),
+      FX_TEST(test_error_text_redacted),
       FX_TEST(test_transport_classes),
       FX_TEST(test_rate_limit),
       FX_TEST(test_cancel),

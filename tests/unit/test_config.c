@@ -12,6 +12,7 @@
 
 #include "brw/config.h"
 #include "brw/error.h"
+#include "brw/log.h"
 
 #define SECRET "live_s3cr3t_value_abc"
 
@@ -303,7 +304,7 @@ static void test_set_bad(void **state) {
     const char *key, *value, *err;
   } cases[] = {
       {"poll.min_interval", "15",
-       "poll.min_interval: \"15\" needs a unit (ms, s, m, h)"},
+       "poll.min_interval: \"15\" needs a unit (ms, s, m, h, d)"},
       {"poll.max_age", "forever",
        "poll.max_age: \"forever\" is not a duration (e.g. 250ms, 30s, 10m, "
        "72h)"},
@@ -462,7 +463,7 @@ static void test_file_errors(void **state) {
       {"api.key = k\npoll.jitter = 2\n",
        "2: poll.jitter: \"2\" must be between 0 and 1"},
       {"poll.min_interval = 15\n",
-       "1: poll.min_interval: \"15\" needs a unit (ms, s, m, h)"},
+       "1: poll.min_interval: \"15\" needs a unit (ms, s, m, h, d)"},
       {"brokers\n", "1: expected \"key = value\""},
       {" = x\n", "1: missing key before \"=\""},
       {"brokers = \"unterminated\n", "1: brokers: unterminated quoted value"},
@@ -530,11 +531,30 @@ static void test_flags(void **state) {
       {{"--poll.max_age"}, "--poll.max_age: missing value"},
       {{"--config"}, "--config: missing FILE"},
       {{"-o"}, "-o: missing KEY=VALUE"},
-      {{"-o", "brokers"}, "-o brokers: expected KEY=VALUE"},
+      {{"-o", "brokers"}, "-o: expected KEY=VALUE"},
       {{"-o", "nope=1"}, "-o: unknown key \"nope\""},
-      {{"stray"}, "unexpected argument \"stray\""},
-      {{"-x"}, "unexpected argument \"-x\""},
-      {{"--poll.max_age=1"}, "poll.max_age: \"1\" needs a unit (ms, s, m, h)"},
+      {{"stray"},
+       "unexpected argument #1 (not an option; options are "
+       "--KEY=VALUE, --KEY VALUE or -o KEY=VALUE)"},
+      {{"-x"},
+       "unexpected argument #1 (not an option; options are "
+       "--KEY=VALUE, --KEY VALUE or -o KEY=VALUE)"},
+      /* Issue 10 item 7: what was typed may be a key; it is not echoed. A
+       * space after '=' leaves the key as a stray argument. */
+      {{"--api.key=", SECRET},
+       "unexpected argument #2 (not an option; "
+       "options are --KEY=VALUE, --KEY VALUE or -o "
+       "KEY=VALUE)"},
+      {{"-o", SECRET}, "-o: expected KEY=VALUE"},
+      {{"--api.kye", SECRET}, "unknown option \"--api.kye\""},
+      {{"-o", "api.kye=" SECRET}, "-o: unknown key \"api.kye\""},
+      /* A key typed where the option belongs. */
+      {{"--" SECRET}, "option #1: unknown, and looks like an API key"},
+      {{"--emit.progress=true", "--" SECRET "=1"},
+       "option #2: unknown, and looks like an API key"},
+      {{"-o", SECRET "=1"}, "-o #1: unknown, and looks like an API key"},
+      {{"--poll.max_age=1"},
+       "poll.max_age: \"1\" needs a unit (ms, s, m, h, d)"},
       {{"--poll.min_interval=20m"},
        "poll.min_interval: 20m is greater than poll.max_interval (10m)"},
   };
@@ -588,7 +608,8 @@ static void test_env(void **state) {
   char e3[] = "BRW_API_URL=http://sim:8080/";
   char e4[] = "BRW_KAFKA_COMMIT_INTERVAL=250ms";
   char e5[] = "BRW_METRICS_LISTEN=off";
-  char *envp[] = {key_env_default, e1, e2, e3, e4, e5, NULL};
+  char e6[] = "BRW_API_ALLOW_INSECURE=true"; /* sim is not loopback */
+  char *envp[] = {key_env_default, e1, e2, e3, e4, e5, e6, NULL};
   assert_int_equal(load(&cfg, argv, envp, &action, err, sizeof(err)), 0);
   assert_int_equal(cfg.poll_not_found_grace_ms, 0);
   assert_int_equal(cfg.emit_progress, 1);
@@ -605,7 +626,7 @@ static void test_env(void **state) {
                    BRW_ECONFIG);
   assert_string_equal(err, "environment BRW_POLL_MIN_INTERVAL: "
                            "poll.min_interval: \"15\" needs a unit (ms, s, "
-                           "m, h)");
+                           "m, h, d)");
   brw_config_free(&cfg);
 
   char b2[] = "BRW_ACCOUNTS_SALES=x";
@@ -639,7 +660,7 @@ static void test_env_names(void **state) {
   assert_int_equal(brw_config_env_name("poll.max_age", a, 8), BRW_ERANGE);
   while (brw_config_key_info(n, &ki) == 0)
     n++;
-  assert_int_equal(n, 34);
+  assert_int_equal(n, 35);
   assert_int_equal(brw_config_key_info(n, &ki), BRW_ENOENT);
   /* No two keys share a variable. */
   for (size_t i = 0; i < n; i++) {
@@ -941,6 +962,232 @@ static void test_print_redaction(void **state) {
   brw_config_free(&cfg);
 }
 
+/* Issue 10 item 6: plain http:// to a host other than loopback sent the API
+ * key and the bearers in clear text without a word. It is refused unless
+ * api.allow_insecure is true; loopback stays allowed. */
+static void test_insecure_url(void **state) {
+  (void)state;
+  static const struct {
+    const char *url;
+    int ok; /* allowed without api.allow_insecure */
+  } cases[] = {
+      {"https://one-api.bsg.world", 1},
+      {"HTTPS://api.example.com:8443/base/", 1},
+      {"http://127.0.0.1:8080", 1},
+      {"http://127.5.6.7", 1},
+      {"http://localhost:1/x", 1},
+      {"http://LocalHost./", 1},
+      {"http://[::1]:8080", 1},
+      {"http://[0:0:0:0:0:0:0:1]/", 1},
+      {"http://[::ffff:127.0.0.1]:80", 1},
+      {"http://user:pw@127.0.0.1:9", 1},
+      {"http://sim:8080", 0},
+      {"HTTP://api.example.com", 0},
+      {"http://10.0.0.1", 0},
+      {"http://128.0.0.1", 0},
+      {"http://localhost.example.com", 0},
+      {"http://127.0.0.1.nip.io", 0},
+      {"http://127.1", 0}, /* not parsed as 127.0.0.1 here: refused */
+      {"http://[::2]", 0},
+      {"http://127.0.0.1@example.com/", 0}, /* the host is example.com */
+      {"http://localhost:pw@example.com", 0},
+  };
+  char err[512];
+  brw_config_t cfg;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    brw_config_init(&cfg);
+    assert_int_equal(brw_config_set(&cfg, "api.key", SECRET, err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        brw_config_set(&cfg, "api.url", cases[i].url, err, sizeof(err)), 0);
+    int rc = brw_config_validate(&cfg, err, sizeof(err));
+    if (cases[i].ok) {
+      if (rc != 0)
+        fail_msg("%s: %s", cases[i].url, err);
+    } else {
+      if (rc != BRW_ECONFIG)
+        fail_msg("%s was allowed", cases[i].url);
+      assert_int_equal(strncmp(err, "api.url: \"", 10), 0);
+      assert_non_null(strstr(err, "api.allow_insecure=true"));
+      /* With the flag, it is allowed. */
+      assert_int_equal(
+          brw_config_set(&cfg, "api.allow_insecure", "true", err, sizeof(err)),
+          0);
+      assert_int_equal(brw_config_validate(&cfg, err, sizeof(err)), 0);
+    }
+    brw_config_free(&cfg);
+  }
+
+  /* Through brw_config_load (main exits 2 on BRW_ECONFIG), from every
+   * source; the error does not quote the URL's password. */
+  brw_config_action_t action;
+  char *a1[] = {"w", "--api.url=http://bob:pa55w0rd@api.example.com/",
+                "--check-config", NULL};
+  assert_int_equal(load(&cfg, a1, key_env, &action, err, sizeof(err)),
+                   BRW_ECONFIG);
+  assert_string_equal(
+      err, "api.url: \"http://[REDACTED]@api.example.com\" is plain http:// "
+           "to a host other than loopback, which would send the API key and "
+           "bearers in clear text; use https://, or set "
+           "api.allow_insecure=true");
+  brw_config_free(&cfg);
+  char *a2[] = {"w", "--api.url=http://api.example.com",
+                "--api.allow_insecure=yes", NULL};
+  assert_int_equal(load(&cfg, a2, key_env, &action, err, sizeof(err)), 0);
+  assert_int_equal(cfg.api_allow_insecure, 1);
+  brw_config_free(&cfg);
+
+  assert_int_equal(brw_config_url_is_loopback(NULL), 0);
+  assert_int_equal(brw_config_url_is_loopback("no-scheme"), 0);
+  assert_int_equal(brw_config_url_is_loopback("http://[::1"), 0);
+  assert_int_equal(brw_config_url_is_loopback("http://"), 0);
+}
+
+/* Issue 10 item 7: --check-config printed the user:pass@ of api.url, and the
+ * errors quoted it. Also the librdkafka properties that hold credentials. */
+static void test_url_userinfo_redacted(void **state) {
+  (void)state;
+  char buf[128], err[512];
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"https://bob:pa55w0rd@h:1/p?q=a@b", "https://[REDACTED]@h:1/p?q=a@b"},
+      {"https://tok@h", "https://[REDACTED]@h"},
+      {"https://h/p@x", "https://h/p@x"}, /* an '@' in the path is not */
+      {"SASL_SSL://a:b@k1:9092,SSL://k2:9093",
+       "SASL_SSL://[REDACTED]@k1:9092,SSL://k2:9093"},
+      {"x://a@b y://c@d", "x://[REDACTED]@b y://[REDACTED]@d"},
+      {"no url here", "no url here"},
+      {"", ""},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    assert_string_equal(brw_config_redact_url(cases[i].in, buf, sizeof(buf)),
+                        cases[i].out);
+  /* Cut short, the userinfo is still never copied. */
+  char small[12];
+  assert_string_equal(
+      brw_config_redact_url("https://pa55w0rd@h", small, sizeof(small)),
+      "https://[RE");
+  assert_string_equal(brw_config_redact_url(NULL, buf, sizeof(buf)), "");
+
+  brw_config_t cfg;
+  brw_config_init(&cfg);
+  assert_int_equal(brw_config_set(&cfg, "api.key", SECRET, err, sizeof(err)),
+                   0);
+  assert_int_equal(brw_config_set(&cfg, "api.url",
+                                  "https://bob:pa55w0rd@api.example.com/", err,
+                                  sizeof(err)),
+                   0);
+  /* Any pass-through value with a URL (sasl.oauthbearer.token.endpoint.url
+   * is one, but Debian's librdkafka 2.0.2 is built without OIDC). */
+  assert_int_equal(brw_config_set(&cfg, "kafka.client.rack",
+                                  "https://cid:pa55w0rd@idp.example.com/token",
+                                  err, sizeof(err)),
+                   0);
+  static const char *const secret_props[] = {
+      "kafka.sasl.oauthbearer.client.secret",
+      "kafka.sasl.oauthbearer.extensions",
+      "kafka.ssl.keystore.password",
+      "kafka.producer.ssl.key.pem",
+      "kafka.sasl.kerberos.kinit.cmd",
+      "kafka.sasl.oauthbearer.config"};
+  int set[sizeof(secret_props) / sizeof(secret_props[0])];
+  for (size_t i = 0; i < sizeof(secret_props) / sizeof(secret_props[0]); i++) {
+    /* The OIDC ones are refused by a librdkafka built without OIDC (Debian's
+     * 2.0.2), with librdkafka's reason, which does not hold the value. */
+    set[i] = brw_config_set(&cfg, secret_props[i], "pa55w0rd", err,
+                            sizeof(err)) == 0;
+    if (!set[i]) {
+      assert_null(strstr(err, "pa55w0rd"));
+      assert_non_null(strstr(err, "not supported in this build"));
+    }
+  }
+  char *out = capture_print(&cfg);
+  assert_null(strstr(out, "pa55w0rd"));
+  assert_null(strstr(out, SECRET));
+  assert_non_null(
+      strstr(out, "\napi.url = https://[REDACTED]@api.example.com\n"));
+  assert_non_null(strstr(out, "\nkafka.client.rack = "
+                              "https://[REDACTED]@idp.example.com/token\n"));
+  for (size_t i = 0; i < sizeof(secret_props) / sizeof(secret_props[0]); i++) {
+    char line[128];
+    if (!set[i])
+      continue;
+    snprintf(line, sizeof(line), "\n%s = [REDACTED]\n", secret_props[i]);
+    assert_non_null(strstr(out, line));
+  }
+  free(out);
+
+  /* Errors that quote a URL leave its userinfo out. */
+  assert_int_equal(
+      brw_config_set(&cfg, "api.url", "ftp://bob:pa55w0rd@h", err, sizeof(err)),
+      BRW_ECONFIG);
+  assert_string_equal(err, "api.url: \"ftp://[REDACTED]@h\" must start with "
+                           "http:// or https:// and a host");
+  assert_int_equal(
+      brw_config_set(&cfg, "api.url", "bob:pa55w0rd@h", err, sizeof(err)),
+      BRW_ECONFIG);
+  assert_string_equal(
+      err, "api.url: must start with http:// or https:// and a host");
+  brw_config_free(&cfg);
+}
+
+/* Issue 10 item 7, the rest of the class: every secret the configuration
+ * holds is redacted from the log once pinned, and the environment variables
+ * that carried secrets are wiped in place (a child process, or
+ * /proc/PID/environ, would show them). */
+static void test_pin_and_scrub_secrets(void **state) {
+  (void)state;
+  char err[512], out[512];
+  brw_config_t cfg;
+  brw_config_action_t action;
+  char v1[] = "BSG_API_KEY=" SECRET;
+  char v2[] = "BRW_ACCOUNTS_OPS_KEY=ops_" SECRET;
+  char v3[] = "BRW_KAFKA_SASL_PASSWORD=pw_" SECRET;
+  char v4[] = "BRW_KAFKA_CONSUMER_SSL_KEY_PASSWORD=kp_" SECRET;
+  char v5[] = "BRW_API_URL=https://bob:url_pa55@api.example.com";
+  char v6[] = "BRW_KAFKA_SASL_USERNAME=alice";
+  char v7[] = "BRW_ACCOUNTS_OPS_KEY_FILE="; /* empty: ignored */
+  char v8[] = "BRW_API_KEY_FILE_X=1";
+  char v9[] = "HOME=/root";
+  char *envp[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, NULL};
+  char *argv[] = {"w", NULL};
+  assert_int_equal(load(&cfg, argv, envp, &action, err, sizeof(err)), 0);
+
+  brw_log_cleanup();
+  brw_config_pin_secrets(&cfg);
+  brw_log_redact_into("a " SECRET " b ops_" SECRET " c pw_" SECRET
+                      " d kp_" SECRET " e bob:url_pa55 f url_pa55 g alice",
+                      out, sizeof(out));
+  assert_string_equal(out, "a [REDACTED] b [REDACTED] c [REDACTED] d "
+                           "[REDACTED] e [REDACTED] f [REDACTED] g alice");
+  brw_log_cleanup();
+
+  assert_int_equal(brw_config_scrub_env(envp), 4);
+  /* The names stay, the values are gone, byte for byte. */
+  assert_string_equal(v1, "BSG_API_KEY=");
+  assert_int_equal(v1[sizeof(v1) - 2], '\0');
+  assert_string_equal(v2, "BRW_ACCOUNTS_OPS_KEY=");
+  assert_string_equal(v3, "BRW_KAFKA_SASL_PASSWORD=");
+  assert_string_equal(v4, "BRW_KAFKA_CONSUMER_SSL_KEY_PASSWORD=");
+  /* A URL is not a secret variable; its userinfo is redacted elsewhere. */
+  assert_string_equal(v5, "BRW_API_URL=https://bob:url_pa55@api.example.com");
+  assert_string_equal(v6, "BRW_KAFKA_SASL_USERNAME=alice");
+  assert_string_equal(v9, "HOME=/root");
+  /* The configuration kept its own copies. */
+  assert_string_equal(cfg.accounts[0].key, SECRET);
+  brw_config_free(&cfg);
+
+  /* On the real environment, the variable is unset too. */
+  assert_int_equal(setenv("BRW_API_KEY", "live_env_" SECRET, 1), 0);
+  extern char **environ;
+  char *before = getenv("BRW_API_KEY");
+  assert_non_null(before);
+  assert_true(brw_config_scrub_env(environ) >= 1);
+  assert_null(getenv("BRW_API_KEY"));
+  assert_null(getenv("BSG_API_KEY"));
+}
+
 /* The printed configuration reads back as a config file, to the same
  * effective configuration. */
 static void test_print_roundtrip(void **state) {
@@ -1123,7 +1370,7 @@ static void test_example_conf(void **state) {
     p += len;
   }
   on[n] = '\0';
-  assert_int_equal(settings, 41); /* 33 keys, 1 account, 7 kafka */
+  assert_int_equal(settings, 43); /* 34 keys, 1 account, 8 kafka */
   write_temp(tmp, sizeof(tmp), on);
   char *argv2[] = {"w", "--config", tmp, NULL};
   assert_int_equal(load(&cfg, argv2, no_env, &action, err, sizeof(err)), 0);
@@ -1174,6 +1421,9 @@ int main(void) {
       cmocka_unit_test(test_kafka_passthrough),
       cmocka_unit_test(test_validate),
       cmocka_unit_test(test_print_redaction),
+      cmocka_unit_test(test_insecure_url),
+      cmocka_unit_test(test_url_userinfo_redacted),
+      cmocka_unit_test(test_pin_and_scrub_secrets),
       cmocka_unit_test(test_print_roundtrip),
       cmocka_unit_test(test_fuzz_regressions),
       cmocka_unit_test(test_usage_lists_every_key),
