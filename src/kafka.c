@@ -663,7 +663,16 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   rd_kafka_conf_t *pc = base_conf(k, cfg, errbuf, errlen);
   if (!pc)
     goto err;
+  /* batch.size no larger than one record may be: a broker refuses a whole
+   * batch that exceeds the topic's max.message.bytes, and librdkafka does
+   * not split it, so the small records batched with a large one would be
+   * refused with it. With batches bounded by output.max_record_size, a
+   * topic that takes records of that size takes every batch. */
+  char bsz[32];
+  snprintf(bsz, sizeof(bsz), "%llu",
+           (unsigned long long)cfg->output_max_record_size);
   if (conf_set(pc, "enable.idempotence", "true", errbuf, errlen) ||
+      conf_set(pc, "batch.size", bsz, errbuf, errlen) ||
       conf_set(pc, "acks", "all", errbuf, errlen) ||
       conf_set(pc, "partitioner", "murmur2_random", errbuf, errlen) ||
       conf_set(pc, "linger.ms", "5", errbuf, errlen) ||

@@ -17,6 +17,13 @@ reason too_large and error.truncated / error.original_*_size where they were
 cut; the committed offsets at the end of each input partition; the refusals
 counted in /metrics; the worker alive until SIGTERM, then exit 0.
 
+Two more workers, at the same time on their own topics, cover the other
+fallbacks: reports that the broker refuses (an output topic with
+max.message.bytes = 300) go to the DLQ as too_large with their original
+event; a DLQ record refused even bare (a DLQ topic with max.message.bytes =
+100) is given up with an ERROR naming its offset, counted, and its offset
+completed, so that the partition moves on.
+
 Before the fix, the first event's DLQ record was refused by the producer and
 retried every second for ever: intake stayed paused behind it, the
 partition's commit never moved and the campaigns after it were never
@@ -31,8 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (Checks, KafkaBroker, committed_offsets, consume_all, end_offsets,  # noqa: E402
-                     parse_args, produce, run_main)
+from harness import (Checks, KafkaBroker, committed_offsets, consume_all, create_topics,  # noqa: E402
+                     end_offsets, parse_args, produce, run_main)
 from pipeline import (Sim, Worker, check_schemas, event, scratch_dir, wait_reports,  # noqa: E402
                       wait_until, worker_config)
 
@@ -55,6 +62,78 @@ def padded(cid: int, total: int) -> bytes:
     return head[:-2] + b"x" * pad + b'"}'
 
 
+REFUSE_TOPICS = {"input": "ov2.events", "output": "ov2.reports", "dlq": "ov2.dlq"}
+GIVEUP_TOPICS = {"input": "ov3.events", "output": "ov3.reports", "dlq": "ov3.dlq"}
+
+
+def committed_at_end(bs: str, group: str, topic: str):
+    ends = end_offsets(bs, topic)
+
+    def ok() -> bool:
+        c = committed_offsets(bs, group, topic, sorted(ends))
+        return all(c[p][0] == ends[p] for p in ends)
+    return ok, ends
+
+
+def start_refusing(args, work, bs, sim):
+    """Reports refused by the broker: an output topic that takes 300 bytes."""
+    create_topics(bs, {REFUSE_TOPICS["input"]: 1, REFUSE_TOPICS["dlq"]: 1})
+    create_topics(bs, {REFUSE_TOPICS["output"]: 1}, config={"max.message.bytes": "300"})
+    ids = [830001, 830002, 830003]
+    produce(bs, REFUSE_TOPICS["input"], [(str(c), event(c)) for c in ids])
+    cfg = worker_config(bs, sim, "brw-ov2", REFUSE_TOPICS, **{"metrics.listen": "127.0.0.1:0"})
+    return Worker(args.bin_dir, work, cfg, name="worker-refused").start(), ids
+
+
+def check_refusing(checks, bs, w, ids) -> None:
+    dlq = consume_all(bs, REFUSE_TOPICS["dlq"], count=len(ids), timeout=90)
+    checks.eq(sorted(int(r.key) for r in dlq), ids, "refused reports: each campaign in the DLQ")
+    checks.eq({r.header("error.reason") for r in dlq}, {b"too_large"}, "refused reports: reason too_large")
+    checks.check(all(r.value == event(int(r.key)) for r in dlq),
+                 "refused reports: the DLQ keeps the original event")
+    checks.check(all(b"refused" in (r.header("error.message") or b"") for r in dlq),
+                 "refused reports: error.message says the report was refused",
+                 str([r.header("error.message") for r in dlq][:1]))
+    checks.eq(consume_all(bs, REFUSE_TOPICS["output"], timeout=20), [],
+              "refused reports: nothing on the refusing output topic")
+    ok, ends = committed_at_end(bs, "brw-ov2", REFUSE_TOPICS["input"])
+    checks.check(wait_until(ok, timeout=30), "refused reports: committed offsets at the end", str(ends))
+    m = w.scrape()
+    checks.check(m.get(("bsg_report_worker_records_refused_total", "report"), 0) >= len(ids),
+                 "refused reports: counted (records_refused_total{kind=report})",
+                 str(m.get(("bsg_report_worker_records_refused_total", "report"))))
+
+
+def start_giving_up(args, work, bs, sim):
+    """A DLQ topic that takes 100 bytes: even a bare DLQ record is refused."""
+    create_topics(bs, {GIVEUP_TOPICS["input"]: 1, GIVEUP_TOPICS["output"]: 1})
+    create_topics(bs, {GIVEUP_TOPICS["dlq"]: 1}, config={"max.message.bytes": "100"})
+    ids = [840001, 840002, 840003, 840004]
+    recs = [(str(c), event(c)) for c in ids[:2]] + [("bad", b"not json at all")] + \
+           [(str(c), event(c)) for c in ids[2:]]
+    produce(bs, GIVEUP_TOPICS["input"], recs)
+    cfg = worker_config(bs, sim, "brw-ov3", GIVEUP_TOPICS, **{"metrics.listen": "127.0.0.1:0"})
+    return Worker(args.bin_dir, work, cfg, name="worker-giveup").start(), ids
+
+
+def check_giving_up(checks, bs, w, ids) -> None:
+    finals = wait_reports(bs, GIVEUP_TOPICS["output"], set(ids), timeout=90)
+    checks.eq({r.json()["campaign_id"] for r in finals}, set(ids),
+              "give-up: the campaigns around the refused DLQ record are reported")
+    checks.eq(consume_all(bs, GIVEUP_TOPICS["dlq"], timeout=20), [], "give-up: nothing on the DLQ topic")
+    ok, ends = committed_at_end(bs, "brw-ov3", GIVEUP_TOPICS["input"])
+    checks.check(wait_until(ok, timeout=30), "give-up: committed offsets at the end (the partition moved)",
+                 str(ends))
+    m = w.scrape()
+    checks.eq(m.get(("bsg_report_worker_dlq_records_dropped_total", None)), 1.0,
+              "give-up: counted (dlq_records_dropped_total)")
+    errs = [ln for ln in w.log_lines() if ln.get("level") == "error" and "given up" in ln.get("msg", "")]
+    checks.check(len(errs) == 1 and errs[0].get("offset") == 2 and errs[0].get("partition") == 0,
+                 "give-up: one ERROR line naming the source partition and offset", str(errs)[:400])
+    checks.eq(m.get(("bsg_report_worker_blocked", "record_refused")), 0,
+              "give-up: record_refused cleared once settled")
+
+
 def main() -> int:
     args = parse_args(__doc__)
     checks = Checks()
@@ -66,6 +145,7 @@ def main() -> int:
         kafka.create_topics({TOPICS["dlq"]: 1}, config={"max.message.bytes": str(DLQ_TOPIC_LIMIT)})
         sim = Sim(args.bin_dir, work, "--seed", "11", "--time-scale", "600").start()
         w = None
+        others: list = []
         try:
             huge = padded(HUGE_ID, HUGE_VALUE_LEN)
             big = padded(BIG_ID, BIG_VALUE_LEN)
@@ -87,6 +167,9 @@ def main() -> int:
 
             cfg = worker_config(bs, sim, GROUP, TOPICS, **{"metrics.listen": "127.0.0.1:0"})
             w = Worker(args.bin_dir, work, cfg).start()
+            w2, ids2 = start_refusing(args, work, bs, sim)
+            w3, ids3 = start_giving_up(args, work, bs, sim)
+            others = [w2, w3]
 
             finals = wait_reports(bs, TOPICS["output"], set(normal), timeout=120)
             got = {r.json()["campaign_id"] for r in finals}
@@ -156,13 +239,18 @@ def main() -> int:
             checks.eq(m.get(("bsg_report_worker_blocked", "record_refused")), 0,
                       "record_refused no longer blocks once resolved")
 
-            checks.check(w.proc.running(), "the worker is still running")
-            w.proc.signal(signal.SIGTERM)
-            checks.eq(w.proc.wait(timeout=60), 0, "SIGTERM: exit 0")
+            check_refusing(checks, bs, w2, ids2)
+            check_giving_up(checks, bs, w3, ids3)
+
+            for name, wk in (("", w), ("refused reports: ", w2), ("give-up: ", w3)):
+                checks.check(wk.proc.running(), f"{name}the worker is still running")
+                wk.proc.signal(signal.SIGTERM)
+                checks.eq(wk.proc.wait(timeout=60), 0, f"{name}SIGTERM: exit 0")
         finally:
-            if w and w.proc.running():
-                w.proc.print_tail()
-                w.proc.kill()
+            for wk in [w] + others:
+                if wk and wk.proc.running():
+                    wk.proc.print_tail()
+                    wk.proc.kill()
             sim.stop()
     return checks.summary()
 
