@@ -542,8 +542,10 @@ static void dlq_give_up(brw_app_t *app, completion_t *c, const char *why) {
   brw_metrics_inc(app->m, BRW_M_DLQ_DROPPED, NULL, 1);
   if (log_allowed(app, &app->drop_log, DROP_LOG_INTERVAL_MS, &held))
     brw_logj(BRW_LOG_ERROR,
-             json_pack("{ss si sI si ss sI}", "topic", app->cfg->topic_dlq,
-                       "partition", c->partition, "offset",
+             json_pack("{ss ss si sI si ss sI}", "dlq_topic",
+                       app->cfg->topic_dlq, "source_topic",
+                       app->cfg->topic_input, "partition", c->partition,
+                       "offset",
                        (json_int_t)(c->n ? c->offsets[0] : -1), "offsets",
                        c->n, "reason", c->outcome, "suppressed",
                        (json_int_t)held),
