@@ -53,6 +53,7 @@ BIG_ID = 820003       # value of 150,000 bytes
 HUGE_VALUE_LEN = 1_000_100
 BIG_KEY_LEN = 100_000
 BIG_VALUE_LEN = 150_000
+DUPLICATES = 100
 
 
 def padded(cid: int, total: int) -> bytes:
@@ -134,10 +135,24 @@ def check_giving_up(checks, bs, w, ids) -> None:
               "give-up: record_refused cleared once settled")
 
 
+def check_config_limit(checks, args, work) -> None:
+    """output.max_record_size above the producer's message.max.bytes is a
+    configuration error (exit 2, naming the key), found before connecting."""
+    import subprocess
+    from harness import binary
+    r = subprocess.run([str(binary(args.bin_dir, "bsg-report-worker")), "--api.key=test_config_key_0123",
+                        "--brokers=127.0.0.1:1", "--metrics.listen=off", "--output.max_record_size=2MiB"],
+                       cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    checks.eq(r.returncode, 2, "output.max_record_size over message.max.bytes: exit 2")
+    checks.check("output.max_record_size" in r.stderr and "message.max.bytes" in r.stderr,
+                 "the error names output.max_record_size and message.max.bytes", r.stderr[-300:])
+
+
 def main() -> int:
     args = parse_args(__doc__)
     checks = Checks()
     work = scratch_dir("oversized")
+    check_config_limit(checks, args, work)
     normal = list(range(810001, 810025))
     with KafkaBroker() as kafka:
         bs = kafka.bootstrap
@@ -162,6 +177,10 @@ def main() -> int:
                     recs.append((big_key, event(KEY_ID), None, 0))
                 else:
                     recs.append((str(BIG_ID), big, None, 1))
+                    # 100 duplicates of one campaign: past 64 merged offsets
+                    # they complete at once (memory bound); still one report,
+                    # and the commit still reaches the end.
+                    recs += [(str(mine[0]), event(mine[0]), None, 1)] * DUPLICATES
                 recs += [(str(c), event(c), None, p) for c in mine[3:]]
             produce(bs, TOPICS["input"], recs, config={"message.max.bytes": 1_048_000})
 
@@ -174,6 +193,10 @@ def main() -> int:
             finals = wait_reports(bs, TOPICS["output"], set(normal), timeout=120)
             got = {r.json()["campaign_id"] for r in finals}
             checks.eq(set(normal) - got, set(), "every valid campaign is reported")
+            dup = [r.json() for r in finals if r.json()["campaign_id"] == normal[0]]
+            checks.check(len(dup) == 1 and dup[0]["tracking"]["events"] == DUPLICATES + 1,
+                         "the campaign with 100 duplicates: one report counting every event",
+                         str([d["tracking"] for d in dup]))
             checks.eq(got & {HUGE_ID, KEY_ID, BIG_ID}, set(), "no oversized event is reported")
 
             dlq = consume_all(bs, TOPICS["dlq"], count=3, timeout=60)
@@ -238,6 +261,13 @@ def main() -> int:
                       "no DLQ record was given up")
             checks.eq(m.get(("bsg_report_worker_blocked", "record_refused")), 0,
                       "record_refused no longer blocks once resolved")
+            # Three too_large events within seconds: one WARN line, the rest
+            # held back and counted (a poison flood is not a log flood).
+            lines = [ln for ln in w.log_lines()
+                     if ln.get("msg") == "event sent to the DLQ" and ln.get("reason") == "too_large"]
+            checks.check(1 <= len(lines) < 3, "DLQ lines are rate-limited per reason", f"{len(lines)} lines")
+            checks.check(m.get(("bsg_report_worker_log_lines_suppressed_total", None), 0) >= 3 - len(lines),
+                         "held-back lines are counted (log_lines_suppressed_total)")
 
             check_refusing(checks, bs, w2, ids2)
             check_giving_up(checks, bs, w3, ids3)
