@@ -500,9 +500,11 @@ static void on_delivered(void *ctx, void *opaque) {
 /* The DLQ reasons with a log limit of their own; anything else shares the
  * last slot of app->dlq_log. */
 static const char *const dlq_log_reasons[] = {
-    BRW_REASON_INVALID_JSON,    BRW_REASON_INVALID_ID, BRW_REASON_UNKNOWN_TYPE,
-    BRW_REASON_UNKNOWN_ACCOUNT, BRW_REASON_TOO_LARGE,  BRW_REASON_INVALID_EVENT,
-    BRW_REASON_NOT_FOUND,       BRW_REASON_AUTH_FAILED, BRW_REASON_BAD_RESPONSE};
+    BRW_REASON_INVALID_JSON,   BRW_REASON_INVALID_ID,
+    BRW_REASON_UNKNOWN_TYPE,   BRW_REASON_UNKNOWN_ACCOUNT,
+    BRW_REASON_TOO_LARGE,      BRW_REASON_INVALID_EVENT,
+    BRW_REASON_NOT_FOUND,      BRW_REASON_AUTH_FAILED,
+    BRW_REASON_BAD_RESPONSE};
 #define NDLQ_LOG_REASONS (sizeof(dlq_log_reasons) / sizeof(dlq_log_reasons[0]))
 _Static_assert(NDLQ_LOG_REASONS + 1 <=
                    sizeof(((brw_app_t *)0)->dlq_log) /
@@ -570,10 +572,12 @@ static size_t refusal_limit(const brw_app_t *app, int level) {
 /* Produces a DLQ record made of `key` and `value` (borrowed) and the
  * headers `h` (owned; handed on), shortened so that the whole record fits
  * refusal_limit(comp->level) and the key `key_max` (brw_record_fit; bare at
- * LEVEL_BARE, or when not even the headers fit a shrunk limit). A shortened record says so: error.truncated ("key",
- * "value" or "key,value", against the original sizes orig_key_len and
- * orig_value_len) and error.original_key_size / error.original_value_size.
- * Cuts fall on UTF-8 boundaries. Takes over `comp` (kind 1). */
+ * LEVEL_BARE, or when not even the headers fit a shrunk limit). A
+ * shortened record says so: error.truncated ("key", "value" or
+ * "key,value", against the original sizes orig_key_len and orig_value_len)
+ * and error.original_key_size / error.original_value_size. Cuts fall on
+ * UTF-8 boundaries. Takes over `comp` (kind 1): it comes back through
+ * on_delivered or on_refused, or is given up here. */
 static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
                         size_t key_len, size_t key_max, const void *value,
                         size_t value_len, rd_kafka_headers_t *h,
@@ -596,7 +600,8 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
     f.key_len = brw_record_utf8_cut(key, key_len, f.key_len);
   if (f.value_len < value_len)
     f.value_len = brw_record_utf8_cut(value, value_len, f.value_len);
-  int cut_key = f.key_len < orig_key_len, cut_value = f.value_len < orig_value_len;
+  int cut_key = f.key_len < orig_key_len;
+  int cut_value = f.value_len < orig_value_len;
   if (cut_key || cut_value) {
     char num[32];
     rd_kafka_header_add(h, "error.truncated", -1,
@@ -732,7 +737,8 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
     return;
   }
   if (c->kind == 0) {
-    if (c->level < REFUSAL_SHRINKS && size <= refusal_limit(app, c->level + 1)) {
+    if (c->level < REFUSAL_SHRINKS &&
+        size <= refusal_limit(app, c->level + 1)) {
       /* Small enough to have been refused with a larger batch-mate. */
       rd_kafka_headers_t *h =
           rec->headers ? rd_kafka_headers_copy(rec->headers) : NULL;
@@ -844,8 +850,8 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
      * progress report is skipped. Never produced to be refused. */
     rd_kafka_headers_destroy(h);
     free(json);
-    brw_metrics_inc(app->m, BRW_M_RECORDS_REFUSED, final ? "report" : "progress",
-                    1);
+    brw_metrics_inc(app->m, BRW_M_RECORDS_REFUSED,
+                    final ? "report" : "progress", 1);
     char msg[192];
     snprintf(msg, sizeof(msg),
              "the %s report of %zu bytes exceeds output.max_record_size "

@@ -15,9 +15,8 @@ size_t brw_record_headers_size(const rd_kafka_headers_t *hdrs) {
   const char *name;
   const void *val;
   size_t size;
-  for (size_t i = 0;
-       rd_kafka_header_get_all(hdrs, i, &name, &val, &size) ==
-       RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) ==
+                     RD_KAFKA_RESP_ERR_NO_ERROR;
        i++)
     n += 2 * VARINT_MAX + strlen(name) + size;
   return n;

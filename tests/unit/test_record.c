@@ -40,13 +40,12 @@ static void test_fits_whole(void **state) {
 static void test_huge_value(void **state) {
   (void)state;
   brw_record_fit_t f;
-  assert_int_equal(brw_record_fit(LIMIT, SIZE_MAX, 6, 1000100, 400, 0, &f),
-                   0);
+  assert_int_equal(brw_record_fit(LIMIT, SIZE_MAX, 6, 1000100, 400, 0, &f), 0);
   assert_int_equal(f.cut, BRW_RECORD_CUT_VALUE);
   assert_int_equal(f.key_len, 6);
-  assert_int_equal(brw_record_size(f.key_len, f.value_len,
-                                   400 + BRW_RECORD_TRUNC_HEADERS),
-                   LIMIT);
+  assert_int_equal(
+      brw_record_size(f.key_len, f.value_len, 400 + BRW_RECORD_TRUNC_HEADERS),
+      LIMIT);
   assert_true(brw_record_size(f.key_len, f.value_len, 400) < 1000000);
 }
 
@@ -110,8 +109,8 @@ static void test_impossible_and_overflow(void **state) {
                               BRW_RECORD_TRUNC_HEADERS) <= LIMIT);
   /* A limit smaller than the budget of the key: the key itself is cut. */
   assert_int_equal(brw_record_fit(600, SIZE_MAX, 5000, 5000, 0, 0, &f), 0);
-  assert_true(brw_record_size(f.key_len, f.value_len,
-                              BRW_RECORD_TRUNC_HEADERS) <= 600);
+  assert_true(
+      brw_record_size(f.key_len, f.value_len, BRW_RECORD_TRUNC_HEADERS) <= 600);
   assert_int_equal(f.value_len, 0);
 }
 
@@ -153,7 +152,8 @@ static void test_utf8_cut(void **state) {
 /* Only refusals caused by the record itself are permanent. */
 static void test_permanent(void **state) {
   (void)state;
-  assert_true(brw_record_refusal_permanent(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
+  assert_true(
+      brw_record_refusal_permanent(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
   assert_true(
       brw_record_refusal_permanent(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE));
   assert_true(brw_record_refusal_permanent(RD_KAFKA_RESP_ERR_INVALID_RECORD));
@@ -163,8 +163,8 @@ static void test_permanent(void **state) {
   assert_false(brw_record_refusal_permanent(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT));
   assert_false(brw_record_refusal_permanent(RD_KAFKA_RESP_ERR__QUEUE_FULL));
   assert_false(brw_record_refusal_permanent(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-  assert_false(
-      brw_record_refusal_permanent(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED));
+  assert_false(brw_record_refusal_permanent(
+      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED));
   assert_false(
       brw_record_refusal_permanent(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION));
   assert_false(brw_record_refusal_permanent(
