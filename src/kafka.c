@@ -17,6 +17,9 @@
  * failed. */
 #define SAFETY_MS 250
 #define REDELIVER_MS 1000
+/* Failed produce attempts are logged at most once per interval (with the
+ * count held back): during an outage every record in flight fails. */
+#define RETRY_LOG_MS 10000
 
 /* A record waiting for the producer queue (or for a retry after a failed
  * delivery). Owns copies of everything. */
@@ -61,6 +64,7 @@ struct brw_kafka_s {
   size_t commits_in_flight;
   int up; /* connection state last reported */
   int all_down_c, all_down_p;
+  brw_log_limit_t retry_log; /* failed produce attempts */
   int pending_closes;
   void (*close_cb)(void *);
   void *close_arg;
@@ -166,11 +170,13 @@ static rd_kafka_resp_err_t try_produce(brw_kafka_t *k, const char *topic,
     k->in_flight++;
     return err;
   }
+  uint64_t held = 0;
   if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL && err != RD_KAFKA_RESP_ERR__FATAL &&
-      !brw_record_refusal_permanent(err))
+      !brw_record_refusal_permanent(err) &&
+      brw_log_limit(&k->retry_log, uv_now(k->loop), RETRY_LOG_MS, &held))
     brw_logj(BRW_LOG_ERROR,
-             json_pack("{ss ss}", "topic", topic, "error",
-                       rd_kafka_err2name(err)),
+             json_pack("{ss ss sI}", "topic", topic, "error",
+                       rd_kafka_err2name(err), "suppressed", (json_int_t)held),
              "produce failed, retrying: %s", rd_kafka_err2str(err));
   return err;
 }
@@ -297,11 +303,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     refuse(k, &rec, rkm->err);
     return;
   }
-  brw_logj(BRW_LOG_WARN,
-           json_pack("{ss ss}", "topic", rd_kafka_topic_name(rkm->rkt),
-                     "error", rd_kafka_err2name(rkm->err)),
-           "delivery failed, producing again: %s",
-           rd_kafka_err2str(rkm->err));
+  uint64_t held = 0;
+  if (brw_log_limit(&k->retry_log, uv_now(k->loop), RETRY_LOG_MS, &held))
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss ss sI}", "topic", rd_kafka_topic_name(rkm->rkt),
+                       "error", rd_kafka_err2name(rkm->err), "suppressed",
+                       (json_int_t)held),
+             "delivery failed, producing again: %s",
+             rd_kafka_err2str(rkm->err));
   if (k->fatal)
     return;
   rd_kafka_headers_t *hdrs = NULL;
