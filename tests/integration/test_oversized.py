@@ -17,8 +17,9 @@ reason too_large and error.truncated / error.original_*_size where they were
 cut; the committed offsets at the end of each input partition; the refusals
 counted in /metrics; the worker alive until SIGTERM, then exit 0.
 
-Two more workers, at the same time on their own topics, cover the other
-fallbacks: reports that the broker refuses (an output topic with
+Three more workers, at the same time on their own topics, cover the other
+fallbacks: reports over output.max_record_size (set to 1KiB) go to the DLQ
+as too_large without being produced; reports that the broker refuses (an output topic with
 max.message.bytes = 300) go to the DLQ as too_large with their original
 event; a DLQ record refused even bare (a DLQ topic with max.message.bytes =
 100) is given up with an ERROR naming its offset, counted, and its offset
@@ -65,6 +66,8 @@ def padded(cid: int, total: int) -> bytes:
 
 REFUSE_TOPICS = {"input": "ov2.events", "output": "ov2.reports", "dlq": "ov2.dlq"}
 GIVEUP_TOPICS = {"input": "ov3.events", "output": "ov3.reports", "dlq": "ov3.dlq"}
+BIGREPORT_TOPICS = {"input": "ov4.events", "output": "ov4.reports", "dlq": "ov4.dlq"}
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def committed_at_end(bs: str, group: str, topic: str):
@@ -148,6 +151,36 @@ def check_config_limit(checks, args, work) -> None:
                  "the error names output.max_record_size and message.max.bytes", r.stderr[-300:])
 
 
+def start_big_reports(args, work, bs, sim):
+    """Reports over output.max_record_size (1KiB here; a report with a
+    traceparent header is ~1.1 kB): never produced, sent to the DLQ."""
+    create_topics(bs, {BIGREPORT_TOPICS["input"]: 1, BIGREPORT_TOPICS["output"]: 1,
+                       BIGREPORT_TOPICS["dlq"]: 1})
+    ids = [850001, 850002]
+    produce(bs, BIGREPORT_TOPICS["input"], [(str(c), event(c), [("traceparent", TRACEPARENT)]) for c in ids])
+    cfg = worker_config(bs, sim, "brw-ov4", BIGREPORT_TOPICS,
+                        **{"metrics.listen": "127.0.0.1:0", "output.max_record_size": "1KiB"})
+    return Worker(args.bin_dir, work, cfg, name="worker-bigreport").start(), ids
+
+
+def check_big_reports(checks, bs, w, ids) -> None:
+    dlq = consume_all(bs, BIGREPORT_TOPICS["dlq"], count=len(ids), timeout=90)
+    checks.eq(sorted(int(r.key) for r in dlq), ids, "big reports: each campaign in the DLQ")
+    checks.eq({r.header("error.reason") for r in dlq}, {b"too_large"}, "big reports: reason too_large")
+    checks.check(all(r.value == event(int(r.key)) and r.header("error.truncated") is None for r in dlq),
+                 "big reports: the DLQ keeps the original event, whole")
+    checks.check(all(b"exceeds output.max_record_size" in (r.header("error.message") or b"") for r in dlq),
+                 "big reports: error.message names output.max_record_size",
+                 str([r.header("error.message") for r in dlq][:1]))
+    checks.eq(consume_all(bs, BIGREPORT_TOPICS["output"], timeout=20), [],
+              "big reports: none produced to the output topic")
+    ok, ends = committed_at_end(bs, "brw-ov4", BIGREPORT_TOPICS["input"])
+    checks.check(wait_until(ok, timeout=30), "big reports: committed offsets at the end", str(ends))
+    m = w.scrape()
+    checks.check(m.get(("bsg_report_worker_records_refused_total", "report"), 0) >= len(ids),
+                 "big reports: counted (records_refused_total{kind=report})")
+
+
 def main() -> int:
     args = parse_args(__doc__)
     checks = Checks()
@@ -188,7 +221,8 @@ def main() -> int:
             w = Worker(args.bin_dir, work, cfg).start()
             w2, ids2 = start_refusing(args, work, bs, sim)
             w3, ids3 = start_giving_up(args, work, bs, sim)
-            others = [w2, w3]
+            w4, ids4 = start_big_reports(args, work, bs, sim)
+            others = [w2, w3, w4]
 
             finals = wait_reports(bs, TOPICS["output"], set(normal), timeout=120)
             got = {r.json()["campaign_id"] for r in finals}
@@ -259,6 +293,8 @@ def main() -> int:
                          str(m.get(("bsg_report_worker_dlq_records_truncated_total", None))))
             checks.eq(m.get(("bsg_report_worker_dlq_records_dropped_total", None), 0), 0,
                       "no DLQ record was given up")
+            checks.check(m.get(("bsg_report_worker_blocked_total", "record_refused"), 0) >= 1,
+                         "record_refused was raised (blocked_total)")
             checks.eq(m.get(("bsg_report_worker_blocked", "record_refused")), 0,
                       "record_refused no longer blocks once resolved")
             # Three too_large events within seconds: one WARN line, the rest
@@ -271,8 +307,10 @@ def main() -> int:
 
             check_refusing(checks, bs, w2, ids2)
             check_giving_up(checks, bs, w3, ids3)
+            check_big_reports(checks, bs, w4, ids4)
 
-            for name, wk in (("", w), ("refused reports: ", w2), ("give-up: ", w3)):
+            for name, wk in (("", w), ("refused reports: ", w2), ("give-up: ", w3),
+                             ("big reports: ", w4)):
                 checks.check(wk.proc.running(), f"{name}the worker is still running")
                 wk.proc.signal(signal.SIGTERM)
                 checks.eq(wk.proc.wait(timeout=60), 0, f"{name}SIGTERM: exit 0")
