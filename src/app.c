@@ -12,6 +12,7 @@
 #include "brw/log.h"
 #include "brw/metrics.h"
 #include "brw/offsets.h"
+#include "brw/record.h"
 #include "brw/report.h"
 #include "brw/schedule.h"
 #include "brw/timers.h"
@@ -38,6 +39,22 @@
 /* The first fetch after a deadline-capped timer fires this late at most, so
  * that a fetch in flight at the deadline has its answer first. */
 #define TRACEPARENT_MAX 128
+/* A merged event's offset waits for its campaign's outcome in the
+ * campaign's array up to this many; further ones complete at once (see
+ * on_message), so that a flood of duplicates costs no memory. */
+#define MERGED_OFFSETS_MAX 64
+/* Repeated lines about DLQ records (per reason) and refused records are
+ * written at most once per interval, saying how many were held back. A
+ * given-up record is an ERROR, at most one line a second. */
+#define DLQ_LOG_INTERVAL_MS 10000
+#define DROP_LOG_INTERVAL_MS 1000
+/* error.message is a header: a long API error text is cut to this. */
+#define DLQ_MESSAGE_MAX 512
+/* After a refusal a record is built again within a quarter of the previous
+ * limit, REFUSAL_SHRINKS times; then a DLQ record goes bare (headers and a
+ * short key), and refused bare it is given up (on_refused). */
+#define REFUSAL_SHRINKS 3
+#define LEVEL_BARE (REFUSAL_SHRINKS + 1)
 
 /* One assigned input partition. `generation` changes at every assignment, so
  * a delivery report for a record produced under an earlier assignment does
@@ -63,6 +80,15 @@ typedef struct {
   uint64_t campaign_id; /* final reports: remembered once acknowledged */
   int32_t account;
   int kind; /* 0 report, 1 dlq, 2 progress */
+  /* How often the broker refused this record (see on_refused): the limit
+   * it is built to shrinks with each refusal (refusal_limit). */
+  uint8_t level;
+  uint8_t refused; /* counted in app->refused_open */
+  /* Final reports: the campaign's first event (owned, key bytes first), so
+   * that a report the broker refuses can go to the DLQ as too_large. */
+  char *ev;
+  uint32_t ev_key_len;
+  uint32_t ev_value_len;
   char outcome[32]; /* report outcome or DLQ reason */
   uint64_t t_final; /* uv_hrtime() when the outcome was decided */
   int n;
@@ -149,6 +175,12 @@ struct brw_app_s {
   brw_metrics_t *m;
   brw_health_t *health; /* why progress stops (logged, /readyz, metric) */
   brw_admin_t *admin;
+  /* Log limits: one per DLQ reason (the last slot takes any other), one for
+   * refused records, one for given-up records. */
+  brw_log_limit_t dlq_log[10];
+  brw_log_limit_t refused_log;
+  brw_log_limit_t drop_log;
+  size_t refused_open; /* completions refused at least once, not yet done */
   int assigned_parts;
   brw_tracker_t table;
   brw_tracker_t recent;
@@ -346,6 +378,10 @@ static completion_t *completion_alloc(brw_app_t *app, part_t *pt, int kind,
   c->account = -1;
   c->t_final = uv_hrtime();
   c->kind = kind;
+  c->level = 0;
+  c->refused = 0;
+  c->ev = NULL;
+  c->ev_key_len = c->ev_value_len = 0;
   c->outcome[0] = '\0';
   c->n = n;
   brw_list_init(&c->node);
@@ -375,6 +411,19 @@ static completion_t *campaign_completion(campaign_t *c, int kind,
   return comp;
 }
 
+/* Unlinks and frees a completion. The last refused one to go clears the
+ * record_refused health reason. */
+static void completion_free(brw_app_t *app, completion_t *c) {
+  if (c->refused && --app->refused_open == 0)
+    brw_health_clear(app->health, BRW_BLOCK_RECORD_REFUSED,
+                     uv_now(app->loop));
+  brw_list_remove(&c->node);
+  free(c->ev);
+  free(c);
+}
+
+/* Hands a record to the producer; `comp` comes back through on_delivered
+ * or on_refused (which may run before this returns). */
 static void produce(brw_app_t *app, const char *topic, const void *key,
                     size_t key_len, const void *value, size_t value_len,
                     rd_kafka_headers_t *hdrs, completion_t *comp) {
@@ -384,8 +433,7 @@ static void produce(brw_app_t *app, const char *topic, const void *key,
   if (r != 0) {
     /* Only after a fatal error (shutdown follows) or out of memory: the
      * offsets stay pending and are replayed by the next run. */
-    brw_list_remove(&comp->node);
-    free(comp);
+    completion_free(app, comp);
   }
   update_backpressure(app);
 }
@@ -445,40 +493,302 @@ static void on_delivered(void *ctx, void *opaque) {
   for (int i = 0; i < c->n; i++)
     offset_done(app, c->partition, c->generation, c->offsets[i]);
   app->st.acked++;
-  brw_list_remove(&c->node);
-  free(c);
+  completion_free(app, c);
   update_backpressure(app);
 }
 
-/* Sends the original bytes of an event to the DLQ with the reason headers
- * (SPEC §4); the offsets of `comp` (a completion of kind 1, or NULL when it
- * could not be allocated: nothing is sent, the offsets stay pending) complete
- * when the broker acknowledges it. */
-static void dlq_send(brw_app_t *app, part_t *pt, const void *key,
-                     size_t key_len, const void *value, size_t value_len,
-                     int64_t source_offset, const char *reason,
-                     const char *message, completion_t *comp) {
-  if (!comp)
+/* The DLQ reasons with a log limit of their own; anything else shares the
+ * last slot of app->dlq_log. */
+static const char *const dlq_log_reasons[] = {
+    BRW_REASON_INVALID_JSON,   BRW_REASON_INVALID_ID,
+    BRW_REASON_UNKNOWN_TYPE,   BRW_REASON_UNKNOWN_ACCOUNT,
+    BRW_REASON_TOO_LARGE,      BRW_REASON_INVALID_EVENT,
+    BRW_REASON_NOT_FOUND,      BRW_REASON_AUTH_FAILED,
+    BRW_REASON_BAD_RESPONSE};
+#define NDLQ_LOG_REASONS (sizeof(dlq_log_reasons) / sizeof(dlq_log_reasons[0]))
+_Static_assert(NDLQ_LOG_REASONS + 1 <=
+                   sizeof(((brw_app_t *)0)->dlq_log) /
+                       sizeof(((brw_app_t *)0)->dlq_log[0]),
+               "app->dlq_log needs a slot per reason and one for the rest");
+
+static brw_log_limit_t *dlq_log_limit(brw_app_t *app, const char *reason) {
+  for (size_t i = 0; i < NDLQ_LOG_REASONS; i++)
+    if (!strcmp(reason, dlq_log_reasons[i]))
+      return &app->dlq_log[i];
+  return &app->dlq_log[NDLQ_LOG_REASONS];
+}
+
+/* 1 when a line under limit `l` may be written now, with *held set to the
+ * lines held back since the last one; a held-back line is counted. */
+static int log_allowed(brw_app_t *app, brw_log_limit_t *l, uint64_t interval,
+                       uint64_t *held) {
+  if (brw_log_limit(l, uv_now(app->loop), interval, held))
+    return 1;
+  brw_metrics_inc(app->m, BRW_M_LOG_SUPPRESSED, NULL, 1);
+  return 0;
+}
+
+static const char *kind_name(int kind) {
+  return kind == 0 ? "report" : kind == 2 ? "progress" : "dlq";
+}
+
+/* The last resort for a DLQ record that even its bare form could not get
+ * accepted (or that cannot be built within output.max_record_size): its
+ * input offsets are completed without a record, loudly (an ERROR naming the
+ * source partition and offset, dlq_records_dropped_total), so that the
+ * partition moves on. The alternative, a partition stalled for ever behind
+ * one record, stops every event after it (SPEC §4, docs/design.md). Frees
+ * the completion. */
+static void dlq_give_up(brw_app_t *app, completion_t *c, const char *why) {
+  uint64_t held = 0;
+  brw_metrics_inc(app->m, BRW_M_DLQ_DROPPED, NULL, 1);
+  if (log_allowed(app, &app->drop_log, DROP_LOG_INTERVAL_MS, &held))
+    brw_logj(BRW_LOG_ERROR,
+             json_pack("{ss ss si sI si ss sI}", "dlq_topic",
+                       app->cfg->topic_dlq, "source_topic",
+                       app->cfg->topic_input, "partition", c->partition,
+                       "offset",
+                       (json_int_t)(c->n ? c->offsets[0] : -1), "offsets",
+                       c->n, "reason", c->outcome, "suppressed",
+                       (json_int_t)held),
+             "DLQ record given up, its event is completed without one: %s; "
+             "read the event from the input topic at this offset",
+             why);
+  for (int i = 0; i < c->n; i++)
+    offset_done(app, c->partition, c->generation, c->offsets[i]);
+  completion_free(app, c);
+  update_backpressure(app);
+}
+
+/* The size a record refused `level` times is built to:
+ * output.max_record_size, divided by 4 per refusal. */
+static size_t refusal_limit(const brw_app_t *app, int level) {
+  size_t limit = (size_t)app->cfg->output_max_record_size;
+  for (int i = 0; i < level && i < REFUSAL_SHRINKS; i++)
+    limit /= 4;
+  return limit;
+}
+
+/* Produces a DLQ record made of `key` and `value` (borrowed) and the
+ * headers `h` (owned; handed on), shortened so that the whole record fits
+ * refusal_limit(comp->level) and the key `key_max` (brw_record_fit; bare at
+ * LEVEL_BARE, or when not even the headers fit a shrunk limit). A
+ * shortened record says so: error.truncated ("key", "value" or
+ * "key,value", against the original sizes orig_key_len and orig_value_len)
+ * and error.original_key_size / error.original_value_size. Cuts fall on
+ * UTF-8 boundaries. Takes over `comp` (kind 1): it comes back through
+ * on_delivered or on_refused, or is given up here. */
+static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
+                        size_t key_len, size_t key_max, const void *value,
+                        size_t value_len, rd_kafka_headers_t *h,
+                        size_t orig_key_len, size_t orig_value_len) {
+  brw_record_fit_t f;
+  size_t hsize = brw_record_headers_size(h);
+  int r = brw_record_fit(refusal_limit(app, comp->level), key_max, key_len,
+                         value_len, hsize, comp->level >= LEVEL_BARE, &f);
+  if (r != 0 && comp->level > 0) {
+    comp->level = LEVEL_BARE;
+    r = brw_record_fit(app->cfg->output_max_record_size, key_max, key_len,
+                       value_len, hsize, 1, &f);
+  }
+  if (r != 0) {
+    rd_kafka_headers_destroy(h);
+    dlq_give_up(app, comp, "its headers alone exceed output.max_record_size");
     return;
-  rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+  }
+  if (f.key_len < key_len)
+    f.key_len = brw_record_utf8_cut(key, key_len, f.key_len);
+  if (f.value_len < value_len)
+    f.value_len = brw_record_utf8_cut(value, value_len, f.value_len);
+  int cut_key = f.key_len < orig_key_len;
+  int cut_value = f.value_len < orig_value_len;
+  if (cut_key || cut_value) {
+    char num[32];
+    rd_kafka_header_add(h, "error.truncated", -1,
+                        cut_key && cut_value ? "key,value"
+                        : cut_key            ? "key"
+                                             : "value",
+                        -1);
+    snprintf(num, sizeof(num), "%zu", orig_key_len);
+    rd_kafka_header_add(h, "error.original_key_size", -1, num, -1);
+    snprintf(num, sizeof(num), "%zu", orig_value_len);
+    rd_kafka_header_add(h, "error.original_value_size", -1, num, -1);
+    brw_metrics_inc(app->m, BRW_M_DLQ_TRUNCATED, NULL, 1);
+  }
+  produce(app, app->cfg->topic_dlq, key, f.key_len, value, f.value_len, h,
+          comp);
+}
+
+/* The headers every DLQ record carries (SPEC §4). New; the caller owns
+ * them. The message is cut to DLQ_MESSAGE_MAX bytes. */
+static rd_kafka_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
+                                       int64_t source_offset,
+                                       const char *reason,
+                                       const char *message) {
+  rd_kafka_headers_t *h = rd_kafka_headers_new(8);
   char num[32];
+  size_t mlen = strlen(message);
   rd_kafka_header_add(h, "error.reason", -1, reason, -1);
+  /* The API's text may quote a secret: redacted first, then cut. */
   char clean[1024];
-  brw_log_redact_into(message, clean, sizeof(clean)); /* API text: no secret */
-  rd_kafka_header_add(h, "error.message", -1, clean, -1);
+  brw_log_redact_into(message, clean, sizeof(clean));
+  mlen = strlen(clean);
+  rd_kafka_header_add(
+      h, "error.message", -1, clean,
+      (ssize_t)brw_record_utf8_cut(clean, mlen,
+                                   mlen < DLQ_MESSAGE_MAX ? mlen
+                                                          : DLQ_MESSAGE_MAX));
   rd_kafka_header_add(h, "source.topic", -1, app->cfg->topic_input, -1);
-  snprintf(num, sizeof(num), "%" PRId32, pt->partition);
+  snprintf(num, sizeof(num), "%" PRId32, partition);
   rd_kafka_header_add(h, "source.partition", -1, num, -1);
   snprintf(num, sizeof(num), "%" PRId64, source_offset);
   rd_kafka_header_add(h, "source.offset", -1, num, -1);
+  return h;
+}
+
+/* Sends the original bytes of an event to the DLQ with the reason headers
+ * (SPEC §4), shortened only when the record would not fit (dlq_produce;
+ * `key_max` bounds the key on its own, SIZE_MAX for none). The offsets of
+ * `comp` (a completion, made kind 1 here, or NULL when it could not be
+ * allocated: nothing is sent, the offsets stay pending) complete when the
+ * broker acknowledges it. The WARN line is rate-limited per reason (the
+ * metrics count every record). */
+static void dlq_send(brw_app_t *app, int32_t partition, const void *key,
+                     size_t key_len, size_t key_max, const void *value,
+                     size_t value_len, int64_t source_offset,
+                     const char *reason, const char *message,
+                     completion_t *comp) {
+  if (!comp)
+    return;
+  comp->kind = 1;
   snprintf(comp->outcome, sizeof(comp->outcome), "%s", reason);
   app->st.dlq++;
-  brw_logj(BRW_LOG_WARN,
-           json_pack("{ss si sI ss}", "reason", reason, "partition",
-                     pt->partition, "offset", (json_int_t)source_offset,
-                     "error", message),
-           "event sent to the DLQ");
-  produce(app, app->cfg->topic_dlq, key, key_len, value, value_len, h, comp);
+  uint64_t held = 0;
+  if (log_allowed(app, dlq_log_limit(app, reason), DLQ_LOG_INTERVAL_MS, &held))
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss si sI ss sI}", "reason", reason, "partition",
+                       partition, "offset", (json_int_t)source_offset,
+                       "error", message, "suppressed", (json_int_t)held),
+             "event sent to the DLQ");
+  dlq_produce(app, comp, key, key_len, key_max, value, value_len,
+              dlq_headers(app, partition, source_offset, reason, message),
+              key_len, value_len);
+}
+
+/* Reads a decimal size header of a refused record; `dflt` when absent. */
+static size_t header_size(const rd_kafka_headers_t *h, const char *name,
+                          size_t dflt) {
+  const void *v;
+  size_t n;
+  char buf[32];
+  if (!h || rd_kafka_header_get_last(h, name, &v, &n) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+      !v || n == 0 || n >= sizeof(buf))
+    return dflt;
+  memcpy(buf, v, n);
+  buf[n] = '\0';
+  return (size_t)strtoull(buf, NULL, 10);
+}
+
+/* A record was refused for good (kafka on_refused; loop thread, possibly
+ * from inside brw_kafka_produce). Nothing is retried as it was built for
+ * the limit that failed:
+ * - a DLQ record is built again within a quarter of that limit
+ *   (refusal_limit), up to REFUSAL_SHRINKS times, then bare (headers and a
+ *   short key), and given up when even that is refused (dlq_give_up);
+ * - a final report is produced again unchanged while it is within the
+ *   shrunk limit, then goes to the DLQ as too_large with the campaign's
+ *   first event, and its offsets complete with that record;
+ * - a progress report is skipped (it completes nothing).
+ * Why shrink by steps rather than jump to the smallest form: the broker
+ * refuses a whole batch when the batch exceeds the topic's
+ * max.message.bytes, so the records batched with the culprit are refused
+ * with it. Shrinking by steps makes the culprit smaller each round while
+ * small records go again unchanged, and librdkafka knows no other way
+ * (it does not split a refused batch as the Java producer does).
+ * record_refused is raised until every refused record is settled. */
+static void on_refused(void *ctx, const brw_kafka_record_t *rec,
+                       rd_kafka_resp_err_t err, const char *reason) {
+  brw_app_t *app = ctx;
+  completion_t *c = rec->opaque;
+  uint64_t now = uv_now(app->loop), held = 0;
+  int64_t src = c->n ? c->offsets[0] : -1;
+  size_t size = brw_record_size(rec->key_len, rec->value_len,
+                                brw_record_headers_size(rec->headers));
+  brw_metrics_inc(app->m, BRW_M_RECORDS_REFUSED, kind_name(c->kind), 1);
+  if (!c->refused) {
+    c->refused = 1;
+    app->refused_open++;
+  }
+  brw_health_raise(app->health, BRW_BLOCK_RECORD_REFUSED, now,
+                   "topic %s refused a %s record of %zu bytes (%s); source "
+                   "partition %" PRId32 " offset %" PRId64,
+                   rec->topic, kind_name(c->kind), size,
+                   rd_kafka_err2name(err), c->partition, src);
+  if (log_allowed(app, &app->refused_log, DLQ_LOG_INTERVAL_MS, &held))
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss ss ss si sI sI sI si sI}", "topic", rec->topic,
+                       "kind", kind_name(c->kind), "error",
+                       rd_kafka_err2name(err), "partition", c->partition,
+                       "offset", (json_int_t)src, "key_bytes",
+                       (json_int_t)rec->key_len, "value_bytes",
+                       (json_int_t)rec->value_len, "refusals", c->level + 1,
+                       "suppressed", (json_int_t)held),
+             "record refused for good, not produced again as it is: %s",
+             reason);
+  if (c->kind == 2) {
+    completion_free(app, c);
+    return;
+  }
+  if (c->kind == 0) {
+    if (c->level < REFUSAL_SHRINKS &&
+        size <= refusal_limit(app, c->level + 1)) {
+      /* Small enough to have been refused with a larger batch-mate. */
+      rd_kafka_headers_t *h =
+          rec->headers ? rd_kafka_headers_copy(rec->headers) : NULL;
+      c->level++;
+      produce(app, rec->topic, rec->key, rec->key_len, rec->value,
+              rec->value_len, h, c);
+      return;
+    }
+    char msg[192];
+    snprintf(msg, sizeof(msg), "the report of %zu bytes was refused: %s",
+             rec->value_len, rd_kafka_err2name(err));
+    app->st.dlq++;
+    c->kind = 1;
+    c->level = 0;
+    snprintf(c->outcome, sizeof(c->outcome), "%s", BRW_REASON_TOO_LARGE);
+    /* c->ev stays the completion's until it is freed, after produce. */
+    dlq_produce(app, c, c->ev, c->ev_key_len, SIZE_MAX,
+                c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len,
+                dlq_headers(app, c->partition, src, BRW_REASON_TOO_LARGE,
+                            msg),
+                c->ev_key_len, c->ev_value_len);
+    return;
+  }
+  if (c->level >= LEVEL_BARE) {
+    dlq_give_up(app, c, rd_kafka_err2str(err));
+    return;
+  }
+  /* Again, from what was refused, with the same headers except the
+   * truncation ones, which dlq_produce adds again against the original
+   * sizes. */
+  c->level++;
+  rd_kafka_headers_t *h =
+      rec->headers ? rd_kafka_headers_copy(rec->headers) : NULL;
+  if (!h) {
+    dlq_give_up(app, c, "out of memory copying its headers");
+    return;
+  }
+  size_t okey = header_size(rec->headers, "error.original_key_size",
+                            rec->key_len);
+  size_t oval = header_size(rec->headers, "error.original_value_size",
+                            rec->value_len);
+  rd_kafka_header_remove(h, "error.truncated");
+  rd_kafka_header_remove(h, "error.original_key_size");
+  rd_kafka_header_remove(h, "error.original_value_size");
+  dlq_produce(app, c, rec->key, rec->key_len, SIZE_MAX, rec->value,
+              rec->value_len, h, okey, oval);
 }
 
 static int outcome_index(const char *o) {
@@ -534,6 +844,39 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
   if (c->traceparent)
     rd_kafka_header_add(h, "traceparent", -1, c->traceparent, -1);
+  char key[24];
+  int klen = snprintf(key, sizeof(key), "%" PRIu64, c->key.id);
+  size_t rsize = brw_record_size((size_t)klen, len, brw_record_headers_size(h));
+  if (rsize > app->cfg->output_max_record_size) {
+    /* A report that cannot fit (a detail carrying huge pass-through
+     * fields): a final one goes to the DLQ as too_large with the first
+     * event, and the campaign's offsets complete with that record; a
+     * progress report is skipped. Never produced to be refused. */
+    rd_kafka_headers_destroy(h);
+    free(json);
+    brw_metrics_inc(app->m, BRW_M_RECORDS_REFUSED,
+                    final ? "report" : "progress", 1);
+    char msg[192];
+    snprintf(msg, sizeof(msg),
+             "the %s report of %zu bytes exceeds output.max_record_size "
+             "(%" PRIu64 " bytes)",
+             final ? "final" : "progress", rsize,
+             (uint64_t)app->cfg->output_max_record_size);
+    if (!final) {
+      uint64_t held = 0;
+      if (log_allowed(app, &app->refused_log, DLQ_LOG_INTERVAL_MS, &held))
+        brw_logj(BRW_LOG_WARN,
+                 json_pack("{sI sI}", "campaign_id", (json_int_t)c->key.id,
+                           "suppressed", (json_int_t)held),
+                 "%s; skipped", msg);
+      return;
+    }
+    dlq_send(app, c->part->partition, c->ev, c->ev_key_len, SIZE_MAX,
+             c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len,
+             c->first_offset, BRW_REASON_TOO_LARGE, msg,
+             campaign_completion(c, 1, 1));
+    return;
+  }
   completion_t *comp = campaign_completion(c, final ? 0 : 2, final);
   if (!comp) {
     rd_kafka_headers_destroy(h);
@@ -543,8 +886,14 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   snprintf(comp->outcome, sizeof(comp->outcome), "%s", outcome);
   comp->campaign_id = c->key.id;
   comp->account = c->key.account;
-  char key[24];
-  int klen = snprintf(key, sizeof(key), "%" PRIu64, c->key.id);
+  if (final) {
+    /* The campaign is dropped after this: its first event moves to the
+     * completion, for the DLQ should the broker refuse the report. */
+    comp->ev = c->ev;
+    comp->ev_key_len = c->ev_key_len;
+    comp->ev_value_len = c->ev_value_len;
+    c->ev = NULL;
+  }
   if (final) {
     app->st.reports++;
     app->st.reports_by[outcome_index(outcome)]++;
@@ -600,10 +949,9 @@ static void campaign_finalize(campaign_t *c, const char *outcome) {
 static void campaign_dlq(campaign_t *c, const char *reason,
                          const char *message) {
   brw_app_t *app = c->app;
-  dlq_send(app, c->part, c->ev, c->ev_key_len,
-           c->ev ? c->ev + c->ev_key_len : NULL,
-           c->ev_value_len, c->first_offset, reason, message,
-           campaign_completion(c, 1, 1));
+  dlq_send(app, c->part->partition, c->ev, c->ev_key_len, SIZE_MAX,
+           c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len,
+           c->first_offset, reason, message, campaign_completion(c, 1, 1));
   campaign_drop(c);
 }
 
@@ -880,12 +1228,27 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   brw_event_t ev;
   const char *reason = NULL;
   char err[256];
+  if (rkm->key_len > cfg->event_max_key_size) {
+    /* Keys are bounded like values (SPEC §4): a campaign keeps its first
+     * event's key, and a DLQ record carries it. The DLQ record keeps the
+     * key's first event.max_key_size bytes. */
+    app->st.invalid++;
+    brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_TOO_LARGE, 1);
+    snprintf(err, sizeof(err),
+             "event key of %zu bytes exceeds the limit of %" PRIu64 " bytes",
+             rkm->key_len, (uint64_t)cfg->event_max_key_size);
+    dlq_send(app, pt->partition, rkm->key, rkm->key_len,
+             (size_t)cfg->event_max_key_size, rkm->payload, rkm->len, off,
+             BRW_REASON_TOO_LARGE, err, completion_new(app, pt, 1, &off, 1));
+    return;
+  }
   if (brw_event_parse(rkm->payload, rkm->len, cfg->event_max_size, &ev,
                       &reason, err, sizeof(err)) != 0) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, reason, 1);
-    dlq_send(app, pt, rkm->key, rkm->key_len, rkm->payload, rkm->len, off,
-             reason, err, completion_new(app, pt, 1, &off, 1));
+    dlq_send(app, pt->partition, rkm->key, rkm->key_len, SIZE_MAX,
+             rkm->payload, rkm->len, off, reason, err,
+             completion_new(app, pt, 1, &off, 1));
     return;
   }
   int account = brw_config_account_index(cfg, ev.account);
@@ -893,8 +1256,8 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_UNKNOWN_ACCOUNT, 1);
     snprintf(err, sizeof(err), "unknown account \"%.64s\"", ev.account);
-    dlq_send(app, pt, rkm->key, rkm->key_len, rkm->payload, rkm->len, off,
-             BRW_REASON_UNKNOWN_ACCOUNT, err,
+    dlq_send(app, pt->partition, rkm->key, rkm->key_len, SIZE_MAX,
+             rkm->payload, rkm->len, off, BRW_REASON_UNKNOWN_ACCOUNT, err,
              completion_new(app, pt, 1, &off, 1));
     return;
   }
@@ -909,8 +1272,19 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     app->st.merged++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_MERGED, NULL, 1);
     c->events++;
-    if (campaign_add_offset(c, off) != 0)
+    if (c->nmore >= MERGED_OFFSETS_MAX) {
+      /* Past MERGED_OFFSETS_MAX duplicates the offset completes at once,
+       * so memory per campaign stays bounded (8 bytes per kept offset).
+       * Nothing is lost: the campaign's first offset stays pending until
+       * its outcome is acknowledged, so the commit cannot pass it, and any
+       * replay (crash, rebalance) re-tracks the campaign from it; this
+       * event's report is that campaign's. A replay may skip it (the
+       * completed-offset map), losing only its count in tracking.events
+       * and a campaign.finished hint. */
+      brw_offsets_done(pt->offsets, off);
+    } else if (campaign_add_offset(c, off) != 0) {
       return; /* stays pending: replayed, never lost */
+    }
     if (ev.type == BRW_EVENT_FINISHED && !c->fetch) {
       uint64_t at = brw_timer_due(&c->timer), now = uv_now(app->loop);
       uint64_t due = brw_timer_pending(&c->timer) && at > now ? at - now : 0;
@@ -951,9 +1325,9 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
                           : now;
   c->deadline_ms = c->first_event_ms + (int64_t)cfg->poll_max_age_ms;
   c->traceparent = header_traceparent(rkm);
-  /* event.max_size (at most 1 GiB) bounds the value; a key is rarely more
-   * than a few bytes, but any key is tolerated: one that does not fit is
-   * left out of a DLQ record. */
+  /* event.max_size bounds the value and event.max_key_size the key (both
+   * at most 1 GiB): together they bound what a campaign keeps. The check
+   * below only guards the 32-bit lengths. */
   size_t klen = rkm->key_len <= UINT32_MAX - rkm->len ? rkm->key_len : 0;
   if (klen + rkm->len > 0 && (c->ev = malloc(klen + rkm->len)) != NULL) {
     if (klen)
@@ -1167,6 +1541,7 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
                             .on_assign = on_assign,
                             .on_revoke = on_revoke,
                             .on_delivered = on_delivered,
+                            .on_refused = on_refused,
                             .on_fatal = on_fatal,
                             .on_connection = on_connection,
                             .on_commit_done = on_commit_done,
@@ -1381,6 +1756,7 @@ int brw_app_free(brw_app_t *app) {
   while (!brw_list_empty(&app->completions)) {
     completion_t *c = brw_list_entry(app->completions.next, completion_t, node);
     brw_list_remove(&c->node);
+    free(c->ev);
     free(c);
   }
   for (int32_t p = 0; p < app->nparts; p++) {

@@ -2,6 +2,7 @@
 #include "brw/error.h"
 #include "brw/list.h"
 #include "brw/log.h"
+#include "brw/record.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,9 @@
  * failed. */
 #define SAFETY_MS 250
 #define REDELIVER_MS 1000
+/* Failed produce attempts are logged at most once per interval (with the
+ * count held back): during an outage every record in flight fails. */
+#define RETRY_LOG_MS 10000
 
 /* A record waiting for the producer queue (or for a retry after a failed
  * delivery). Owns copies of everything. */
@@ -60,6 +64,7 @@ struct brw_kafka_s {
   size_t commits_in_flight;
   int up; /* connection state last reported */
   int all_down_c, all_down_p;
+  brw_log_limit_t retry_log; /* failed produce attempts */
   int pending_closes;
   void (*close_cb)(void *);
   void *close_arg;
@@ -138,12 +143,16 @@ static void backlog_free(backlog_rec_t *b) {
   free(b);
 }
 
-/* Tries to hand one record to librdkafka. Returns 0 when queued (the headers
- * then belong to librdkafka), BRW_EAGAIN when the queue is full, BRW_EFATAL
- * or BRW_EKAFKA otherwise. */
-static int try_produce(brw_kafka_t *k, const char *topic, const void *key,
-                       size_t key_len, const void *value, size_t value_len,
-                       rd_kafka_headers_t *headers, void *opaque) {
+/* Tries to hand one record to librdkafka. Returns librdkafka's answer:
+ * NO_ERROR when queued (the headers then belong to librdkafka), _QUEUE_FULL,
+ * _FATAL, a permanent refusal (brw_record_refusal_permanent, e.g.
+ * MSG_SIZE_TOO_LARGE), or another error worth retrying later (logged). On
+ * any error the headers stay the caller's. */
+static rd_kafka_resp_err_t try_produce(brw_kafka_t *k, const char *topic,
+                                       const void *key, size_t key_len,
+                                       const void *value, size_t value_len,
+                                       rd_kafka_headers_t *headers,
+                                       void *opaque) {
   rd_kafka_resp_err_t err;
   if (headers)
     err = rd_kafka_producev(
@@ -159,16 +168,34 @@ static int try_produce(brw_kafka_t *k, const char *topic, const void *key,
         RD_KAFKA_V_END);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     k->in_flight++;
-    return 0;
+    return err;
   }
-  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-    return BRW_EAGAIN;
-  if (err == RD_KAFKA_RESP_ERR__FATAL)
-    return BRW_EFATAL;
+  uint64_t held = 0;
+  if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL && err != RD_KAFKA_RESP_ERR__FATAL &&
+      !brw_record_refusal_permanent(err) &&
+      brw_log_limit(&k->retry_log, uv_now(k->loop), RETRY_LOG_MS, &held))
+    brw_logj(BRW_LOG_ERROR,
+             json_pack("{ss ss sI}", "topic", topic, "error",
+                       rd_kafka_err2name(err), "suppressed", (json_int_t)held),
+             "produce failed, retrying: %s", rd_kafka_err2str(err));
+  return err;
+}
+
+/* A record was refused for good: hands it back to the application (which
+ * owns its opaque again) instead of retrying it for ever, the stall of
+ * issue 10. Everything in `rec` is borrowed for the call. */
+static void refuse(brw_kafka_t *k, const brw_kafka_record_t *rec,
+                   rd_kafka_resp_err_t err) {
+  if (k->h.on_refused) {
+    k->h.on_refused(k->h.ctx, rec, err, rd_kafka_err2str(err));
+    return;
+  }
   brw_logj(BRW_LOG_ERROR,
-           json_pack("{ss ss}", "topic", topic, "error", rd_kafka_err2name(err)),
-           "produce failed: %s", rd_kafka_err2str(err));
-  return BRW_EKAFKA;
+           json_pack("{ss ss sI sI}", "topic", rec->topic, "error",
+                     rd_kafka_err2name(err), "key_bytes",
+                     (json_int_t)rec->key_len, "value_bytes",
+                     (json_int_t)rec->value_len),
+           "record refused, dropped: %s", rd_kafka_err2str(err));
 }
 
 static backlog_rec_t *backlog_new(const char *topic, const void *key,
@@ -206,18 +233,31 @@ static void flush_backlog(brw_kafka_t *k) {
     backlog_rec_t *b = brw_list_entry(k->backlog.next, backlog_rec_t, node);
     if (b->not_before > now)
       break;
-    int r = try_produce(k, b->topic, b->key, b->key_len, b->value,
-                        b->value_len, b->headers, b->opaque);
-    if (r == BRW_EAGAIN)
+    rd_kafka_resp_err_t err =
+        try_produce(k, b->topic, b->key, b->key_len, b->value, b->value_len,
+                    b->headers, b->opaque);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
       break;
-    if (r == 0)
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       b->headers = NULL; /* librdkafka owns them now */
-    else if (r == BRW_EFATAL)
+    } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
       return;
-    else {
-      /* A non-retriable local error (unknown topic in the local metadata,
-       * message too large): keep it for a later retry rather than lose it,
-       * but move it to the end so others are not blocked. */
+    } else if (brw_record_refusal_permanent(err)) {
+      /* Retrying gives the same answer: the application decides. It may
+       * produce again from the handler, which appends to the backlog; this
+       * record is out of it first. */
+      brw_list_remove(&b->node);
+      k->nbacklog--;
+      brw_kafka_record_t rec = {b->topic,     b->key,     b->key_len,
+                                b->value,     b->value_len, b->headers,
+                                b->opaque};
+      refuse(k, &rec, err);
+      backlog_free(b);
+      continue;
+    } else {
+      /* A local error an operator or time cures (unknown topic in the local
+       * metadata): keep it for a later retry rather than lose it, but move
+       * it to the end so others are not blocked. */
       b->not_before = now + REDELIVER_MS;
       brw_list_remove(&b->node);
       brw_list_insert_tail(&k->backlog, &b->node);
@@ -233,7 +273,10 @@ static void flush_backlog(brw_kafka_t *k) {
 
 /* dr_msg_cb: on the loop thread, from the producer queue drain. A failed
  * delivery is produced again after a pause: the report or DLQ record is the
- * only proof of work whose input offset is otherwise never committed. */
+ * only proof of work whose input offset is otherwise never committed. A
+ * permanent refusal (brw_record_refusal_permanent) is not: sending the same
+ * bytes again gets the same answer, so the record goes back to the
+ * application (on_refused). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                         void *opaque) {
   brw_kafka_t *k = opaque;
@@ -246,11 +289,28 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
       k->h.on_delivered(k->h.ctx, rkm->_private);
     return;
   }
-  brw_logj(BRW_LOG_WARN,
-           json_pack("{ss ss}", "topic", rd_kafka_topic_name(rkm->rkt),
-                     "error", rd_kafka_err2name(rkm->err)),
-           "delivery failed, producing again: %s",
-           rd_kafka_err2str(rkm->err));
+  if (!k->fatal && brw_record_refusal_permanent(rkm->err)) {
+    rd_kafka_headers_t *rh = NULL;
+    if (rd_kafka_message_headers(rkm, &rh) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      rh = NULL;
+    brw_kafka_record_t rec = {rd_kafka_topic_name(rkm->rkt),
+                              rkm->key,
+                              rkm->key_len,
+                              rkm->payload,
+                              rkm->len,
+                              rh,
+                              rkm->_private};
+    refuse(k, &rec, rkm->err);
+    return;
+  }
+  uint64_t held = 0;
+  if (brw_log_limit(&k->retry_log, uv_now(k->loop), RETRY_LOG_MS, &held))
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss ss sI}", "topic", rd_kafka_topic_name(rkm->rkt),
+                       "error", rd_kafka_err2name(rkm->err), "suppressed",
+                       (json_int_t)held),
+             "delivery failed, producing again: %s",
+             rd_kafka_err2str(rkm->err));
   if (k->fatal)
     return;
   rd_kafka_headers_t *hdrs = NULL;
@@ -280,14 +340,22 @@ int brw_kafka_produce(brw_kafka_t *k, const brw_kafka_record_t *rec) {
     return BRW_EFATAL;
   }
   if (k->nbacklog == 0) {
-    int r = try_produce(k, rec->topic, rec->key, rec->key_len, rec->value,
-                        rec->value_len, rec->headers, rec->opaque);
-    if (r == 0)
+    rd_kafka_resp_err_t err =
+        try_produce(k, rec->topic, rec->key, rec->key_len, rec->value,
+                    rec->value_len, rec->headers, rec->opaque);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
       return 0;
-    if (r == BRW_EFATAL) {
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
       if (rec->headers)
         rd_kafka_headers_destroy(rec->headers);
-      return r;
+      return BRW_EFATAL;
+    }
+    if (brw_record_refusal_permanent(err)) {
+      /* The handler borrows the headers; they are still ours after it. */
+      refuse(k, rec, err);
+      if (rec->headers)
+        rd_kafka_headers_destroy(rec->headers);
+      return 0;
     }
   }
   backlog_rec_t *b =
@@ -621,7 +689,16 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   rd_kafka_conf_t *pc = base_conf(k, cfg, errbuf, errlen);
   if (!pc)
     goto err;
+  /* batch.size no larger than one record may be: a broker refuses a whole
+   * batch that exceeds the topic's max.message.bytes, and librdkafka does
+   * not split it, so the small records batched with a large one would be
+   * refused with it. With batches bounded by output.max_record_size, a
+   * topic that takes records of that size takes every batch. */
+  char bsz[32];
+  snprintf(bsz, sizeof(bsz), "%llu",
+           (unsigned long long)cfg->output_max_record_size);
   if (conf_set(pc, "enable.idempotence", "true", errbuf, errlen) ||
+      conf_set(pc, "batch.size", bsz, errbuf, errlen) ||
       conf_set(pc, "acks", "all", errbuf, errlen) ||
       conf_set(pc, "partitioner", "murmur2_random", errbuf, errlen) ||
       conf_set(pc, "linger.ms", "5", errbuf, errlen) ||
@@ -633,6 +710,26 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
       conf_set(pc, "enable.idempotence", "true", errbuf, errlen)) {
     rd_kafka_conf_destroy(pc);
     goto err;
+  }
+  /* The worker shortens records to output.max_record_size itself; a
+   * producer that refused records below that size would make every large
+   * DLQ record a refusal, so that is a configuration error. The value read
+   * back is librdkafka's effective one (its default, or kafka.*). */
+  {
+    char mmb[32];
+    size_t mlen = sizeof(mmb);
+    if (rd_kafka_conf_get(pc, "message.max.bytes", mmb, &mlen) ==
+            RD_KAFKA_CONF_OK &&
+        cfg->output_max_record_size > strtoull(mmb, NULL, 10)) {
+      snprintf(errbuf, errlen,
+               "output.max_record_size: %llu bytes exceed the producer's "
+               "message.max.bytes (%s); raise "
+               "kafka.producer.message.max.bytes or lower "
+               "output.max_record_size",
+               (unsigned long long)cfg->output_max_record_size, mmb);
+      rd_kafka_conf_destroy(pc);
+      goto err;
+    }
   }
   rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
   rd_kafka_conf_set_stats_cb(pc, on_stats);

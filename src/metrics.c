@@ -56,6 +56,10 @@ static const char *const k_blocked[] = {
     "account_auth",     "record_refused",      "producer_backlog",
     "max_tracked",      "event_loop_lag",      NULL};
 
+/* What a produced record was (src/app.c). */
+static const char *const k_record_kinds[] = {"report", "progress", "dlq",
+                                             NULL};
+
 static const char *const k_outcomes[] = {"done", "stopped", "spam", "expired",
                                          NULL};
 
@@ -190,6 +194,21 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
     [BRW_M_LOG_SUPPRESSED] =
         COUNTER("log_lines_suppressed_total",
                 "Repeated log lines held back by a rate limit."),
+    [BRW_M_RECORDS_REFUSED] = COUNTER_L(
+        "records_refused_total",
+        "Records that could not be published as built: over "
+        "output.max_record_size, or refused for good by the producer or the "
+        "broker, by kind (each then takes its fallback: report -> DLQ "
+        "too_large, DLQ record -> shortened, progress -> skipped).",
+        "kind", k_record_kinds),
+    [BRW_M_DLQ_TRUNCATED] =
+        COUNTER("dlq_records_truncated_total",
+                "DLQ records produced with a shortened key or value "
+                "(header error.truncated)."),
+    [BRW_M_DLQ_DROPPED] = COUNTER(
+        "dlq_records_dropped_total",
+        "DLQ records refused even headers-only and given up: their input "
+        "offsets were completed without a record (logged as errors)."),
 };
 
 /* ---- the registry ---- */

@@ -64,6 +64,8 @@ typedef struct {
   uint64_t retry_max_ms;           /* 5m */
   /* Limits and behaviour */
   uint64_t event_max_size; /* 64KiB */
+  uint64_t event_max_key_size;     /* 4KiB: larger input keys are too_large */
+  uint64_t output_max_record_size; /* 900KiB: largest record produced */
   long max_tracked;        /* 100000 */
   uint64_t dedupe_window_ms; /* 1h: late events of reported campaigns */
   int emit_progress;       /* false */

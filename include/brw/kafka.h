@@ -10,8 +10,12 @@
  * Produce never drops: a record the producer queue cannot take now waits in
  * a backlog (brw_kafka_backlog() > 0 tells the application to pause
  * intake), and a record whose delivery failed for a retriable reason is
- * produced again. The application hears only of successful deliveries, and
- * of fatal errors. */
+ * produced again. A record refused for a reason that lies in the record
+ * itself (brw_record_refusal_permanent: its size, its content), by the
+ * producer or by the broker, is never retried: it goes back to the
+ * application through on_refused, which decides (shorten it, send something
+ * else, give it up). The application hears of successful deliveries, of
+ * permanent refusals, and of fatal errors. */
 #ifndef BRW_KAFKA_H
 #define BRW_KAFKA_H
 
@@ -23,6 +27,7 @@
 #include <uv.h>
 
 typedef struct brw_kafka_s brw_kafka_t;
+typedef struct brw_kafka_record_s brw_kafka_record_t;
 
 typedef struct {
   /* A consumed message; borrowed, destroyed after the call. */
@@ -37,6 +42,16 @@ typedef struct {
                     int lost);
   /* A produced record was acknowledged by the broker. */
   void (*on_delivered)(void *ctx, void *opaque);
+  /* A produced record was refused for good (brw_record_refusal_permanent):
+   * by the producer (rd_kafka_producev) or by the broker (delivery report).
+   * It is not retried; the handler owns rec->opaque again and may produce
+   * another record in its place, from inside this call. `rec` and
+   * everything it points to (headers included) are borrowed for the call;
+   * `reason` is librdkafka's text. Runs on the loop thread: from a queue
+   * drain, from brw_kafka_flush, or from inside brw_kafka_produce (a record
+   * refused at once). Without a handler the record is logged and dropped. */
+  void (*on_refused)(void *ctx, const brw_kafka_record_t *rec,
+                     rd_kafka_resp_err_t err, const char *reason);
   /* A fatal error: the clients cannot go on; the application shuts down
    * and exits 1. `reason` is borrowed. */
   void (*on_fatal)(void *ctx, const char *reason);
@@ -54,15 +69,15 @@ typedef struct {
 } brw_kafka_handlers_t;
 
 /* A record to produce. All pointers are borrowed; the data is copied. */
-typedef struct {
+struct brw_kafka_record_s {
   const char *topic;
   const void *key;
   size_t key_len;
   const void *value;
   size_t value_len;
   rd_kafka_headers_t *headers; /* ownership passes to brw_kafka_produce */
-  void *opaque;                /* handed back to on_delivered */
-} brw_kafka_record_t;
+  void *opaque;                /* handed back to on_delivered/on_refused */
+};
 
 /* Creates both clients from the configuration (brokers, group.id, kafka.*
  * pass-through). Returns 0, or BRW_ECONFIG (a bad kafka.* key; message in
@@ -75,8 +90,10 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
 int brw_kafka_start(brw_kafka_t *k);
 
 /* Queues a record. Always succeeds for the caller: when the producer queue
- * is full the record waits in the backlog. Returns 0, or BRW_EFATAL after a
- * fatal error (then nothing is queued and the headers are freed). */
+ * is full the record waits in the backlog; when the producer refuses it for
+ * good, on_refused runs before this returns. Returns 0, or BRW_EFATAL after
+ * a fatal error or BRW_ENOMEM (then nothing is queued, the headers are
+ * freed and the caller keeps the opaque). */
 int brw_kafka_produce(brw_kafka_t *k, const brw_kafka_record_t *rec);
 
 /* Records waiting for room in the producer queue. */

@@ -73,6 +73,9 @@ typedef enum {
   BRW_M_BLOCKED_TOTAL,           /* counter {reason} */
   BRW_M_EVENT_LOOP_LAG,          /* gauge, seconds */
   BRW_M_LOG_SUPPRESSED,          /* counter: lines held back by limits */
+  BRW_M_RECORDS_REFUSED,         /* counter {kind}: report, progress, dlq */
+  BRW_M_DLQ_TRUNCATED,           /* counter */
+  BRW_M_DLQ_DROPPED,             /* counter */
   BRW_M__COUNT
 } brw_metric_id_t;
 

@@ -86,6 +86,8 @@ METRICS = {
     "kafka_brokers_up": ("gauge", []),
     "accounts_rejected": ("gauge", []),
     "build_info": ("gauge", ["version"]),
+    "records_refused_total": ("counter", ["kind"]),
+    "dlq_records_dropped_total": ("counter", []),
 }
 # Metrics from elsewhere that rules and panels may select.
 FOREIGN_METRICS = {"up"}
@@ -881,6 +883,14 @@ def alert_unit_tests() -> list:
         t([(f"{M}accounts_rejected{{{J}}}", "1x20")], "BsgReportWorkerAccountKeyRejected", "6m",
           dict(W, severity="critical")),
         t([(f"{M}accounts_rejected{{{J}}}", "0x20")], "BsgReportWorkerAccountKeyRejected", "10m", None),
+        t([(f'{M}records_refused_total{{{J}, kind="dlq"}}', "0x5 1x20")], "BsgReportWorkerRecordsRefused",
+          "8m", dict(W, severity="warning")),
+        t([(f'{M}records_refused_total{{{J}, kind="dlq"}}', "0x30")], "BsgReportWorkerRecordsRefused",
+          "20m", None),
+        t([(f"{M}dlq_records_dropped_total{{{J}}}", "0x5 1x20")], "BsgReportWorkerDlqRecordsDropped",
+          "8m", dict(W, severity="critical")),
+        t([(f"{M}dlq_records_dropped_total{{{J}}}", "0x30")], "BsgReportWorkerDlqRecordsDropped",
+          "20m", None),
     ]
 
 

@@ -1,0 +1,299 @@
+/* Unit tests of the kafka module's producer contract (issue 10 item 1): a
+ * record refused for good, by the producer or by the broker, is handed back
+ * once through on_refused and never produced again by the module; a
+ * retriable broker error is retried and delivered; output.max_record_size
+ * above the producer's message.max.bytes is a configuration error.
+ *
+ * The broker is librdkafka's in-process mock cluster, hosted by a bare
+ * producer handle; errors are injected with
+ * rd_kafka_mock_push_request_errors. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "brw/config.h"
+#include "brw/error.h"
+#include "brw/kafka.h"
+#include "brw/log.h"
+
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define TOPIC "t.out"
+#define WAIT_MS 15000
+
+typedef struct {
+  rd_kafka_t *mock_rk;
+  rd_kafka_mock_cluster_t *mc;
+  uv_loop_t loop;
+  brw_config_t cfg;
+  brw_kafka_t *k;
+  uv_timer_t timeout;
+  int timed_out;
+  /* What the handlers saw. */
+  int delivered;
+  void *delivered_opaque[8];
+  int refused;
+  void *refused_opaque;
+  rd_kafka_resp_err_t refused_err;
+  size_t refused_value_len;
+  char refused_header[32];
+  int in_produce; /* 1 while brw_kafka_produce runs */
+  int refused_in_produce;
+  /* When set, on_refused produces this record in place of the refused
+   * one (as the application does with a shortened DLQ record). */
+  int reproduce;
+  int closed;
+} fx_t;
+
+static void on_delivered(void *ctx, void *opaque) {
+  fx_t *f = ctx;
+  if (f->delivered < 8)
+    f->delivered_opaque[f->delivered] = opaque;
+  f->delivered++;
+}
+
+static int produce(fx_t *f, const char *value, size_t value_len, void *opaque,
+                   const char *hdr);
+
+static void on_refused(void *ctx, const brw_kafka_record_t *rec,
+                       rd_kafka_resp_err_t err, const char *reason) {
+  fx_t *f = ctx;
+  f->refused++;
+  f->refused_opaque = rec->opaque;
+  f->refused_err = err;
+  f->refused_value_len = rec->value_len;
+  f->refused_in_produce = f->in_produce;
+  assert_non_null(reason);
+  assert_string_equal(rec->topic, TOPIC);
+  const void *v;
+  size_t n;
+  f->refused_header[0] = '\0';
+  if (rec->headers &&
+      rd_kafka_header_get_last(rec->headers, "h", &v, &n) == 0 &&
+      n < sizeof(f->refused_header)) {
+    memcpy(f->refused_header, v, n);
+    f->refused_header[n] = '\0';
+  }
+  if (f->reproduce) {
+    f->reproduce = 0;
+    assert_int_equal(produce(f, "short", 5, (char *)rec->opaque + 1, "again"),
+                     0);
+  }
+}
+
+static void on_fatal(void *ctx, const char *reason) {
+  fail_msg("fatal Kafka error: %s", reason);
+}
+
+static int produce(fx_t *f, const char *value, size_t value_len, void *opaque,
+                   const char *hdr) {
+  rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+  rd_kafka_header_add(h, "h", -1, hdr, -1);
+  brw_kafka_record_t rec = {TOPIC, "k", 1, value, value_len, h, opaque};
+  int prev = f->in_produce;
+  f->in_produce = 1;
+  int r = brw_kafka_produce(f->k, &rec);
+  f->in_produce = prev;
+  return r;
+}
+
+static void on_timeout(uv_timer_t *t) {
+  fx_t *f = t->data;
+  f->timed_out = 1;
+  uv_stop(&f->loop);
+}
+
+/* Runs the loop until cond() holds (checked every 10 ms) or WAIT_MS. */
+static void check_cond(uv_timer_t *t);
+static int (*g_cond)(fx_t *);
+static void check_cond(uv_timer_t *t) {
+  fx_t *f = t->data;
+  if (g_cond(f))
+    uv_stop(&f->loop);
+}
+
+static int run_until(fx_t *f, int (*cond)(fx_t *)) {
+  uv_timer_t poll;
+  g_cond = cond;
+  f->timed_out = 0;
+  uv_timer_init(&f->loop, &poll);
+  poll.data = f;
+  uv_timer_start(&poll, check_cond, 10, 10);
+  uv_timer_start(&f->timeout, on_timeout, WAIT_MS, 0);
+  if (!cond(f))
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&f->timeout);
+  uv_close((uv_handle_t *)&poll, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  return !f->timed_out;
+}
+
+static int settled(fx_t *f) {
+  return brw_kafka_in_flight(f->k) == 0 && f->delivered + f->refused > 0;
+}
+
+static int setup(void **state) {
+  fx_t *f = calloc(1, sizeof(*f));
+  char err[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+  f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  assert_non_null(f->mock_rk);
+  f->mc = rd_kafka_mock_cluster_new(f->mock_rk, 1);
+  assert_non_null(f->mc);
+  assert_int_equal(rd_kafka_mock_topic_create(f->mc, TOPIC, 1, 1), 0);
+  uv_loop_init(&f->loop);
+  uv_timer_init(&f->loop, &f->timeout);
+  f->timeout.data = f;
+  brw_config_init(&f->cfg);
+  assert_int_equal(brw_config_set(&f->cfg, "brokers",
+                                  rd_kafka_mock_cluster_bootstraps(f->mc), err,
+                                  sizeof(err)),
+                   0);
+  *state = f;
+  return 0;
+}
+
+static int start(fx_t *f) {
+  char err[512] = "";
+  brw_kafka_handlers_t h = {.on_delivered = on_delivered,
+                            .on_refused = on_refused,
+                            .on_fatal = on_fatal,
+                            .ctx = f};
+  int r = brw_kafka_new(&f->loop, &f->cfg, &h, &f->k, err, sizeof(err));
+  if (r != 0)
+    fail_msg("brw_kafka_new: %s", err);
+  return r;
+}
+
+static void on_closed(void *arg) {
+  ((fx_t *)arg)->closed = 1;
+}
+
+static int teardown(void **state) {
+  fx_t *f = *state;
+  if (f->k) {
+    brw_kafka_close(f->k, on_closed, f);
+    while (!f->closed)
+      uv_run(&f->loop, UV_RUN_ONCE);
+  }
+  uv_close((uv_handle_t *)&f->timeout, NULL);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  brw_config_free(&f->cfg);
+  rd_kafka_mock_cluster_destroy(f->mc);
+  rd_kafka_destroy(f->mock_rk);
+  free(f);
+  return 0;
+}
+
+/* The stall of issue 10: the broker refuses a record for its size. It comes
+ * back once through on_refused, with its bytes and headers, and is not
+ * produced again by the module (nothing stays in flight); a record produced
+ * from the handler in its place is delivered. */
+static void test_broker_refusal_handed_back(void **state) {
+  fx_t *f = *state;
+  static char tag[2];
+  start(f);
+  rd_kafka_mock_push_request_errors(f->mc, 0 /* Produce */, 1,
+                                    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  f->reproduce = 1;
+  assert_int_equal(produce(f, "a value", 7, &tag[0], "first"), 0);
+  assert_true(run_until(f, settled));
+  assert_int_equal(f->refused, 1);
+  assert_ptr_equal(f->refused_opaque, &tag[0]);
+  assert_int_equal(f->refused_err, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  assert_int_equal(f->refused_value_len, 7);
+  assert_string_equal(f->refused_header, "first");
+  assert_false(f->refused_in_produce);
+  assert_int_equal(f->delivered, 1);
+  assert_ptr_equal(f->delivered_opaque[0], &tag[1]);
+  assert_int_equal(brw_kafka_in_flight(f->k), 0);
+  assert_int_equal(brw_kafka_backlog(f->k), 0);
+}
+
+/* The producer refuses a record larger than message.max.bytes at once: the
+ * handler runs inside brw_kafka_produce, which returns 0 and keeps nothing
+ * (before the fix the record waited in the backlog, retried every second
+ * for ever, and intake stayed paused). */
+static void test_local_refusal_handed_back(void **state) {
+  fx_t *f = *state;
+  static char tag;
+  start(f);
+  size_t n = 1000001;
+  char *big = malloc(n);
+  memset(big, 'x', n);
+  assert_int_equal(produce(f, big, n, &tag, "big"), 0);
+  free(big);
+  assert_int_equal(f->refused, 1);
+  assert_true(f->refused_in_produce);
+  assert_ptr_equal(f->refused_opaque, &tag);
+  assert_int_equal(f->refused_err, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  assert_int_equal(f->refused_value_len, n);
+  assert_int_equal(brw_kafka_backlog(f->k), 0);
+  assert_int_equal(brw_kafka_in_flight(f->k), 0);
+  /* And the producer still works. */
+  static char tag2;
+  assert_int_equal(produce(f, "v", 1, &tag2, "small"), 0);
+  assert_true(run_until(f, settled));
+  assert_int_equal(f->delivered, 1);
+  assert_int_equal(f->refused, 1);
+}
+
+/* A retriable broker error is not a refusal: the record is delivered. */
+static void test_retriable_error_delivered(void **state) {
+  fx_t *f = *state;
+  static char tag;
+  start(f);
+  rd_kafka_mock_push_request_errors(f->mc, 0 /* Produce */, 2,
+                                    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+  assert_int_equal(produce(f, "v", 1, &tag, "x"), 0);
+  assert_true(run_until(f, settled));
+  assert_int_equal(f->refused, 0);
+  assert_int_equal(f->delivered, 1);
+  assert_ptr_equal(f->delivered_opaque[0], &tag);
+}
+
+/* output.max_record_size above the producer's effective message.max.bytes
+ * is refused, naming both; raising message.max.bytes with it is fine. */
+static void test_max_record_size_checked(void **state) {
+  fx_t *f = *state;
+  char err[512] = "";
+  brw_kafka_handlers_t h = {.ctx = f};
+  assert_int_equal(brw_config_set(&f->cfg, "output.max_record_size", "2MiB",
+                                  err, sizeof(err)),
+                   0);
+  assert_int_equal(
+      brw_kafka_new(&f->loop, &f->cfg, &h, &f->k, err, sizeof(err)),
+      BRW_ECONFIG);
+  assert_null(f->k);
+  assert_non_null(strstr(err, "output.max_record_size"));
+  assert_non_null(strstr(err, "message.max.bytes (1000000)"));
+  assert_int_equal(brw_config_set(&f->cfg, "kafka.producer.message.max.bytes",
+                                  "3000000", err, sizeof(err)),
+                   0);
+  start(f);
+  assert_non_null(f->k);
+}
+
+int main(void) {
+  brw_log_setup(BRW_LOG_ERROR, BRW_LOG_TEXT, "test_kafka");
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_broker_refusal_handed_back, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_local_refusal_handed_back, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_retriable_error_delivered, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_max_record_size_checked, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
