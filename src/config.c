@@ -43,6 +43,7 @@
 
 #include "brw/error.h"
 #include "brw/timeutil.h"
+#include "brw/ratelimit.h"
 
 #define KEY_MAX 256       /* longest key name accepted anywhere */
 #define WHY_MAX 512       /* one error line */
@@ -214,7 +215,7 @@ static const config_key_t keys[] = {
      .def = "20",
      .group = G_API,
      .off = F(api_rate_limit),
-     .min = 0,
+     .min = BRW_RATELIMIT_MIN,
      .max = 1e6,
      .doc = "Requests per second per account (token bucket)."},
 
@@ -733,7 +734,10 @@ static const char *describe_bounds(const config_key_t *k, char *buf,
              format_size((uint64_t)k->max, b, sizeof(b)));
     break;
   case KT_RATE:
-    snprintf(buf, len, "must be greater than 0 and at most %.15g", k->max);
+    if (k->min > 0)
+      snprintf(buf, len, "must be between %.15g and %.15g", k->min, k->max);
+    else
+      snprintf(buf, len, "must be greater than 0 and at most %.15g", k->max);
     break;
   default:
     snprintf(buf, len, "must be between %.15g and %.15g", k->min, k->max);
@@ -744,7 +748,7 @@ static const char *describe_bounds(const config_key_t *k, char *buf,
 
 static int in_bounds(const config_key_t *k, double v) {
   if (k->type == KT_RATE)
-    return v > 0 && v <= k->max;
+    return v > 0 && v >= k->min && v <= k->max;
   return v >= k->min && v <= k->max;
 }
 

@@ -21,6 +21,15 @@ int64_t brw_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t brw_time_until_ms(int64_t epoch_s, int64_t now_ms) {
+  int64_t ms, d;
+  if (__builtin_mul_overflow(epoch_s, 1000, &ms))
+    return epoch_s > 0 ? INT64_MAX : 0;
+  if (__builtin_sub_overflow(ms, now_ms, &d))
+    return ms > now_ms ? INT64_MAX : 0;
+  return d < 0 ? 0 : d;
+}
+
 /* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm, valid
  * for every year representable here). m is 1..12, d is 1..31. */
 static int64_t days_from_civil(int64_t y, int m, int d) {

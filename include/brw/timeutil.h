@@ -8,6 +8,12 @@
 /* Wall-clock time, milliseconds since the Unix epoch (UTC). */
 int64_t brw_now_ms(void);
 
+/* Milliseconds from `now_ms` until the instant `epoch_s` (seconds since the
+ * epoch): 0 when it is past, saturated at INT64_MAX instead of overflowing.
+ * For a time read from the network (an HTTP-date in Retry-After may name
+ * any year up to 2^31), where `epoch_s * 1000` overflows int64. */
+int64_t brw_time_until_ms(int64_t epoch_s, int64_t now_ms);
+
 /* Parses a configured API time zone: "UTC", "Z", or a fixed offset "+03:00",
  * "-0530", "+3". Sets *offset_s (seconds east of UTC). Returns 0 or
  * BRW_EINVAL. */

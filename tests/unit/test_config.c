@@ -320,7 +320,12 @@ static void test_set_bad(void **state) {
       {"http.max_response", "2GiB",
        "http.max_response: \"2GiB\" must be between 1B and 1GiB"},
       {"api.rate_limit", "0",
-       "api.rate_limit: \"0\" must be greater than 0 and at most 1000000"},
+       "api.rate_limit: \"0\" must be between 0.001 and 1000000"},
+      /* 1000 / 1e-300 overflowed llround in the rate limiter. */
+      {"api.rate_limit", "1e-300",
+       "api.rate_limit: \"1e-300\" must be between 0.001 and 1000000"},
+      {"api.rate_limit", "0.0009",
+       "api.rate_limit: \"0.0009\" must be between 0.001 and 1000000"},
       {"api.rate_limit", "fast", "api.rate_limit: \"fast\" is not a number"},
       {"poll.jitter", "1.5", "poll.jitter: \"1.5\" must be between 0 and 1"},
       {"poll.jitter", "nan", "poll.jitter: \"nan\" is not a number"},

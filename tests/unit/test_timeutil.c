@@ -33,6 +33,24 @@ static void test_now(void **state) {
   assert_true(brw_now_ms() >= a);
 }
 
+/* Seconds from the network times 1000 must not overflow (a Retry-After
+ * HTTP-date may name year 2^31). */
+static void test_until_ms(void **state) {
+  (void)state;
+  int64_t now = T_20261127_10;
+  assert_int_equal(brw_time_until_ms(now / 1000 + 60, now), 60000);
+  assert_int_equal(brw_time_until_ms(now / 1000, now), 0);
+  assert_int_equal(brw_time_until_ms(0, now), 0);
+  assert_int_equal(brw_time_until_ms(INT64_MIN, now), 0);
+  assert_true(brw_time_until_ms(INT64_MAX / 1000, now) > 0);
+  assert_int_equal(brw_time_until_ms(INT64_MAX / 1000 + 1, now), INT64_MAX);
+  assert_int_equal(brw_time_until_ms(INT64_MAX, now), INT64_MAX);
+  /* 67767976201996800: 01 Jan 2147483647, as curl_getdate returns it. */
+  assert_int_equal(brw_time_until_ms(INT64_C(67767976201996800), now),
+                   INT64_MAX);
+  assert_int_equal(brw_time_until_ms(INT64_MAX / 1000, INT64_MIN), INT64_MAX);
+}
+
 static void test_tz_parse_valid(void **state) {
   (void)state;
   int32_t off = 99;
@@ -230,6 +248,7 @@ static void test_parse_year_range(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_now),
+      cmocka_unit_test(test_until_ms),
       cmocka_unit_test(test_tz_parse_valid),
       cmocka_unit_test(test_tz_parse_invalid),
       cmocka_unit_test(test_parse_bsg_format),
