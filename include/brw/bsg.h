@@ -45,11 +45,15 @@ typedef struct {
   int64_t actual_start_ms;
   int64_t created_ms;
   int64_t finished_ms;
-  /* Sums used for derived metrics. */
+  /* Sums used for derived metrics (docs/design.md, "Statistics and
+   * rates"). A parsed detail has every counter >= 0 and their sum within
+   * int64 (else it is a bad response), so each sum below is >= 0 and at
+   * most `counted`. */
   int64_t total_messages; /* -1 when absent */
-  int64_t delivered;
-  int64_t failed;  /* failed + undelivered + expired + not_*_user */
-  int64_t pending; /* sent + scheduled + moderation + accepted + sending */
+  int64_t delivered; /* delivered + read */
+  int64_t failed;    /* failed + undelivered + expired + not_*_user */
+  int64_t pending;   /* sent + scheduled + moderation + accepted + sending */
+  int64_t counted;   /* every integer counter, unknown and others included */
   /* A fingerprint of the summed statistics (key and value of every
    * counter, in any order): equal statistics give equal values. */
   uint64_t stats_hash;
@@ -61,7 +65,10 @@ typedef struct {
  *
  * Returns 0 and fills *out (the caller calls brw_detail_clear), or
  * BRW_EBADRESP with a one-line reason in errbuf (then *out holds nothing to
- * free). A body without a usable status or id is a bad response. */
+ * free). A body without a usable status or id is a bad response, and so is
+ * one whose figures a report could not state within its schema (SPEC §4):
+ * a negative statistics counter, counters whose sum overflows int64, a
+ * negative integer total_messages or total_phones. */
 int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
                      brw_detail_t *out, char *errbuf, size_t errlen);
 void brw_detail_clear(brw_detail_t *d);
