@@ -174,14 +174,22 @@ static void check_message(const char *buf, size_t buflen) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *body = (const char *)data;
-  /* Both extreme zones; the input's size picks the sign, so that a corpus
-   * file always replays the same way. */
-  const int32_t tzs[2] = {0, (size & 1) ? 14 * 3600 : -14 * 3600};
+  /* UTC, an extreme fixed zone (the input's size picks the sign, so that a
+   * corpus file always replays the same way) and a zone with DST. Made
+   * once; they stay reachable until exit. */
+  static brw_tz_t *plus14, *minus14, *eet;
+  if (!eet) {
+    plus14 = brw_tz_fixed(14 * 3600);
+    minus14 = brw_tz_fixed(-14 * 3600);
+    eet = fuzz_rule_zone("EET-2EEST,M3.5.0/3,M10.5.0/4", 7200);
+    FUZZ_CHECK(plus14 && minus14);
+  }
+  const brw_tz_t *tzs[3] = {NULL, (size & 1) ? plus14 : minus14, eet};
   brw_detail_t d;
   char err[256], msg[512], tiny[1 + 16];
   char *tok;
 
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     brw_detail_t s;
     char serr[256];
     int rc = brw_detail_parse(body, size, tzs[i], &d, err, sizeof(err));

@@ -507,7 +507,7 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   if (c->seen.body) {
     /* The body passed brw_detail_summary, so this fails only for memory. */
     if (brw_detail_parse(c->seen.body, c->seen.body_len,
-                         app->cfg->api_tz_offset_s, &full, perr,
+                         app->cfg->api_tz, &full, perr,
                          sizeof(perr)) == 0)
       in.detail = &full;
     else

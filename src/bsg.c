@@ -253,12 +253,12 @@ static void stats_summarize(const json_t *stats, brw_detail_t *d) {
  * the output (and 0 in *ms): a bad time must not discard a whole detail.
  * Returns a new reference, NULL only on out of memory. */
 static json_t *time_field(const json_t *data, const char *const *keys,
-                          int32_t tz, int64_t *ms) {
+                          const brw_tz_t *tz, int64_t *ms) {
   json_t *v = get_alias(data, keys);
   char buf[32];
   int64_t t;
   *ms = 0;
-  if (!json_is_string(v) || brw_time_parse(json_string_value(v), tz, &t) != 0)
+  if (!json_is_string(v) || brw_time_parse_tz(json_string_value(v), tz, &t) != 0)
     return json_null();
   *ms = t;
   return json_string(brw_time_format(t, buf, sizeof(buf)));
@@ -266,10 +266,10 @@ static json_t *time_field(const json_t *data, const char *const *keys,
 
 /* The instant of a timestamp field as time_field reads it, without the
  * text (0 when absent or unparseable). */
-static void time_ms(const json_t *data, const char *const *keys, int32_t tz,
+static void time_ms(const json_t *data, const char *const *keys, const brw_tz_t *tz,
                     int64_t *ms) {
   json_t *v = get_alias(data, keys);
-  if (!json_is_string(v) || brw_time_parse(json_string_value(v), tz, ms) != 0)
+  if (!json_is_string(v) || brw_time_parse_tz(json_string_value(v), tz, ms) != 0)
     *ms = 0;
 }
 
@@ -287,7 +287,7 @@ static json_t *total_field(const json_t *v, int64_t *n) {
  * fixed key order of the report, and fills d's times and sums. Returns 0 or
  * BRW_ENOMEM (d->campaign may then hold a partial object; the caller clears
  * it). */
-static int build_campaign(const json_t *data, int32_t tz, brw_detail_t *d,
+static int build_campaign(const json_t *data, const brw_tz_t *tz, brw_detail_t *d,
                           const char *status_lc) {
   static const char *const k_type[] = {"type", "message_type", NULL};
   static const char *const k_start[] = {"started_at", "start_date", "start_at",
@@ -363,7 +363,7 @@ static int build_campaign(const json_t *data, int32_t tz, brw_detail_t *d,
 /* What the scheduler needs, without the report's object: the start
  * times, totals and statistics sums and fingerprint, computed as
  * build_campaign computes them. Returns 0 or BRW_ENOMEM. */
-static int build_summary(const json_t *data, int32_t tz, brw_detail_t *d) {
+static int build_summary(const json_t *data, const brw_tz_t *tz, brw_detail_t *d) {
   static const char *const k_start[] = {"started_at", "start_date", "start_at",
                                         NULL};
   static const char *const k_actual[] = {"actual_start_at", "real_start_at",
@@ -457,7 +457,7 @@ static int figures_check(const json_t *data, char *errbuf, size_t errlen) {
  * status, id, figures (figures_check); then the normalised object is built. The id is checked after
  * the status so that the most telling reason is reported for error bodies
  * served with a 200. */
-static int detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+static int detail_parse(const char *body, size_t len, const brw_tz_t *tz,
                         int summary, brw_detail_t *out, char *errbuf,
                         size_t errlen) {
   json_error_t jerr;
@@ -480,7 +480,7 @@ static int detail_parse(const char *body, size_t len, int32_t tz_offset_s,
   if (body[i] == '<')
     return bad(errbuf, errlen, "body is HTML, not JSON");
 
-  if (summary && brw_detail_summary_fast(body, len, tz_offset_s, out))
+  if (summary && brw_detail_summary_fast(body, len, tz, out))
     return 0;
   root = json_loadb(body, len, 0, &jerr);
   if (!root) {
@@ -540,8 +540,8 @@ static int detail_parse(const char *body, size_t len, int32_t tz_offset_s,
   rc = figures_check(data, errbuf, errlen);
   if (rc != 0)
     goto out;
-  rc = summary ? build_summary(data, tz_offset_s, out)
-               : build_campaign(data, tz_offset_s, out, status_lc);
+  rc = summary ? build_summary(data, tz, out)
+               : build_campaign(data, tz, out, status_lc);
   if (rc != 0)
     bad(errbuf, errlen, "out of memory");
 
@@ -556,14 +556,14 @@ out:
   return rc;
 }
 
-int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+int brw_detail_parse(const char *body, size_t len, const brw_tz_t *tz,
                      brw_detail_t *out, char *errbuf, size_t errlen) {
-  return detail_parse(body, len, tz_offset_s, 0, out, errbuf, errlen);
+  return detail_parse(body, len, tz, 0, out, errbuf, errlen);
 }
 
-int brw_detail_summary(const char *body, size_t len, int32_t tz_offset_s,
+int brw_detail_summary(const char *body, size_t len, const brw_tz_t *tz,
                        brw_detail_t *out, char *errbuf, size_t errlen) {
-  return detail_parse(body, len, tz_offset_s, 1, out, errbuf, errlen);
+  return detail_parse(body, len, tz, 1, out, errbuf, errlen);
 }
 
 void brw_detail_clear(brw_detail_t *d) {

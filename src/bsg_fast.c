@@ -323,12 +323,12 @@ static const value_t *alias(const scope_t *sc, int first, int n) {
   return NULL;
 }
 
-static void time_of(const value_t *v, int32_t tz, int64_t *ms) {
-  if (!v || v->type != V_STRING || brw_time_parse(v->s, tz, ms) != 0)
+static void time_of(const value_t *v, const brw_tz_t *tz, int64_t *ms) {
+  if (!v || v->type != V_STRING || brw_time_parse_tz(v->s, tz, ms) != 0)
     *ms = 0;
 }
 
-int brw_detail_summary_fast(const char *body, size_t len, int32_t tz,
+int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
                             brw_detail_t *out) {
   /* Only printable ASCII (and JSON whitespace), no \u escapes. */
   for (size_t i = 0; i < len; i++) {

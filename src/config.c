@@ -209,7 +209,7 @@ static const config_key_t keys[] = {
      .off = F(api_timezone),
      .check = check_timezone,
      .set = set_api_timezone,
-     .doc = "Zone of API timestamps that carry none: UTC, Z or +hh:mm."},
+     .doc = "Zone of zone-less API times: UTC, +hh:mm or Europe/Kyiv."},
     {.name = "api.rate_limit",
      .type = KT_RATE,
      .def = "20",
@@ -689,13 +689,12 @@ static int check_listen(const char *value, char *why, size_t whylen) {
   return 0;
 }
 
+/* Loads the zone to see that it works (an IANA name needs its file). */
 static int check_timezone(const char *value, char *why, size_t whylen) {
-  int32_t off;
-  if (brw_tz_parse(value, &off) != 0) {
-    fail(why, whylen, "\"%s\" is not a time zone (use UTC, Z or +hh:mm)",
-         value);
+  brw_tz_t *tz;
+  if (brw_tz_load(value, &tz, why, whylen) != 0)
     return -1;
-  }
+  brw_tz_free(tz);
   return 0;
 }
 
@@ -1045,15 +1044,19 @@ static int set_api_url(brw_config_t *cfg, const config_key_t *k,
 static int set_api_timezone(brw_config_t *cfg, const config_key_t *k,
                             const char *value, char *why, size_t whylen) {
   char reason[WHY_MAX];
-  int32_t off;
+  brw_tz_t *tz;
+  int rc = brw_tz_load(value, &tz, reason, sizeof(reason));
 
-  if (brw_tz_parse(value, &off) != 0) {
-    check_timezone(value, reason, sizeof(reason));
+  if (rc == BRW_ENOMEM)
+    return rc;
+  if (rc != 0)
     return fail(why, whylen, "%s: %s", k->name, reason);
-  }
-  if (replace_str(&cfg->api_timezone, value) != 0)
+  if (replace_str(&cfg->api_timezone, value) != 0) {
+    brw_tz_free(tz);
     return BRW_ENOMEM;
-  cfg->api_tz_offset_s = off;
+  }
+  brw_tz_free(cfg->api_tz);
+  cfg->api_tz = tz;
   return 0;
 }
 
@@ -1265,6 +1268,7 @@ void brw_config_free(brw_config_t *cfg) {
     free(cfg->accounts[i].key_file);
   }
   free(cfg->accounts);
+  brw_tz_free(cfg->api_tz);
   free_kv(cfg->kafka_common, cfg->nkafka_common);
   free_kv(cfg->kafka_consumer, cfg->nkafka_consumer);
   free_kv(cfg->kafka_producer, cfg->nkafka_producer);

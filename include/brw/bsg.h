@@ -4,6 +4,8 @@
 #ifndef BRW_BSG_H
 #define BRW_BSG_H
 
+#include "brw/timeutil.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,7 +63,8 @@ typedef struct {
 
 /* Parses the body of GET /api/campaigns/{id}/detail: `{"data": {...}}`
  * (a bare object without "data" is accepted too). Every variant of the SPEC
- * §2 table is accepted. `tz_offset_s` is the zone of zone-less timestamps.
+ * §2 table is accepted. `tz` is the zone of zone-less timestamps (borrowed;
+ * NULL is UTC).
  *
  * Returns 0 and fills *out (the caller calls brw_detail_clear), or
  * BRW_EBADRESP with a one-line reason in errbuf (then *out holds nothing to
@@ -69,7 +72,7 @@ typedef struct {
  * one whose figures a report could not state within its schema (SPEC §4):
  * a negative statistics counter, counters whose sum overflows int64, a
  * negative integer total_messages or total_phones. */
-int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+int brw_detail_parse(const char *body, size_t len, const brw_tz_t *tz,
                      brw_detail_t *out, char *errbuf, size_t errlen);
 void brw_detail_clear(brw_detail_t *d);
 
@@ -78,7 +81,7 @@ void brw_detail_clear(brw_detail_t *d);
  * what scheduling needs, at a fraction of the cost. A body accepted here is
  * accepted by brw_detail_parse, which builds the report's object later
  * from the same bytes. */
-int brw_detail_summary(const char *body, size_t len, int32_t tz_offset_s,
+int brw_detail_summary(const char *body, size_t len, const brw_tz_t *tz,
                        brw_detail_t *out, char *errbuf, size_t errlen);
 
 /* Normalises a price: "0.16", "35,0987645", a JSON integer or real (its

@@ -20,7 +20,11 @@ static char errbuf[256];
 /* Parses `body` (NUL-terminated) with zone offset tz; fails the test when it
  * is rejected. The caller clears *d. */
 static void detail_ok(const char *body, int32_t tz, brw_detail_t *d) {
-  int rc = brw_detail_parse(body, strlen(body), tz, d, errbuf, sizeof(errbuf));
+  brw_tz_t *zone = brw_tz_fixed(tz);
+  assert_non_null(zone);
+  int rc =
+      brw_detail_parse(body, strlen(body), zone, d, errbuf, sizeof(errbuf));
+  brw_tz_free(zone);
   if (rc != 0)
     fail_msg("detail rejected: %s\nbody: %s", errbuf, body);
   assert_non_null(d->campaign);
@@ -342,8 +346,11 @@ static void test_statistics_object(void **state) {
 static void summary_agrees(const char *body, uint64_t *hash) {
   brw_detail_t d, m;
   char e1[128], e2[128];
-  int rc = brw_detail_parse(body, strlen(body), 3600, &d, e1, sizeof(e1));
-  int rs = brw_detail_summary(body, strlen(body), 3600, &m, e2, sizeof(e2));
+  brw_tz_t *zone = brw_tz_fixed(3600);
+  assert_non_null(zone);
+  int rc = brw_detail_parse(body, strlen(body), zone, &d, e1, sizeof(e1));
+  int rs = brw_detail_summary(body, strlen(body), zone, &m, e2, sizeof(e2));
+  brw_tz_free(zone);
   assert_int_equal(rs, rc);
   assert_null(m.campaign);
   if (rc != 0) {
