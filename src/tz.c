@@ -334,37 +334,36 @@ static int64_t next_change(const brw_tz_t *tz, int64_t t) {
  * falls inside it. The earliest valid reading wins (a repeated hour is read
  * in the period before the change); when none is valid the local time was
  * skipped, and the offset of the period before the first one the reading
- * falls short of is used (as if the clocks had not moved yet). */
+ * falls short of is used (as if the clocks had not moved yet). A real zone
+ * has one or two periods there; a damaged file with many transitions costs
+ * more time, never a wrong bound (every period is visited, the walk ends
+ * because each step moves strictly forward). */
 int32_t brw_tz_offset_local(const brw_tz_t *tz, int64_t local_s) {
-  enum { MAX_PERIODS = 16 };
-  int64_t start[MAX_PERIODS], end[MAX_PERIODS];
-  int32_t off[MAX_PERIODS];
-  int n = 0;
+  int32_t off, prev = 0, gap = 0;
+  int have_gap = 0, first = 1;
 
   if (!tz || (tz->n == 0 && !tz->has_rule))
     return tz ? tz->first : 0;
   local_s = clamp_t(local_s);
   int64_t t = local_s - SPAN;
-  while (n < MAX_PERIODS) {
+  for (;;) {
     int64_t next = next_change(tz, t);
-    start[n] = t;
-    off[n] = brw_tz_offset_at(tz, t);
-    end[n] = next;
-    n++;
+    int64_t u;
+    off = brw_tz_offset_at(tz, t);
+    u = local_s - off;
+    if (u >= t && u < next)
+      return off;
+    if (!have_gap && u < next) {
+      gap = first ? off : prev;
+      have_gap = 1;
+    }
     if (next > local_s + SPAN)
       break;
+    prev = off;
     t = next;
+    first = 0;
   }
-  for (int i = 0; i < n; i++) {
-    int64_t u = local_s - off[i];
-    if (u >= start[i] && u < end[i])
-      return off[i];
-  }
-  for (int i = 0; i < n; i++) {
-    if (local_s - off[i] < end[i])
-      return i > 0 ? off[i - 1] : off[i];
-  }
-  return off[n - 1];
+  return have_gap ? gap : off;
 }
 
 /* ---- making zones ------------------------------------------------------ */
