@@ -44,7 +44,7 @@ static int64_t instant(const uint8_t *p) {
 
 static void check_zone(const brw_tz_t *tz, const uint8_t *data, size_t size) {
   /* A fixed set of instants, plus up to 16 from the input. */
-  int64_t ts[24] = {0,          -1,         INT64_MIN, INT64_MAX,
+  int64_t ts[24] = {0,          -1,         INT64_MIN,  INT64_MAX,
                     1774746000, 1792890000, 4102444800, -2208988800};
   size_t n = 8;
   for (size_t i = 0; i + 8 <= size && n < 24; i += 8)
@@ -67,10 +67,9 @@ static void check_zone(const brw_tz_t *tz, const uint8_t *data, size_t size) {
   }
 
   /* The parser applies the same offset as brw_tz_offset_local. */
-  static const char *const texts[] = {"2026-03-29 03:30:00",
-                                      "2026-10-25 03:30:00",
-                                      "1970-01-01 00:00:00",
-                                      "2100-12-31 23:59:59"};
+  static const char *const texts[] = {
+      "2026-03-29 03:30:00", "2026-10-25 03:30:00", "1970-01-01 00:00:00",
+      "2100-12-31 23:59:59"};
   for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
     int64_t ms, local;
     FUZZ_CHECK(brw_time_parse(texts[i], 0, &local) == 0);
@@ -92,9 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else {
     /* A minimal version 2 file around the rule: one type of +2h. */
     static const uint8_t head[] = {
-        'T', 'Z', 'i', 'f', '2', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0,   0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-        0,   0,   0,   4,   0,   0, 0x1c, 0x20, 0, 0, 'S', 'T', 'D', 0};
+        'T', 'Z', 'i', 'f', '2',  0,    0, 0, 0,   0,   0,   0, 0, 0,
+        0,   0,   0,   0,   0,    0,    0, 0, 0,   0,   0,   0, 0, 0,
+        0,   0,   0,   0,   0,    0,    0, 0, 0,   0,   0,   1, 0, 0,
+        0,   4,   0,   0,   0x1c, 0x20, 0, 0, 'S', 'T', 'D', 0};
     size_t rl = size - 1, n = 0;
     uint8_t *buf = malloc(2 * sizeof(head) + rl + 2);
     FUZZ_CHECK(buf != NULL);

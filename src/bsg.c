@@ -244,8 +244,9 @@ static void stats_summarize(const json_t *stats, brw_detail_t *d) {
   json_t *v;
   d->delivered = d->failed = d->pending = d->counted = 0;
   d->stats_hash = 0;
-  json_object_foreach((json_t *)stats, key, v)
+  json_object_foreach((json_t *)stats, key, v) {
     brw_detail_count(d, key, json_integer_value(v));
+  }
 }
 
 /* Normalises one timestamp field: the first present alias is parsed with the
@@ -258,7 +259,8 @@ static json_t *time_field(const json_t *data, const char *const *keys,
   char buf[32];
   int64_t t;
   *ms = 0;
-  if (!json_is_string(v) || brw_time_parse_tz(json_string_value(v), tz, &t) != 0)
+  if (!json_is_string(v) ||
+      brw_time_parse_tz(json_string_value(v), tz, &t) != 0)
     return json_null();
   *ms = t;
   return json_string(brw_time_format(t, buf, sizeof(buf)));
@@ -266,10 +268,11 @@ static json_t *time_field(const json_t *data, const char *const *keys,
 
 /* The instant of a timestamp field as time_field reads it, without the
  * text (0 when absent or unparseable). */
-static void time_ms(const json_t *data, const char *const *keys, const brw_tz_t *tz,
-                    int64_t *ms) {
+static void time_ms(const json_t *data, const char *const *keys,
+                    const brw_tz_t *tz, int64_t *ms) {
   json_t *v = get_alias(data, keys);
-  if (!json_is_string(v) || brw_time_parse_tz(json_string_value(v), tz, ms) != 0)
+  if (!json_is_string(v) ||
+      brw_time_parse_tz(json_string_value(v), tz, ms) != 0)
     *ms = 0;
 }
 
@@ -287,7 +290,8 @@ static json_t *total_field(const json_t *v, int64_t *n) {
  * fixed key order of the report, and fills d's times and sums. Returns 0 or
  * BRW_ENOMEM (d->campaign may then hold a partial object; the caller clears
  * it). */
-static int build_campaign(const json_t *data, const brw_tz_t *tz, brw_detail_t *d,
+static int build_campaign(const json_t *data, const brw_tz_t *tz,
+                          brw_detail_t *d,
                           const char *status_lc) {
   static const char *const k_type[] = {"type", "message_type", NULL};
   static const char *const k_start[] = {"started_at", "start_date", "start_at",
@@ -363,7 +367,8 @@ static int build_campaign(const json_t *data, const brw_tz_t *tz, brw_detail_t *
 /* What the scheduler needs, without the report's object: the start
  * times, totals and statistics sums and fingerprint, computed as
  * build_campaign computes them. Returns 0 or BRW_ENOMEM. */
-static int build_summary(const json_t *data, const brw_tz_t *tz, brw_detail_t *d) {
+static int build_summary(const json_t *data, const brw_tz_t *tz,
+                         brw_detail_t *d) {
   static const char *const k_start[] = {"started_at", "start_date", "start_at",
                                         NULL};
   static const char *const k_actual[] = {"actual_start_at", "real_start_at",
@@ -454,9 +459,9 @@ static int figures_check(const json_t *data, char *errbuf, size_t errlen) {
 }
 
 /* Order of checks: body present, JSON, object, `data` (or the bare object),
- * status, id, figures (figures_check); then the normalised object is built. The id is checked after
- * the status so that the most telling reason is reported for error bodies
- * served with a 200. */
+ * status, id, figures (figures_check); then the normalised object is
+ * built. The id is checked after the status so that the most telling
+ * reason is reported for error bodies served with a 200. */
 static int detail_parse(const char *body, size_t len, const brw_tz_t *tz,
                         int summary, brw_detail_t *out, char *errbuf,
                         size_t errlen) {

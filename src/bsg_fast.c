@@ -11,9 +11,9 @@
  * a "data" that is not an object, a missing or unusable status or id,
  * duplicate keys where they matter (jansson keeps the last), integers out
  * of range, figures the reference refuses (a negative counter or total,
- * counters whose sum overflows), reals that overflow, nesting deeper than FAST_MAX_DEPTH, more
- * than FAST_MAX_STATS statistics keys, and strings it would have to
- * truncate. fuzz/fuzz_detail.c checks that both paths agree. */
+ * counters whose sum overflows), reals that overflow, nesting deeper than
+ * FAST_MAX_DEPTH, more than FAST_MAX_STATS statistics keys, and strings it
+ * would have to truncate. fuzz/fuzz_detail.c checks that both paths agree. */
 #include "bsg_fast.h"
 
 #include "brw/timeutil.h"

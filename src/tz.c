@@ -19,7 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* RFC 8536 §3.2: utoff SHOULD be in [-89999, 93599] (-24:59:59 .. +25:59:59). */
+/* RFC 8536 §3.2: utoff SHOULD be in [-89999, 93599] (-24:59:59 .. +25:59:59).
+ */
 #define UTOFF_MIN (-89999)
 #define UTOFF_MAX 93599
 /* Wider than any offset, so that a window of local time +- SPAN covers the
@@ -42,7 +43,7 @@
  * (0..365, counted), or Mm.w.d (day d of week w of month m, w 5 = last),
  * at `secs` of local time (-167h .. 167h, TZif version 3). */
 typedef struct {
-  char kind; /* 'J', 'D' (plain n) or 'M' */
+  char kind;   /* 'J', 'D' (plain n) or 'M' */
   int m, w, d; /* J and D: the day in d */
   int32_t secs;
 } rule_date_t;
@@ -211,8 +212,7 @@ static int rule_parse(const char *p, const char *end, rule_t *r) {
     r->dst_off = -west;
   }
   if (p >= end || *p++ != ',' || rule_date(&p, end, &r->start) != 0 ||
-      p >= end || *p++ != ',' || rule_date(&p, end, &r->end) != 0 ||
-      p != end)
+      p >= end || *p++ != ',' || rule_date(&p, end, &r->end) != 0 || p != end)
     return -1;
   if (r->std_off < UTOFF_MIN || r->std_off > UTOFF_MAX ||
       r->dst_off < UTOFF_MIN || r->dst_off > UTOFF_MAX)
@@ -438,9 +438,9 @@ int brw_tz_from_tzif(const void *data, size_t len, brw_tz_t **out, char *why,
     return failf(why, whylen, "unknown TZif version");
   if (version != 0) {
     /* Skip the version 1 block: the 64-bit one follows it. */
-    if (c.time > TZIF_MAX_TIMES || c.type > TZIF_MAX_TYPES ||
-        c.chars > 65536 || c.leap > TZIF_MAX_TIMES || c.isstd > 256 ||
-        c.isut > 256 || tzif_block(&c, 4) > len - 44)
+    if (c.time > TZIF_MAX_TIMES || c.type > TZIF_MAX_TYPES || c.chars > 65536 ||
+        c.leap > TZIF_MAX_TIMES || c.isstd > 256 || c.isut > 256 ||
+        tzif_block(&c, 4) > len - 44)
       return failf(why, whylen, "TZif version 1 block is damaged");
     p += 44 + tzif_block(&c, 4);
     if (tzif_header(p, (size_t)(end - p), &version, &c) != 0)

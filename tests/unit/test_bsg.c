@@ -539,8 +539,9 @@ static void detail_refused(const char *body, const char *why) {
   assert_null(d.campaign);
   if (!strstr(errbuf, why))
     fail_msg("reason \"%s\" lacks \"%s\" for %s", errbuf, why, body);
-  assert_int_equal(brw_detail_summary(body, strlen(body), 0, &m, e2, sizeof(e2)),
-                   BRW_EBADRESP);
+  assert_int_equal(
+      brw_detail_summary(body, strlen(body), 0, &m, e2, sizeof(e2)),
+      BRW_EBADRESP);
   assert_string_equal(e2, errbuf);
   /* The fast path leaves it to the reference. */
   assert_int_equal(brw_detail_summary_fast(body, strlen(body), 0, &m), 0);
