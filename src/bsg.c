@@ -291,8 +291,7 @@ static json_t *total_field(const json_t *v, int64_t *n) {
  * BRW_ENOMEM (d->campaign may then hold a partial object; the caller clears
  * it). */
 static int build_campaign(const json_t *data, const brw_tz_t *tz,
-                          brw_detail_t *d,
-                          const char *status_lc) {
+                          brw_detail_t *d, const char *status_lc) {
   static const char *const k_type[] = {"type", "message_type", NULL};
   static const char *const k_start[] = {"started_at", "start_date", "start_at",
                                         NULL};
