@@ -752,7 +752,8 @@ static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
     uint64_t now = mono_now(app);
     if (!c->not_found_since)
       c->not_found_since = now ? now : 1;
-    if (now - c->not_found_since >= cfg->poll_not_found_grace_ms) {
+    if (now >= c->not_found_since &&
+        now - c->not_found_since >= cfg->poll_not_found_grace_ms) {
       campaign_dlq(c, BRW_REASON_NOT_FOUND, "campaign not found after the "
                                             "grace period");
       return;
