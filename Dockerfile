@@ -54,7 +54,7 @@ LABEL org.opencontainers.image.title="bsg-report-worker" \
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       librdkafka1 libcurl4 libuv1 libjansson4 libmicrohttpd12 libyajl2 \
-      ca-certificates curl \
+      ca-certificates curl tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 bsg-report-worker \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "brw/timeutil.h"
 
 /* The libFuzzer entry point. `data` is exactly `size` bytes, not
  * NUL-terminated, and only valid during the call. Returns 0. */
@@ -49,6 +52,46 @@ static inline int fuzz_is_one_line(const char *s) {
       return 0;
   }
   return 1;
+}
+
+/* A zone made from a POSIX TZ rule alone, as a TZif version 2 file with
+ * one local time type (`std_off`, seconds east) and no transitions: the
+ * footer rules every instant. For targets that need a zone with DST that
+ * does not depend on the host's tz database. Aborts on failure. */
+static inline brw_tz_t *fuzz_rule_zone(const char *rule, int32_t std_off) {
+  unsigned char buf[256];
+  size_t n = 0, rl = strlen(rule);
+  uint32_t u = (uint32_t)std_off;
+  FUZZ_CHECK(rl + 140 < sizeof(buf));
+  for (int v = 0; v < 2; v++) {
+    /* Header: magic, version, 15 reserved, isut isstd leap time type char. */
+    const uint32_t counts[6] = {0, 0, 0, 0, 1, 4};
+    memcpy(buf + n, "TZif2", 5);
+    memset(buf + n + 5, 0, 15);
+    n += 20;
+    for (int i = 0; i < 6; i++, n += 4) {
+      buf[n] = (unsigned char)(counts[i] >> 24);
+      buf[n + 1] = (unsigned char)(counts[i] >> 16);
+      buf[n + 2] = (unsigned char)(counts[i] >> 8);
+      buf[n + 3] = (unsigned char)counts[i];
+    }
+    /* One type: utoff, isdst 0, desigidx 0; then "STD\0". */
+    buf[n++] = (unsigned char)(u >> 24);
+    buf[n++] = (unsigned char)(u >> 16);
+    buf[n++] = (unsigned char)(u >> 8);
+    buf[n++] = (unsigned char)u;
+    buf[n++] = 0;
+    buf[n++] = 0;
+    memcpy(buf + n, "STD", 4);
+    n += 4;
+  }
+  buf[n++] = '\n';
+  memcpy(buf + n, rule, rl);
+  n += rl;
+  buf[n++] = '\n';
+  brw_tz_t *tz = NULL;
+  FUZZ_CHECK(brw_tz_from_tzif(buf, n, &tz, NULL, 0) == 0);
+  return tz;
 }
 
 #endif

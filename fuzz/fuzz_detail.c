@@ -6,10 +6,12 @@
  * Beyond memory errors, each success is checked against the contract in
  * bsg.h: the normalised "campaign" object has the §4 shape, every time is
  * RFC 3339 UTC that reads back to the same instant, the price is a decimal
- * string with a dot, the totals are non-negative; error texts are one line
+ * string with a dot, the totals and counters are non-negative and the
+ * report built from it states rates in [0, 1] (SPEC §4); error texts are one line
  * of printable ASCII that fits the buffer; a token is header-safe. */
 #include "brw/bsg.h"
 #include "brw/error.h"
+#include "brw/report.h"
 #include "brw/timeutil.h"
 #include "fuzz.h"
 
@@ -110,9 +112,16 @@ static void check_detail(const brw_detail_t *d) {
 
   v = json_object_get(c, "statistics");
   FUZZ_CHECK(json_is_object(v));
+  int64_t sum = 0;
   json_object_foreach((json_t *)v, key, sv) {
     FUZZ_CHECK(json_is_integer(sv));
+    FUZZ_CHECK(json_integer_value(sv) >= 0);
+    FUZZ_CHECK(!__builtin_add_overflow(sum, json_integer_value(sv), &sum));
   }
+  /* The sums of brw_detail_t are disjoint parts of every counter. */
+  FUZZ_CHECK(d->counted == sum);
+  FUZZ_CHECK(d->delivered >= 0 && d->failed >= 0 && d->pending >= 0);
+  FUZZ_CHECK(d->delivered <= sum - d->failed - d->pending);
   check_total(c, "total_messages", &n);
   FUZZ_CHECK(n == d->total_messages);
   check_total(c, "total_phones", &n);
@@ -126,6 +135,35 @@ static void check_detail(const brw_detail_t *d) {
   char *text = json_dumps(c, JSON_COMPACT);
   FUZZ_CHECK(text != NULL);
   free(text);
+
+  /* And the report built from it is within its schema's ranges. */
+  brw_report_input_t in = {0};
+  size_t len = 0;
+  in.campaign_id = d->id;
+  in.account = "default";
+  in.final = 1;
+  in.outcome = "done";
+  in.detail = d;
+  in.events = 1;
+  in.reported_ms = 1;
+  text = brw_report_build(&in, &len);
+  FUZZ_CHECK(text != NULL);
+  json_t *r = json_loadb(text, len, 0, NULL);
+  FUZZ_CHECK(r != NULL);
+  json_t *m = json_object_get(r, "metrics");
+  static const char *const rates[] = {"delivery_rate", "failure_rate"};
+  for (int i = 0; i < 2; i++) {
+    v = json_object_get(m, rates[i]);
+    FUZZ_CHECK(json_is_null(v) || (json_is_number(v) &&
+                                   json_number_value(v) >= 0 &&
+                                   json_number_value(v) <= 1));
+  }
+  v = json_object_get(m, "pending");
+  FUZZ_CHECK(json_is_integer(v) && json_integer_value(v) >= 0);
+  v = json_object_get(m, "duration_seconds");
+  FUZZ_CHECK(json_is_null(v) || json_integer_value(v) >= 0);
+  json_decref(r);
+  free(text);
 }
 
 static void check_message(const char *buf, size_t buflen) {
@@ -136,14 +174,22 @@ static void check_message(const char *buf, size_t buflen) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *body = (const char *)data;
-  /* Both extreme zones; the input's size picks the sign, so that a corpus
-   * file always replays the same way. */
-  const int32_t tzs[2] = {0, (size & 1) ? 14 * 3600 : -14 * 3600};
+  /* UTC, an extreme fixed zone (the input's size picks the sign, so that a
+   * corpus file always replays the same way) and a zone with DST. Made
+   * once; they stay reachable until exit. */
+  static brw_tz_t *plus14, *minus14, *eet;
+  if (!eet) {
+    plus14 = brw_tz_fixed(14 * 3600);
+    minus14 = brw_tz_fixed(-14 * 3600);
+    eet = fuzz_rule_zone("EET-2EEST,M3.5.0/3,M10.5.0/4", 7200);
+    FUZZ_CHECK(plus14 && minus14);
+  }
+  const brw_tz_t *tzs[3] = {NULL, (size & 1) ? plus14 : minus14, eet};
   brw_detail_t d;
   char err[256], msg[512], tiny[1 + 16];
   char *tok;
 
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     brw_detail_t s;
     char serr[256];
     int rc = brw_detail_parse(body, size, tzs[i], &d, err, sizeof(err));
@@ -161,7 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FUZZ_CHECK(s.actual_start_ms == d.actual_start_ms);
       FUZZ_CHECK(s.total_messages == d.total_messages);
       FUZZ_CHECK(s.delivered == d.delivered && s.failed == d.failed &&
-                 s.pending == d.pending);
+                 s.pending == d.pending && s.counted == d.counted);
       FUZZ_CHECK(s.stats_hash == d.stats_hash);
     } else {
       FUZZ_CHECK(!strcmp(serr, err));

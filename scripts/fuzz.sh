@@ -4,7 +4,7 @@
 #
 # Usage: scripts/fuzz.sh [--merge] [SECONDS] [TARGET...]
 #   SECONDS  run time of each target (default 60)
-#   TARGET   event, detail, jwt, time, config (default: all five)
+#   TARGET   event, detail, jwt, time, config, tzif (default: all six)
 #   --merge  afterwards, add to fuzz/corpus/<target> the inputs of the
 #            working corpus that reach new coverage (libFuzzer -merge=1);
 #            review them before committing, and keep the corpus small
@@ -25,7 +25,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 src="${BRW_FUZZ_SOURCE_DIR:-$root}"
 build="${BRW_FUZZ_BUILD_DIR:-$root/build-fuzz}"
-all_targets=(event detail jwt time config)
+all_targets=(event detail jwt time config tzif)
 seconds=60
 merge=0
 targets=()

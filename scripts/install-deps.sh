@@ -30,6 +30,7 @@ packages=(
     libcmocka-dev libmicrohttpd-dev libyajl-dev
     python3 python3-confluent-kafka python3-jsonschema python3-yaml
     curl ca-certificates
+    tzdata
     openjdk-17-jre-headless maven
     clang-format
 )

@@ -545,7 +545,7 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
     memset(&res, 0, sizeof(res));
     char err[200];
     if (brw_detail_summary(resp->body, resp->len,
-                           f->api->cfg->api_tz_offset_s, &res.detail, err,
+                           f->api->cfg->api_tz, &res.detail, err,
                            sizeof(err)) != 0) {
       snprintf(m, sizeof(m), "bad response: %s", err);
       fetch_fail(f, BRW_FETCH_RETRY, "bad_body", st, -1, m);

@@ -123,10 +123,15 @@ typedef struct campaign_s {
   int64_t first_offset;
   int64_t *more_offsets;
   int32_t nmore, capmore;
-  int64_t first_event_ms;
-  int64_t deadline_ms;
-  int64_t last_fetch_ms; /* the last successful fetch, 0 before it */
-  int64_t not_found_since_ms;
+  int64_t first_event_ms; /* wall clock: the report's first_event_at */
+  /* Monotonic times (uv_now ms, the timers' clock), so that a step of the
+   * wall clock neither moves a deadline nor stretches a grace period
+   * (brw_deadline_at in schedule.h). */
+  uint64_t deadline;        /* poll.max_age after the first event */
+  uint64_t not_found_since; /* the first 404 of a run of them, 0: none */
+  uint64_t last_fetch_mono; /* the last successful fetch, 0 before it */
+  int64_t last_fetch_ms;    /* the same on the wall clock, for the API's
+                               times in the adaptive schedule */
   int32_t events;
   int32_t polls;
   unsigned poll_attempt;
@@ -814,7 +819,7 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   if (c->seen.body) {
     /* The body passed brw_detail_summary, so this fails only for memory. */
     if (brw_detail_parse(c->seen.body, c->seen.body_len,
-                         app->cfg->api_tz_offset_s, &full, perr,
+                         app->cfg->api_tz, &full, perr,
                          sizeof(perr)) == 0)
       in.detail = &full;
     else
@@ -964,7 +969,7 @@ static void campaign_expire(campaign_t *c) {
   else if (brw_api_account_failed(app->api, c->key.account))
     campaign_dlq(c, BRW_REASON_AUTH_FAILED,
                  "the account's API key is rejected");
-  else if (c->not_found_since_ms)
+  else if (c->not_found_since)
     campaign_dlq(c, BRW_REASON_NOT_FOUND,
                  c->last_error ? c->last_error : "not found");
   else if (c->last_error_class)
@@ -974,11 +979,19 @@ static void campaign_expire(campaign_t *c) {
     campaign_finalize(c, "expired"); /* never fetched before the deadline */
 }
 
+/* The monotonic clock of the deadlines: the timers' own (uv_now), so that a
+ * timer armed for the deadline always finds it passed when it fires. */
+static uint64_t mono_now(const brw_app_t *app) {
+  return uv_now(app->loop);
+}
+
+/* Whether the campaign's deadline has passed. */
+static int deadline_passed(const campaign_t *c) {
+  return mono_now(c->app) >= c->deadline;
+}
+
 static uint64_t cap_to_deadline(campaign_t *c, uint64_t delay) {
-  int64_t left = c->deadline_ms - brw_now_ms();
-  if (left < 0)
-    left = 0;
-  return delay > (uint64_t)left ? (uint64_t)left : delay;
+  return brw_deadline_cap(c->deadline, mono_now(c->app), delay);
 }
 
 static void on_fetched(brw_fetch_result_t *res, void *arg);
@@ -999,15 +1012,23 @@ static void timer_start(campaign_t *c, uint64_t delay_ms) {
   }
 }
 
+/* Every path ends the campaign, starts a fetch or arms the timer again
+ * (brw_timer_action): a campaign is never left without a timer. */
 static void on_campaign_timer(brw_timer_t *t) {
   campaign_t *c = brw_timer_entry(t, campaign_t, timer);
   brw_app_t *app = c->app;
-  if (brw_now_ms() >= c->deadline_ms) {
+  uint64_t delay = 0;
+  switch (brw_timer_action(c->deadline, mono_now(app), c->fetch != NULL,
+                           app->cfg->http_timeout_ms, &delay)) {
+  case BRW_TIMER_EXPIRE:
     campaign_expire(c);
     return;
-  }
-  if (c->fetch)
+  case BRW_TIMER_WAIT:
+    timer_start(c, delay);
     return;
+  case BRW_TIMER_FETCH:
+    break;
+  }
   c->fetch = brw_api_fetch(app->api, c->key.account, c->key.id,
                            c->traceparent, on_fetched, c);
   if (!c->fetch) {
@@ -1017,8 +1038,11 @@ static void on_campaign_timer(brw_timer_t *t) {
   /* While the fetch is out (or waits for a login), the timer watches the
    * deadline, plus the HTTP timeout so that a request under way can
    * answer first. */
-  int64_t left = c->deadline_ms - brw_now_ms();
-  timer_start(c, (uint64_t)(left > 0 ? left : 0) + app->cfg->http_timeout_ms);
+  if (brw_timer_action(c->deadline, mono_now(app), 1,
+                       app->cfg->http_timeout_ms, &delay) == BRW_TIMER_WAIT)
+    timer_start(c, delay);
+  else
+    timer_start(c, app->cfg->http_timeout_ms);
 }
 
 static void campaign_schedule(campaign_t *c, uint64_t delay_ms) {
@@ -1052,7 +1076,8 @@ static uint64_t next_poll_delay(brw_app_t *app, campaign_t *c,
                                 const brw_poll_sample_t *prev,
                                 brw_schedule_basis_t *basis) {
   brw_poll_sample_t cur = {(brw_status_t)c->seen.status, c->seen.total,
-                           c->seen.pending, c->last_fetch_ms};
+                           c->seen.pending, c->last_fetch_ms,
+                           c->last_fetch_mono};
   return brw_schedule_next(&app->sched, &cur, prev, c->seen.scheduled_start_ms,
                            c->seen.actual_start_ms, brw_now_ms(),
                            &c->poll_attempt, &app->rng, basis);
@@ -1072,10 +1097,13 @@ static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
   const brw_config_t *cfg = app->cfg;
   set_last_error(c, res);
   if (res->status == BRW_FETCH_NOT_FOUND) {
-    int64_t now = brw_now_ms();
-    if (!c->not_found_since_ms)
-      c->not_found_since_ms = now;
-    if (now - c->not_found_since_ms >= (int64_t)cfg->poll_not_found_grace_ms) {
+    /* An interval: on the monotonic clock. uv_now counts from boot, so it
+     * is never 0 here, which stands for "no 404 yet". */
+    uint64_t now = mono_now(app);
+    if (!c->not_found_since)
+      c->not_found_since = now ? now : 1;
+    if (now >= c->not_found_since &&
+        now - c->not_found_since >= cfg->poll_not_found_grace_ms) {
       campaign_dlq(c, BRW_REASON_NOT_FOUND, "campaign not found after the "
                                             "grace period");
       return;
@@ -1105,7 +1133,7 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   c->fetch = NULL;
   brw_timer_stop(&app->timers, &c->timer);
   if (res->status != BRW_FETCH_OK) {
-    if (brw_now_ms() >= c->deadline_ms) {
+    if (deadline_passed(c)) {
       set_last_error(c, res);
       campaign_expire(c);
       return;
@@ -1116,7 +1144,7 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   c->polls++;
   app->st.polls++;
   c->err_attempt = 0;
-  c->not_found_since_ms = 0;
+  c->not_found_since = 0;
   c->last_error_class = NULL;
   brw_status_t st = res->detail.status;
   if (st == BRW_STATUS_UNKNOWN) {
@@ -1133,7 +1161,8 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   if (had && brw_schedule_resets(&app->sched, (brw_status_t)c->seen.status, st))
     c->poll_attempt = 0;
   brw_poll_sample_t prev = {(brw_status_t)c->seen.status, c->seen.total,
-                            c->seen.pending, had ? c->last_fetch_ms : 0};
+                            c->seen.pending, had ? c->last_fetch_ms : 0,
+                            had ? c->last_fetch_mono : 0};
   if (seen_update(&c->seen, res) != 0) {
     /* Cannot keep it: as if the fetch had failed, retried later. */
     brw_log_error("out of memory keeping the detail of campaign %" PRIu64,
@@ -1142,13 +1171,14 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
     return;
   }
   c->last_fetch_ms = brw_now_ms();
+  c->last_fetch_mono = mono_now(app);
   free(c->last_error);
   c->last_error = NULL;
   if (brw_status_is_terminal(st)) {
     campaign_finalize(c, brw_status_name(st));
     return;
   }
-  if (brw_now_ms() >= c->deadline_ms) {
+  if (deadline_passed(c)) {
     campaign_finalize(c, "expired");
     return;
   }
@@ -1323,7 +1353,10 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   c->first_event_ms = ev.occurred_at_ms > 0 && ev.occurred_at_ms < now
                           ? ev.occurred_at_ms
                           : now;
-  c->deadline_ms = c->first_event_ms + (int64_t)cfg->poll_max_age_ms;
+  /* The wall clock is read here once; from now on the deadline lives on the
+   * monotonic clock. */
+  c->deadline = brw_deadline_at(c->first_event_ms, cfg->poll_max_age_ms, now,
+                                mono_now(app));
   c->traceparent = header_traceparent(rkm);
   /* event.max_size bounds the value and event.max_key_size the key (both
    * at most 1 GiB): together they bound what a campaign keeps. The check

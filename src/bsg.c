@@ -180,18 +180,24 @@ static int stats_add(json_t *dst, const json_t *src) {
   return 0;
 }
 
-/* Which sum a counter goes into (SPEC §2 statistics). */
+/* Which sum a counter goes into (SPEC §2 statistics; the reasons are in
+ * docs/design.md, "Statistics and rates"). The counters split the messages
+ * by their current status, so each message is in exactly one: `read` is a
+ * delivered message that was also read (Viber, RCS) and counts as
+ * delivered; `unknown` (no delivery report will come) is neither delivered,
+ * failed nor pending, and enters only the denominator of the rates, as do
+ * counters this table does not know. */
 enum { SUM_NONE, SUM_DELIVERED, SUM_FAILED, SUM_PENDING };
 static int counter_sum(const char *key) {
   static const struct {
     const char *key;
     int sum;
-  } k[] = {{"delivered", SUM_DELIVERED},   {"failed", SUM_FAILED},
-           {"undelivered", SUM_FAILED},    {"expired", SUM_FAILED},
-           {"not_viber_user", SUM_FAILED}, {"not_rcs_user", SUM_FAILED},
-           {"sent", SUM_PENDING},          {"scheduled", SUM_PENDING},
-           {"moderation", SUM_PENDING},    {"accepted", SUM_PENDING},
-           {"sending", SUM_PENDING}};
+  } k[] = {{"delivered", SUM_DELIVERED},   {"read", SUM_DELIVERED},
+           {"failed", SUM_FAILED},         {"undelivered", SUM_FAILED},
+           {"expired", SUM_FAILED},        {"not_viber_user", SUM_FAILED},
+           {"not_rcs_user", SUM_FAILED},   {"sent", SUM_PENDING},
+           {"scheduled", SUM_PENDING},     {"moderation", SUM_PENDING},
+           {"accepted", SUM_PENDING},      {"sending", SUM_PENDING}};
   for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
     if (!strcmp(key, k[i].key))
       return k[i].sum;
@@ -228,6 +234,7 @@ static uint64_t stat_share(const char *key, int64_t n) {
 
 void brw_detail_count(brw_detail_t *d, const char *key, int64_t total) {
   sums_add(d, key, total);
+  d->counted = sat_add(d->counted, total);
   d->stats_hash += stat_share(key, total);
 }
 
@@ -235,12 +242,10 @@ void brw_detail_count(brw_detail_t *d, const char *key, int64_t total) {
 static void stats_summarize(const json_t *stats, brw_detail_t *d) {
   const char *key;
   json_t *v;
-  d->delivered = d->failed = d->pending = 0;
+  d->delivered = d->failed = d->pending = d->counted = 0;
   d->stats_hash = 0;
   json_object_foreach((json_t *)stats, key, v) {
-    int64_t n = json_integer_value(v);
-    sums_add(d, key, n);
-    d->stats_hash += stat_share(key, n);
+    brw_detail_count(d, key, json_integer_value(v));
   }
 }
 
@@ -249,12 +254,13 @@ static void stats_summarize(const json_t *stats, brw_detail_t *d) {
  * the output (and 0 in *ms): a bad time must not discard a whole detail.
  * Returns a new reference, NULL only on out of memory. */
 static json_t *time_field(const json_t *data, const char *const *keys,
-                          int32_t tz, int64_t *ms) {
+                          const brw_tz_t *tz, int64_t *ms) {
   json_t *v = get_alias(data, keys);
   char buf[32];
   int64_t t;
   *ms = 0;
-  if (!json_is_string(v) || brw_time_parse(json_string_value(v), tz, &t) != 0)
+  if (!json_is_string(v) ||
+      brw_time_parse_tz(json_string_value(v), tz, &t) != 0)
     return json_null();
   *ms = t;
   return json_string(brw_time_format(t, buf, sizeof(buf)));
@@ -262,10 +268,11 @@ static json_t *time_field(const json_t *data, const char *const *keys,
 
 /* The instant of a timestamp field as time_field reads it, without the
  * text (0 when absent or unparseable). */
-static void time_ms(const json_t *data, const char *const *keys, int32_t tz,
-                    int64_t *ms) {
+static void time_ms(const json_t *data, const char *const *keys,
+                    const brw_tz_t *tz, int64_t *ms) {
   json_t *v = get_alias(data, keys);
-  if (!json_is_string(v) || brw_time_parse(json_string_value(v), tz, ms) != 0)
+  if (!json_is_string(v) ||
+      brw_time_parse_tz(json_string_value(v), tz, ms) != 0)
     *ms = 0;
 }
 
@@ -283,8 +290,8 @@ static json_t *total_field(const json_t *v, int64_t *n) {
  * fixed key order of the report, and fills d's times and sums. Returns 0 or
  * BRW_ENOMEM (d->campaign may then hold a partial object; the caller clears
  * it). */
-static int build_campaign(const json_t *data, int32_t tz, brw_detail_t *d,
-                          const char *status_lc) {
+static int build_campaign(const json_t *data, const brw_tz_t *tz,
+                          brw_detail_t *d, const char *status_lc) {
   static const char *const k_type[] = {"type", "message_type", NULL};
   static const char *const k_start[] = {"started_at", "start_date", "start_at",
                                         NULL};
@@ -359,7 +366,8 @@ static int build_campaign(const json_t *data, int32_t tz, brw_detail_t *d,
 /* What the scheduler needs, without the report's object: the start
  * times, totals and statistics sums and fingerprint, computed as
  * build_campaign computes them. Returns 0 or BRW_ENOMEM. */
-static int build_summary(const json_t *data, int32_t tz, brw_detail_t *d) {
+static int build_summary(const json_t *data, const brw_tz_t *tz,
+                         brw_detail_t *d) {
   static const char *const k_start[] = {"started_at", "start_date", "start_at",
                                         NULL};
   static const char *const k_actual[] = {"actual_start_at", "real_start_at",
@@ -378,8 +386,7 @@ static int build_summary(const json_t *data, int32_t tz, brw_detail_t *d) {
     json_object_foreach(v, key, t) {
       if (json_to_int(t, &n) != 0)
         continue;
-      sums_add(d, key, n);
-      d->stats_hash += stat_share(key, n);
+      brw_detail_count(d, key, n);
     }
   } else if (json_is_array(v)) {
     size_t i;
@@ -398,11 +405,63 @@ static int build_summary(const json_t *data, int32_t tz, brw_detail_t *d) {
   return 0;
 }
 
+/* Adds the counters of one statistics object to *sum. Returns 0, or
+ * BRW_EBADRESP with the reason in errbuf for a negative counter or a sum
+ * that does not fit in int64. */
+static int figures_add(const json_t *stats, int64_t *sum, char *errbuf,
+                       size_t errlen) {
+  char snip[SNIPPET_MAX + 4];
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)stats, key, v) {
+    int64_t n;
+    if (json_to_int(v, &n) != 0)
+      continue;
+    if (n < 0) {
+      snippet(key, strlen(key), SNIPPET_MAX, snip);
+      return bad(errbuf, errlen, "statistics counter \"%s\" is negative",
+                 snip);
+    }
+    if (__builtin_add_overflow(*sum, n, sum))
+      return bad(errbuf, errlen, "statistics counters overflow");
+  }
+  return 0;
+}
+
+/* SPEC §4: every value of a report is within the range its schema states,
+ * and a detail that would break that is a bad response. So every
+ * statistics counter (in every item of an array) is >= 0, the sum of all
+ * of them fits in int64 (then every per-key sum and every rate's numerator
+ * does too, and the rates are in [0, 1] by construction: see report.h),
+ * and an integer total_messages or total_phones is >= 0. Text that is not
+ * an integer stays what it was before (ignored, or null). Returns 0 or
+ * BRW_EBADRESP. */
+static int figures_check(const json_t *data, char *errbuf, size_t errlen) {
+  static const char *const totals[] = {"total_messages", "total_phones"};
+  json_t *v = get(data, "statistics"), *item;
+  int64_t sum = 0, n;
+  size_t i;
+  if (json_is_object(v)) {
+    if (figures_add(v, &sum, errbuf, errlen) != 0)
+      return BRW_EBADRESP;
+  } else if (json_is_array(v)) {
+    json_array_foreach(v, i, item) {
+      if (json_is_object(item) && figures_add(item, &sum, errbuf, errlen) != 0)
+        return BRW_EBADRESP;
+    }
+  }
+  for (i = 0; i < sizeof(totals) / sizeof(totals[0]); i++) {
+    if (json_to_int(get(data, totals[i]), &n) == 0 && n < 0)
+      return bad(errbuf, errlen, "%s is negative", totals[i]);
+  }
+  return 0;
+}
+
 /* Order of checks: body present, JSON, object, `data` (or the bare object),
- * status, id; then the normalised object is built. The id is checked after
- * the status so that the most telling reason is reported for error bodies
- * served with a 200. */
-static int detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+ * status, id, figures (figures_check); then the normalised object is
+ * built. The id is checked after the status so that the most telling
+ * reason is reported for error bodies served with a 200. */
+static int detail_parse(const char *body, size_t len, const brw_tz_t *tz,
                         int summary, brw_detail_t *out, char *errbuf,
                         size_t errlen) {
   json_error_t jerr;
@@ -425,7 +484,7 @@ static int detail_parse(const char *body, size_t len, int32_t tz_offset_s,
   if (body[i] == '<')
     return bad(errbuf, errlen, "body is HTML, not JSON");
 
-  if (summary && brw_detail_summary_fast(body, len, tz_offset_s, out))
+  if (summary && brw_detail_summary_fast(body, len, tz, out))
     return 0;
   root = json_loadb(body, len, 0, &jerr);
   if (!root) {
@@ -482,8 +541,11 @@ static int detail_parse(const char *body, size_t len, int32_t tz_offset_s,
   }
   out->id = (uint64_t)id;
 
-  rc = summary ? build_summary(data, tz_offset_s, out)
-               : build_campaign(data, tz_offset_s, out, status_lc);
+  rc = figures_check(data, errbuf, errlen);
+  if (rc != 0)
+    goto out;
+  rc = summary ? build_summary(data, tz, out)
+               : build_campaign(data, tz, out, status_lc);
   if (rc != 0)
     bad(errbuf, errlen, "out of memory");
 
@@ -498,14 +560,14 @@ out:
   return rc;
 }
 
-int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+int brw_detail_parse(const char *body, size_t len, const brw_tz_t *tz,
                      brw_detail_t *out, char *errbuf, size_t errlen) {
-  return detail_parse(body, len, tz_offset_s, 0, out, errbuf, errlen);
+  return detail_parse(body, len, tz, 0, out, errbuf, errlen);
 }
 
-int brw_detail_summary(const char *body, size_t len, int32_t tz_offset_s,
+int brw_detail_summary(const char *body, size_t len, const brw_tz_t *tz,
                        brw_detail_t *out, char *errbuf, size_t errlen) {
-  return detail_parse(body, len, tz_offset_s, 1, out, errbuf, errlen);
+  return detail_parse(body, len, tz, 1, out, errbuf, errlen);
 }
 
 void brw_detail_clear(brw_detail_t *d) {

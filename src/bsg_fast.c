@@ -10,9 +10,10 @@
  * could disagree on Unicode), a parse error, a root that is not an object,
  * a "data" that is not an object, a missing or unusable status or id,
  * duplicate keys where they matter (jansson keeps the last), integers out
- * of range, reals that overflow, nesting deeper than FAST_MAX_DEPTH, more
- * than FAST_MAX_STATS statistics keys, and strings it would have to
- * truncate. fuzz/fuzz_detail.c checks that both paths agree. */
+ * of range, figures the reference refuses (a negative counter or total,
+ * counters whose sum overflows), reals that overflow, nesting deeper than
+ * FAST_MAX_DEPTH, more than FAST_MAX_STATS statistics keys, and strings it
+ * would have to truncate. fuzz/fuzz_detail.c checks that both paths agree. */
 #include "bsg_fast.h"
 
 #include "brw/timeutil.h"
@@ -41,12 +42,14 @@ enum {
   K_ACTUAL_START_AT,
   K_REAL_START_AT,
   K_TOTAL,
+  K_PHONES,
   K_STATISTICS,
   K_COUNT
 };
 static const char *const k_names[K_COUNT] = {
-    "status",          "id",          "started_at",   "start_date", "start_at",
-    "actual_start_at", "real_start_at", "total_messages", "statistics"};
+    "status",          "id",           "started_at",     "start_date",
+    "start_at",        "actual_start_at", "real_start_at", "total_messages",
+    "total_phones",    "statistics"};
 
 enum { V_ABSENT = 0, V_NULL, V_STRING, V_INT, V_OTHER };
 
@@ -68,6 +71,7 @@ typedef struct {
   unsigned seen; /* keys met, to refuse duplicates */
   stat_t stats[FAST_MAX_STATS];
   int nstats;
+  int64_t counted; /* every counter of every item, for figures_check */
   int item; /* statistics array item number, from 1 */
 } scope_t;
 
@@ -107,6 +111,10 @@ static int stat_value(fast_t *f, int is_int, int64_t n) {
   if (!is_int)
     return 1; /* not a counter: ignored, as stats_add does */
   scope_t *sc = cur_scope(f);
+  /* A negative counter or an overflowing sum is a bad response: the
+   * reference path says why. */
+  if (n < 0 || __builtin_add_overflow(sc->counted, n, &sc->counted))
+    return (f->fail = 1, 0);
   int item = r == R_STATS_ITEM ? sc->item : 0;
   for (int i = 0; i < sc->nstats; i++) {
     if (!strcmp(sc->stats[i].key, f->stat_key)) {
@@ -315,12 +323,12 @@ static const value_t *alias(const scope_t *sc, int first, int n) {
   return NULL;
 }
 
-static void time_of(const value_t *v, int32_t tz, int64_t *ms) {
-  if (!v || v->type != V_STRING || brw_time_parse(v->s, tz, ms) != 0)
+static void time_of(const value_t *v, const brw_tz_t *tz, int64_t *ms) {
+  if (!v || v->type != V_STRING || brw_time_parse_tz(v->s, tz, ms) != 0)
     *ms = 0;
 }
 
-int brw_detail_summary_fast(const char *body, size_t len, int32_t tz,
+int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
                             brw_detail_t *out) {
   /* Only printable ASCII (and JSON whitespace), no \u escapes. */
   for (size_t i = 0; i < len; i++) {
@@ -346,6 +354,7 @@ int brw_detail_summary_fast(const char *body, size_t len, int32_t tz,
       f->scope[i].v[k].type = V_ABSENT;
     f->scope[i].seen = 0;
     f->scope[i].nstats = 0;
+    f->scope[i].counted = 0;
     f->scope[i].item = 0;
   }
   yajl_handle h = f->h = yajl_alloc(&callbacks, NULL, f);
@@ -371,6 +380,10 @@ int brw_detail_summary_fast(const char *body, size_t len, int32_t tz,
   if (id->type == V_INT)
     idn = id->i;
   if (idn <= 0)
+    return 0;
+  /* Negative integer totals are bad responses (figures_check). */
+  if ((sc->v[K_TOTAL].type == V_INT && sc->v[K_TOTAL].i < 0) ||
+      (sc->v[K_PHONES].type == V_INT && sc->v[K_PHONES].i < 0))
     return 0;
   memset(out, 0, sizeof(*out));
   out->id = (uint64_t)idn;

@@ -8,7 +8,7 @@
 /* Fills *out as brw_detail_summary would and returns 1, or returns 0 (and
  * leaves *out alone) when the body is for the jansson path to read. `body`
  * is not empty. */
-int brw_detail_summary_fast(const char *body, size_t len, int32_t tz,
+int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
                             brw_detail_t *out);
 
 /* Adds one summed statistics counter to the sums and the fingerprint. */

@@ -50,6 +50,7 @@
 #include "brw/error.h"
 #include "brw/log.h"
 #include "brw/timeutil.h"
+#include "brw/ratelimit.h"
 
 #define KEY_MAX 256       /* longest key name accepted anywhere */
 #define WHY_MAX 512       /* one error line */
@@ -221,13 +222,13 @@ static const config_key_t keys[] = {
      .off = F(api_timezone),
      .check = check_timezone,
      .set = set_api_timezone,
-     .doc = "Zone of API timestamps that carry none: UTC, Z or +hh:mm."},
+     .doc = "Zone of zone-less API times: UTC, +hh:mm or Europe/Kyiv."},
     {.name = "api.rate_limit",
      .type = KT_RATE,
      .def = "20",
      .group = G_API,
      .off = F(api_rate_limit),
-     .min = 0,
+     .min = BRW_RATELIMIT_MIN,
      .max = 1e6,
      .doc = "Requests per second per account (token bucket)."},
 
@@ -802,13 +803,12 @@ static int check_listen(const char *value, char *why, size_t whylen) {
   return 0;
 }
 
+/* Loads the zone to see that it works (an IANA name needs its file). */
 static int check_timezone(const char *value, char *why, size_t whylen) {
-  int32_t off;
-  if (brw_tz_parse(value, &off) != 0) {
-    fail(why, whylen, "\"%s\" is not a time zone (use UTC, Z or +hh:mm)",
-         value);
+  brw_tz_t *tz;
+  if (brw_tz_load(value, &tz, why, whylen) != 0)
     return -1;
-  }
+  brw_tz_free(tz);
   return 0;
 }
 
@@ -847,7 +847,10 @@ static const char *describe_bounds(const config_key_t *k, char *buf,
              format_size((uint64_t)k->max, b, sizeof(b)));
     break;
   case KT_RATE:
-    snprintf(buf, len, "must be greater than 0 and at most %.15g", k->max);
+    if (k->min > 0)
+      snprintf(buf, len, "must be between %.15g and %.15g", k->min, k->max);
+    else
+      snprintf(buf, len, "must be greater than 0 and at most %.15g", k->max);
     break;
   default:
     snprintf(buf, len, "must be between %.15g and %.15g", k->min, k->max);
@@ -858,7 +861,7 @@ static const char *describe_bounds(const config_key_t *k, char *buf,
 
 static int in_bounds(const config_key_t *k, double v) {
   if (k->type == KT_RATE)
-    return v > 0 && v <= k->max;
+    return v > 0 && v >= k->min && v <= k->max;
   return v >= k->min && v <= k->max;
 }
 
@@ -1175,15 +1178,19 @@ static int set_api_url(brw_config_t *cfg, const config_key_t *k,
 static int set_api_timezone(brw_config_t *cfg, const config_key_t *k,
                             const char *value, char *why, size_t whylen) {
   char reason[WHY_MAX];
-  int32_t off;
+  brw_tz_t *tz;
+  int rc = brw_tz_load(value, &tz, reason, sizeof(reason));
 
-  if (brw_tz_parse(value, &off) != 0) {
-    check_timezone(value, reason, sizeof(reason));
+  if (rc == BRW_ENOMEM)
+    return rc;
+  if (rc != 0)
     return fail(why, whylen, "%s: %s", k->name, reason);
-  }
-  if (replace_str(&cfg->api_timezone, value) != 0)
+  if (replace_str(&cfg->api_timezone, value) != 0) {
+    brw_tz_free(tz);
     return BRW_ENOMEM;
-  cfg->api_tz_offset_s = off;
+  }
+  brw_tz_free(cfg->api_tz);
+  cfg->api_tz = tz;
   return 0;
 }
 
@@ -1395,6 +1402,7 @@ void brw_config_free(brw_config_t *cfg) {
     free(cfg->accounts[i].key_file);
   }
   free(cfg->accounts);
+  brw_tz_free(cfg->api_tz);
   free_kv(cfg->kafka_common, cfg->nkafka_common);
   free_kv(cfg->kafka_consumer, cfg->nkafka_consumer);
   free_kv(cfg->kafka_producer, cfg->nkafka_producer);

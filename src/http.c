@@ -453,8 +453,10 @@ int64_t brw_http_parse_retry_after(const char *value, int64_t now_ms) {
   time_t t = curl_getdate(buf, NULL);
   if (t == (time_t)-1)
     return -1;
-  int64_t d = (int64_t)t * 1000 - now_ms;
-  return d < 0 ? 0 : d;
+  /* A date in year 2^31 is valid HTTP-date syntax; capped like a huge
+   * delta-seconds, as `t * 1000` would overflow. */
+  int64_t d = brw_time_until_ms((int64_t)t, now_ms);
+  return d > INT64_C(999999999) * 1000 ? INT64_C(999999999) * 1000 : d;
 }
 
 static brw_http_outcome_t classify(CURLcode rc) {

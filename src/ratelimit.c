@@ -7,6 +7,8 @@
 int brw_ratelimit_init(brw_ratelimit_t *rl, double rate) {
   if (!(rate > 0))
     return BRW_EINVAL;
+  if (rate < BRW_RATELIMIT_MIN)
+    rate = BRW_RATELIMIT_MIN;
   if (rate >= 1) {
     /* floor(rate) requests per second: a fractional part is dropped, since
      * spreading it over a longer window would let more than `rate` start

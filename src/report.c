@@ -38,25 +38,21 @@ static json_t *time_or_null(int64_t ms) {
                 : json_null();
 }
 
-/* The denominator of the rates: total_messages when positive, else the sum
- * of every integer counter in statistics (unknown counters included). */
+/* The denominator of the rates: the larger of total_messages and the sum of
+ * every counter (docs/design.md, "Statistics and rates"). A parsed detail
+ * has every counter >= 0 and `counted` within int64, and delivered and
+ * failed are sums of disjoint counters, so each is at most `counted`, at
+ * most this denominator: the rates are in [0, 1] by construction, even
+ * when the API's total_messages is smaller than its own counters. */
 static int64_t rate_total(const brw_detail_t *d) {
-  const char *key;
-  json_t *v, *stats;
-  int64_t sum = 0;
-  if (d->total_messages > 0)
-    return d->total_messages;
-  stats = json_object_get(d->campaign, "statistics");
-  json_object_foreach(stats, key, v) {
-    int64_t n = json_integer_value(v);
-    if (n > 0 && __builtin_add_overflow(sum, n, &sum))
-      sum = INT64_MAX;
-  }
-  return sum;
+  return d->total_messages > d->counted ? d->total_messages : d->counted;
 }
 
+/* part / total rounded to 4 decimals, or null when there is no total. A
+ * part outside [0, total] cannot come from a parsed detail; it is null
+ * rather than a value the schema forbids. */
 static json_t *rate(int64_t part, int64_t total) {
-  if (total <= 0)
+  if (total <= 0 || part < 0 || part > total)
     return json_null();
   return json_real(round((double)part / (double)total * 10000.0) / 10000.0);
 }
@@ -101,7 +97,8 @@ static json_t *build(const brw_report_input_t *in) {
   put(&b, metrics, "delivery_rate",
       d ? rate(d->delivered, total) : json_null());
   put(&b, metrics, "failure_rate", d ? rate(d->failed, total) : json_null());
-  put(&b, metrics, "pending", d ? json_integer(d->pending) : json_null());
+  put(&b, metrics, "pending",
+      d && d->pending >= 0 ? json_integer(d->pending) : json_null());
   put(&b, metrics, "duration_seconds", d ? duration(d) : json_null());
   put(&b, root, "metrics", metrics);
 

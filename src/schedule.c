@@ -15,12 +15,18 @@ double brw_send_rate(const brw_poll_sample_t *cur, const brw_poll_sample_t *prev
                      int64_t actual_start_ms) {
   if (cur->total <= 0 || cur->pending < 0 || cur->pending > cur->total)
     return 0;
+  /* The interval between two fetches on the monotonic clock when both
+   * have it (a wall-clock step between them must not fake a pace). */
+  int64_t between = cur->at_ms - prev->at_ms;
+  if (prev->mono_ms > 0 && cur->mono_ms > 0)
+    between = cur->mono_ms > prev->mono_ms
+                  ? (int64_t)(cur->mono_ms - prev->mono_ms)
+                  : 0;
   if (prev->at_ms > 0 && prev->status == BRW_STATUS_SENDING &&
-      prev->pending >= cur->pending && cur->at_ms > prev->at_ms) {
+      prev->pending >= cur->pending && between > 0) {
     if (prev->pending == cur->pending)
       return 0; /* nothing moved since the last fetch */
-    return (double)(prev->pending - cur->pending) /
-           (double)(cur->at_ms - prev->at_ms);
+    return (double)(prev->pending - cur->pending) / (double)between;
   }
   if (actual_start_ms > 0 && cur->at_ms > actual_start_ms &&
       cur->pending < cur->total)
@@ -74,4 +80,32 @@ int brw_schedule_resets(const brw_schedule_opts_t *o, brw_status_t from,
   if (from == to)
     return 0;
   return !(o->adaptive && to == BRW_STATUS_PAUSED);
+}
+
+uint64_t brw_deadline_at(int64_t first_event_ms, uint64_t max_age_ms,
+                         int64_t wall_now_ms, uint64_t mono_now_ms) {
+  uint64_t left = max_age_ms;
+  if (first_event_ms < wall_now_ms) {
+    /* The age of the event, saturated: an absurd occurred_at is old. */
+    uint64_t age = (uint64_t)wall_now_ms - (uint64_t)first_event_ms;
+    left = age >= max_age_ms ? 0 : max_age_ms - age;
+  }
+  return mono_now_ms > UINT64_MAX - left ? UINT64_MAX : mono_now_ms + left;
+}
+
+uint64_t brw_deadline_cap(uint64_t deadline, uint64_t now, uint64_t delay_ms) {
+  uint64_t left = deadline > now ? deadline - now : 0;
+  return delay_ms > left ? left : delay_ms;
+}
+
+brw_timer_action_t brw_timer_action(uint64_t deadline, uint64_t now,
+                                    int fetch_out, uint64_t answer_ms,
+                                    uint64_t *delay_ms) {
+  if (now >= deadline)
+    return BRW_TIMER_EXPIRE;
+  if (!fetch_out)
+    return BRW_TIMER_FETCH;
+  uint64_t left = deadline - now; /* > 0 */
+  *delay_ms = left > UINT64_MAX - answer_ms ? UINT64_MAX : left + answer_ms;
+  return BRW_TIMER_WAIT;
 }

@@ -6,6 +6,7 @@
  * configured fixed offset, not the host's zone. */
 #include "brw/timeutil.h"
 #include "brw/error.h"
+#include "timeutil_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,9 +22,19 @@ int64_t brw_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t brw_time_until_ms(int64_t epoch_s, int64_t now_ms) {
+  int64_t ms, d;
+  if (__builtin_mul_overflow(epoch_s, 1000, &ms))
+    return epoch_s > 0 ? INT64_MAX : 0;
+  if (__builtin_sub_overflow(ms, now_ms, &d))
+    return ms > now_ms ? INT64_MAX : 0;
+  return d < 0 ? 0 : d;
+}
+
 /* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm, valid
- * for every year representable here). m is 1..12, d is 1..31. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
+ * for every year representable here). m is 1..12, d is 1..31. Shared with
+ * src/tz.c (timeutil_int.h). */
+int64_t brw__days_from_civil(int64_t y, int m, int d) {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
   int64_t yoe = y - era * 400;
@@ -33,7 +44,7 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
 }
 
 /* The inverse of days_from_civil. */
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
+void brw__civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
   z += 719468;
   int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   int64_t doe = z - era * 146097;
@@ -121,72 +132,99 @@ int brw_tz_parse(const char *s, int32_t *offset_s) {
 /* Accepted forms, all anchored at both ends (no surrounding spaces):
  *   yyyy-mm-dd
  *   yyyy-mm-dd[ T]hh:mm[:ss[(.|,)fraction]][Z|+hh:mm|+hhmm|+hh]
- * A zone in the text wins over tz_offset_s. Seconds may be 60 (RFC 3339's
- * leap second); it rolls over into the next minute, as POSIX time does. */
-int brw_time_parse(const char *s, int32_t tz_offset_s, int64_t *ms) {
-  int y, mo, d, hh = 0, mi = 0, ss = 0, frac_ms = 0;
-  int32_t off = tz_offset_s;
+ * Sets *local_s (the wall time read as if it were UTC), *frac_ms, and
+ * *has_zone with *zone_s when the text names its zone. Seconds may be 60
+ * (RFC 3339's leap second); it rolls over into the next minute, as POSIX
+ * time does. Returns 0 or -1. */
+static int parse_fields(const char *s, int64_t *local_s, int *frac_ms,
+                        int *has_zone, int32_t *zone_s) {
+  int y, mo, d, hh = 0, mi = 0, ss = 0;
   const char *p = s;
 
-  if (!s || !ms)
-    return BRW_EPARSE;
+  *frac_ms = 0;
+  *has_zone = 0;
+  if (!s)
+    return -1;
   if (read_digits(&p, 4, &y) != 0 || *p++ != '-' ||
       read_digits(&p, 2, &mo) != 0 || *p++ != '-' ||
       read_digits(&p, 2, &d) != 0)
-    return BRW_EPARSE;
+    return -1;
   if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
-    return BRW_EPARSE;
+    return -1;
 
   if (*p != '\0') {
     if (*p != ' ' && *p != 'T' && *p != 't')
-      return BRW_EPARSE;
+      return -1;
     p++;
     if (read_digits(&p, 2, &hh) != 0 || *p++ != ':' ||
         read_digits(&p, 2, &mi) != 0)
-      return BRW_EPARSE;
+      return -1;
     if (*p == ':') {
       p++;
       if (read_digits(&p, 2, &ss) != 0)
-        return BRW_EPARSE;
+        return -1;
       if (*p == '.' || *p == ',') {
         /* Any number of fraction digits; milliseconds are kept, the rest is
          * truncated (the output has second precision anyway). */
         int n = 0;
         p++;
         if (!is_digit(*p))
-          return BRW_EPARSE;
+          return -1;
         for (; is_digit(*p); p++, n++) {
           if (n < 3)
-            frac_ms = frac_ms * 10 + (*p - '0');
+            *frac_ms = *frac_ms * 10 + (*p - '0');
         }
         for (; n < 3; n++)
-          frac_ms *= 10;
+          *frac_ms *= 10;
       }
     }
     if (hh > 23 || mi > 59 || ss > 60)
-      return BRW_EPARSE;
+      return -1;
     if (*p == 'Z' || *p == 'z') {
       if (p[1] != '\0')
-        return BRW_EPARSE;
-      off = 0;
+        return -1;
+      *has_zone = 1;
+      *zone_s = 0;
     } else if (*p != '\0') {
-      if (parse_offset(p, 0, &off) != 0)
-        return BRW_EPARSE;
+      if (parse_offset(p, 0, zone_s) != 0)
+        return -1;
+      *has_zone = 1;
     }
   }
+  *local_s = brw__days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss;
+  return 0;
+}
 
-  int64_t days = days_from_civil(y, mo, d);
-  int64_t secs = days * 86400 + hh * 3600 + mi * 60 + ss - off;
-  /* The instant must also fall in years 0001..9999 in UTC: a zone or a leap
-   * second can move "9999-12-31 23:59:59" into year 10000, which
-   * brw_time_format would write with five digits (not RFC 3339), or
-   * "0001-01-01 00:00:00" into year 0, which this parser then rejects when
-   * the report is read back. Found by fuzz/fuzz_time.c. */
-  if (secs < days_from_civil(1, 1, 1) * 86400 ||
-      secs >= days_from_civil(10000, 1, 1) * 86400)
+/* The instant must also fall in years 0001..9999 in UTC: a zone or a leap
+ * second can move "9999-12-31 23:59:59" into year 10000, which
+ * brw_time_format would write with five digits (not RFC 3339), or
+ * "0001-01-01 00:00:00" into year 0, which this parser then rejects when
+ * the report is read back. Found by fuzz/fuzz_time.c. */
+static int finish(int64_t secs, int frac_ms, int64_t *ms) {
+  if (secs < brw__days_from_civil(1, 1, 1) * 86400 ||
+      secs >= brw__days_from_civil(10000, 1, 1) * 86400)
     return BRW_EPARSE;
   *ms = secs * 1000 + frac_ms;
   return 0;
+}
+
+int brw_time_parse(const char *s, int32_t tz_offset_s, int64_t *ms) {
+  int64_t local;
+  int frac, has_zone;
+  int32_t zone = 0;
+  if (!ms || parse_fields(s, &local, &frac, &has_zone, &zone) != 0)
+    return BRW_EPARSE;
+  return finish(local - (has_zone ? zone : tz_offset_s), frac, ms);
+}
+
+int brw_time_parse_tz(const char *s, const brw_tz_t *tz, int64_t *ms) {
+  int64_t local;
+  int frac, has_zone;
+  int32_t zone = 0;
+  if (!ms || parse_fields(s, &local, &frac, &has_zone, &zone) != 0)
+    return BRW_EPARSE;
+  return finish(local - (has_zone ? zone : brw_tz_offset_local(tz, local)),
+                frac, ms);
 }
 
 char *brw_time_format(int64_t ms, char *buf, size_t len) {
@@ -199,7 +237,7 @@ char *brw_time_format(int64_t ms, char *buf, size_t len) {
 
   if (!buf || len == 0)
     return buf;
-  civil_from_days(days, &y, &m, &d);
+  brw__civil_from_days(days, &y, &m, &d);
   snprintf(buf, len, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, m, d,
            (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60));
   return buf;

@@ -4,6 +4,8 @@
 #ifndef BRW_BSG_H
 #define BRW_BSG_H
 
+#include "brw/timeutil.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,11 +47,15 @@ typedef struct {
   int64_t actual_start_ms;
   int64_t created_ms;
   int64_t finished_ms;
-  /* Sums used for derived metrics. */
+  /* Sums used for derived metrics (docs/design.md, "Statistics and
+   * rates"). A parsed detail has every counter >= 0 and their sum within
+   * int64 (else it is a bad response), so each sum below is >= 0 and at
+   * most `counted`. */
   int64_t total_messages; /* -1 when absent */
-  int64_t delivered;
-  int64_t failed;  /* failed + undelivered + expired + not_*_user */
-  int64_t pending; /* sent + scheduled + moderation + accepted + sending */
+  int64_t delivered; /* delivered + read */
+  int64_t failed;    /* failed + undelivered + expired + not_*_user */
+  int64_t pending;   /* sent + scheduled + moderation + accepted + sending */
+  int64_t counted;   /* every integer counter, unknown and others included */
   /* A fingerprint of the summed statistics (key and value of every
    * counter, in any order): equal statistics give equal values. */
   uint64_t stats_hash;
@@ -57,12 +63,16 @@ typedef struct {
 
 /* Parses the body of GET /api/campaigns/{id}/detail: `{"data": {...}}`
  * (a bare object without "data" is accepted too). Every variant of the SPEC
- * §2 table is accepted. `tz_offset_s` is the zone of zone-less timestamps.
+ * §2 table is accepted. `tz` is the zone of zone-less timestamps (borrowed;
+ * NULL is UTC).
  *
  * Returns 0 and fills *out (the caller calls brw_detail_clear), or
  * BRW_EBADRESP with a one-line reason in errbuf (then *out holds nothing to
- * free). A body without a usable status or id is a bad response. */
-int brw_detail_parse(const char *body, size_t len, int32_t tz_offset_s,
+ * free). A body without a usable status or id is a bad response, and so is
+ * one whose figures a report could not state within its schema (SPEC §4):
+ * a negative statistics counter, counters whose sum overflows int64, a
+ * negative integer total_messages or total_phones. */
+int brw_detail_parse(const char *body, size_t len, const brw_tz_t *tz,
                      brw_detail_t *out, char *errbuf, size_t errlen);
 void brw_detail_clear(brw_detail_t *d);
 
@@ -71,7 +81,7 @@ void brw_detail_clear(brw_detail_t *d);
  * what scheduling needs, at a fraction of the cost. A body accepted here is
  * accepted by brw_detail_parse, which builds the report's object later
  * from the same bytes. */
-int brw_detail_summary(const char *body, size_t len, int32_t tz_offset_s,
+int brw_detail_summary(const char *body, size_t len, const brw_tz_t *tz,
                        brw_detail_t *out, char *errbuf, size_t errlen);
 
 /* Normalises a price: "0.16", "35,0987645", a JSON integer or real (its

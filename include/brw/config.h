@@ -14,6 +14,8 @@
 #ifndef BRW_CONFIG_H
 #define BRW_CONFIG_H
 
+#include "brw/timeutil.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,7 +46,7 @@ typedef struct {
   brw_account_conf_t *accounts; /* api.key -> "default", accounts.<n>.key */
   size_t naccounts;
   char *api_timezone;    /* "UTC" */
-  int32_t api_tz_offset_s;
+  brw_tz_t *api_tz;      /* api.timezone loaded; owned, NULL is UTC */
   double api_rate_limit; /* requests/s per account, 20 */
   /* HTTP */
   long http_max_connections; /* 16 */
@@ -105,7 +107,7 @@ void brw_config_init(brw_config_t *cfg);
  * Partial results stay in *cfg; brw_config_free releases them in all cases.
  * *cfg must have been set up by brw_config_init. --help and --version return
  * at once (no file is read, nothing is validated). Out of memory returns
- * BRW_ENOMEM. Also sets api_tz_offset_s from api.timezone.
+ * BRW_ENOMEM. Also loads api_tz from api.timezone.
  */
 int brw_config_load(brw_config_t *cfg, int argc, char **argv, char **envp,
                     brw_config_action_t *action, char *errbuf, size_t errlen);

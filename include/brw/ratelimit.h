@@ -21,7 +21,14 @@ typedef struct {
   uint64_t window;  /* ms */
 } brw_ratelimit_t;
 
-/* Returns 0 or BRW_ENOMEM (rate must be > 0). brw_ratelimit_free releases. */
+/* The lowest rate: one request per 1000 s. api.rate_limit refuses less at
+ * load, and brw_ratelimit_init raises a lower rate to it, so the window
+ * (1000 / rate ms) stays far inside uint64 (1e-300 made llround overflow). */
+#define BRW_RATELIMIT_MIN 0.001
+
+/* Returns 0, BRW_EINVAL (rate not > 0, or NaN) or BRW_ENOMEM; a rate below
+ * BRW_RATELIMIT_MIN counts as BRW_RATELIMIT_MIN. brw_ratelimit_free
+ * releases. */
 int brw_ratelimit_init(brw_ratelimit_t *rl, double rate);
 void brw_ratelimit_free(brw_ratelimit_t *rl);
 

@@ -30,9 +30,10 @@ typedef struct {
  * NUL-terminated string (caller frees) and sets *len, or NULL on out of
  * memory.
  *
- * metrics: delivery_rate = delivered / total, failure_rate = failed / total,
- * where total is total_messages when positive, else the sum of all counters;
- * both null when total is 0; pending as in brw_detail_t; duration_seconds =
+ * metrics: delivery_rate = delivered / total, failure_rate = failed / total
+ * (delivered, failed, pending as in brw_detail_t), where total is the larger
+ * of total_messages and the sum of every counter, so that both rates are in
+ * [0, 1] by construction; both null when total is 0; duration_seconds =
  * finished - actual start (or scheduled start, or created), null when a time
  * is missing. */
 char *brw_report_build(const brw_report_input_t *in, size_t *len);

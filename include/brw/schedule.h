@@ -22,6 +22,11 @@ typedef struct {
   int64_t total;    /* total_messages, -1 when unknown */
   int64_t pending;  /* messages not resolved yet, -1 when unknown */
   int64_t at_ms;    /* when it was fetched (epoch ms), 0: no such fetch */
+  /* The same moment on the monotonic clock (uv_now), 0 when unknown: the
+   * pace between two fetches is measured on it, so that a step of the wall
+   * clock between them does not fake a pace. at_ms stays for comparisons
+   * with the API's own (wall-clock) times. */
+  uint64_t mono_ms;
 } brw_poll_sample_t;
 
 /* What chose a delay; the names are a metrics label. */
@@ -68,5 +73,46 @@ uint64_t brw_schedule_next(const brw_schedule_opts_t *o,
  * after a resume the estimate takes over again. */
 int brw_schedule_resets(const brw_schedule_opts_t *o, brw_status_t from,
                         brw_status_t to);
+
+/* ---- campaign deadlines (SPEC §5 poll.max_age) ------------------------
+ *
+ * A deadline counts from the first event's occurred_at, a wall-clock time,
+ * but it is kept on the monotonic clock of the timers (uv_now, ms): the
+ * wall clock is read once, when the campaign is created, and a later step
+ * of it (NTP, a VM resumed, an operator) moves neither the deadline nor
+ * the timers. Before, the deadline was compared with the wall clock and the
+ * timers ran on the monotonic one; a step back while a fetch was out made
+ * the timer fire "before" the deadline, return, and never be armed again. */
+
+/* The monotonic time of the deadline of a campaign whose first event
+ * happened at wall time `first_event_ms`, computed at wall time
+ * `wall_now_ms` = monotonic time `mono_now_ms`: mono_now_ms plus what is
+ * left of max_age_ms, which is clamped to [0, max_age_ms] (an event from
+ * the future counts from now). Saturates instead of overflowing. */
+uint64_t brw_deadline_at(int64_t first_event_ms, uint64_t max_age_ms,
+                         int64_t wall_now_ms, uint64_t mono_now_ms);
+
+/* `delay_ms`, shortened so that a timer started at `now` fires no later than
+ * `deadline` (both monotonic). */
+uint64_t brw_deadline_cap(uint64_t deadline, uint64_t now, uint64_t delay_ms);
+
+/* What a campaign's timer does when it fires. Every case acts: the timer
+ * either ends the campaign, starts a fetch, or is armed again. */
+typedef enum {
+  BRW_TIMER_EXPIRE = 0, /* the deadline passed: report or DLQ now */
+  BRW_TIMER_FETCH,      /* start a fetch */
+  BRW_TIMER_WAIT        /* a fetch is out: wake up again after *delay_ms */
+} brw_timer_action_t;
+
+/* Decides for a timer firing at monotonic `now`, with a fetch out or not.
+ * While a fetch is out the timer watches the deadline plus `answer_ms`
+ * (http.timeout), so that a request under way at the deadline can answer
+ * first; *delay_ms (WAIT only) is always > 0, so the timer cannot spin,
+ * and after it `now` is past the deadline, so a fetch that never answers
+ * (say, waiting for a login that never succeeds) still ends at the
+ * deadline. */
+brw_timer_action_t brw_timer_action(uint64_t deadline, uint64_t now,
+                                    int fetch_out, uint64_t answer_ms,
+                                    uint64_t *delay_ms);
 
 #endif

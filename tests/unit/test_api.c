@@ -48,8 +48,9 @@ enum {
   ID_OTHER = 903,     /* the detail of another campaign */
   ID_SLOW = 904,      /* answered after 2 s */
   ID_HUGE = 905,      /* 8 MiB of body, length not announced */
-  ID_ECHO_KEY = 907,  /* a 400 whose message quotes the API key */
-  ID_SLOW_SHORT = 906 /* answered after 400 ms */
+  ID_SLOW_SHORT = 906, /* answered after 400 ms */
+  ID_ECHO_KEY = 907,   /* a 400 whose message quotes the API key */
+  ID_NEGATIVE = 908    /* a negative counter (BSG's spec sets no minimum) */
 };
 
 /* ---- the server's script ---- */
@@ -138,6 +139,12 @@ static void detail_by_id(testsrv_resp_t *resp, uint64_t id) {
     break;
   case ID_OTHER:
     detail_body(resp, id + 1);
+    break;
+  case ID_NEGATIVE:
+    testsrv_resp_bodyf(resp,
+                       "{\"data\":{\"id\":908,\"status\":\"done\","
+                       "\"total_messages\":10,\"statistics\":"
+                       "{\"delivered\":-159,\"failed\":1}}}");
     break;
   case ID_SLOW:
     resp->delay_ms = 2000;
@@ -818,12 +825,16 @@ static void test_bad_bodies(void **state) {
   fx_t *fx = *state;
   fres_t r;
   fx_open(fx, NULL);
+  /* A negative counter would make a report out of its schema's range
+   * (SPEC §4): a bad response, retried, never a report. */
   static const uint64_t ids[] = {ID_HTML, ID_EMPTY, ID_TRUNCATED_JSON,
-                                 ID_OTHER};
-  for (size_t i = 0; i < 4; i++) {
+                                 ID_OTHER, ID_NEGATIVE};
+  for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
     fetch_wait(fx, ids[i], &r);
     assert_retry(&r, "bad_body", 200);
   }
+  assert_non_null(
+      strstr(r.message, "statistics counter \"delivered\" is negative"));
   fx_close(fx);
 }
 

@@ -20,7 +20,11 @@ static char errbuf[256];
 /* Parses `body` (NUL-terminated) with zone offset tz; fails the test when it
  * is rejected. The caller clears *d. */
 static void detail_ok(const char *body, int32_t tz, brw_detail_t *d) {
-  int rc = brw_detail_parse(body, strlen(body), tz, d, errbuf, sizeof(errbuf));
+  brw_tz_t *zone = brw_tz_fixed(tz);
+  assert_non_null(zone);
+  int rc =
+      brw_detail_parse(body, strlen(body), zone, d, errbuf, sizeof(errbuf));
+  brw_tz_free(zone);
   if (rc != 0)
     fail_msg("detail rejected: %s\nbody: %s", errbuf, body);
   assert_non_null(d->campaign);
@@ -327,11 +331,14 @@ static void test_statistics_object(void **state) {
   assert_null(json_object_get(s, "flag"));
   assert_null(json_object_get(s, "neg"));
   assert_int_equal(json_object_size(s), 14);
-  assert_true(d.delivered == 5);
+  /* delivered + read (a read message was delivered) */
+  assert_true(d.delivered == 7);
   /* failed + undelivered + expired + not_viber_user + not_rcs_user */
   assert_true(d.failed == 5);
   /* sent + scheduled + moderation + accepted + sending */
   assert_true(d.pending == 6);
+  /* Every integer counter: unknown (4) and clicked (9) included. */
+  assert_true(d.counted == 31);
   brw_detail_clear(&d);
 }
 
@@ -339,8 +346,11 @@ static void test_statistics_object(void **state) {
 static void summary_agrees(const char *body, uint64_t *hash) {
   brw_detail_t d, m;
   char e1[128], e2[128];
-  int rc = brw_detail_parse(body, strlen(body), 3600, &d, e1, sizeof(e1));
-  int rs = brw_detail_summary(body, strlen(body), 3600, &m, e2, sizeof(e2));
+  brw_tz_t *zone = brw_tz_fixed(3600);
+  assert_non_null(zone);
+  int rc = brw_detail_parse(body, strlen(body), zone, &d, e1, sizeof(e1));
+  int rs = brw_detail_summary(body, strlen(body), zone, &m, e2, sizeof(e2));
+  brw_tz_free(zone);
   assert_int_equal(rs, rc);
   assert_null(m.campaign);
   if (rc != 0) {
@@ -356,6 +366,7 @@ static void summary_agrees(const char *body, uint64_t *hash) {
   assert_true(m.delivered == d.delivered);
   assert_true(m.failed == d.failed);
   assert_true(m.pending == d.pending);
+  assert_true(m.counted == d.counted);
   assert_true(m.stats_hash == d.stats_hash);
   if (hash)
     *hash = m.stats_hash;
@@ -482,11 +493,12 @@ static void test_statistics_array(void **state) {
             0, &d);
   assert_int_equal(json_object_size(cget(&d, "statistics")), 0);
   brw_detail_clear(&d);
-  /* Sums saturate instead of overflowing. */
+  /* The largest sum that fits is kept as it is. */
   detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"statistics\":["
-            "{\"delivered\":9223372036854775807},{\"delivered\":5}]}}",
+            "{\"delivered\":9223372036854775806},{\"delivered\":1}]}}",
             0, &d);
   assert_true(stat_of(&d, "delivered") == INT64_MAX);
+  assert_true(d.counted == INT64_MAX);
   brw_detail_clear(&d);
 }
 
@@ -502,7 +514,7 @@ static void test_totals(void **state) {
   assert_true(d.total_messages == 12);
   brw_detail_clear(&d);
   detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"total_messages\":\"1x\","
-            "\"total_phones\":-1}}",
+            "\"total_phones\":\"-1\"}}",
             0, &d);
   assert_cnull(&d, "total_messages");
   assert_cnull(&d, "total_phones");
@@ -511,6 +523,85 @@ static void test_totals(void **state) {
   detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"total_messages\":0}}", 0,
             &d);
   assert_true(d.total_messages == 0);
+  brw_detail_clear(&d);
+}
+
+/* SPEC §4: a detail whose figures a report could not state within its
+ * schema is a bad response (issue 10 item 9: BSG's OpenAPI spec gives the
+ * counters as plain integers with no minimum, and a report said
+ * delivery_rate -1.59). Both parsers refuse it with the same reason. */
+static void detail_refused(const char *body, const char *why) {
+  brw_detail_t d, m;
+  char e2[256];
+  assert_int_equal(
+      brw_detail_parse(body, strlen(body), 0, &d, errbuf, sizeof(errbuf)),
+      BRW_EBADRESP);
+  assert_null(d.campaign);
+  if (!strstr(errbuf, why))
+    fail_msg("reason \"%s\" lacks \"%s\" for %s", errbuf, why, body);
+  assert_int_equal(
+      brw_detail_summary(body, strlen(body), 0, &m, e2, sizeof(e2)),
+      BRW_EBADRESP);
+  assert_string_equal(e2, errbuf);
+  /* The fast path leaves it to the reference. */
+  assert_int_equal(brw_detail_summary_fast(body, strlen(body), 0, &m), 0);
+}
+
+static void test_figures_refused(void **state) {
+  (void)state;
+  /* A negative known counter, as in the report that said -1.59. */
+  detail_refused("{\"data\":{\"id\":1,\"status\":\"done\",\"total_messages\":"
+                 "10,\"statistics\":{\"delivered\":-159,\"failed\":1}}}",
+                 "statistics counter \"delivered\" is negative");
+  /* Any counter: the schema says counts >= 0 for all of them. */
+  detail_refused("{\"id\":1,\"status\":\"sending\",\"statistics\":"
+                 "{\"clicks\":-1}}",
+                 "statistics counter \"clicks\" is negative");
+  /* In an array item, even when the per-key sum would be positive. */
+  detail_refused("{\"id\":1,\"status\":\"done\",\"statistics\":["
+                 "{\"delivered\":10},{\"delivered\":-5}]}",
+                 "is negative");
+  /* Sums that do not fit in int64: per key, and across keys. */
+  detail_refused("{\"data\":{\"id\":1,\"status\":\"done\",\"statistics\":["
+                 "{\"delivered\":9223372036854775807},{\"delivered\":5}]}}",
+                 "statistics counters overflow");
+  detail_refused("{\"id\":1,\"status\":\"done\",\"statistics\":{"
+                 "\"delivered\":9223372036854775807,\"failed\":1}}",
+                 "statistics counters overflow");
+  detail_refused("{\"id\":1,\"status\":\"done\",\"statistics\":{"
+                 "\"delivered\":\"9223372036854775807\",\"x\":\"1\"}}",
+                 "statistics counters overflow");
+  /* Negative integer totals. */
+  detail_refused("{\"id\":1,\"status\":\"done\",\"total_messages\":-10}",
+                 "total_messages is negative");
+  detail_refused("{\"data\":{\"id\":1,\"status\":\"done\",\"total_phones\":"
+                 "\"5\",\"total_messages\":5,\"statistics\":{},"
+                 "\"total_phones\":-1}}",
+                 "total_phones is negative");
+}
+
+/* BSG's OpenAPI example shape: all 13 counters present. The counters split
+ * the messages by status: delivered + read are delivered, the five failure
+ * counters failed, the five in-flight ones pending, unknown none of them. */
+static void test_figures_spec_counters(void **state) {
+  (void)state;
+  brw_detail_t d;
+  detail_ok("{\"data\":{\"id\":1,\"status\":\"done\",\"total_messages\":"
+            "100,\"statistics\":{\"delivered\":40,\"sent\":1,"
+            "\"scheduled\":2,\"moderation\":3,\"accepted\":4,\"sending\":5,"
+            "\"expired\":6,\"failed\":7,\"undelivered\":8,\"unknown\":9,"
+            "\"read\":10,\"not_viber_user\":2,\"not_rcs_user\":3}}}",
+            0, &d);
+  assert_true(d.delivered == 50);
+  assert_true(d.failed == 26);
+  assert_true(d.pending == 15);
+  assert_true(d.counted == 100);
+  brw_detail_clear(&d);
+  /* Zeros everywhere are fine. */
+  detail_ok("{\"id\":1,\"status\":\"creation\",\"total_messages\":0,"
+            "\"statistics\":{\"delivered\":0,\"unknown\":0}}",
+            0, &d);
+  assert_true(d.counted == 0);
   brw_detail_clear(&d);
 }
 
@@ -938,6 +1029,8 @@ int main(void) {
       cmocka_unit_test(test_summary),
       cmocka_unit_test(test_summary_fast_path),
       cmocka_unit_test(test_totals),
+      cmocka_unit_test(test_figures_refused),
+      cmocka_unit_test(test_figures_spec_counters),
       cmocka_unit_test(test_price_in_detail),
       cmocka_unit_test(test_alternative_channels),
       cmocka_unit_test(test_malformed_bodies),

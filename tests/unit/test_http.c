@@ -869,6 +869,22 @@ static void test_parse_retry_after_dates(void **state) {
       brw_http_parse_retry_after("Tue, 14 Nov 2023 22:13:20 GMT", NOW_MS), 0);
 }
 
+/* Years up to 2^31 - 1 are valid HTTP-date syntax (curl_getdate reads
+ * them); t * 1000 overflowed int64 past year ~292 million, which UBSan
+ * aborts on. Capped like a huge delta-seconds instead. */
+static void test_parse_retry_after_far_dates(void **state) {
+  int64_t cap = brw_http_parse_retry_after("999999999", NOW_MS);
+  assert_int_equal(
+      brw_http_parse_retry_after("Sun, 01 Jan 2147483647 00:00:00 GMT", NOW_MS),
+      cap);
+  assert_int_equal(
+      brw_http_parse_retry_after("Thu, 01 Jan 300000000 00:00:00 GMT", NOW_MS),
+      cap);
+  /* Year 9999 still fits: just under 8000 years ahead, capped too. */
+  assert_int_equal(
+      brw_http_parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW_MS), cap);
+}
+
 static void test_parse_retry_after_garbage(void **state) {
   assert_int_equal(brw_http_parse_retry_after("", NOW_MS), -1);
   assert_int_equal(brw_http_parse_retry_after("   ", NOW_MS), -1);
@@ -894,6 +910,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_retry_after_seconds),
       cmocka_unit_test(test_parse_retry_after_dates),
+      cmocka_unit_test(test_parse_retry_after_far_dates),
       cmocka_unit_test(test_parse_retry_after_garbage),
       FX_TEST(test_get_200),
       FX_TEST(test_too_large_unannounced),

@@ -7,6 +7,8 @@
 #include "brw/error.h"
 #include "brw/ratelimit.h"
 
+#include <math.h>
+
 /* Drives a limiter with a greedy client (a request whenever allowed) over
  * `ms` milliseconds and returns the largest number of requests seen in any
  * sliding window of 1000 ms, and the total in *total. */
@@ -67,11 +69,34 @@ static void test_wait_time(void **state) {
   assert_int_equal(brw_ratelimit_init(&rl, -1), BRW_EINVAL);
 }
 
+/* A tiny rate made 1000 / rate overflow llround (1e-300 gives 1e303 ms):
+ * the window came out as 2^63 or garbage. It is clamped to the lowest rate,
+ * one request per 1000 s. */
+static void test_tiny_rate(void **state) {
+  (void)state;
+  const double rates[] = {1e-300, 4.9e-324, 1e-9, BRW_RATELIMIT_MIN};
+  for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+    brw_ratelimit_t rl;
+    assert_int_equal(brw_ratelimit_init(&rl, rates[i]), 0);
+    assert_int_equal(rl.n, 1);
+    assert_int_equal(rl.window, 1000000);
+    assert_int_equal(brw_ratelimit_take(&rl, 5000), 0);
+    assert_int_equal(brw_ratelimit_take(&rl, 5001), 999999);
+    assert_int_equal(brw_ratelimit_take(&rl, 1005000), 0);
+    brw_ratelimit_free(&rl);
+  }
+  brw_ratelimit_t rl;
+  assert_int_equal(brw_ratelimit_init(&rl, 0), BRW_EINVAL);
+  assert_int_equal(brw_ratelimit_init(&rl, -1), BRW_EINVAL);
+  assert_int_equal(brw_ratelimit_init(&rl, NAN), BRW_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_never_exceeds_rate),
       cmocka_unit_test(test_slow_rate),
       cmocka_unit_test(test_wait_time),
+      cmocka_unit_test(test_tiny_rate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,16 +205,101 @@ static void test_rates_rounding_and_fallback_total(void **state) {
   json_decref(r);
   brw_detail_clear(&d);
 
-  /* total_messages wins over the counters' sum: 1 / 3 = 0.3333. */
+  /* total_messages wins when larger than the counters' sum: 1 / 3. */
+  parse_detail("{\"data\":{\"id\":1,\"status\":\"sending\",\"total_messages\":"
+               "\"3\",\"statistics\":{\"delivered\":1,\"failed\":1}}}",
+               &d);
+  in = base_input(&d);
+  r = build(&in, NULL);
+  assert_true(fabs(rate_of(r, "delivery_rate") - 0.3333) < 1e-12);
+  assert_true(fabs(rate_of(r, "failure_rate") - 0.3333) < 1e-12);
+  json_decref(r);
+  brw_detail_clear(&d);
+
+  /* A total_messages smaller than the counters' own sum (9) gave rates
+   * over 1 when it was the denominator; the larger of the two keeps them
+   * in [0, 1]: 1 / 9 = 0.1111. */
   parse_detail("{\"data\":{\"id\":1,\"status\":\"sending\",\"total_messages\":"
                "\"3\",\"statistics\":{\"delivered\":1,\"failed\":1,"
                "\"sent\":5,\"accepted\":2}}}",
                &d);
   in = base_input(&d);
   r = build(&in, NULL);
-  assert_true(fabs(rate_of(r, "delivery_rate") - 0.3333) < 1e-12);
-  assert_true(fabs(rate_of(r, "failure_rate") - 0.3333) < 1e-12);
+  assert_true(fabs(rate_of(r, "delivery_rate") - 0.1111) < 1e-12);
+  assert_true(fabs(rate_of(r, "failure_rate") - 0.1111) < 1e-12);
   assert_int_equal(json_integer_value(path(r, "metrics", "pending")), 7);
+  json_decref(r);
+  brw_detail_clear(&d);
+}
+
+/* A rate member is null or a number in [0, 1] (report.schema.json). */
+static void assert_rate_in_range(json_t *r, const char *key) {
+  json_t *v = path(r, "metrics", key);
+  if (json_is_null(v))
+    return;
+  if (!json_is_real(v) && !json_is_integer(v))
+    fail_msg("metrics.%s is neither a number nor null", key);
+  double x = json_number_value(v);
+  if (!(x >= 0 && x <= 1))
+    fail_msg("metrics.%s = %g is outside [0, 1]", key, x);
+}
+
+/* Issue 10 item 9: whatever a parsed detail holds, the rates are in
+ * [0, 1] and pending >= 0, by construction. The cases: BSG's 13 counters,
+ * totals smaller and larger than the counters, counters near INT64_MAX
+ * whose sum still fits (the sums must not overflow on the way). */
+static void test_rates_within_schema(void **state) {
+  (void)state;
+  static const char *const bodies[] = {
+      "{\"id\":1,\"status\":\"done\",\"total_messages\":100,\"statistics\":"
+      "{\"delivered\":40,\"sent\":1,\"scheduled\":2,\"moderation\":3,"
+      "\"accepted\":4,\"sending\":5,\"expired\":6,\"failed\":7,"
+      "\"undelivered\":8,\"unknown\":9,\"read\":10,\"not_viber_user\":2,"
+      "\"not_rcs_user\":3}}",
+      "{\"id\":1,\"status\":\"done\",\"total_messages\":1,\"statistics\":"
+      "{\"delivered\":500,\"read\":500,\"failed\":1000}}",
+      "{\"id\":1,\"status\":\"done\",\"total_messages\":"
+      "9223372036854775807,\"statistics\":{\"delivered\":1}}",
+      "{\"id\":1,\"status\":\"done\",\"statistics\":{\"delivered\":"
+      "4611686018427387904,\"read\":4611686018427387903}}",
+      "{\"id\":1,\"status\":\"done\",\"statistics\":[{\"failed\":"
+      "9223372036854775806},{\"unknown\":1}]}",
+      "{\"id\":1,\"status\":\"done\",\"total_messages\":5,\"statistics\":"
+      "{\"unknown\":5}}",
+  };
+  static const double want_delivery[] = {0.5, 0.5, 0, 1, 0, 0};
+  for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+    brw_detail_t d;
+    parse_detail(bodies[i], &d);
+    brw_report_input_t in = base_input(&d);
+    json_t *r = build(&in, NULL);
+    assert_rate_in_range(r, "delivery_rate");
+    assert_rate_in_range(r, "failure_rate");
+    if (fabs(rate_of(r, "delivery_rate") - want_delivery[i]) > 1e-12)
+      fail_msg("case %zu: delivery_rate %g, want %g", i,
+               rate_of(r, "delivery_rate"), want_delivery[i]);
+    assert_true(json_integer_value(path(r, "metrics", "pending")) >= 0);
+    json_decref(r);
+    brw_detail_clear(&d);
+  }
+}
+
+/* A detail that did not come from the parser (inconsistent sums) still
+ * gives no value the schema forbids: such a rate is null. */
+static void test_rates_inconsistent_detail(void **state) {
+  (void)state;
+  brw_detail_t d;
+  parse_detail(DETAIL, &d);
+  d.delivered = -159; /* the -1.59 of the issue, with total 100 */
+  d.total_messages = 100;
+  d.counted = 10;
+  d.failed = 1000;
+  d.pending = -1;
+  brw_report_input_t in = base_input(&d);
+  json_t *r = build(&in, NULL);
+  assert_true(json_is_null(path(r, "metrics", "delivery_rate")));
+  assert_true(json_is_null(path(r, "metrics", "failure_rate")));
+  assert_true(json_is_null(path(r, "metrics", "pending")));
   json_decref(r);
   brw_detail_clear(&d);
 }
@@ -338,6 +423,8 @@ int main(void) {
       cmocka_unit_test(test_shape),
       cmocka_unit_test(test_metrics),
       cmocka_unit_test(test_rates_rounding_and_fallback_total),
+      cmocka_unit_test(test_rates_within_schema),
+      cmocka_unit_test(test_rates_inconsistent_detail),
       cmocka_unit_test(test_null_metrics),
       cmocka_unit_test(test_expired_without_detail),
       cmocka_unit_test(test_traceparent),

@@ -18,11 +18,11 @@ static brw_schedule_opts_t opts(int adaptive, double jitter) {
 
 static brw_poll_sample_t sample(brw_status_t st, int64_t total, int64_t pending,
                                 int64_t at) {
-  brw_poll_sample_t s = {st, total, pending, at};
+  brw_poll_sample_t s = {st, total, pending, at, 0};
   return s;
 }
 
-static const brw_poll_sample_t none = {BRW_STATUS_UNKNOWN, -1, -1, 0};
+static const brw_poll_sample_t none = {BRW_STATUS_UNKNOWN, -1, -1, 0, 0};
 
 /* adaptive=false is the plain backoff, whatever the detail says. */
 static void test_plain_backoff(void **state) {
@@ -227,6 +227,122 @@ static void test_resets(void **state) {
                                    BRW_STATUS_PAUSED));
 }
 
+/* ---- deadlines on the monotonic clock (issue 10 item 4) ---- */
+
+#define HOUR_MS 3600000ULL
+#define MAX_AGE_MS (72 * HOUR_MS)
+#define MONO0 5000000ULL /* uv_now() at the campaign's creation */
+
+static void test_deadline_at(void **state) {
+  (void)state;
+  /* An event of now: the whole max_age is left. */
+  assert_int_equal(brw_deadline_at(T0, MAX_AGE_MS, T0, MONO0),
+                   MONO0 + MAX_AGE_MS);
+  /* An event 10 h old: 62 h left. */
+  assert_int_equal(
+      brw_deadline_at(T0 - (int64_t)(10 * HOUR_MS), MAX_AGE_MS, T0, MONO0),
+      MONO0 + 62 * HOUR_MS);
+  /* Older than max_age, or absurdly old: due at once. */
+  assert_int_equal(
+      brw_deadline_at(T0 - (int64_t)(80 * HOUR_MS), MAX_AGE_MS, T0, MONO0),
+      MONO0);
+  assert_int_equal(brw_deadline_at(INT64_MIN, MAX_AGE_MS, INT64_MAX, MONO0),
+                   MONO0);
+  /* From the future: counts from now, never more than max_age. */
+  assert_int_equal(
+      brw_deadline_at(T0 + (int64_t)HOUR_MS, MAX_AGE_MS, T0, MONO0),
+      MONO0 + MAX_AGE_MS);
+  /* Saturates. */
+  assert_int_equal(brw_deadline_at(T0, MAX_AGE_MS, T0, UINT64_MAX - 5),
+                   UINT64_MAX);
+}
+
+static void test_deadline_cap(void **state) {
+  (void)state;
+  uint64_t d = MONO0 + 1000;
+  assert_int_equal(brw_deadline_cap(d, MONO0, 500), 500);
+  assert_int_equal(brw_deadline_cap(d, MONO0, 5000), 1000);
+  assert_int_equal(brw_deadline_cap(d, d, 5000), 0);
+  assert_int_equal(brw_deadline_cap(d, d + 7, 5000), 0);
+}
+
+static void test_timer_action(void **state) {
+  (void)state;
+  uint64_t d = MONO0 + 1000, delay = 0;
+  assert_int_equal(brw_timer_action(d, MONO0, 0, 10000, &delay),
+                   BRW_TIMER_FETCH);
+  assert_int_equal(brw_timer_action(d, MONO0, 1, 10000, &delay),
+                   BRW_TIMER_WAIT);
+  assert_int_equal(delay, 11000);
+  assert_int_equal(brw_timer_action(d, d, 1, 10000, &delay), BRW_TIMER_EXPIRE);
+  assert_int_equal(brw_timer_action(d, d, 0, 10000, &delay), BRW_TIMER_EXPIRE);
+  assert_int_equal(brw_timer_action(d, d + 1, 1, 0, &delay), BRW_TIMER_EXPIRE);
+  /* A zero answer time still waits a positive delay before the deadline. */
+  assert_int_equal(brw_timer_action(d, d - 1, 1, 0, &delay), BRW_TIMER_WAIT);
+  assert_int_equal(delay, 1);
+}
+
+/* The bug: a fetch that never answers (it waits for a login that never
+ * succeeds) while the wall clock steps back. The old code compared the
+ * wall clock with a wall-clock deadline, found it not passed after the
+ * timer (monotonic) had run to it, saw the fetch out and returned without
+ * arming the timer: the campaign was never reported. Here the loop of a
+ * timer is simulated with the wall clock stepping back an hour at every
+ * firing; the campaign expires exactly at the monotonic deadline plus the
+ * answer time, whatever the wall clock does. */
+static void test_deadline_survives_wall_steps(void **state) {
+  (void)state;
+  const uint64_t answer = 10000;
+  for (int step = -1; step <= 1; step++) {
+    int64_t wall = T0;
+    uint64_t mono = MONO0;
+    uint64_t deadline = brw_deadline_at(wall, MAX_AGE_MS, wall, mono);
+    int fetch_out = 0, expired = 0, firings = 0;
+    uint64_t delay = 0;
+    while (!expired && firings < 1000) {
+      firings++;
+      switch (brw_timer_action(deadline, mono, fetch_out, answer, &delay)) {
+      case BRW_TIMER_EXPIRE:
+        expired = 1;
+        continue;
+      case BRW_TIMER_FETCH:
+        /* The fetch starts and never answers; the timer watches it. */
+        fetch_out = 1;
+        assert_int_equal(brw_timer_action(deadline, mono, 1, answer, &delay),
+                         BRW_TIMER_WAIT);
+        break;
+      case BRW_TIMER_WAIT:
+        break;
+      }
+      assert_true(delay > 0);
+      mono += delay;
+      wall += step * (int64_t)HOUR_MS * 5; /* steps the deciding code ignores */
+    }
+    assert_true(expired);
+    assert_int_equal(mono, MONO0 + MAX_AGE_MS + answer);
+    assert_true(firings <= 3);
+  }
+}
+
+/* The pace between two fetches is measured on the monotonic clock: a wall
+ * step back between them used to hide it, a step forward to slow it. */
+static void test_send_rate_monotonic(void **state) {
+  (void)state;
+  brw_poll_sample_t prev = sample(BRW_STATUS_SENDING, 1000, 800, T0);
+  brw_poll_sample_t cur = sample(BRW_STATUS_SENDING, 1000, 700,
+                                 T0 - (int64_t)HOUR_MS); /* stepped back */
+  prev.mono_ms = MONO0;
+  cur.mono_ms = MONO0 + 10000;
+  /* 100 messages in 10 s of monotonic time. */
+  assert_true(brw_send_rate(&cur, &prev, 0) == 0.01);
+  cur.at_ms = T0 + (int64_t)HOUR_MS; /* stepped forward */
+  assert_true(brw_send_rate(&cur, &prev, 0) == 0.01);
+  /* Without monotonic times (0), the wall clock as before. */
+  prev.mono_ms = cur.mono_ms = 0;
+  cur.at_ms = T0 + 10000;
+  assert_true(brw_send_rate(&cur, &prev, 0) == 0.01);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plain_backoff),
@@ -236,6 +352,11 @@ int main(void) {
       cmocka_unit_test(test_no_estimate),
       cmocka_unit_test(test_linear_send),
       cmocka_unit_test(test_resets),
+      cmocka_unit_test(test_deadline_at),
+      cmocka_unit_test(test_deadline_cap),
+      cmocka_unit_test(test_timer_action),
+      cmocka_unit_test(test_deadline_survives_wall_steps),
+      cmocka_unit_test(test_send_rate_monotonic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
