@@ -73,6 +73,7 @@ typedef enum {
   BRW_M_BLOCKED_TOTAL,           /* counter {reason} */
   BRW_M_EVENT_LOOP_LAG,          /* gauge, seconds */
   BRW_M_LOG_SUPPRESSED,          /* counter: lines held back by limits */
+  BRW_M_API_AUTH_FAILURES,       /* counter {reason} (src/api.c) */
   BRW_M__COUNT
 } brw_metric_id_t;
 
