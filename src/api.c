@@ -23,8 +23,8 @@
  * the loop: the rest go on in the next loop iteration, after the poll phase,
  * so that a long ready queue never holds up sockets, timers and signals. */
 #define PUMP_BATCH 64
-/* A login failure of an account is logged at most this often (plus every
- * change of its kind); the lines held back are counted in the next one. */
+/* A login failure of an account is logged at most this often (and at every
+ * change of its reason); the lines held back are counted in the next one. */
 #define LOGIN_LOG_INTERVAL_MS 60000
 
 typedef enum { AUTH_NONE = 0, AUTH_LOGIN, AUTH_REFRESH } auth_kind_t;
@@ -66,7 +66,7 @@ typedef struct {
   login_fail_t last_fail;   /* why the last login failed */
   const char *fail_reason;  /* static, for brw_api_account_usable */
   int pump_due;             /* a pump is asked for (api->idle) */
-  login_fail_t logged_fail; /* the kind of the last login failure logged */
+  const char *logged_reason; /* static: the reason last logged, or NULL */
   brw_log_limit_t fail_log; /* login failure lines */
 } account_t;
 
@@ -418,7 +418,7 @@ static void auth_succeeded(account_t *a) {
   a->fail_attempt = 0;
   a->last_fail = LOGIN_OK;
   a->fail_reason = NULL;
-  a->logged_fail = LOGIN_OK;
+  a->logged_reason = NULL;
   count_rejected_accounts(api);
 }
 
@@ -453,13 +453,13 @@ static void login_failed(account_t *a, login_fail_t kind, const char *label,
   if (d == 0)
     d = 1; /* never due at once: see pump_soon */
   uint64_t held = 0;
-  if (kind != a->logged_fail ||
-      brw_log_limit(&a->fail_log, uv_now(api->loop), LOGIN_LOG_INTERVAL_MS,
-                    &held)) {
-    if (kind != a->logged_fail)
-      brw_log_limit(&a->fail_log, uv_now(api->loop), LOGIN_LOG_INTERVAL_MS,
-                    &held);
-    a->logged_fail = kind;
+  int changed = !a->logged_reason || strcmp(a->logged_reason, label) != 0;
+  int ok = brw_log_limit(&a->fail_log, uv_now(api->loop),
+                         LOGIN_LOG_INTERVAL_MS, &held);
+  if (!ok && changed)
+    a->fail_log.suppressed--; /* a new reason is written after all */
+  if (ok || changed) {
+    a->logged_reason = label;
     json_t *fields = json_pack(
         "{ss ss sI sI sI sI}", "account", a->name, "reason", label, "status",
         (json_int_t)http_status, "attempt", (json_int_t)a->fail_attempt,
