@@ -80,6 +80,7 @@ typedef struct {
   int64_t first_ttl_s; /* lifetime of the first bearer; 0: one hour */
   /* Refresh: statuses by attempt (0 means 200). */
   int refresh_status[8];
+  int refresh_mode[8]; /* BM_*, by attempt */
   /* Detail: statuses by request number (0: answer by id), for 401 cases. */
   int detail_status[8];
   /* What the server saw. */
@@ -118,7 +119,9 @@ static void b64url(const char *in, char *out) {
     out[k++] = abc[v & 63];
   }
   if (n - i >= 1) {
-    uint32_t v = (uint32_t)u[i] << 16 | (n - i == 2 ? (uint32_t)u[i + 1] << 8 : 0);
+    uint32_t v = (uint32_t)u[i] << 16;
+    if (n - i == 2)
+      v |= (uint32_t)u[i + 1] << 8;
     out[k++] = abc[v >> 18 & 63];
     out[k++] = abc[v >> 12 & 63];
     if (n - i == 2)
@@ -277,7 +280,9 @@ static void bsg_handler(const testsrv_req_t *req, testsrv_resp_t *resp,
     if (!issued(req->authorization))
       S.bad_auth++;
     resp->status = scripted(S.refresh_status, n);
-    if (resp->status == 200)
+    if (resp->status == 200 && n < 8 && S.refresh_mode[n])
+      issue_bad(resp, S.refresh_mode[n]);
+    else if (resp->status == 200)
       issue_bearer(resp);
     else
       testsrv_resp_bodyf(resp, "{\"message\":\"refresh failed\"}");
@@ -1066,6 +1071,39 @@ static void test_login_missing_bearer(void **state) {
   fx_close(fx);
 }
 
+/* A refresh answered 200 with an unusable bearer is a failed refresh: the
+ * client falls back to a login, keeps using the current bearer meanwhile,
+ * and never sends the bad one; the account stays usable. */
+static void test_refresh_unusable_bearer(void **state) {
+  fx_t *fx = *state;
+  fres_t r;
+  fx_open(fx, NULL);
+  S.first_ttl_s = 3;
+  S.refresh_mode[0] = BM_EXPIRED;
+  fetch_wait(fx, ID_OK, &r);
+  wait_past_renewal(fx);
+  fetch_wait(fx, ID_OK, &r);
+  assert_int_equal(r.status, BRW_FETCH_OK); /* the current bearer */
+  seen_t two = {"/api/auth/login", 2};
+  assert_true(run_until(fx, pred_seen_idle, &two, WAIT_MS));
+  assert_int_equal(testsrv_count(fx->srv, NULL, "/api/auth/refresh"), 1);
+  assert_int_equal(brw_api_account_usable(fx->api, 0, NULL), 1);
+  fetch_wait(fx, ID_OK, &r);
+  assert_int_equal(r.status, BRW_FETCH_OK);
+  char want[600], got[600];
+  bearer_header(fx, 1, want, sizeof(want)); /* the fallback login's */
+  auth_of(fx, detail_path(ID_OK), 2, got, sizeof(got));
+  assert_string_equal(got, want);
+  testsrv_lock(fx->srv);
+  assert_int_equal(S.bad_auth, 0);
+  testsrv_unlock(fx->srv);
+  brw_api_stats_t st;
+  brw_api_get_stats(fx->api, &st);
+  assert_int_equal(st.refresh_failures, 1);
+  assert_int_equal(st.login_failures, 0);
+  fx_close(fx);
+}
+
 /* A fetch callback that fetches again while the result is a retry, as the
  * app's campaigns do (after their own backoff; here at once). */
 typedef struct {
@@ -1553,6 +1591,7 @@ int main(void) {
       FX_TEST(test_login_whitespace_bearer),
       FX_TEST(test_login_missing_bearer),
       FX_TEST(test_login_recovers_after_failures),
+      FX_TEST(test_refresh_unusable_bearer),
       FX_TEST(test_refresh_and_login_fail_across_expiry),
       FX_TEST(test_pump_yields_to_io),
       FX_TEST(test_not_found),
