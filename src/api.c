@@ -14,8 +14,28 @@
  * live this long when the JWT carries no `exp`. */
 #define BEARER_MARGIN_MS 60000
 #define BEARER_DEFAULT_TTL_MS (30 * 60000)
+/* A bearer with less life than this left when it arrives is refused: exp
+ * has a resolution of one second, so this is "expired or expiring within
+ * the second" (a lifetime of 0, or clocks that disagree), never a usable
+ * short lifetime (those are renewed at half their life). */
+#define BEARER_MIN_LIFE_MS 1000
+/* Detail requests one pump starts (or fails to start) before it yields to
+ * the loop: the rest go on in the next loop iteration, after the poll phase,
+ * so that a long ready queue never holds up sockets, timers and signals. */
+#define PUMP_BATCH 64
+/* A login failure of an account is logged at most this often (and at every
+ * change of its reason); the lines held back are counted in the next one. */
+#define LOGIN_LOG_INTERVAL_MS 60000
 
 typedef enum { AUTH_NONE = 0, AUTH_LOGIN, AUTH_REFRESH } auth_kind_t;
+
+/* Why the account's last login failed. */
+typedef enum {
+  LOGIN_OK = 0,      /* it did not (or no login yet) */
+  LOGIN_REJECTED,    /* 401/403: the key is not accepted */
+  LOGIN_NO_BEARER,   /* 200, but the bearer cannot be used */
+  LOGIN_TRANSIENT    /* transport, 429, 5xx, another 4xx, a local failure */
+} login_fail_t;
 
 /* One BSG account: its key, its bearer, its rate limit and its queues.
  *
@@ -39,10 +59,15 @@ typedef struct {
   brw_list_t ready;
   brw_list_t inflight; /* fetches whose request is out */
   brw_ratelimit_t rl;
-  uv_timer_t backoff_timer; /* next login after a rejected key */
+  uv_timer_t backoff_timer; /* next login after a failed one */
   uv_timer_t rl_timer;      /* next rate-limit slot */
   int failed;               /* key rejected at the last login */
-  unsigned fail_attempt;
+  unsigned fail_attempt;    /* logins failed in a row (any reason) */
+  login_fail_t last_fail;   /* why the last login failed */
+  const char *fail_reason;  /* static, for brw_api_account_usable */
+  int pump_due;             /* a pump is asked for (api->idle) */
+  const char *logged_reason; /* static: the reason last logged, or NULL */
+  brw_log_limit_t fail_log; /* login failure lines */
 } account_t;
 
 struct brw_api_s {
@@ -54,6 +79,9 @@ struct brw_api_s {
   brw_rng_t rng;
   brw_api_stats_t stats;
   brw_metrics_t *m; /* borrowed, may be NULL */
+  /* Runs the pumps that are due now, once per loop iteration (see
+   * pump_soon). */
+  uv_idle_t idle;
   long transfers;   /* requests handed to curl and not finished */
   int pending_closes;
   void (*close_cb)(void *);
@@ -108,6 +136,30 @@ static void on_rl_timer(uv_timer_t *t) {
   account_pump(t->data);
 }
 
+/* Runs every pump that was asked for. The handle is stopped first, so that
+ * a pump that asks again (its batch was full, or a callback queued a fetch)
+ * runs in the next loop iteration, never twice in this one. */
+static void on_idle(uv_idle_t *h) {
+  brw_api_t *api = h->data;
+  uv_idle_stop(h);
+  for (int i = 0; i < api->naccounts; i++)
+    if (api->accounts[i].pump_due)
+      account_pump(&api->accounts[i]);
+}
+
+/* Asks for a pump of the account on this loop iteration, off the caller's
+ * stack. An idle handle, not a 0 ms timer: on libuv < 1.45 a timer started
+ * at 0 ms from a timer callback runs again in the same timer phase, so a
+ * chain of pumps (a transfer that fails at once frees a slot, which pumps,
+ * which starts a transfer that fails at once, ...) would never reach the
+ * poll phase. An active idle handle makes the poll phase non-blocking and
+ * runs once per iteration. */
+static void pump_soon(account_t *a) {
+  a->pump_due = 1;
+  if (!uv_is_active((uv_handle_t *)&a->api->idle))
+    uv_idle_start(&a->api->idle, on_idle);
+}
+
 /* Requests are handed to curl only while fewer than http.max_connections
  * are under way: curl would queue the rest itself, but its queue costs time
  * per queued transfer on every removal (quadratic under a burst,
@@ -118,8 +170,7 @@ static int have_capacity(const brw_api_t *api) {
 }
 
 /* A transfer finished or was canceled: every account with work waiting
- * gets a pump on the next loop iteration (deferred, so that no callback runs
- * inside another). */
+ * gets a pump (deferred, so that no callback runs inside another). */
 static void transfer_done(brw_api_t *api) {
   if (api->transfers > 0)
     api->transfers--;
@@ -127,7 +178,7 @@ static void transfer_done(brw_api_t *api) {
     account_t *o = &api->accounts[i];
     if ((!brw_list_empty(&o->ready) || o->auth_wanted != AUTH_NONE) &&
         !uv_is_active((uv_handle_t *)&o->rl_timer))
-      uv_timer_start(&o->rl_timer, on_rl_timer, 0, 0);
+      pump_soon(o);
   }
 }
 
@@ -164,8 +215,10 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
     }
     brw_log_pin_secret(a->key); /* for the life of the process */
   }
-  /* The timers are initialised last, once nothing can fail, so that a
+  /* The handles are initialised last, once nothing can fail, so that a
    * failed construction leaves no handle to close. */
+  uv_idle_init(loop, &api->idle);
+  api->idle.data = api;
   for (int i = 0; i < api->naccounts; i++) {
     account_t *a = &api->accounts[i];
     uv_timer_init(loop, &a->backoff_timer);
@@ -184,9 +237,8 @@ static void fetch_free(brw_fetch_t *f) {
   free(f);
 }
 
-static void on_account_closed(uv_handle_t *h) {
-  account_t *a = h->data;
-  brw_api_t *api = a->api;
+/* Counts one closed handle; the last one frees the client. */
+static void handle_closed(brw_api_t *api) {
   if (--api->pending_closes > 0)
     return;
   void (*cb)(void *) = api->close_cb;
@@ -201,6 +253,14 @@ static void on_account_closed(uv_handle_t *h) {
     cb(arg);
 }
 
+static void on_account_closed(uv_handle_t *h) {
+  handle_closed(((account_t *)h->data)->api);
+}
+
+static void on_idle_closed(uv_handle_t *h) {
+  handle_closed(h->data);
+}
+
 static void free_queue(brw_list_t *q) {
   while (!brw_list_empty(q)) {
     brw_fetch_t *f = brw_list_entry(q->next, brw_fetch_t, node);
@@ -213,7 +273,7 @@ static void free_queue(brw_list_t *q) {
 void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg) {
   api->close_cb = cb;
   api->close_arg = arg;
-  api->pending_closes = 2 * api->naccounts;
+  api->pending_closes = 2 * api->naccounts + 1;
   for (int i = 0; i < api->naccounts; i++) {
     account_t *a = &api->accounts[i];
     if (a->auth_req)
@@ -225,12 +285,7 @@ void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg) {
     uv_close((uv_handle_t *)&a->backoff_timer, on_account_closed);
     uv_close((uv_handle_t *)&a->rl_timer, on_account_closed);
   }
-  if (api->naccounts == 0) {
-    free(api->accounts);
-    free(api);
-    if (cb)
-      cb(arg);
-  }
+  uv_close((uv_handle_t *)&api->idle, on_idle_closed);
 }
 
 /* Completes a fetch: runs its callback, then frees it. */
@@ -291,28 +346,33 @@ static const char *transport_class(brw_http_outcome_t o) {
   }
 }
 
-/* Fails every fetch that waits for a bearer with the same result. */
+/* Fails every fetch that waits for a bearer with the same result. Those
+ * that wait now are failed, not those that a callback queues meanwhile (a
+ * caller that fetches again at once would otherwise loop here for ever). */
 static void fail_waiters(account_t *a, brw_fetch_status_t st, const char *cls,
                          long http_status, int64_t retry_after,
                          const char *msg) {
-  while (!brw_list_empty(&a->waiters)) {
-    brw_fetch_t *f = brw_list_entry(a->waiters.next, brw_fetch_t, node);
+  brw_list_t now;
+  brw_list_init(&now);
+  brw_list_splice_tail(&now, &a->waiters);
+  while (!brw_list_empty(&now)) {
+    brw_fetch_t *f = brw_list_entry(now.next, brw_fetch_t, node);
     fetch_fail(f, st, cls, http_status, retry_after, msg);
   }
 }
 
-/* Stores a new bearer and schedules its renewal: BEARER_MARGIN_MS before
- * `exp`, or at half the lifetime when the lifetime is short. */
-static void set_bearer(account_t *a, char *bearer) {
-  int64_t now = brw_now_ms();
-  int64_t exp_s;
+/* Stores a new bearer (owned from now on) and schedules its renewal:
+ * BEARER_MARGIN_MS before `exp`, or at half the lifetime when the lifetime
+ * is short. `jwt` holds what brw_bearer_read read from it; a token without
+ * exp is assumed to live BEARER_DEFAULT_TTL_MS. */
+static void set_bearer(account_t *a, char *bearer, const brw_jwt_times_t *jwt,
+                       int64_t now) {
   brw_log_add_secret(bearer);
   drop_bearer(a);
   a->bearer = bearer;
   a->bearer_gen++;
-  a->bearer_expires_ms = brw_jwt_exp(bearer, &exp_s) == 0
-                             ? exp_s * 1000
-                             : now + BEARER_DEFAULT_TTL_MS;
+  a->bearer_expires_ms =
+      jwt->has_exp ? jwt->exp_s * 1000 : now + BEARER_DEFAULT_TTL_MS;
   int64_t life = a->bearer_expires_ms - now;
   a->bearer_renew_ms = life > 2 * BEARER_MARGIN_MS
                            ? a->bearer_expires_ms - BEARER_MARGIN_MS
@@ -324,6 +384,99 @@ static void release_waiters(account_t *a) {
   brw_list_splice_tail(&a->ready, &a->waiters);
 }
 
+/* The readiness text of a login that answered 200 without a usable bearer
+ * (static: brw_api_account_usable hands it out). */
+static const char *no_bearer_reason(brw_bearer_status_t st) {
+  switch (st) {
+  case BRW_BEARER_EXPIRED:
+    return "logins answer a bearer whose JWT exp has passed (check the "
+           "clock of this host and of the issuer)";
+  case BRW_BEARER_EXPIRES_SOON:
+    return "logins answer a bearer that expires within a second";
+  case BRW_BEARER_BAD_JWT:
+    return "logins answer a malformed JWT (its exp cannot be read)";
+  case BRW_BEARER_BAD_CHAR:
+    return "logins answer a bearer with characters that cannot go into an "
+           "HTTP header";
+  default:
+    return "logins answer 200 without a usable bearer";
+  }
+}
+
+/* A login or refresh worked: the account's failure state ends. */
+static void auth_succeeded(account_t *a) {
+  brw_api_t *api = a->api;
+  if (a->failed)
+    brw_logj(BRW_LOG_INFO, json_pack("{ss}", "account", a->name),
+             "account's key accepted again");
+  else if (a->fail_attempt > 0)
+    brw_logj(BRW_LOG_INFO,
+             json_pack("{ss sI}", "account", a->name, "failed_logins",
+                       (json_int_t)a->fail_attempt),
+             "login works again");
+  a->failed = 0;
+  a->fail_attempt = 0;
+  a->last_fail = LOGIN_OK;
+  a->fail_reason = NULL;
+  a->logged_reason = NULL;
+  count_rejected_accounts(api);
+}
+
+/* A login failed: counts it, logs it (rate-limited per account) and backs
+ * the account off (retry.min .. retry.max, at least Retry-After up to
+ * retry.max): no login is sent before backoff_timer fires, and the timer
+ * sends one even when no fetch waits, so that the account's state (and
+ * readiness) recovers on its own. `label` is the reason's metric label,
+ * `why` its readiness text (static), `msg` the log line. */
+static void login_failed(account_t *a, login_fail_t kind, const char *label,
+                         const char *why, long http_status,
+                         int64_t retry_after_ms, const char *msg,
+                         const char *apimsg) {
+  brw_api_t *api = a->api;
+  const brw_config_t *cfg = api->cfg;
+  api->stats.login_failures++;
+  if (api->m) {
+    brw_metrics_inc(api->m, BRW_M_API_LOGIN_FAILURES, NULL, 1);
+    brw_metrics_inc(api->m, BRW_M_API_AUTH_FAILURES, label, 1);
+  }
+  a->last_fail = kind;
+  a->fail_reason = why;
+  uint64_t d = brw_backoff_ms(cfg->retry_min_ms, cfg->retry_max_ms,
+                              a->fail_attempt++, cfg->poll_jitter, &api->rng);
+  if (retry_after_ms > 0) {
+    uint64_t ra = (uint64_t)retry_after_ms;
+    if (ra > cfg->retry_max_ms)
+      ra = cfg->retry_max_ms;
+    if (ra > d)
+      d = ra;
+  }
+  if (d == 0)
+    d = 1; /* never due at once: see pump_soon */
+  uint64_t held = 0;
+  int changed = !a->logged_reason || strcmp(a->logged_reason, label) != 0;
+  int ok = brw_log_limit(&a->fail_log, uv_now(api->loop),
+                         LOGIN_LOG_INTERVAL_MS, &held);
+  if (!ok && changed)
+    a->fail_log.suppressed--; /* a new reason is written after all */
+  if (ok || changed) {
+    a->logged_reason = label;
+    json_t *fields = json_pack(
+        "{ss ss sI sI sI sI}", "account", a->name, "reason", label, "status",
+        (json_int_t)http_status, "attempt", (json_int_t)a->fail_attempt,
+        "backoff_ms", (json_int_t)d, "suppressed", (json_int_t)held);
+    if (fields && apimsg && *apimsg)
+      json_object_set_new(fields, "error", json_string(apimsg));
+    if (api->m && held)
+      brw_metrics_inc(api->m, BRW_M_LOG_SUPPRESSED, NULL, (double)held);
+    /* A rejected key and an unusable bearer make the account not ready:
+     * errors. A transient failure is a warning until it repeats. */
+    brw_logj(kind == LOGIN_TRANSIENT && a->fail_attempt < 2 ? BRW_LOG_WARN
+                                                            : BRW_LOG_ERROR,
+             fields, "%s", msg);
+  }
+  uv_timer_start(&a->backoff_timer, on_backoff_timer, d, 0);
+}
+
 static void on_auth(const brw_http_resp_t *resp, void *arg) {
   account_t *a = arg;
   brw_api_t *api = a->api;
@@ -333,80 +486,108 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
   a->auth_kind = AUTH_NONE;
   transfer_done(api);
   count_response(api, resp);
-  char msg[200];
+  char msg[256];
+  char apimsg[128] = "";
+  const char *label; /* the failure's reason label */
+  const char *cls;   /* the waiters' error class */
 
   if (resp->outcome == BRW_HTTP_OK && resp->status == 200) {
-    char *bearer = brw_bearer_parse(resp->body, resp->len);
-    if (bearer) {
-      set_bearer(a, bearer);
-      if (a->failed)
-        brw_logj(BRW_LOG_INFO, json_pack("{ss}", "account", a->name),
-                 "account's key accepted again");
-      a->failed = 0;
-      a->fail_attempt = 0;
-      count_rejected_accounts(api);
+    brw_bearer_t b;
+    int64_t now = brw_now_ms();
+    int rc = brw_bearer_read(resp->body, resp->len, now, BEARER_MIN_LIFE_MS,
+                             &b);
+    if (rc == 0) {
+      set_bearer(a, b.token, &b.jwt, now); /* takes the token */
+      b.token = NULL;
+      auth_succeeded(a);
       release_waiters(a);
       account_pump(a);
       return;
     }
+    if (rc == BRW_ENOMEM) {
+      b.status = BRW_BEARER_NOT_JSON;
+      snprintf(msg, sizeof(msg), "%s: out of memory reading the answer", what);
+      label = "local";
+    } else {
+      char why[200];
+      brw_bearer_describe(&b, now, why, sizeof(why));
+      snprintf(msg, sizeof(msg),
+               "%s: HTTP 200 but the answer has no usable bearer: %s", what,
+               why);
+      label = brw_bearer_status_name(b.status);
+    }
+    brw_bearer_status_t st = b.status;
+    brw_bearer_clear(&b);
+    if (kind == AUTH_LOGIN) {
+      /* The key works, the bearer does not: the account backs off as a
+       * whole; its waiting fetches fail with the reason (which their
+       * campaigns keep for the DLQ record at the deadline), and those that
+       * come meanwhile wait for the next attempt. */
+      login_failed(a, LOGIN_NO_BEARER, label, no_bearer_reason(st), 200,
+                   -1, msg, NULL);
+      fail_waiters(a, BRW_FETCH_RETRY, "auth", 200, -1, msg);
+      account_pump(a);
+      return;
+    }
+  } else if (resp->outcome != BRW_HTTP_OK) {
+    snprintf(msg, sizeof(msg), "%s: %s", what, resp->error);
+    label = "transport";
+  } else {
+    brw_api_error_message(resp->body, resp->len, apimsg, sizeof(apimsg));
+    snprintf(msg, sizeof(msg), "%s: HTTP %ld %s", what, resp->status, apimsg);
+    label = resp->status == 401 || resp->status == 403 ? "rejected"
+            : resp->status == 429                      ? "429"
+            : resp->status >= 500                      ? "5xx"
+                                                       : "4xx";
   }
 
   if (kind == AUTH_REFRESH) {
     /* A refresh that did not work falls back to a login. A refused bearer
-     * is dropped; after a transient failure it stays in use until it
-     * expires. */
+     * is dropped; after a transient failure (or an unusable new bearer) the
+     * current one stays in use until it expires. */
     api->stats.refresh_failures++;
+    if (api->m)
+      brw_metrics_inc(api->m, BRW_M_API_AUTH_FAILURES, label, 1);
     brw_logj(BRW_LOG_INFO,
              json_pack("{ss sI ss}", "account", a->name, "status",
-                       (json_int_t)resp->status, "error", resp->error),
+                       (json_int_t)resp->status, "error", msg),
              "bearer refresh failed; logging in");
-    if (resp->status == 401 || resp->status == 403)
+    if (resp->outcome == BRW_HTTP_OK &&
+        (resp->status == 401 || resp->status == 403))
       drop_bearer(a);
     a->auth_wanted = AUTH_LOGIN;
     account_pump(a);
     return;
   }
 
-  if (resp->outcome != BRW_HTTP_OK) {
-    snprintf(msg, sizeof(msg), "%s: %s", what, resp->error);
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{ss ss}", "account", a->name, "class",
-                       transport_class(resp->outcome)),
-             "%s", msg);
-    fail_waiters(a, BRW_FETCH_RETRY, transport_class(resp->outcome), 0, -1,
-                 msg);
-    account_pump(a);
-    return;
-  }
-  char apimsg[128];
-  brw_api_error_message(resp->body, resp->len, apimsg, sizeof(apimsg));
-  if (resp->status == 401 || resp->status == 403) {
-    api->stats.login_failures++;
-    if (api->m)
-      brw_metrics_inc(api->m, BRW_M_API_LOGIN_FAILURES, NULL, 1);
+  if (resp->outcome == BRW_HTTP_OK &&
+      (resp->status == 401 || resp->status == 403)) {
     a->failed = 1;
     count_rejected_accounts(api);
-    uint64_t d = brw_backoff_ms(api->cfg->retry_min_ms, api->cfg->retry_max_ms,
-                                a->fail_attempt++, api->cfg->poll_jitter,
-                                &api->rng);
-    brw_logj(BRW_LOG_ERROR,
-             json_pack("{ss sI sI ss}", "account", a->name, "status",
-                       (json_int_t)resp->status, "backoff_ms", (json_int_t)d,
-                       "error", apimsg),
-             "login rejected: the account's API key is not accepted");
     /* The account backs off as a whole: its fetches wait behind the next
      * login attempt instead of each sending one, and the tracker's
      * deadline ends campaigns that wait too long (DLQ auth_failed). */
-    uv_timer_start(&a->backoff_timer, on_backoff_timer, d, 0);
+    login_failed(a, LOGIN_REJECTED, label,
+                 "the API key was rejected at the last login", resp->status,
+                 -1, "login rejected: the account's API key is not accepted",
+                 apimsg);
     return;
   }
-  snprintf(msg, sizeof(msg), "%s: HTTP %ld %s", what, resp->status, apimsg);
-  brw_logj(BRW_LOG_WARN, json_pack("{ss}", "account", a->name), "%s", msg);
-  fail_waiters(a, BRW_FETCH_RETRY,
-               resp->status == 429   ? "429"
-               : resp->status >= 500 ? "5xx"
-                                     : "login",
-               resp->status, resp->retry_after_ms, msg);
+  /* Transport, 429, 5xx, another 4xx: the waiting fetches fail (retried by
+   * their campaigns), and the account's next login waits for its backoff. */
+  if (resp->outcome != BRW_HTTP_OK)
+    cls = transport_class(resp->outcome);
+  else
+    cls = resp->status == 429   ? "429"
+          : resp->status >= 500 ? "5xx"
+                                : "login";
+  login_failed(a, LOGIN_TRANSIENT, label,
+               resp->outcome != BRW_HTTP_OK
+                   ? "logins fail: the API cannot be reached"
+                   : "logins fail: the API answers them with an error",
+               resp->status, resp->retry_after_ms, msg, apimsg);
+  fail_waiters(a, BRW_FETCH_RETRY, cls, resp->status, resp->retry_after_ms,
+               msg);
   account_pump(a);
 }
 
@@ -481,24 +662,35 @@ static int take_slot(account_t *a) {
 /* Moves the account forward: decides whether it needs a login or a
  * refresh, then starts what the rate limit allows, authentication first.
  * Called after every change of the account's state; never runs a fetch
- * callback, except to fail fetches when a request cannot be started. */
+ * callback, except to fail fetches when a request cannot be started.
+ *
+ * Every queue has a wake-up: `waiters` the answer of the login in flight,
+ * or backoff_timer, or the login this pump sends (it is wanted whenever a
+ * fetch waits and no usable bearer is held); `ready` the rate-limit timer
+ * (take_slot), transfer_done (capacity) or pump_soon (a full batch). The
+ * order matters: fetches whose bearer expired go back to `waiters` BEFORE
+ * the login decision, which must see them (a login that answered an
+ * already expired bearer left them stranded once). */
 static void account_pump(account_t *a) {
   brw_api_t *api = a->api;
-  if (uv_is_active((uv_handle_t *)&a->backoff_timer))
-    return; /* the key was rejected: wait for the next attempt */
-  if (!a->auth_req && a->auth_wanted == AUTH_NONE) {
-    if (!bearer_usable(a) && !brw_list_empty(&a->waiters))
-      a->auth_wanted = AUTH_LOGIN;
-    else if (bearer_usable(a) && !bearer_fresh(a))
-      a->auth_wanted = AUTH_REFRESH;
-  }
+  int backoff = uv_is_active((uv_handle_t *)&a->backoff_timer);
+  a->pump_due = 0;
   if (!bearer_usable(a)) {
     /* The bearer expired while fetches were ready: they wait for the next
      * one, ahead of those that were already waiting. */
     brw_list_splice_tail(&a->ready, &a->waiters);
     brw_list_splice_tail(&a->waiters, &a->ready);
   }
-  if (a->auth_wanted != AUTH_NONE && !a->auth_req) {
+  if (!backoff && !a->auth_req && a->auth_wanted == AUTH_NONE) {
+    /* After a failed login the account logs in again at its backoff even
+     * when nothing waits, so that its state recovers by itself. */
+    if (!bearer_usable(a) &&
+        (!brw_list_empty(&a->waiters) || a->fail_attempt > 0))
+      a->auth_wanted = AUTH_LOGIN;
+    else if (bearer_usable(a) && !bearer_fresh(a))
+      a->auth_wanted = AUTH_REFRESH;
+  }
+  if (!backoff && a->auth_wanted != AUTH_NONE && !a->auth_req) {
     if (a->auth_wanted == AUTH_REFRESH && !bearer_usable(a))
       a->auth_wanted = AUTH_LOGIN;
     if (!have_capacity(api))
@@ -508,14 +700,22 @@ static void account_pump(account_t *a) {
     auth_kind_t kind = a->auth_wanted;
     a->auth_wanted = AUTH_NONE;
     if (send_auth(a, kind) != 0) {
-      fail_waiters(a, BRW_FETCH_RETRY, "local", 0, -1,
-                   "cannot start the login request");
-      return;
+      const char *m = kind == AUTH_LOGIN ? "cannot start the login request"
+                                         : "cannot start the refresh request";
+      login_failed(a, LOGIN_TRANSIENT, "local",
+                   "logins fail: the request cannot be started", 0, -1, m,
+                   NULL);
+      fail_waiters(a, BRW_FETCH_RETRY, "local", 0, -1, m);
     }
   }
+  int started = 0;
   while (!brw_list_empty(&a->ready)) {
     if (!have_capacity(api))
       return; /* transfer_done pumps again */
+    if (started++ == PUMP_BATCH) {
+      pump_soon(a);
+      return;
+    }
     if (!take_slot(a))
       return;
     brw_fetch_t *f = brw_list_entry(a->ready.next, brw_fetch_t, node);
@@ -627,11 +827,13 @@ brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
   brw_list_insert_tail(bearer_usable(a) ? &a->ready : &a->waiters, &f->node);
   if (brw_list_empty(&a->ready) || a->ready.next != &f->node ||
       a->auth_req || a->auth_wanted != AUTH_NONE || !have_capacity(api) ||
-      uv_is_active((uv_handle_t *)&a->rl_timer) || !bearer_fresh(a)) {
+      uv_is_active((uv_handle_t *)&a->rl_timer) || a->pump_due ||
+      !bearer_fresh(a)) {
     /* Something is queued ahead or due: let the pump decide, off this
-     * call stack, so that a request that cannot start fails later. */
+     * call stack, so that a request that cannot start fails later. During
+     * a backoff the pump only queues it; backoff_timer wakes it. */
     if (!uv_is_active((uv_handle_t *)&a->rl_timer))
-      uv_timer_start(&a->rl_timer, on_rl_timer, 0, 0);
+      pump_soon(a);
     return f;
   }
   /* The common case: a fresh bearer and a free slot. */
@@ -661,14 +863,27 @@ int brw_api_account_failed(const brw_api_t *api, int account) {
          api->accounts[account].failed;
 }
 
+/* Readiness (SPEC §7): an account is usable while it holds a usable
+ * bearer, or has none and its logins have not failed. A rejected key and a
+ * login that answered an unusable bearer make it unusable at once (neither
+ * heals by retrying soon); transport and server failures only from the
+ * second in a row, so that one blip does not flap readiness. */
 int brw_api_account_usable(const brw_api_t *api, int account,
                            const char **reason) {
-  if (brw_api_account_failed(api, account)) {
-    if (reason)
-      *reason = "the API key was rejected at the last login";
-    return 0;
+  const char *why = NULL;
+  if (account < 0 || account >= api->naccounts) {
+    why = "no such account";
+  } else {
+    const account_t *a = &api->accounts[account];
+    if (a->failed)
+      why = "the API key was rejected at the last login";
+    else if (!bearer_usable(a) && a->fail_attempt > 0 &&
+             (a->last_fail == LOGIN_NO_BEARER || a->fail_attempt >= 2))
+      why = a->fail_reason ? a->fail_reason : "logins fail";
   }
-  return 1;
+  if (reason)
+    *reason = why;
+  return why == NULL;
 }
 
 void brw_api_get_stats(const brw_api_t *api, brw_api_stats_t *out) {

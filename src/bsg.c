@@ -851,41 +851,306 @@ int brw_jwt_exp(const char *token, int64_t *exp_s) {
   return rc;
 }
 
-/* A token goes into an HTTP header: only visible ASCII is accepted, so a
- * hostile or broken response cannot inject header lines. */
-static int token_valid(const json_t *v) {
+/* Reads a NumericDate claim: an integer or a real in 1 .. JWT_EXP_MAX (as
+ * brw_jwt_exp does for exp). Returns 0, or -1 when absent or out of range
+ * (*present says which). */
+static int numeric_date(const json_t *v, int *present, int64_t *out) {
+  *present = v != NULL;
+  if (json_is_integer(v) && json_integer_value(v) > 0 &&
+      json_integer_value(v) <= JWT_EXP_MAX) {
+    *out = json_integer_value(v);
+    return 0;
+  }
+  if (json_is_real(v) && json_real_value(v) >= 1 &&
+      json_real_value(v) < (double)JWT_EXP_MAX) {
+    *out = (int64_t)json_real_value(v); /* '<': see brw_jwt_exp */
+    return 0;
+  }
+  return -1;
+}
+
+int brw_jwt_times(const char *token, brw_jwt_times_t *out) {
+  const char *p1, *p2;
+  unsigned char *payload;
+  json_t *root;
+  long n;
+  int present, rc = BRW_EPARSE;
+
+  memset(out, 0, sizeof(*out));
+  if (!token)
+    return BRW_EPARSE;
+  /* A JWS compact token has exactly two dots; anything else (an opaque
+   * token, a JWE with four) carries no readable lifetime. */
+  p1 = strchr(token, '.');
+  p2 = p1 ? strchr(p1 + 1, '.') : NULL;
+  if (!p2 || strchr(p2 + 1, '.'))
+    return 0;
+  out->is_jwt = 1;
+  if (p2 == p1 + 1)
+    return BRW_EPARSE;
+  payload = malloc((size_t)(p2 - p1) * 3 / 4 + 1);
+  if (!payload)
+    return BRW_ENOMEM;
+  n = b64url_decode(p1 + 1, (size_t)(p2 - p1 - 1), payload);
+  root = n > 0 ? json_loadb((const char *)payload, (size_t)n, 0, NULL) : NULL;
+  free(payload);
+  if (!json_is_object(root))
+    goto out;
+  if (numeric_date(json_object_get(root, "exp"), &present, &out->exp_s) == 0)
+    out->has_exp = 1;
+  else if (present)
+    goto out; /* an exp that cannot be read: the lifetime is unknown */
+  if (numeric_date(json_object_get(root, "iat"), &present, &out->iat_s) == 0)
+    out->has_iat = 1;
+  rc = 0;
+out:
+  json_decref(root);
+  return rc;
+}
+
+/* Why a token string cannot go into an HTTP header: only visible ASCII is
+ * accepted, so that a hostile or broken response cannot inject header lines
+ * (and a token with a stray newline is not sent cut in two). Returns
+ * BRW_BEARER_OK, or the status with *bad_at set. */
+static brw_bearer_status_t token_check(const json_t *v, size_t *bad_at) {
   const char *s = json_string_value(v);
   size_t n = json_string_length(v);
-  if (!s || n == 0 || n > 16384)
-    return 0;
+  if (!s)
+    return BRW_BEARER_NOT_STRING;
+  if (n == 0)
+    return BRW_BEARER_EMPTY;
+  if (n > BRW_BEARER_MAX)
+    return BRW_BEARER_TOO_LONG;
   for (size_t i = 0; i < n; i++) {
-    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-      return 0;
+    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
+      *bad_at = i;
+      return BRW_BEARER_BAD_CHAR;
+    }
   }
-  return 1;
+  return BRW_BEARER_OK;
+}
+
+/* The token's value in a login answer, or NULL; *field (static) names the
+ * key. {"bearer"} is the documented shape; the others are defensive. The
+ * root is searched before "data" for every key name, and a null value is
+ * passed over; when only nulls are found, the first is returned (a wrong
+ * type, not a missing field). */
+static json_t *find_token(const json_t *root, const char **field) {
+  static const char *const keys[] = {"bearer", "token", "access_token", NULL};
+  const json_t *data = json_object_get(root, "data");
+  json_t *null = NULL;
+  for (int i = 0; keys[i]; i++) {
+    for (int k = 0; k < 2; k++) {
+      json_t *v = json_object_get(k == 0 ? root : data, keys[i]);
+      if (json_is_null(v) && !null) {
+        null = v;
+        *field = keys[i];
+      } else if (v && !json_is_null(v)) {
+        *field = keys[i];
+        return v;
+      }
+    }
+  }
+  return null;
 }
 
 char *brw_bearer_parse(const char *body, size_t len) {
-  static const char *const keys[] = {"bearer", "token", "access_token", NULL};
-  json_t *root, *data, *v = NULL;
+  json_t *root, *v;
+  const char *field = NULL;
   char *tok = NULL;
+  size_t bad_at;
 
   if (!body || len == 0)
     return NULL;
   root = json_loadb(body, len, 0, NULL);
   if (!json_is_object(root))
     goto out;
-  data = json_object_get(root, "data");
-  /* {"bearer"} is the documented shape; the others are defensive. The root
-   * is searched before "data" for every key name. */
-  for (int i = 0; keys[i] && !v; i++) {
-    v = get(root, keys[i]);
-    if (!v && json_is_object(data))
-      v = get(data, keys[i]);
-  }
-  if (token_valid(v))
+  v = find_token(root, &field);
+  if (v && token_check(v, &bad_at) == BRW_BEARER_OK)
     tok = strdup(json_string_value(v));
 out:
   json_decref(root);
   return tok;
+}
+
+static const char *json_type_name(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+    return "object";
+  case JSON_ARRAY:
+    return "array";
+  case JSON_STRING:
+    return "string";
+  case JSON_INTEGER:
+  case JSON_REAL:
+    return "number";
+  case JSON_TRUE:
+  case JSON_FALSE:
+    return "boolean";
+  default:
+    return "null";
+  }
+}
+
+int brw_bearer_read(const char *body, size_t len, int64_t now_ms,
+                    int64_t min_life_ms, brw_bearer_t *out) {
+  json_t *root = NULL, *v;
+  int rc;
+
+  memset(out, 0, sizeof(*out));
+  out->status = BRW_BEARER_NOT_JSON;
+  if (body && len > 0)
+    root = json_loadb(body, len, 0, NULL);
+  if (!json_is_object(root))
+    goto out;
+  v = find_token(root, &out->field);
+  if (!v) {
+    out->status = BRW_BEARER_MISSING;
+    goto out;
+  }
+  out->len = json_is_string(v) ? json_string_length(v) : 0;
+  out->status = token_check(v, &out->bad_at);
+  if (out->status == BRW_BEARER_NOT_STRING)
+    out->type = json_type_name(v);
+  if (out->status == BRW_BEARER_BAD_CHAR)
+    out->bad_byte = (unsigned char)json_string_value(v)[out->bad_at];
+  if (out->status != BRW_BEARER_OK)
+    goto out;
+  rc = brw_jwt_times(json_string_value(v), &out->jwt);
+  if (rc == BRW_ENOMEM) {
+    json_decref(root);
+    return BRW_ENOMEM;
+  }
+  if (rc != 0)
+    out->status = BRW_BEARER_BAD_JWT;
+  else if (out->jwt.has_exp && out->jwt.exp_s * 1000 <= now_ms)
+    out->status = BRW_BEARER_EXPIRED;
+  else if (out->jwt.has_exp && out->jwt.exp_s * 1000 - now_ms < min_life_ms)
+    out->status = BRW_BEARER_EXPIRES_SOON;
+  if (out->status == BRW_BEARER_OK &&
+      !(out->token = strdup(json_string_value(v)))) {
+    json_decref(root);
+    return BRW_ENOMEM;
+  }
+out:
+  json_decref(root);
+  return out->status == BRW_BEARER_OK ? 0 : BRW_EPARSE;
+}
+
+void brw_bearer_clear(brw_bearer_t *b) {
+  if (b->token) {
+    /* The token is a credential: wipe it before it goes back to malloc. */
+    volatile char *p = b->token;
+    for (size_t i = 0; p[i]; i++)
+      p[i] = 0;
+    free(b->token);
+  }
+  memset(b, 0, sizeof(*b));
+}
+
+const char *brw_bearer_status_name(brw_bearer_status_t st) {
+  static const char *const names[] = {
+      "ok",    "not_json", "missing", "not_string", "empty",
+      "bad_char", "too_long", "bad_jwt", "expired", "expires_soon"};
+  if ((size_t)st >= sizeof(names) / sizeof(names[0]))
+    return "unknown";
+  return names[st];
+}
+
+/* "3 s", "12 min", "5 h", "278 days": a magnitude an operator reads at a
+ * glance (rounded down). */
+static void human_ms(int64_t ms, char *buf, size_t len) {
+  uint64_t a = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+  if (a < 10000)
+    snprintf(buf, len, "%.1f s", (double)a / 1000.0);
+  else if (a < 120000)
+    snprintf(buf, len, "%llu s", (unsigned long long)(a / 1000));
+  else if (a < 2 * 3600000ull)
+    snprintf(buf, len, "%llu min", (unsigned long long)(a / 60000));
+  else if (a < 2 * 86400000ull)
+    snprintf(buf, len, "%llu h", (unsigned long long)(a / 3600000));
+  else
+    snprintf(buf, len, "%llu days", (unsigned long long)(a / 86400000));
+}
+
+char *brw_bearer_describe(const brw_bearer_t *b, int64_t now_ms, char *buf,
+                          size_t len) {
+  char t1[32], t2[32], d1[32], d2[32];
+  const char *f = b->field ? b->field : "bearer";
+  if (len == 0)
+    return buf;
+  switch (b->status) {
+  case BRW_BEARER_OK:
+    snprintf(buf, len, "the bearer is usable");
+    break;
+  case BRW_BEARER_NOT_JSON:
+    snprintf(buf, len, "the answer is not a JSON object");
+    break;
+  case BRW_BEARER_MISSING:
+    snprintf(buf, len, "the answer has no \"bearer\" field");
+    break;
+  case BRW_BEARER_NOT_STRING:
+    snprintf(buf, len, "\"%s\" is %s, not a string", f,
+             b->type ? b->type : "not a string");
+    break;
+  case BRW_BEARER_EMPTY:
+    snprintf(buf, len, "\"%s\" is an empty string", f);
+    break;
+  case BRW_BEARER_BAD_CHAR:
+    snprintf(buf, len,
+             "\"%s\" holds %s (0x%02x at byte %zu of %zu), which cannot go "
+             "into an Authorization header",
+             f,
+             b->bad_byte == 0x20 || (b->bad_byte >= 0x09 && b->bad_byte <= 0x0d)
+                 ? "whitespace"
+             : b->bad_byte < 0x20 || b->bad_byte == 0x7f
+                 ? "a control character"
+                 : "a non-ASCII byte",
+             b->bad_byte, b->bad_at, b->len);
+    break;
+  case BRW_BEARER_TOO_LONG:
+    snprintf(buf, len, "\"%s\" is %zu bytes long (at most %d)", f, b->len,
+             BRW_BEARER_MAX);
+    break;
+  case BRW_BEARER_BAD_JWT:
+    snprintf(buf, len,
+             "\"%s\" is shaped like a JWT, but its payload is not a base64url "
+             "JSON object with a numeric exp",
+             f);
+    break;
+  case BRW_BEARER_EXPIRED:
+  case BRW_BEARER_EXPIRES_SOON: {
+    int64_t exp_ms = b->jwt.exp_s * 1000;
+    brw_time_format(exp_ms, t1, sizeof(t1));
+    human_ms(exp_ms - now_ms, d1, sizeof(d1));
+    int n = snprintf(buf, len,
+                     b->status == BRW_BEARER_EXPIRED
+                         ? "JWT exp %s is %s in the past"
+                         : "JWT exp %s is only %s away",
+                     t1, d1);
+    if (n < 0 || (size_t)n >= len)
+      break;
+    if (b->jwt.has_iat) {
+      /* exp alone cannot tell a stale token from a skewed clock; iat can:
+       * a token issued "just now" by its clock but expired by ours means
+       * the two clocks disagree. */
+      int64_t iat_ms = b->jwt.iat_s * 1000;
+      brw_time_format(iat_ms, t2, sizeof(t2));
+      human_ms(now_ms - iat_ms, d2, sizeof(d2));
+      int64_t skew = now_ms - iat_ms;
+      snprintf(buf + n, len - (size_t)n,
+               "; issued (iat) %s, %s %s by this host's clock: %s", t2, d2,
+               skew >= 0 ? "ago" : "in the future",
+               skew > 5 * 60000 || skew < -5 * 60000
+                   ? "this host's clock and the issuer's disagree, or the "
+                     "gateway serves a stale token"
+                   : "the issuer grants too short a lifetime");
+    } else {
+      snprintf(buf + n, len - (size_t)n,
+               "; no iat: check this host's clock (NTP) and the issuer's");
+    }
+    break;
+  }
+  }
+  return buf;
 }

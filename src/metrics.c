@@ -60,6 +60,14 @@ static const char *const k_blocked[] = {
 static const char *const k_record_kinds[] = {"report", "progress", "dlq",
                                              NULL};
 
+/* Why a login or refresh failed (src/api.c): the key rejected, the
+ * bearer of a 200 unusable (brw_bearer_status_name), or the answer. */
+static const char *const k_auth_failure[] = {
+    "rejected", "expired",  "expires_soon", "bad_jwt",   "bad_char",
+    "empty",    "missing",  "not_string",   "not_json",  "too_long",
+    "429",      "5xx",      "4xx",          "transport", "local",
+    NULL};
+
 static const char *const k_outcomes[] = {"done", "stopped", "spam", "expired",
                                          NULL};
 
@@ -209,6 +217,14 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "dlq_records_dropped_total",
         "DLQ records refused even headers-only and given up: their input "
         "offsets were completed without a record (logged as errors)."),
+
+    [BRW_M_API_AUTH_FAILURES] = COUNTER_L(
+        "api_auth_failures_total",
+        "Failed logins and refreshes, by reason: rejected (401/403 at "
+        "login), an unusable bearer in a 200 (expired, expires_soon, "
+        "bad_jwt, bad_char, empty, missing, not_string, not_json, "
+        "too_long), or the answer (429, 5xx, 4xx, transport, local).",
+        "reason", k_auth_failure),
 };
 
 /* ---- the registry ---- */

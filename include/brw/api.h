@@ -69,9 +69,13 @@ void brw_api_cancel(brw_fetch_t *f);
 /* 1 when the account's key was rejected at its last login. */
 int brw_api_account_failed(const brw_api_t *api, int account);
 /* 1 when the account can serve fetches: it holds a usable bearer, or has
- * none yet and its logins have not failed (SPEC §7 readiness). 0 otherwise,
- * with *reason (may be NULL) set to a static one-line text saying why (for
- * /readyz and the log; never a secret). */
+ * none and its logins have not failed (SPEC §7 readiness). 0 while its key
+ * is rejected; after a login that answered 200 with an unusable bearer
+ * (expired, malformed, ...); or after two other failed logins in a row
+ * (transport, 429, 5xx, 4xx) — each until a login or refresh works. When 0,
+ * *reason (may be NULL) is set to a static one-line text saying why (for
+ * /readyz and the log; never a secret); when 1, to NULL. An account index
+ * out of range is not usable. */
 int brw_api_account_usable(const brw_api_t *api, int account,
                            const char **reason);
 

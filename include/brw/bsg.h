@@ -104,7 +104,77 @@ void brw_api_error_message(const char *body, size_t len, char *buf,
 int brw_jwt_exp(const char *token, int64_t *exp_s);
 
 /* Parses the login/refresh response {"bearer": "..."}; returns a malloc'ed
- * copy of the token (caller frees) or NULL. */
+ * copy of the token (caller frees) or NULL. Structure only: the token's
+ * lifetime is brw_bearer_read's business. */
 char *brw_bearer_parse(const char *body, size_t len);
+
+/* What a token says about its own lifetime (brw_jwt_times). */
+typedef struct {
+  int is_jwt;  /* exactly three '.'-separated segments (a JWS compact token) */
+  int has_exp; /* exp present, a NumericDate in 1 .. INT64_MAX / 1000 */
+  int has_iat; /* iat likewise (an unusable iat is left out, not an error) */
+  int64_t exp_s, iat_s;
+} brw_jwt_times_t;
+
+/* Reads `exp` and `iat` of a token without verifying its signature. A token
+ * that is not shaped like a JWT is opaque: 0, is_jwt 0, no times (SPEC §2:
+ * read exp "where present"). A JWT must have a base64url payload that is a
+ * JSON object whose exp, when present, is a NumericDate in range; otherwise
+ * BRW_EPARSE (a JWT whose expiry cannot be read is not sent: a gateway that
+ * mangles tokens would make every request fail). Never allocates beyond the
+ * call; BRW_ENOMEM when out of memory. */
+int brw_jwt_times(const char *token, brw_jwt_times_t *out);
+
+/* Why a login or refresh answered 200 yields no usable bearer. The names
+ * (brw_bearer_status_name) are the `reason` label values of
+ * api_auth_failures_total. */
+typedef enum {
+  BRW_BEARER_OK = 0,
+  BRW_BEARER_NOT_JSON,    /* the body is not a JSON object */
+  BRW_BEARER_MISSING,     /* no "bearer" (nor "token", "access_token") */
+  BRW_BEARER_NOT_STRING,  /* null, a number, an object, ... */
+  BRW_BEARER_EMPTY,       /* "" */
+  BRW_BEARER_BAD_CHAR,    /* whitespace, a control or a non-ASCII byte: it
+                             cannot go into an Authorization header */
+  BRW_BEARER_TOO_LONG,    /* over BRW_BEARER_MAX bytes */
+  BRW_BEARER_BAD_JWT,     /* shaped like a JWT, but exp cannot be read */
+  BRW_BEARER_EXPIRED,     /* exp is not in the future */
+  BRW_BEARER_EXPIRES_SOON /* exp is less than min_life_ms away */
+} brw_bearer_status_t;
+
+#define BRW_BEARER_MAX 16384
+
+/* The outcome of reading a login or refresh answer. */
+typedef struct {
+  brw_bearer_status_t status;
+  char *token;       /* malloc'ed when status is OK, else NULL; the caller
+                        owns it (brw_bearer_clear wipes and frees it) */
+  const char *field; /* static: the key the token was found under, or NULL */
+  const char *type;  /* NOT_STRING: static JSON type name ("null", ...) */
+  size_t len;        /* the token's length in bytes (0 when none) */
+  size_t bad_at;     /* BAD_CHAR: offset of the first unusable byte */
+  unsigned char bad_byte; /* BAD_CHAR: that byte (never a secret: it is one
+                             byte that no issued token may contain) */
+  brw_jwt_times_t jwt;    /* when a token string was read */
+} brw_bearer_t;
+
+/* Reads a login or refresh answer and decides whether its bearer can be
+ * used at now_ms (wall clock, epoch ms): structure (brw_bearer_parse's
+ * rules), then the JWT's exp, which must be at least min_life_ms ahead.
+ * Fills *out; returns 0 when the bearer is usable (out->token set), else
+ * BRW_EPARSE with out->status saying why (or BRW_ENOMEM). The token is never
+ * copied anywhere else. Pure: the caller passes the clock. */
+int brw_bearer_read(const char *body, size_t len, int64_t now_ms,
+                    int64_t min_life_ms, brw_bearer_t *out);
+/* Wipes and frees out->token (if any) and zeroes *out. */
+void brw_bearer_clear(brw_bearer_t *b);
+/* The stable name of a status ("ok", "expired", "bad_jwt", ...), static. */
+const char *brw_bearer_status_name(brw_bearer_status_t st);
+/* One line saying why the bearer is unusable, for the log and the fetches'
+ * error message ("JWT exp 2025-03-01T10:00:00Z is 278 days in the past;
+ * ..."). Never contains the token. Writes at most len - 1 bytes; returns
+ * buf. */
+char *brw_bearer_describe(const brw_bearer_t *b, int64_t now_ms, char *buf,
+                          size_t len);
 
 #endif

@@ -76,6 +76,7 @@ typedef enum {
   BRW_M_RECORDS_REFUSED,         /* counter {kind}: report, progress, dlq */
   BRW_M_DLQ_TRUNCATED,           /* counter */
   BRW_M_DLQ_DROPPED,             /* counter */
+  BRW_M_API_AUTH_FAILURES,       /* counter {reason} (src/api.c) */
   BRW_M__COUNT
 } brw_metric_id_t;
 

@@ -250,6 +250,27 @@ char *sim_token_issue(uint64_t key, const char *sub, int64_t now_ms,
  * sub (truncated to len - 1). */
 int sim_token_verify(uint64_t key, const char *token, int64_t now_ms, char *sub,
                      size_t len);
+/* What a login or refresh answers 200 with (--bearer-mode): a good bearer,
+ * or one of the unusable kinds a misbehaving gateway or issuer produces, so
+ * that clients can be tested against them. */
+typedef enum {
+  SIM_BEARER_NORMAL = 0,
+  SIM_BEARER_EXPIRED,    /* signed, exp one hour in the past */
+  SIM_BEARER_GARBAGE,    /* three segments, the payload is not JSON */
+  SIM_BEARER_WHITESPACE, /* a good bearer followed by "\r\n" */
+  SIM_BEARER_MISSING,    /* {"token_type":"Bearer"}: no bearer field */
+  SIM_BEARER_NULL,       /* {"bearer":null} */
+  SIM_BEARER_EMPTY,      /* {"bearer":""} */
+  SIM_BEARER__COUNT
+} sim_bearer_mode_t;
+
+/* Parses a mode name; returns 0 or -1. */
+int sim_bearer_mode_parse(const char *s, sim_bearer_mode_t *out);
+/* The mode's name (static). */
+const char *sim_bearer_mode_name(sim_bearer_mode_t m);
+/* "normal, expired, ..." (static). */
+const char *sim_bearer_mode_names(void);
+
 /* The account name of an API key: "acct_" and 8 hex digits of its hash, so
  * that the key itself never appears anywhere. buf >= 16. */
 void sim_account_of_key(const char *api_key, char *buf, size_t len);
@@ -263,6 +284,7 @@ typedef struct {
   int64_t slow_ms;
   int64_t not_found_grace_ms;
   int64_t token_ttl_ms; /* not a fault, but tests change it at run time */
+  sim_bearer_mode_t bearer_mode; /* what logins and refreshes answer */
 } sim_faults_t;
 
 typedef struct {

@@ -93,6 +93,27 @@ int sim_token_verify(uint64_t key, const char *token, int64_t now_ms, char *sub,
   return rc;
 }
 
+static const char *const bearer_modes[SIM_BEARER__COUNT] = {
+    "normal", "expired", "garbage", "whitespace", "missing", "null", "empty"};
+
+int sim_bearer_mode_parse(const char *s, sim_bearer_mode_t *out) {
+  for (int i = 0; s && i < SIM_BEARER__COUNT; i++) {
+    if (!strcmp(s, bearer_modes[i])) {
+      *out = (sim_bearer_mode_t)i;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+const char *sim_bearer_mode_name(sim_bearer_mode_t m) {
+  return (unsigned)m < SIM_BEARER__COUNT ? bearer_modes[m] : "normal";
+}
+
+const char *sim_bearer_mode_names(void) {
+  return "normal, expired, garbage, whitespace, missing, null, empty";
+}
+
 void sim_account_of_key(const char *api_key, char *buf, size_t len) {
   uint64_t h = 0xCBF29CE484222325ull;
   for (const char *p = api_key; *p; p++)

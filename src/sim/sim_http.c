@@ -190,13 +190,14 @@ static const char *bearer_of(struct MHD_Connection *conn) {
 /* ---- faults -------------------------------------------------------------- */
 
 json_t *sim_faults_json(const sim_faults_t *f) {
-  return json_pack("{s:f s:f s:I s:f s:I s:f s:f s:f s:I s:I}", "fail_5xx",
-                   f->fail_5xx, "fail_429", f->fail_429, "retry_after",
-                   (json_int_t)f->retry_after_s, "slow", f->slow, "slow_ms",
-                   (json_int_t)f->slow_ms, "malformed", f->malformed,
-                   "truncated", f->truncated, "html", f->html,
+  return json_pack("{s:f s:f s:I s:f s:I s:f s:f s:f s:I s:I s:s}",
+                   "fail_5xx", f->fail_5xx, "fail_429", f->fail_429,
+                   "retry_after", (json_int_t)f->retry_after_s, "slow",
+                   f->slow, "slow_ms", (json_int_t)f->slow_ms, "malformed",
+                   f->malformed, "truncated", f->truncated, "html", f->html,
                    "not_found_grace_ms", (json_int_t)f->not_found_grace_ms,
-                   "token_ttl_ms", (json_int_t)f->token_ttl_ms);
+                   "token_ttl_ms", (json_int_t)f->token_ttl_ms, "bearer_mode",
+                   sim_bearer_mode_name(f->bearer_mode));
 }
 
 /* Reads a non-negative integer, or a duration text when `dur_unit_ms` is
@@ -254,6 +255,8 @@ int sim_faults_from_json(const json_t *obj, sim_faults_t *f, char *err,
       rc = get_ms(v, 1000, 1, &nf.token_ttl_ms);
     else if (!strcmp(key, "token_ttl_ms"))
       rc = get_ms(v, 1, 0, &nf.token_ttl_ms);
+    else if (!strcmp(key, "bearer_mode"))
+      rc = sim_bearer_mode_parse(json_string_value(v), &nf.bearer_mode);
     else {
       snprintf(err, errlen, "unknown key \"%.64s\"", key);
       return -1;
@@ -409,15 +412,53 @@ static void issue(sim_server_t *srv, reply_t *r, const char *sub,
                   int64_t now_ms) {
   uint64_t jti;
   int64_t ttl;
+  sim_bearer_mode_t mode;
   char *tok;
   pthread_mutex_lock(&srv->mu);
   jti = ++srv->jti;
   ttl = srv->faults.token_ttl_ms;
+  mode = srv->faults.bearer_mode;
   pthread_mutex_unlock(&srv->mu);
-  tok = sim_token_issue(srv->token_key, sub, now_ms, ttl, jti);
+  switch (mode) {
+  case SIM_BEARER_MISSING:
+    reply_json(r, 200, json_pack("{s:s}", "token_type", "Bearer"));
+    return;
+  case SIM_BEARER_NULL:
+    reply_json(r, 200, json_pack("{s:n}", "bearer"));
+    return;
+  case SIM_BEARER_EMPTY:
+    reply_json(r, 200, json_pack("{s:s}", "bearer", ""));
+    return;
+  case SIM_BEARER_GARBAGE:
+    /* {"alg":"HS256","typ":"JWT"} . "not a JSON payload" . "sig" */
+    reply_json(r, 200,
+               json_pack("{s:s}", "bearer",
+                         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+                         "bm90IGEgSlNPTiBwYXlsb2Fk.c2ln"));
+    return;
+  case SIM_BEARER_EXPIRED:
+    /* Signed and well-formed, but it expired an hour ago: what a client
+     * with a clock far ahead, or a gateway serving a stale token, sees. */
+    tok = sim_token_issue(srv->token_key, sub, now_ms - ttl - 3600 * 1000,
+                          ttl, jti);
+    break;
+  default:
+    tok = sim_token_issue(srv->token_key, sub, now_ms, ttl, jti);
+  }
   if (!tok) {
     reply_message(r, 500, "Server Error");
     return;
+  }
+  if (mode == SIM_BEARER_WHITESPACE) {
+    size_t n = strlen(tok);
+    char *t2 = realloc(tok, n + 3);
+    if (!t2) {
+      free(tok);
+      reply_message(r, 500, "Server Error");
+      return;
+    }
+    tok = t2;
+    memcpy(tok + n, "\r\n", 3);
   }
   reply_json(r, 200, json_pack("{s:s}", "bearer", tok));
   free(tok);

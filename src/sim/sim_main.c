@@ -46,6 +46,9 @@ static void usage(FILE *f) {
       "                          key starting with live_ or test_)\n"
       "  --reject-key KEY        a key that always gets 401 (repeatable)\n"
       "  --token-ttl DURATION    bearer lifetime, real time (default 1h)\n"
+      "  --bearer-mode M         what logins and refreshes answer 200 with:\n"
+      "                          normal (default), expired, garbage,\n"
+      "                          whitespace, missing, null or empty\n"
       "  --timezone ZONE         zone of zone-less timestamps: UTC or +HH:MM\n"
       "                          (default UTC)\n"
       "  --variant V             canonical, mixed (default) or a comma-"
@@ -103,6 +106,7 @@ int main(int argc, char **argv) {
     O_API_KEY,
     O_REJECT_KEY,
     O_TOKEN_TTL,
+    O_BEARER_MODE,
     O_TIMEZONE,
     O_VARIANT,
     O_FAIL_5XX,
@@ -129,6 +133,7 @@ int main(int argc, char **argv) {
       {"api-key", required_argument, NULL, O_API_KEY},
       {"reject-key", required_argument, NULL, O_REJECT_KEY},
       {"token-ttl", required_argument, NULL, O_TOKEN_TTL},
+      {"bearer-mode", required_argument, NULL, O_BEARER_MODE},
       {"timezone", required_argument, NULL, O_TIMEZONE},
       {"variant", required_argument, NULL, O_VARIANT},
       {"fail-5xx", required_argument, NULL, O_FAIL_5XX},
@@ -212,6 +217,10 @@ int main(int argc, char **argv) {
     case O_TOKEN_TTL:
       if (sim_duration_parse(optarg, &conf.faults.token_ttl_ms))
         return bad("token-ttl", optarg);
+      break;
+    case O_BEARER_MODE:
+      if (sim_bearer_mode_parse(optarg, &conf.faults.bearer_mode))
+        return bad("bearer-mode", optarg);
       break;
     case O_TIMEZONE:
       if (sim_tz_parse(optarg, &conf.tz_offset_s))

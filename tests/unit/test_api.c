@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "brw/api.h"
@@ -57,13 +59,30 @@ enum {
 
 #define MAX_TOKENS 16
 
+/* What a login answered 200 carries (by attempt; 0: a good bearer). The
+ * unusable ones are never recorded as issued, so a request that carries one
+ * counts in bad_auth. */
+enum {
+  BM_OK = 0,
+  BM_EXPIRED,  /* a JWT whose exp is 300 days past (iat 301 days) */
+  BM_TTL0,     /* exp == iat == now: --token-ttl 0 */
+  BM_GARBAGE,  /* three segments, the payload is not JSON */
+  BM_SPACE,    /* a good JWT with a space in its signature */
+  BM_NEWLINE,  /* a good JWT followed by "\r\n" */
+  BM_EMPTY,    /* "bearer": "" */
+  BM_NUMBER,   /* "bearer": 42 */
+  BM_MISSING   /* {"token_type": "Bearer"} */
+};
+
 typedef struct {
   /* Login: statuses by attempt (0 means 200); a 200 issues a bearer. */
   int login_status[8];
+  int login_mode[8]; /* BM_*, by attempt */
   unsigned login_delay_ms;
   int64_t first_ttl_s; /* lifetime of the first bearer; 0: one hour */
   /* Refresh: statuses by attempt (0 means 200). */
   int refresh_status[8];
+  int refresh_mode[8]; /* BM_*, by attempt */
   /* Detail: statuses by request number (0: answer by id), for 401 cases. */
   int detail_status[8];
   /* What the server saw. */
@@ -85,6 +104,85 @@ static int issued(const char *authorization) {
     if (!strcmp(authorization + 7, S.tokens[i]))
       return 1;
   return 0;
+}
+
+/* base64url without padding of a NUL-terminated text into out (4 * n / 3 + 4
+ * bytes). */
+static void b64url(const char *in, char *out) {
+  static const char abc[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t n = strlen(in), k = 0, i = 0;
+  const unsigned char *u = (const unsigned char *)in;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = (uint32_t)u[i] << 16 | (uint32_t)u[i + 1] << 8 | u[i + 2];
+    out[k++] = abc[v >> 18 & 63];
+    out[k++] = abc[v >> 12 & 63];
+    out[k++] = abc[v >> 6 & 63];
+    out[k++] = abc[v & 63];
+  }
+  if (n - i >= 1) {
+    uint32_t v = (uint32_t)u[i] << 16;
+    if (n - i == 2)
+      v |= (uint32_t)u[i + 1] << 8;
+    out[k++] = abc[v >> 18 & 63];
+    out[k++] = abc[v >> 12 & 63];
+    if (n - i == 2)
+      out[k++] = abc[v >> 6 & 63];
+  }
+  out[k] = '\0';
+}
+
+/* The unusable tokens the server hands out, kept so that a case can check
+ * they never reach a log line. */
+static char bad_tokens[4][512];
+static unsigned nbad;
+
+/* A login answered 200 with an unusable bearer of `mode`. */
+static void issue_bad(testsrv_resp_t *resp, int mode) {
+  char payload[128], enc[256], tok[512];
+  int64_t now_s = brw_now_ms() / 1000;
+  switch (mode) {
+  case BM_EXPIRED:
+  case BM_TTL0: {
+    int64_t exp = mode == BM_EXPIRED ? now_s - 300 * 86400 : now_s;
+    int64_t iat = mode == BM_EXPIRED ? exp - 86400 : now_s;
+    snprintf(payload, sizeof(payload),
+             "{\"sub\":\"bad\",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}",
+             iat, exp);
+    b64url(payload, enc);
+    snprintf(tok, sizeof(tok), "eyJhbGciOiJIUzI1NiJ9.%s.c2lnbmF0dXJlX2JhZA",
+             enc);
+    break;
+  }
+  case BM_GARBAGE:
+    b64url("not json at all", enc);
+    snprintf(tok, sizeof(tok), "eyJhbGciOiJIUzI1NiJ9.%s.c2lnbmF0dXJlX2JhZA",
+             enc);
+    break;
+  case BM_SPACE:
+  case BM_NEWLINE: {
+    char good[400];
+    testsrv_make_jwt(good, sizeof(good), now_s + 3600, "spaced");
+    size_t n = strlen(good);
+    if (mode == BM_SPACE)
+      snprintf(tok, sizeof(tok), "%.*s %s", (int)(n - 5), good, good + n - 5);
+    else
+      snprintf(tok, sizeof(tok), "%s\\r\\n", good); /* JSON escapes */
+    break;
+  }
+  case BM_EMPTY:
+    testsrv_resp_bodyf(resp, "{\"bearer\":\"\"}");
+    return;
+  case BM_NUMBER:
+    testsrv_resp_bodyf(resp, "{\"bearer\":42}");
+    return;
+  default:
+    testsrv_resp_bodyf(resp, "{\"token_type\":\"Bearer\"}");
+    return;
+  }
+  if (nbad < 4)
+    snprintf(bad_tokens[nbad++], sizeof(bad_tokens[0]), "%.40s", tok);
+  testsrv_resp_bodyf(resp, "{\"bearer\":\"%s\"}", tok);
 }
 
 static void issue_bearer(testsrv_resp_t *resp) {
@@ -182,7 +280,9 @@ static void bsg_handler(const testsrv_req_t *req, testsrv_resp_t *resp,
       snprintf(S.login_bodies[n], sizeof(S.login_bodies[n]), "%s", req->body);
     resp->delay_ms = S.login_delay_ms;
     resp->status = scripted(S.login_status, n);
-    if (resp->status == 200)
+    if (resp->status == 200 && n < 8 && S.login_mode[n])
+      issue_bad(resp, S.login_mode[n]);
+    else if (resp->status == 200)
       issue_bearer(resp);
     else
       testsrv_resp_bodyf(resp, "{\"message\":\"invalid api key\"}");
@@ -192,7 +292,9 @@ static void bsg_handler(const testsrv_req_t *req, testsrv_resp_t *resp,
     if (!issued(req->authorization))
       S.bad_auth++;
     resp->status = scripted(S.refresh_status, n);
-    if (resp->status == 200)
+    if (resp->status == 200 && n < 8 && S.refresh_mode[n])
+      issue_bad(resp, S.refresh_mode[n]);
+    else if (resp->status == 200)
       issue_bearer(resp);
     else
       testsrv_resp_bodyf(resp, "{\"message\":\"refresh failed\"}");
@@ -226,6 +328,9 @@ typedef struct {
   brw_api_t *api;
   int api_closed, http_closed;
   int loop_open; /* set up by fx_open, not yet shut down */
+  uv_poll_t poll; /* a case's socket watcher, closed by fx_shutdown */
+  int poll_open;
+  int sv[2];
 } fx_t;
 
 typedef struct {
@@ -283,6 +388,8 @@ static void fx_open(fx_t *fx, const fx_opts_t *o) {
     o = &none;
   memset(fx, 0, sizeof(*fx));
   memset(&S, 0, sizeof(S));
+  memset(bad_tokens, 0, sizeof(bad_tokens));
+  nbad = 0;
   assert_int_equal(uv_loop_init(&fx->loop), 0);
   assert_int_equal(uv_timer_init(&fx->loop, &fx->tick), 0);
   brw_config_init(&fx->cfg);
@@ -328,11 +435,20 @@ static int fx_shutdown(fx_t *fx) {
     fx->http = NULL;
   }
   uv_close((uv_handle_t *)&fx->tick, NULL);
+  if (fx->poll_open) {
+    uv_close((uv_handle_t *)&fx->poll, NULL);
+    fx->poll_open = 0;
+  }
   if (uv_run(&fx->loop, UV_RUN_DEFAULT) != 0 || fx->api_closed != 1 ||
       fx->http_closed != 1)
     rc = -1;
   if (uv_loop_close(&fx->loop) != 0)
     rc = -1;
+  if (fx->sv[0] > 0) {
+    close(fx->sv[0]);
+    close(fx->sv[1]);
+    fx->sv[0] = fx->sv[1] = 0;
+  }
   testsrv_stop(fx->srv);
   fx->srv = NULL;
   brw_config_free(&fx->cfg);
@@ -784,6 +900,417 @@ static void test_bearer_expires_while_queued(void **state) {
   fx_close(fx);
 }
 
+/* ---- unusable bearers: every queue has a wake-up ---- */
+
+/* Captures what the log writes (stderr) between begin and end, at INFO. */
+typedef struct {
+  FILE *f;
+  int saved;
+} capture_t;
+
+static void capture_begin(capture_t *c) {
+  fflush(stderr);
+  c->f = tmpfile();
+  assert_non_null(c->f);
+  c->saved = dup(2);
+  assert_true(c->saved >= 0);
+  assert_true(dup2(fileno(c->f), 2) >= 0);
+  brw_log_setup(BRW_LOG_INFO, BRW_LOG_JSON, "test_api");
+}
+
+/* Returns the captured text (caller frees) and restores stderr. */
+static char *capture_end(capture_t *c) {
+  fflush(stderr);
+  dup2(c->saved, 2);
+  close(c->saved);
+  brw_log_setup(getenv("BRW_TEST_LOG") ? BRW_LOG_DEBUG : BRW_LOG_OFF,
+                BRW_LOG_TEXT, "test_api");
+  long n = ftell(c->f);
+  char *text = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+  assert_non_null(text);
+  rewind(c->f);
+  if (n > 0)
+    assert_int_equal(fread(text, 1, (size_t)n, c->f), (size_t)n);
+  fclose(c->f);
+  if (getenv("BRW_TEST_LOG"))
+    fputs(text, stderr);
+  return text;
+}
+
+/* No unusable token the server handed out appears in `text`, redacted or
+ * not (the redactor would hide a leak: nothing may even try). */
+static void assert_no_token(const char *text) {
+  for (unsigned i = 0; i < nbad; i++)
+    assert_null(strstr(text, bad_tokens[i]));
+  assert_null(strstr(text, "eyJhbGci"));
+  assert_null(strstr(text, "REDACTED"));
+  assert_null(strstr(text, KEY1));
+}
+
+static int pred_usable(fx_t *fx, const void *arg) {
+  return brw_api_account_usable(fx->api, 0, NULL) == *(const int *)arg;
+}
+
+static int logins(fx_t *fx) {
+  return (int)testsrv_count(fx->srv, "POST", "/api/auth/login");
+}
+
+/* The arrival (us) of the i-th login (from 0). */
+static int64_t login_at(fx_t *fx, size_t i) {
+  size_t n = testsrv_log_len(fx->srv), k = 0;
+  for (size_t j = 0; j < n; j++) {
+    testsrv_entry_t e;
+    assert_int_equal(testsrv_log_get(fx->srv, j, &e), 0);
+    if (!strcmp(e.path, "/api/auth/login") && k++ == i)
+      return e.arrival_us;
+  }
+  fail_msg("no login %zu", i);
+  return 0;
+}
+
+/* One login answers 200 with a bearer of `mode`; the next one a good
+ * bearer. The fetch that waited fails at once with the reason (class
+ * "auth"), the account is not usable, no request carries the bad bearer, the
+ * next login comes by itself after retry.min (no fetch asks for it), and
+ * then everything works. Returns the captured log (caller frees). */
+static char *unusable_login_case(fx_t *fx, int mode, const char *want_msg,
+                                 const char *want_reason) {
+  fres_t r;
+  capture_t cap;
+  fx_opts_t o;
+  memset(&o, 0, sizeof(o));
+  o.retry_min = "300ms";
+  fx_open(fx, &o);
+  S.login_mode[0] = mode;
+  capture_begin(&cap);
+  fetch(fx, 0, ID_OK, &r);
+  int ok = run_until(fx, pred_called, &r, 2000);
+  char *log = capture_end(&cap);
+  assert_true(ok); /* before: the fetch waited for ever, silently */
+  assert_retry(&r, "auth", 200);
+  assert_non_null(strstr(r.message, "login: HTTP 200 but the answer has no "
+                                    "usable bearer: "));
+  assert_non_null(strstr(r.message, want_msg));
+  assert_non_null(strstr(log, want_msg));
+  assert_no_token(r.message);
+  const char *why = NULL;
+  assert_int_equal(brw_api_account_usable(fx->api, 0, &why), 0);
+  assert_non_null(why);
+  assert_non_null(strstr(why, want_reason));
+  assert_int_equal(logins(fx), 1);
+  /* The next login is due after retry.min, and comes with no fetch. */
+  int usable = 1;
+  assert_true(run_until(fx, pred_usable, &usable, WAIT_MS));
+  assert_int_equal(logins(fx), 2);
+  assert_true(login_at(fx, 1) - login_at(fx, 0) >= 250000);
+  assert_null(brw_api_account_usable(fx->api, 0, &why) ? why : "unusable");
+  fetch_wait(fx, ID_OK, &r);
+  assert_int_equal(r.status, BRW_FETCH_OK);
+  testsrv_lock(fx->srv);
+  assert_int_equal(S.bad_auth, 0); /* the bad bearer was never sent */
+  testsrv_unlock(fx->srv);
+  brw_api_stats_t st;
+  brw_api_get_stats(fx->api, &st);
+  assert_int_equal(st.login_failures, 1);
+  assert_int_equal(st.logins, 2);
+  return log;
+}
+
+/* The issue's reproduction: a login whose JWT exp is long past (BSG's own
+ * example token; a skewed clock). The log says how far in the past and why
+ * that may be, never the token. */
+static void test_login_expired_bearer(void **state) {
+  fx_t *fx = *state;
+  char *log = unusable_login_case(fx, BM_EXPIRED, "days in the past",
+                                  "exp has passed");
+  assert_non_null(strstr(log, "is 300 days in the past"));
+  assert_non_null(strstr(log, "issued (iat)"));
+  assert_non_null(strstr(log, "\"reason\":\"expired\""));
+  assert_non_null(strstr(log, "\"account\":\"default\""));
+  assert_no_token(log);
+  free(log);
+  fx_close(fx);
+}
+
+/* bsg-api-sim --token-ttl 0: exp == iat == now. */
+static void test_login_ttl0_bearer(void **state) {
+  fx_t *fx = *state;
+  char *log = unusable_login_case(fx, BM_TTL0, "in the past", "exp has");
+  assert_non_null(strstr(log, "too short a lifetime"));
+  assert_no_token(log);
+  free(log);
+  fx_close(fx);
+}
+
+static void test_login_garbage_bearer(void **state) {
+  fx_t *fx = *state;
+  char *log = unusable_login_case(fx, BM_GARBAGE, "shaped like a JWT",
+                                  "malformed JWT");
+  assert_non_null(strstr(log, "\"reason\":\"bad_jwt\""));
+  assert_no_token(log);
+  free(log);
+  fx_close(fx);
+}
+
+static void test_login_whitespace_bearer(void **state) {
+  fx_t *fx = *state;
+  char *log = unusable_login_case(fx, BM_SPACE, "holds whitespace (0x20",
+                                  "cannot go into an HTTP header");
+  assert_no_token(log);
+  free(log);
+  fx_close(fx);
+  log = unusable_login_case(fx, BM_NEWLINE, "holds whitespace (0x0d",
+                            "cannot go into an HTTP header");
+  assert_no_token(log);
+  free(log);
+  fx_close(fx);
+}
+
+/* A 200 without a string bearer: empty, a number, no field. */
+static void test_login_missing_bearer(void **state) {
+  fx_t *fx = *state;
+  char *log = unusable_login_case(fx, BM_EMPTY, "is an empty string",
+                                  "without a usable bearer");
+  free(log);
+  fx_close(fx);
+  log = unusable_login_case(fx, BM_NUMBER, "is number, not a string",
+                            "without a usable bearer");
+  free(log);
+  fx_close(fx);
+  log = unusable_login_case(fx, BM_MISSING, "field",
+                            "without a usable bearer");
+  free(log);
+  fx_close(fx);
+}
+
+/* A refresh answered 200 with an unusable bearer is a failed refresh: the
+ * client falls back to a login, keeps using the current bearer meanwhile,
+ * and never sends the bad one; the account stays usable. */
+static void test_refresh_unusable_bearer(void **state) {
+  fx_t *fx = *state;
+  fres_t r;
+  fx_open(fx, NULL);
+  S.first_ttl_s = 3;
+  S.refresh_mode[0] = BM_EXPIRED;
+  fetch_wait(fx, ID_OK, &r);
+  wait_past_renewal(fx);
+  fetch_wait(fx, ID_OK, &r);
+  assert_int_equal(r.status, BRW_FETCH_OK); /* the current bearer */
+  seen_t two = {"/api/auth/login", 2};
+  assert_true(run_until(fx, pred_seen_idle, &two, WAIT_MS));
+  assert_int_equal(testsrv_count(fx->srv, NULL, "/api/auth/refresh"), 1);
+  assert_int_equal(brw_api_account_usable(fx->api, 0, NULL), 1);
+  fetch_wait(fx, ID_OK, &r);
+  assert_int_equal(r.status, BRW_FETCH_OK);
+  char want[600], got[600];
+  bearer_header(fx, 1, want, sizeof(want)); /* the fallback login's */
+  auth_of(fx, detail_path(ID_OK), 2, got, sizeof(got));
+  assert_string_equal(got, want);
+  testsrv_lock(fx->srv);
+  assert_int_equal(S.bad_auth, 0);
+  testsrv_unlock(fx->srv);
+  brw_api_stats_t st;
+  brw_api_get_stats(fx->api, &st);
+  assert_int_equal(st.refresh_failures, 1);
+  assert_int_equal(st.login_failures, 0);
+  fx_close(fx);
+}
+
+/* A fetch callback that fetches again while the result is a retry, as the
+ * app's campaigns do (after their own backoff; here at once). */
+typedef struct {
+  fx_t *fx;
+  uint64_t id;
+  int attempts;
+  fres_t last;
+} refetch_t;
+
+static void on_refetch(brw_fetch_result_t *res, void *arg) {
+  refetch_t *rf = arg;
+  rf->attempts++;
+  on_fetch(res, &rf->last);
+  if (res->status == BRW_FETCH_RETRY)
+    assert_non_null(
+        brw_api_fetch(rf->fx->api, 0, rf->id, NULL, on_refetch, rf));
+}
+
+static int pred_refetched(fx_t *fx, const void *arg) {
+  const refetch_t *rf = arg;
+  for (size_t i = 0; i < 8; i++)
+    if (rf[i].last.status != BRW_FETCH_OK || rf[i].last.calls == 0)
+      return 0;
+  return 1;
+}
+
+/* Logins fail in every way in a row (expired, garbage, 503, a timeout-free
+ * transport answer), then recover: the account backs off between attempts
+ * (retry.min doubling), fetches queued meanwhile wait instead of each
+ * sending a login, readiness is false throughout and true after, and every
+ * fetch then completes. */
+static void test_login_recovers_after_failures(void **state) {
+  fx_t *fx = *state;
+  fx_opts_t o;
+  memset(&o, 0, sizeof(o));
+  o.retry_min = "100ms";
+  fx_open(fx, &o);
+  S.login_mode[0] = BM_EXPIRED;
+  S.login_mode[1] = BM_GARBAGE;
+  S.login_status[2] = 503;
+  S.login_status[3] = 500;
+  refetch_t rf[8];
+  memset(rf, 0, sizeof(rf));
+  for (int i = 0; i < 8; i++) {
+    rf[i].fx = fx;
+    rf[i].id = 5000 + (uint64_t)i;
+    assert_non_null(
+        brw_api_fetch(fx->api, 0, rf[i].id, NULL, on_refetch, &rf[i]));
+  }
+  int unusable = 0;
+  assert_true(run_until(fx, pred_usable, &unusable, 2000));
+  assert_true(run_until(fx, pred_refetched, rf, 3 * WAIT_MS));
+  assert_int_equal(logins(fx), 5);
+  /* Backoff 100, 200, 400, 800 ms (jitter 0) between the logins. */
+  for (size_t i = 1; i < 5; i++) {
+    int64_t gap = login_at(fx, i) - login_at(fx, i - 1);
+    assert_true(gap >= (int64_t)(100000u << (i - 1)) - 50000);
+  }
+  /* Each fetch failed once per failed login at most (no login storm). */
+  for (int i = 0; i < 8; i++) {
+    assert_true(rf[i].attempts >= 2 && rf[i].attempts <= 5);
+    assert_int_equal(rf[i].last.detail_id, 5000 + (uint64_t)i);
+  }
+  assert_int_equal(brw_api_account_usable(fx->api, 0, NULL), 1);
+  testsrv_lock(fx->srv);
+  assert_int_equal(S.bad_auth, 0);
+  testsrv_unlock(fx->srv);
+  brw_api_stats_t st;
+  brw_api_get_stats(fx->api, &st);
+  assert_int_equal(st.login_failures, 4);
+  fx_close(fx);
+}
+
+/* The bearer is due for renewal; refresh and login both fail until past its
+ * expiry. Logins go on at the backoff with no fetch asking (the expired
+ * bearer's fetches would otherwise strand), readiness turns false once the
+ * bearer expired and the second login failed, and true again when a login
+ * works; a fetch queued after the expiry then completes. */
+static void test_refresh_and_login_fail_across_expiry(void **state) {
+  fx_t *fx = *state;
+  fres_t r;
+  fx_open(fx, NULL);
+  S.first_ttl_s = 3;
+  for (int i = 0; i < 8; i++)
+    S.refresh_status[i] = 500;
+  for (int i = 1; i < 8; i++)
+    S.login_status[i] = 503;
+  fetch_wait(fx, ID_OK, &r);
+  assert_int_equal(r.status, BRW_FETCH_OK);
+  wait_past_renewal(fx);
+  fetch_wait(fx, ID_OK, &r); /* the old bearer still works */
+  assert_int_equal(r.status, BRW_FETCH_OK);
+  testsrv_lock(fx->srv);
+  int64_t exp_ms = S.token_exp_s[0] * 1000;
+  testsrv_unlock(fx->srv);
+  /* Nothing is fetched from now on: the account must get there alone. */
+  int unusable = 0;
+  assert_true(run_until(fx, pred_usable, &unusable, 3 * WAIT_MS));
+  assert_true(brw_now_ms() >= exp_ms); /* usable while the bearer lived */
+  const char *why = NULL;
+  brw_api_account_usable(fx->api, 0, &why);
+  assert_non_null(why);
+  assert_non_null(strstr(why, "error"));
+  int before = logins(fx);
+  assert_true(before >= 3);
+  testsrv_lock(fx->srv);
+  for (int i = 0; i < 8; i++)
+    S.login_status[i] = 0;
+  testsrv_unlock(fx->srv);
+  int usable = 1;
+  assert_true(run_until(fx, pred_usable, &usable, 3 * WAIT_MS));
+  assert_int_equal(logins(fx), before + 1);
+  fetch_wait(fx, ID_OK, &r);
+  assert_int_equal(r.status, BRW_FETCH_OK);
+  char want[600], got[600];
+  testsrv_lock(fx->srv);
+  unsigned last = S.ntokens - 1;
+  testsrv_unlock(fx->srv);
+  bearer_header(fx, last, want, sizeof(want));
+  auth_of(fx, detail_path(ID_OK), 2, got, sizeof(got));
+  assert_string_equal(got, want);
+  fx_close(fx);
+}
+
+/* Loop fairness: with the API unreachable (connection refused, which curl
+ * learns at once on loopback) every detail request fails as soon as it
+ * starts, and each failure frees a slot for the next. That chain must not
+ * run the whole ready queue within one loop iteration: a socket that is
+ * readable from the start must be served after a bounded number of fetch
+ * results. Before, the chain went through 0 ms timers that libuv 1.44 runs
+ * again in the same timer phase. */
+typedef struct {
+  int results;
+  int results_at_io; /* -1 until the socket was served */
+} flood_t;
+
+static flood_t flood;
+
+static void on_flood_fetch(brw_fetch_result_t *res, void *arg) {
+  (void)res;
+  (void)arg;
+  flood.results++;
+}
+
+static void on_flood_io(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  if (flood.results_at_io < 0)
+    flood.results_at_io = flood.results;
+  uv_poll_stop(p);
+}
+
+static int pred_flood_done(fx_t *fx, const void *arg) {
+  return flood.results >= *(const int *)arg;
+}
+
+static void test_pump_yields_to_io(void **state) {
+  fx_t *fx = *state;
+  fres_t r;
+  fx_opts_t o;
+  memset(&o, 0, sizeof(o));
+  o.rate_limit = "100000";
+  fx_open(fx, &o);
+  fetch_wait(fx, ID_OK, &r); /* a bearer in hand */
+  assert_int_equal(r.status, BRW_FETCH_OK);
+  /* A scheme curl refuses as the transfer starts, inside its timer
+   * callback: each request fails at once. (The configuration would refuse
+   * it: it is set behind its back; the client reads api.url per request.) */
+  char *url = strdup("brw-unsupported://127.0.0.1");
+  assert_non_null(url);
+  free(fx->cfg.api_url);
+  fx->cfg.api_url = url;
+
+  enum { N = 3000 };
+  memset(&flood, 0, sizeof(flood));
+  flood.results_at_io = -1;
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fx->sv), 0);
+  assert_int_equal(write(fx->sv[1], "x", 1), 1);
+  assert_int_equal(uv_poll_init(&fx->loop, &fx->poll, fx->sv[0]), 0);
+  fx->poll_open = 1;
+  for (int i = 0; i < N; i++)
+    assert_non_null(brw_api_fetch(fx->api, 0, 10000 + (uint64_t)i, NULL,
+                                  on_flood_fetch, NULL));
+  assert_int_equal(uv_poll_start(&fx->poll, UV_READABLE, on_flood_io), 0);
+  int n = N;
+  assert_true(run_until(fx, pred_flood_done, &n, 3 * WAIT_MS));
+  print_message("socket served after %d of %d fetch results\n",
+                flood.results_at_io, N);
+  assert_true(flood.results_at_io >= 0);
+  /* At most a pump's batch, or the capacity, ahead of the socket (it was
+   * 3000 of 3000 before). */
+  assert_true(flood.results_at_io <= 64);
+  fx_close(fx);
+}
+
 /* ---- detail answers ---- */
 
 static void test_not_found(void **state) {
@@ -1087,6 +1614,15 @@ int main(void) {
       FX_TEST(test_refresh_before_exp),
       FX_TEST(test_refresh_fails_then_login),
       FX_TEST(test_bearer_expires_while_queued),
+      FX_TEST(test_login_expired_bearer),
+      FX_TEST(test_login_ttl0_bearer),
+      FX_TEST(test_login_garbage_bearer),
+      FX_TEST(test_login_whitespace_bearer),
+      FX_TEST(test_login_missing_bearer),
+      FX_TEST(test_login_recovers_after_failures),
+      FX_TEST(test_refresh_unusable_bearer),
+      FX_TEST(test_refresh_and_login_fail_across_expiry),
+      FX_TEST(test_pump_yields_to_io),
       FX_TEST(test_not_found),
       FX_TEST(test_429_retry_after),
       FX_TEST(test_5xx),

@@ -1014,6 +1014,145 @@ static void test_bearer_parse(void **state) {
   assert_null(brw_bearer_parse(NULL, 0));
 }
 
+/* brw_jwt_times: opaque tokens carry no times; a JWT must have a readable
+ * payload and, when present, a numeric exp; iat is read when usable. */
+static void test_jwt_times(void **state) {
+  (void)state;
+  char tok[512];
+  brw_jwt_times_t t;
+  make_jwt("{\"iat\":1700000000,\"exp\":1700003600}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_times(tok, &t), 0);
+  assert_true(t.is_jwt && t.has_exp && t.has_iat);
+  assert_true(t.exp_s == 1700003600 && t.iat_s == 1700000000);
+  make_jwt("{\"sub\":\"x\"}", 0, tok, sizeof(tok)); /* no exp: default */
+  assert_int_equal(brw_jwt_times(tok, &t), 0);
+  assert_true(t.is_jwt && !t.has_exp && !t.has_iat);
+  make_jwt("{\"exp\":1700003600,\"iat\":\"yesterday\"}", 0, tok, sizeof(tok));
+  assert_int_equal(brw_jwt_times(tok, &t), 0); /* a bad iat is left out */
+  assert_true(t.has_exp && !t.has_iat);
+  /* Opaque tokens (Sanctum-style, a JWE, one dot): no times, no error. */
+  const char *opaque[] = {"1|abcdef", "a.b", "a.b.c.d.e", "nodots"};
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(brw_jwt_times(opaque[i], &t), 0);
+    assert_false(t.is_jwt || t.has_exp);
+  }
+  /* Shaped like a JWT, but the lifetime cannot be read. */
+  const char *bad[] = {"{\"exp\":\"1700003600\"}", "{\"exp\":-5}",
+                       "{\"exp\":null}", "[1,2]", "not json"};
+  for (size_t i = 0; i < 5; i++) {
+    make_jwt(bad[i], 0, tok, sizeof(tok));
+    assert_int_equal(brw_jwt_times(tok, &t), BRW_EPARSE);
+    assert_true(t.is_jwt);
+  }
+  assert_int_equal(brw_jwt_times("hdr..sig", &t), BRW_EPARSE);
+  assert_int_equal(brw_jwt_times("hdr.!!!.sig", &t), BRW_EPARSE);
+  assert_int_equal(brw_jwt_times(NULL, &t), BRW_EPARSE);
+}
+
+/* brw_bearer_read: one status per way a 200 can be unusable, a line that
+ * says why and never holds the token, and the token when usable. */
+static void test_bearer_read(void **state) {
+  (void)state;
+  const int64_t now = INT64_C(1764000000000); /* 2025-11-24T16:00:00Z */
+  char tok[512], body[700], line[300];
+  brw_bearer_t b;
+
+  make_jwt("{\"iat\":1764000000,\"exp\":1764003600}", 0, tok, sizeof(tok));
+  snprintf(body, sizeof(body), "{\"bearer\":\"%s\"}", tok);
+  assert_int_equal(brw_bearer_read(body, strlen(body), now, 1000, &b), 0);
+  assert_int_equal(b.status, BRW_BEARER_OK);
+  assert_string_equal(b.token, tok);
+  assert_true(b.jwt.exp_s == 1764003600);
+  brw_bearer_clear(&b);
+  assert_null(b.token);
+
+  /* An opaque token is usable (no exp: the caller assumes a lifetime). */
+  assert_int_equal(brw_bearer_read("{\"token\":\"1|abc\"}", 17, now, 1000, &b),
+                   0);
+  assert_string_equal(b.token, "1|abc");
+  assert_string_equal(b.field, "token");
+  brw_bearer_clear(&b);
+
+  struct {
+    const char *payload; /* a JWT built around it, or NULL: body as is */
+    const char *body;
+    brw_bearer_status_t want;
+    const char *name;
+    const char *says;
+  } cases[] = {
+      {"{\"iat\":1738000000,\"exp\":1738003600}", NULL, BRW_BEARER_EXPIRED,
+       "expired",
+       "JWT exp 2025-01-27T18:46:40Z is 300 days in the past; issued (iat) "
+       "2025-01-27T17:46:40Z, 300 days ago by this host's clock: this host's "
+       "clock and the issuer's disagree, or the gateway serves a stale "
+       "token"},
+      {"{\"iat\":1764000000,\"exp\":1764000000}", NULL, BRW_BEARER_EXPIRED,
+       "expired", "the issuer grants too short a lifetime"},
+      {"{\"exp\":1763999000}", NULL, BRW_BEARER_EXPIRED, "expired",
+       "16 min in the past; no iat: check this host's clock"},
+      {"{\"exp\":1764000000.5}", NULL, BRW_BEARER_EXPIRED, "expired",
+       "is 0.0 s in the past"},
+      {"{\"exp\":1764000000}", "x", BRW_BEARER_EXPIRES_SOON, "expires_soon",
+       "is only 0.5 s away"},
+      {"{\"exp\":\"soon\"}", NULL, BRW_BEARER_BAD_JWT, "bad_jwt",
+       "shaped like a JWT"},
+      {NULL, "{\"bearer\":\"abc def\"}", BRW_BEARER_BAD_CHAR, "bad_char",
+       "holds whitespace (0x20 at byte 3 of 7)"},
+      {NULL, "{\"bearer\":\"abc\\u0001\"}", BRW_BEARER_BAD_CHAR, "bad_char",
+       "a control character (0x01"},
+      {NULL, "{\"bearer\":\"abc\\u00e9\"}", BRW_BEARER_BAD_CHAR, "bad_char",
+       "a non-ASCII byte (0xc3"},
+      {NULL, "{\"bearer\":\"\"}", BRW_BEARER_EMPTY, "empty", "empty string"},
+      {NULL, "{\"bearer\":null}", BRW_BEARER_NOT_STRING, "not_string",
+       "\"bearer\" is null, not a string"},
+      {NULL, "{\"data\":{\"token\":[1]}}", BRW_BEARER_NOT_STRING,
+       "not_string", "\"token\" is array, not a string"},
+      {NULL, "{\"message\":\"ok\"}", BRW_BEARER_MISSING, "missing",
+       "no \"bearer\" field"},
+      {NULL, "<html>502</html>", BRW_BEARER_NOT_JSON, "not_json",
+       "not a JSON object"},
+      {NULL, "", BRW_BEARER_NOT_JSON, "not_json", "not a JSON object"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    int64_t t = now;
+    if (cases[i].payload) {
+      make_jwt(cases[i].payload, 0, tok, sizeof(tok));
+      snprintf(body, sizeof(body), "{\"bearer\":\"%s\"}", tok);
+      if (cases[i].body)
+        t = now - 500; /* exp is 0.5 s ahead */
+    } else {
+      snprintf(body, sizeof(body), "%s", cases[i].body);
+      tok[0] = '\0';
+    }
+    int rc = brw_bearer_read(body, strlen(body), t, 1000, &b);
+    if (rc != BRW_EPARSE || b.status != cases[i].want)
+      fail_msg("case %zu: rc %d status %d", i, rc, (int)b.status);
+    assert_null(b.token);
+    assert_string_equal(brw_bearer_status_name(b.status), cases[i].name);
+    brw_bearer_describe(&b, t, line, sizeof(line));
+    if (!strstr(line, cases[i].says))
+      fail_msg("case %zu: \"%s\" lacks \"%s\"", i, line, cases[i].says);
+    if (tok[0])
+      assert_null(strstr(line, tok + 21)); /* never the payload */
+    brw_bearer_clear(&b);
+  }
+  /* Too long. */
+  size_t big = BRW_BEARER_MAX + 20;
+  char *huge = malloc(big + 20);
+  assert_non_null(huge);
+  memcpy(huge, "{\"bearer\":\"", 11);
+  memset(huge + 11, 'a', BRW_BEARER_MAX + 1);
+  memcpy(huge + 11 + BRW_BEARER_MAX + 1, "\"}", 3);
+  assert_int_equal(brw_bearer_read(huge, strlen(huge), now, 1000, &b),
+                   BRW_EPARSE);
+  assert_int_equal(b.status, BRW_BEARER_TOO_LONG);
+  brw_bearer_describe(&b, now, line, sizeof(line));
+  assert_non_null(strstr(line, "16385 bytes long"));
+  free(huge);
+  /* A tiny buffer is cut, never overrun. */
+  assert_string_equal(brw_bearer_describe(&b, now, line, 5), "\"bea");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_full_shape_and_order),
@@ -1041,6 +1180,8 @@ int main(void) {
       cmocka_unit_test(test_jwt_exp),
       cmocka_unit_test(test_jwt_exp_real_bound),
       cmocka_unit_test(test_bearer_parse),
+      cmocka_unit_test(test_jwt_times),
+      cmocka_unit_test(test_bearer_read),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
