@@ -217,6 +217,9 @@ typedef struct {
   int64_t requests;     /* detail requests for this id */
   int64_t forced_at_ms; /* when `forced` was set */
   char forced[33];      /* "" when the lifecycle runs freely */
+  char counter[24];     /* a statistics counter served as counter_value
+                           whatever the lifecycle says ("" for none) */
+  int64_t counter_value;
 } sim_campaign_t;
 
 typedef struct {

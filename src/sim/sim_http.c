@@ -537,6 +537,19 @@ static void view_of(const sim_server_t *srv, const sim_plan_t *p,
   }
 }
 
+/* Serves the counter set by POST /_sim/campaigns/{id} (if any) in the
+ * detail's `data`: in the first part when the statistics are an array. */
+static void apply_counter(json_t *data, const sim_campaign_t *snap) {
+  if (!data || !snap->counter[0])
+    return;
+  json_t *stats = json_object_get(data, "statistics");
+  if (json_is_array(stats))
+    stats = json_array_get(stats, 0);
+  if (json_is_object(stats))
+    json_object_set_new(stats, snap->counter,
+                        json_integer((json_int_t)snap->counter_value));
+}
+
 static void api_detail(sim_server_t *srv, struct MHD_Connection *conn,
                        uint64_t id, reply_t *r, int64_t now_ms) {
   sim_campaign_t snap = {0}, *c;
@@ -582,6 +595,7 @@ static void api_detail(sim_server_t *srv, struct MHD_Connection *conn,
     reply_message(r, 500, "Server Error");
     return;
   }
+  apply_counter(data, &snap);
   reply_json(r, 200, json_pack("{s:o}", "data", data));
 }
 
@@ -662,6 +676,7 @@ static json_t *truth_json(sim_server_t *srv, uint64_t id, int64_t now_ms) {
   view_of(srv, &plan, &snap, now_ms, &view);
   detail = sim_detail_json(&plan, &var, &view, srv->conf.tz_offset_s,
                            srv->conf.ms_time);
+  apply_counter(detail, &snap);
   json_object_set_new(o, "status", json_string(view.status));
   json_object_set_new(o, "terminal", json_boolean(view.terminal));
   json_object_set_new(o, "born_at_ms", json_integer(snap.born_ms));
@@ -673,6 +688,12 @@ static json_t *truth_json(sim_server_t *srv, uint64_t id, int64_t now_ms) {
                       json_integer(snap.born_ms + grace));
   json_object_set_new(o, "forced",
                       snap.forced[0] ? json_string(snap.forced) : json_null());
+  json_object_set_new(
+      o, "counter",
+      snap.counter[0]
+          ? json_pack("{s:s s:I}", "name", snap.counter, "value",
+                      (json_int_t)snap.counter_value)
+          : json_null());
   json_object_set_new(o, "canonical", sim_canonical_json(&plan, &var, &view));
   json_object_set_new(o, "detail", detail ? detail : json_null());
   return o;
@@ -741,14 +762,21 @@ static void sim_force(sim_server_t *srv, uint64_t id, const req_t *req,
   json_error_t jerr;
   json_t *root = req->len ? json_loadb(req->body, req->len, 0, &jerr) : NULL;
   json_t *st = json_object_get(root, "status");
+  json_t *ctr = json_object_get(root, "counter");
+  json_t *cname = json_object_get(ctr, "name");
   sim_campaign_t *c;
 
-  if (!json_is_object(root) || !st ||
-      !(json_is_null(st) ||
-        (json_is_string(st) && valid_status_text(json_string_value(st))))) {
+  if (!json_is_object(root) || (!st && !ctr) ||
+      (st && !(json_is_null(st) || (json_is_string(st) &&
+                                     valid_status_text(json_string_value(st))))) ||
+      (ctr && !json_is_null(ctr) &&
+       !(json_is_string(cname) && valid_status_text(json_string_value(cname)) &&
+         strlen(json_string_value(cname)) < sizeof(c->counter) &&
+         json_is_integer(json_object_get(ctr, "value"))))) {
     json_decref(root);
-    reply_message(
-        r, 400, "body must be {\"status\": \"<word>\"} or {\"status\": null}");
+    reply_message(r, 400,
+                  "body must be {\"status\": \"<word>\" | null} and/or "
+                  "{\"counter\": {\"name\": \"<word>\", \"value\": N} | null}");
     return;
   }
   pthread_mutex_lock(&srv->mu);
@@ -757,7 +785,17 @@ static void sim_force(sim_server_t *srv, uint64_t id, const req_t *req,
     /* Forcing an unborn campaign births it, so that it has a timeline. */
     if (!c->born_ms)
       c->born_ms = now_ms;
-    if (json_is_null(st)) {
+    if (ctr && json_is_null(ctr)) {
+      c->counter[0] = '\0';
+    } else if (ctr) {
+      snprintf(c->counter, sizeof(c->counter), "%s",
+               json_string_value(cname));
+      c->counter_value =
+          (int64_t)json_integer_value(json_object_get(ctr, "value"));
+    }
+    if (!st) {
+      /* only the counter changes */
+    } else if (json_is_null(st)) {
       c->forced[0] = '\0';
     } else {
       size_t i;
@@ -769,12 +807,18 @@ static void sim_force(sim_server_t *srv, uint64_t id, const req_t *req,
     }
   }
   pthread_mutex_unlock(&srv->mu);
-  if (c)
+  if (c && st)
     brw_logj(
         BRW_LOG_INFO,
         json_pack("{s:I s:s}", "campaign_id", (json_int_t)id, "forced",
                   json_is_string(st) ? json_string_value(st) : "(released)"),
         "campaign status forced");
+  if (c && ctr)
+    brw_logj(BRW_LOG_INFO,
+             json_pack("{s:I s:s}", "campaign_id", (json_int_t)id, "counter",
+                       json_is_null(ctr) ? "(released)"
+                                         : json_string_value(cname)),
+             "campaign counter set");
   json_decref(root);
   if (!c) {
     reply_message(r, 500, "out of memory");
