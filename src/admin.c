@@ -33,7 +33,8 @@
 struct brw_admin_s {
   uv_loop_t *loop;
   uv_poll_t poll;   /* MHD's epoll fd */
-  uv_timer_t timer; /* MHD_get_timeout() */
+  uv_timer_t timer; /* MHD_get_timeout(), when it is > 0 ms */
+  uv_idle_t kick;   /* MHD_get_timeout() of 0 ms: the next loop iteration */
   struct MHD_Daemon *daemon;
   brw_metrics_t *m; /* borrowed */
   brw_admin_ready_cb ready_cb;
@@ -194,16 +195,28 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 /* ---- driving MHD from the loop ---- */
 
 static void on_timer(uv_timer_t *t);
+static void on_kick(uv_idle_t *idle);
 
 /* Re-arms the timer from MHD_get_timeout(): MHD must run again within that
  * time even without socket activity (connection timeouts, and data it has
- * already read but not processed, for which it answers 0). */
+ * already read but not processed, for which it answers 0). A 0 ms answer
+ * starts the idle handle instead of a 0 ms timer: libuv 1.44 runs a timer
+ * restarted with 0 ms from its own callback again in the same pass of the
+ * timer phase, so a client that keeps MHD busy would keep the loop from
+ * everything else. The idle handle runs once per iteration and keeps the
+ * poll phase from blocking. */
 static void schedule(brw_admin_t *a) {
   MHD_UNSIGNED_LONG_LONG ms;
-  if (MHD_get_timeout(a->daemon, &ms) == MHD_YES)
-    uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
-  else
+  if (MHD_get_timeout(a->daemon, &ms) != MHD_YES) {
     uv_timer_stop(&a->timer);
+    uv_idle_stop(&a->kick);
+  } else if (ms == 0) {
+    uv_timer_stop(&a->timer);
+    uv_idle_start(&a->kick, on_kick);
+  } else {
+    uv_idle_stop(&a->kick);
+    uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
+  }
 }
 
 static void drive(brw_admin_t *a) {
@@ -221,6 +234,10 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 
 static void on_timer(uv_timer_t *t) {
   drive(t->data);
+}
+
+static void on_kick(uv_idle_t *idle) {
+  drive(idle->data);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -406,8 +423,10 @@ int brw_admin_new(uv_loop_t *loop, const char *listen, brw_metrics_t *m,
     return BRW_EIO;
   }
   uv_timer_init(loop, &a->timer);
+  uv_idle_init(loop, &a->kick);
   a->poll.data = a;
   a->timer.data = a;
+  a->kick.data = a;
   if ((rc = uv_poll_start(&a->poll, UV_READABLE, on_poll)) != 0) {
     fail(errbuf, errlen, "metrics.listen: cannot watch the server on %s: %s",
          listen, uv_strerror(rc));
@@ -433,13 +452,14 @@ void brw_admin_close(brw_admin_t *a, void (*cb)(void *arg), void *arg) {
   a->closing = 1;
   a->close_cb = cb;
   a->close_arg = arg;
-  a->pending = 2;
+  a->pending = 3;
   /* uv_close stops watching the epoll fd at once (libuv: the fd may be
    * closed after uv_close), so MHD may close it right away; stopping MHD
    * now, not in the close callback, frees the port immediately and makes
    * sure no request is served after close was called. */
   uv_close((uv_handle_t *)&a->poll, on_handle_closed);
   uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&a->kick, on_handle_closed);
   MHD_stop_daemon(a->daemon);
   a->daemon = NULL;
 }

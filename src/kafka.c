@@ -9,8 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* How many queue items one wake-up serves before yielding to the rest of the
- * loop; the remainder is served on the next iteration. */
+/* How many queue items one drain serves before yielding to the rest of the
+ * loop; the remainder is served by the `more` idle handle, one batch per loop
+ * iteration, so that every iteration passes through the poll phase (sockets,
+ * signals, the admin server) and the timer phase in between. */
 #define DRAIN_BATCH 2000
 /* The safety drain interval, and the retry delay for records whose delivery
  * failed. */
@@ -50,6 +52,7 @@ struct brw_kafka_s {
   qbridge_t qc;
   qbridge_t qp;
   uv_timer_t timer; /* safety drain, backlog retries */
+  uv_idle_t more;   /* active while a drain stopped at its batch limit */
   brw_list_t backlog;
   size_t nbacklog;
   size_t in_flight; /* queued in librdkafka, not yet reported */
@@ -421,8 +424,10 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 
 /* Serves one queue: consumer messages (with rebalances, commits, logs and
  * errors as callbacks) or producer events (delivery reports, logs, errors).
- * Stops after DRAIN_BATCH items and lets the safety timer, which runs again
- * at once in that case, go on: the loop stays responsive under a flood. */
+ * Stops after DRAIN_BATCH items and returns 1 (more may be waiting): the
+ * caller lets the `more` idle handle go on at the next loop iteration, so
+ * the loop stays responsive under a flood. Returns 0 when the queue is
+ * empty. */
 static int drain_queue(qbridge_t *q) {
   brw_kafka_t *k = q->k;
   char tmp[64];
@@ -463,26 +468,45 @@ static int drain_queue(qbridge_t *q) {
   return 1; /* the batch ran out: more may be waiting */
 }
 
-static void on_timer(uv_timer_t *t);
+static void on_more(uv_idle_t *idle);
 
-/* When a drain stopped at its batch limit, the timer fires on the next loop
- * iteration to go on; otherwise it is the slow safety drain. */
-static void rearm(brw_kafka_t *k, int more) {
+/* Goes on with a drain that stopped at its batch limit on the next loop
+ * iteration, or stops doing so when the queues are empty. Not a 0 ms timer:
+ * libuv 1.44 runs a timer restarted with 0 ms from its own callback again in
+ * the same pass of the timer phase, so a flood kept the loop in that phase
+ * until the queue was empty. An idle handle runs once per iteration, and
+ * while it is active the poll phase does not block, so I/O is served
+ * between two batches. */
+static void set_more(brw_kafka_t *k, int more) {
   if (k->closing)
     return;
-  uv_timer_start(&k->timer, on_timer, more ? 0 : SAFETY_MS, SAFETY_MS);
+  if (more)
+    uv_idle_start(&k->more, on_more);
+  else
+    uv_idle_stop(&k->more);
 }
 
 static void on_queue_readable(uv_poll_t *poll, int status, int events) {
   qbridge_t *q = poll->data;
-  rearm(q->k, drain_queue(q));
+  if (drain_queue(q))
+    set_more(q->k, 1);
 }
 
+/* One batch of each queue per loop iteration while either has more. */
+static void on_more(uv_idle_t *idle) {
+  brw_kafka_t *k = idle->data;
+  int more = drain_queue(&k->qc);
+  more |= drain_queue(&k->qp);
+  set_more(k, more);
+}
+
+/* The safety drain (a wake-up may be missed) and the backlog retries. */
 static void on_timer(uv_timer_t *t) {
   brw_kafka_t *k = t->data;
   int more = drain_queue(&k->qc);
   more |= drain_queue(&k->qp);
-  rearm(k, more);
+  if (more)
+    set_more(k, 1);
 }
 
 /* Creates the non-blocking wake-up pipe of a queue bridge. */
@@ -637,6 +661,8 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   }
   uv_timer_init(loop, &k->timer);
   k->timer.data = k;
+  uv_idle_init(loop, &k->more);
+  k->more.data = k;
   bridge_start(k, &k->qc, rd_kafka_queue_get_consumer(k->rk_c), 1);
   bridge_start(k, &k->qp, rd_kafka_queue_get_main(k->rk_p), 0);
   uv_timer_start(&k->timer, on_timer, SAFETY_MS, SAFETY_MS);
@@ -803,10 +829,12 @@ void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
   k->close_cb = cb;
   k->close_arg = arg;
   uv_timer_stop(&k->timer);
+  uv_idle_stop(&k->more);
   uv_poll_stop(&k->qc.poll);
   uv_poll_stop(&k->qp.poll);
-  k->pending_closes = 3;
+  k->pending_closes = 4;
   uv_close((uv_handle_t *)&k->timer, on_closed);
+  uv_close((uv_handle_t *)&k->more, on_closed);
   k->qc.poll.data = k;
   k->qp.poll.data = k;
   uv_close((uv_handle_t *)&k->qc.poll, on_closed);
