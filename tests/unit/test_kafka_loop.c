@@ -1,4 +1,5 @@
-/* Unit tests of the Kafka queue bridge (src/kafka.c) on a real libuv loop,
+/* Unit tests of the Kafka queue bridge and the topic metadata probe
+ * (src/kafka.c) on a real libuv loop,
  * against librdkafka's in-process mock cluster (no broker needed).
  *
  * The flood case proves that the loop keeps serving I/O while the consumer
@@ -221,10 +222,77 @@ static void test_flood_serves_io(void **state) {
   fx_close(&fx);
 }
 
+/* ---- the topic metadata probe ---- */
+
+typedef struct {
+  fx_t *fx;
+  brw_topic_state_t want;
+} topic_wait_t;
+
+static int pred_input_state(void *ctx, const void *arg) {
+  const topic_wait_t *w = arg;
+  return brw_kafka_topic_state(w->fx->k, BRW_KAFKA_INPUT, NULL, NULL) ==
+         w->want;
+}
+
+/* The input topic does not exist: the probe (on the thread pool, the loop
+ * keeps running) says so; once the topic is created it says it exists. */
+static void test_topic_probe(void **state) {
+  fx_t fx;
+  char err[512];
+  const char *name = NULL;
+  rd_kafka_resp_err_t terr = RD_KAFKA_RESP_ERR_NO_ERROR;
+  fx_open(&fx, 1, 0);
+  cfg_set(&fx, "topic.input", "typo.events");
+  /* librdkafka 2.0.2's mock cluster answers Metadata v2 at most, so it
+   * creates any topic asked for (AllowAutoTopicCreation defaults to true
+   * before v4); a real broker does not for this consumer. A topic error makes
+   * it answer as a broker without the topic does. */
+  rd_kafka_mock_topic_set_error(fx.mcluster, "typo.events",
+                                RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  brw_kafka_handlers_t h = {.ctx = &fx};
+  assert_int_equal(
+      brw_kafka_new(&fx.loop, &fx.cfg, &h, &fx.k, err, sizeof(err)), 0);
+  assert_int_equal(brw_kafka_topic_state(fx.k, BRW_KAFKA_INPUT, &name, NULL),
+                   BRW_TOPIC_UNKNOWN);
+  assert_string_equal(name, "typo.events");
+  assert_int_equal(brw_kafka_start(fx.k), 0);
+  topic_wait_t w = {&fx, BRW_TOPIC_MISSING};
+  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_input_state, NULL, &w,
+                               WAIT_MS));
+  brw_kafka_topic_state(fx.k, BRW_KAFKA_INPUT, NULL, &terr);
+  assert_int_equal(terr, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  rd_kafka_mock_topic_set_error(fx.mcluster, "typo.events",
+                                RD_KAFKA_RESP_ERR_NO_ERROR);
+  w.want = BRW_TOPIC_EXISTS;
+  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_input_state, NULL, &w,
+                               WAIT_MS));
+  fx_close(&fx);
+}
+
+/* Closing while a probe may be under way on the pool: the clients are
+ * destroyed after it, and the loop still closes cleanly. */
+static void test_close_during_probe(void **state) {
+  fx_t fx;
+  char err[512];
+  fx_open(&fx, 1, 0);
+  cfg_set(&fx, "topic.input", "missing.events");
+  rd_kafka_mock_topic_set_error(fx.mcluster, "missing.events",
+                                RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  brw_kafka_handlers_t h = {.ctx = &fx};
+  assert_int_equal(
+      brw_kafka_new(&fx.loop, &fx.cfg, &h, &fx.k, err, sizeof(err)), 0);
+  assert_int_equal(brw_kafka_start(fx.k), 0);
+  fx_close(&fx);
+  assert_int_equal(fx.closed, 1);
+}
+
 int main(void) {
-  brw_log_setup(BRW_LOG_WARN, BRW_LOG_TEXT, "test");
+  brw_log_setup(getenv("TEST_DEBUG") ? BRW_LOG_DEBUG : BRW_LOG_WARN, BRW_LOG_TEXT, "test");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_flood_serves_io),
+      cmocka_unit_test(test_topic_probe),
+      cmocka_unit_test(test_close_during_probe),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
