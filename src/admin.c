@@ -39,6 +39,8 @@ struct brw_admin_s {
   brw_metrics_t *m; /* borrowed */
   brw_admin_ready_cb ready_cb;
   void *ctx;
+  brw_admin_live_cb live_cb;
+  void *live_ctx;
   int port;
   int closing;
   int pending; /* handles not yet closed */
@@ -101,28 +103,54 @@ static enum MHD_Result serve_metrics(brw_admin_t *a,
   return reply(conn, MHD_HTTP_OK, CT_METRICS, text, len, 1);
 }
 
-static const char *jbool(int v) {
-  return v ? "true" : "false";
-}
-
+/* /readyz: the booleans, then the reasons that hold. Built with jansson,
+ * in this order (insertion order is kept). */
 static enum MHD_Result serve_ready(brw_admin_t *a,
                                    struct MHD_Connection *conn) {
   brw_admin_readiness_t r;
-  char body[160];
-  int ready, n;
   memset(&r, 0, sizeof(r));
   if (a->ready_cb)
     a->ready_cb(a->ctx, &r);
   else
-    r.kafka = r.assigned = r.accounts = 1;
-  ready = r.kafka && r.assigned && r.accounts && !r.stopping;
-  n = snprintf(body, sizeof(body),
-               "{\"ready\":%s,\"kafka\":%s,\"assigned\":%s,\"accounts\":%s,"
-               "\"stopping\":%s}\n",
-               jbool(ready), jbool(r.kafka), jbool(r.assigned),
-               jbool(r.accounts), jbool(r.stopping));
+    r.kafka = r.topic = r.assigned = r.accounts = 1;
+  int ready = r.kafka && r.topic && r.assigned && r.accounts && !r.stopping &&
+              !r.not_ready;
+  json_t *o = json_pack("{sb sb sb sb sb sb}", "ready", ready, "kafka",
+                        r.kafka != 0, "topic", r.topic != 0, "assigned",
+                        r.assigned != 0, "accounts", r.accounts != 0,
+                        "stopping", r.stopping != 0);
+  if (o)
+    json_object_set_new(o, "blocked",
+                        r.blocked && json_is_object(r.blocked)
+                            ? json_incref(r.blocked)
+                            : json_object());
+  json_decref(r.blocked);
+  char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!body)
+    return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+  size_t n = strlen(body);
+  char *line = realloc(body, n + 2);
+  if (!line) {
+    free(body);
+    return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+  }
+  line[n] = '\n';
+  line[n + 1] = '\0';
   return reply(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-               CT_JSON, body, (size_t)n, 0);
+               CT_JSON, line, n + 1, 1);
+}
+
+/* /healthz: "ok" unless the liveness callback says the loop is starved. */
+static enum MHD_Result serve_health(brw_admin_t *a,
+                                    struct MHD_Connection *conn) {
+  char why[200], body[256];
+  why[0] = '\0';
+  if (!a->live_cb || a->live_cb(a->live_ctx, why, sizeof(why)))
+    return reply_text(conn, MHD_HTTP_OK, "ok\n");
+  snprintf(body, sizeof(body), "starved: %s\n", why);
+  return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, CT_TEXT, body,
+               strlen(body), 0);
 }
 
 /* Whether the request announces a body (which we never read). */
@@ -163,7 +191,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   if (!strcmp(url, "/metrics"))
     return serve_metrics(a, conn);
   if (!strcmp(url, "/healthz"))
-    return reply_text(conn, MHD_HTTP_OK, "ok\n");
+    return serve_health(a, conn);
   if (!strcmp(url, "/readyz"))
     return serve_ready(a, conn);
   return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -440,6 +468,13 @@ int brw_admin_new(uv_loop_t *loop, const char *listen, brw_metrics_t *m,
            "admin server listening (/metrics, /healthz, /readyz)");
   *out = a;
   return 0;
+}
+
+void brw_admin_set_live_cb(brw_admin_t *a, brw_admin_live_cb cb, void *ctx) {
+  if (!a)
+    return;
+  a->live_cb = cb;
+  a->live_ctx = ctx;
 }
 
 int brw_admin_port(const brw_admin_t *a) {

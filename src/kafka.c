@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,7 +24,7 @@
  * metadata request may take (on a thread of libuv's pool, never the loop). */
 #define PROBE_OK_MS 30000
 #define PROBE_WAIT_MS 2000
-#define PROBE_TIMEOUT_MS 5000
+#define PROBE_TIMEOUT_MS 3000
 /* A non-fatal error of librdkafka (a broker connection failing, say) is
  * logged once, then at most once per interval per error code. */
 #define ERROR_LOG_INTERVAL_MS 60000
@@ -64,6 +65,7 @@ typedef struct {
   rd_kafka_topic_t *rkt[BRW_KAFKA__TOPICS];   /* owned by brw_kafka_t */
   brw_topic_state_t found[BRW_KAFKA__TOPICS]; /* results */
   rd_kafka_resp_err_t err[BRW_KAFKA__TOPICS];
+  atomic_int stop; /* set by brw_kafka_close: skip the requests left */
 } probe_t;
 
 /* The rate limit of one error code's log line. */
@@ -624,9 +626,10 @@ static void probe_done(uv_work_t *req, int status);
  * broker reachable, a timeout, a topic being created) leaves it as it was. */
 static void probe_work(uv_work_t *req) {
   probe_t *p = req->data;
-  for (int i = 0; i < BRW_KAFKA__TOPICS; i++) {
-    const struct rd_kafka_metadata *md = NULL;
+  for (int i = 0; i < BRW_KAFKA__TOPICS; i++)
     p->found[i] = BRW_TOPIC_UNKNOWN;
+  for (int i = 0; i < BRW_KAFKA__TOPICS && !atomic_load(&p->stop); i++) {
+    const struct rd_kafka_metadata *md = NULL;
     p->err[i] = rd_kafka_metadata(p->rk[i], 0, p->rkt[i], &md,
                                   PROBE_TIMEOUT_MS);
     if (!p->err[i] && md && md->topic_cnt == 1) {
@@ -645,11 +648,18 @@ static void probe_work(uv_work_t *req) {
 static void close_step(brw_kafka_t *k);
 static void destroy_clients(brw_kafka_t *k);
 
-/* Starts a probe unless one is under way or the clients are closing. */
+/* Starts a probe unless one is under way or the clients are closing. While
+ * every broker is down a probe could learn nothing, and would only hold up a
+ * shutdown: it waits. */
 static void probe_start(brw_kafka_t *k) {
   if (k->probing || k->closing)
     return;
+  if (!k->up) {
+    uv_timer_start(&k->probe_timer, on_probe_timer, PROBE_WAIT_MS, 0);
+    return;
+  }
   probe_t *p = &k->probe;
+  atomic_store(&p->stop, 0);
   p->req.data = p;
   p->k = k;
   for (int i = 0; i < BRW_KAFKA__TOPICS; i++)
@@ -1091,9 +1101,11 @@ void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
   uv_close((uv_handle_t *)&k->qc.poll, on_closed);
   uv_close((uv_handle_t *)&k->qp.poll, on_closed);
   /* A metadata probe on the thread pool still uses the clients: they are
-   * destroyed when it is over (at most PROBE_TIMEOUT_MS per topic), from its
-   * after-work callback. A probe not started yet is canceled. */
+   * destroyed when it is over (the request under way, at most
+   * PROBE_TIMEOUT_MS; the others are skipped), from its after-work callback.
+   * A probe not started yet is canceled. */
   if (k->probing) {
+    atomic_store(&k->probe.stop, 1);
     uv_cancel((uv_req_t *)&k->probe.req);
     return;
   }

@@ -54,7 +54,8 @@ static const char *const k_retry_class[] = {
 static const char *const k_blocked[] = {
     "kafka_down",       "input_topic_missing", "group_not_joined",
     "account_auth",     "record_refused",      "producer_backlog",
-    "max_tracked",      "event_loop_lag",      NULL};
+    "max_tracked",      "event_loop_lag",      "output_topic_missing",
+    NULL};
 
 static const char *const k_outcomes[] = {"done", "stopped", "spam", "expired",
                                          NULL};

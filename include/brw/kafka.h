@@ -138,8 +138,9 @@ int brw_kafka_connected(const brw_kafka_t *k);
 
 /* Whether a topic the worker uses exists, as the metadata probe last saw it.
  * The probe runs from brw_kafka_start on, on libuv's thread pool (a
- * metadata request blocks), every 2 s while a topic is missing or unknown
- * and every 30 s once all three exist; a consumer error saying the input
+ * metadata request blocks, up to 3 s), every 2 s while a topic is missing
+ * or unknown and every 30 s once all three exist, not while every broker is
+ * down; a consumer error saying the input
  * topic is missing marks it missing at once. *name (may be NULL) gets the
  * topic's name (borrowed, valid until close), *err (may be NULL) the last
  * error the cluster gave for it (0 when none). */
