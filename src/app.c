@@ -47,6 +47,9 @@
  * the loop late for a few seconds) does not log twice. */
 #define LOOP_LAG_RAISE_MS 1000
 #define LOOP_LAG_CLEAR_TICKS 30
+/* event_loop_lag_seconds is the largest lag of this many last ticks, so that
+ * a stall between two scrapes (every 15-30 s) is still seen. */
+#define LOOP_LAG_WINDOW 15
 /* /healthz answers 503 when the tick is overdue by this much: the loop runs
  * (it serves the request) but timers do not. Above every bounded blocking
  * wait of the loop (10 s for the committed offsets at an assignment). */
@@ -184,6 +187,8 @@ struct brw_app_s {
   uv_timer_t health_timer; /* the health tick */
   uint64_t tick_due_ms;    /* uv_hrtime() ms at which the tick is due */
   unsigned ticks_on_time;  /* ticks in a row without lag */
+  uint64_t lag_ms[LOOP_LAG_WINDOW]; /* the last ticks' lags, a ring */
+  unsigned lag_next;
   uint64_t started_ms;     /* uv_now() at brw_app_start */
   int joined;              /* an assignment arrived (maybe empty) and was not
                               lost since */
@@ -1222,14 +1227,19 @@ static uint64_t hr_ms(void) {
 }
 
 /* The health tick, every HEALTH_TICK_MS: measures how late it fired (the
- * event loop lag: the time the loop spent elsewhere past the due time),
+ * event loop lag: the time the loop spent elsewhere past the due time; the
+ * gauge shows the largest of the last LOOP_LAG_WINDOW ticks),
  * evaluates the reasons, and lets the registry repeat the ones that hold. */
 static void on_health_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
   uint64_t hr = hr_ms();
   uint64_t lag = hr > app->tick_due_ms ? hr - app->tick_due_ms : 0;
   uint64_t now = uv_now(app->loop);
-  brw_metrics_set(app->m, BRW_M_EVENT_LOOP_LAG, NULL, (double)lag / 1000.0);
+  app->lag_ms[app->lag_next++ % LOOP_LAG_WINDOW] = lag;
+  uint64_t worst = 0;
+  for (int i = 0; i < LOOP_LAG_WINDOW; i++)
+    worst = app->lag_ms[i] > worst ? app->lag_ms[i] : worst;
+  brw_metrics_set(app->m, BRW_M_EVENT_LOOP_LAG, NULL, (double)worst / 1000.0);
   if (lag >= LOOP_LAG_RAISE_MS) {
     app->ticks_on_time = 0;
     brw_health_raise(app->health, BRW_BLOCK_LOOP_LAG, now,

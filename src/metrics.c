@@ -186,8 +186,8 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "reason", k_blocked),
     [BRW_M_EVENT_LOOP_LAG] =
         GAUGE("event_loop_lag_seconds",
-              "How late the event loop ran a timer due now, in seconds "
-              "(the last sample)."),
+              "How late the event loop ran its 1 s health tick, in seconds "
+              "(the largest of the last 15 ticks)."),
     [BRW_M_LOG_SUPPRESSED] =
         COUNTER("log_lines_suppressed_total",
                 "Repeated log lines held back by a rate limit."),

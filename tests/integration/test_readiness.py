@@ -8,7 +8,9 @@ names the topic (once, not once per second). Once the topic is created the
 worker becomes ready within a bound and reports campaigns. Then an event for
 an account whose key the API rejects: /readyz answers 503 with the reason
 account_auth naming the account, never its key, while the good account's
-campaigns are still reported. SIGTERM exits 0.
+campaigns are still reported. Then the process is stopped for 3 s: the
+event loop lag is measured and listed, without making the worker not ready
+by itself. SIGTERM exits 0.
 
 Run: /usr/bin/python3 tests/integration/test_readiness.py --bin-dir BUILD
 """
@@ -135,6 +137,31 @@ def main() -> int:
             finals = wait_reports(bs, TOPICS["output"], set(good2), timeout=120)
             checks.eq({r.json()["campaign_id"] for r in finals} & set(good2), set(good2),
                       "the good account's campaigns are still reported")
+
+            # 4. The loop runs late: the process is stopped for 3 s. The lag
+            # is measured (the gauge keeps the largest of the last 15 s), the
+            # reason event_loop_lag is listed, and it does not make the worker
+            # not ready by itself (account_auth still does here).
+            w.proc.signal(signal.SIGSTOP)
+            time.sleep(3)
+            w.proc.signal(signal.SIGCONT)
+            lag = {}
+
+            def lag_seen() -> bool:
+                m = w.scrape()
+                lag.update(gauge=m.get(("bsg_report_worker_event_loop_lag_seconds", None)),
+                           blocked=m.get(("bsg_report_worker_blocked", "event_loop_lag")))
+                return (lag["gauge"] or 0) >= 1.5 and lag["blocked"] == 1.0
+
+            checks.check(wait_until(lag_seen, timeout=10, interval=0.5),
+                         "after a 3 s stop: event_loop_lag_seconds >= 1.5 and "
+                         "blocked{reason=\"event_loop_lag\"} is 1", str(lag))
+            status, body = readyz(base)
+            entry = body.get("blocked", {}).get("event_loop_lag", {})
+            checks.check(entry.get("ready") is True and "late" in entry.get("detail", ""),
+                         "/readyz lists event_loop_lag as a reason that does not block readiness",
+                         str(body))
+            checks.eq(http_get(base + "/healthz")[0], 200, "/healthz is 200 once the loop runs again")
 
             w.proc.signal(signal.SIGTERM)
             checks.eq(w.proc.wait(timeout=60), 0, "SIGTERM: exit 0")
