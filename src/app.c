@@ -189,9 +189,9 @@ struct brw_app_s {
   unsigned ticks_on_time;  /* ticks in a row without lag */
   uint64_t lag_ms[LOOP_LAG_WINDOW]; /* the last ticks' lags, a ring */
   unsigned lag_next;
-  uint64_t started_ms;     /* uv_now() at brw_app_start */
-  int joined;              /* an assignment arrived (maybe empty) and was not
-                              lost since */
+  uint64_t started_ms; /* uv_now() at brw_app_start */
+  int joined;          /* an assignment arrived (maybe empty) and was not
+                          lost since */
   uv_signal_t sigterm;
   uv_signal_t sigint;
   int started;

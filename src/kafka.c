@@ -60,7 +60,7 @@ typedef struct {
  * results; the loop thread reads them in the after-work callback. */
 typedef struct {
   uv_work_t req;
-  brw_kafka_t *k; /* read on the loop thread only */
+  brw_kafka_t *k;                             /* read on the loop thread only */
   rd_kafka_t *rk[BRW_KAFKA__TOPICS];          /* borrowed */
   rd_kafka_topic_t *rkt[BRW_KAFKA__TOPICS];   /* owned by brw_kafka_t */
   brw_topic_state_t found[BRW_KAFKA__TOPICS]; /* results */
@@ -83,8 +83,8 @@ struct brw_kafka_s {
   char *topics[BRW_KAFKA__TOPICS]; /* input, output, DLQ names (owned) */
   qbridge_t qc;
   qbridge_t qp;
-  uv_timer_t timer; /* safety drain, backlog retries */
-  uv_idle_t more;   /* active while a drain stopped at its batch limit */
+  uv_timer_t timer;       /* safety drain, backlog retries */
+  uv_idle_t more;         /* active while a drain stopped at its batch limit */
   uv_timer_t probe_timer; /* the next topic metadata probe */
   probe_t probe;
   int probing; /* probe.req is queued or running */
@@ -630,8 +630,8 @@ static void probe_work(uv_work_t *req) {
     p->found[i] = BRW_TOPIC_UNKNOWN;
   for (int i = 0; i < BRW_KAFKA__TOPICS && !atomic_load(&p->stop); i++) {
     const struct rd_kafka_metadata *md = NULL;
-    p->err[i] = rd_kafka_metadata(p->rk[i], 0, p->rkt[i], &md,
-                                  PROBE_TIMEOUT_MS);
+    p->err[i] =
+        rd_kafka_metadata(p->rk[i], 0, p->rkt[i], &md, PROBE_TIMEOUT_MS);
     if (!p->err[i] && md && md->topic_cnt == 1) {
       p->err[i] = md->topics[0].err;
       if (p->err[i] == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||

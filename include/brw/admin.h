@@ -39,13 +39,13 @@ typedef struct brw_admin_s brw_admin_t;
 /* What /readyz reports (SPEC §7). The worker is ready when kafka && topic
  * && assigned && accounts && !stopping && !not_ready. */
 typedef struct {
-  int kafka;    /* at least one broker connected */
-  int topic;    /* the input topic exists */
-  int assigned; /* the group is joined: partitions assigned, or none
-                   because the group has more members than partitions */
-  int accounts; /* every account holds a usable bearer or is logging in
-                   successfully */
-  int stopping; /* shutdown began: never ready */
+  int kafka;     /* at least one broker connected */
+  int topic;     /* the input topic exists */
+  int assigned;  /* the group is joined: partitions assigned, or none
+                    because the group has more members than partitions */
+  int accounts;  /* every account holds a usable bearer or is logging in
+                    successfully */
+  int stopping;  /* shutdown began: never ready */
   int not_ready; /* another reason in `blocked` makes the worker not ready */
   /* The reasons the worker cannot make progress that hold now, as
    * brw_health_json gives them: {"<reason>": {"ready": bool, "seconds": N,

@@ -412,26 +412,24 @@ static void test_readyz(void **state) {
   fx_t *fx = *state;
   req_t r;
   fx_open(fx);
-  fx->ready.kafka = fx->ready.topic = fx->ready.assigned =
-      fx->ready.accounts = 1;
+  fx->ready.kafka = fx->ready.topic = fx->ready.assigned = fx->ready.accounts =
+      1;
   request(fx, &r, "GET", "/readyz");
   assert_int_equal(r.rc, CURLE_OK);
   assert_int_equal(r.status, 200);
   assert_string_equal(r.ctype, "application/json");
-  assert_string_equal(r.body,
-                      "{\"ready\":true,\"kafka\":true,\"topic\":true,"
-                      "\"assigned\":true,\"accounts\":true,"
-                      "\"stopping\":false,\"blocked\":{}}\n");
+  assert_string_equal(r.body, "{\"ready\":true,\"kafka\":true,\"topic\":true,"
+                              "\"assigned\":true,\"accounts\":true,"
+                              "\"stopping\":false,\"blocked\":{}}\n");
   assert_int_equal(fx->ready_calls, 1);
   req_free(&r);
 
   fx->ready.kafka = 0;
   request(fx, &r, "GET", "/readyz");
   assert_int_equal(r.status, 503);
-  assert_string_equal(r.body,
-                      "{\"ready\":false,\"kafka\":false,\"topic\":true,"
-                      "\"assigned\":true,\"accounts\":true,"
-                      "\"stopping\":false,\"blocked\":{}}\n");
+  assert_string_equal(r.body, "{\"ready\":false,\"kafka\":false,\"topic\":true,"
+                              "\"assigned\":true,\"accounts\":true,"
+                              "\"stopping\":false,\"blocked\":{}}\n");
   req_free(&r);
 
   fx->ready.kafka = 1;
@@ -461,9 +459,9 @@ static void test_readyz_topic_and_blocked(void **state) {
   fx_open(fx);
   fx->ready.kafka = fx->ready.assigned = fx->ready.accounts = 1;
   fx->ready.topic = 0;
-  fx->ready.blocked = json_pack(
-      "{s{sb sI ss}}", "input_topic_missing", "ready", 0, "seconds",
-      (json_int_t)12, "detail", "topic \"typo.events\" does not exist");
+  fx->ready.blocked = json_pack("{s{sb sI ss}}", "input_topic_missing", "ready",
+                                0, "seconds", (json_int_t)12, "detail",
+                                "topic \"typo.events\" does not exist");
   request(fx, &r, "GET", "/readyz");
   assert_int_equal(r.status, 503);
   body = json_loads(r.body, 0, NULL);
@@ -486,9 +484,8 @@ static void test_readyz_topic_and_blocked(void **state) {
   /* A reason that does not block readiness is listed while ready. */
   fx->ready.not_ready = 0;
   json_decref(fx->ready.blocked);
-  fx->ready.blocked =
-      json_pack("{s{sb sI}}", "producer_backlog", "ready", 1, "seconds",
-                (json_int_t)3);
+  fx->ready.blocked = json_pack("{s{sb sI}}", "producer_backlog", "ready", 1,
+                                "seconds", (json_int_t)3);
   request(fx, &r, "GET", "/readyz");
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.body, "\"ready\":true"));
@@ -689,8 +686,8 @@ static void test_pipelined(void **state) {
   char buf[4096];
   int fd;
   fx_open(fx);
-  fx->ready.kafka = fx->ready.topic = fx->ready.assigned =
-      fx->ready.accounts = 1;
+  fx->ready.kafka = fx->ready.topic = fx->ready.assigned = fx->ready.accounts =
+      1;
   fd = connect_port(brw_admin_port(fx->a));
   assert_int_equal(send(fd, two, strlen(two), 0), (ssize_t)strlen(two));
   read_until(fx, fd, buf, sizeof(buf), "\"blocked\":{}}");

@@ -89,16 +89,14 @@ static void mock_open(fx_t *fx, int partitions, int n) {
   for (int i = 0; i < n; i++) {
     int len = snprintf(v, sizeof(v), "{\"campaign_id\":%d}", i + 1);
     rd_kafka_resp_err_t e;
-    while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC),
-                                  RD_KAFKA_V_VALUE(v, (size_t)len),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_END)) ==
+    while ((e = rd_kafka_producev(
+                p, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_VALUE(v, (size_t)len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
            RD_KAFKA_RESP_ERR__QUEUE_FULL)
       rd_kafka_poll(p, 10);
     die_unless(e == RD_KAFKA_RESP_ERR_NO_ERROR, "produce");
   }
-  die_unless(rd_kafka_flush(p, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR,
-             "flush");
+  die_unless(rd_kafka_flush(p, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR, "flush");
   rd_kafka_destroy(p);
 }
 
@@ -197,9 +195,8 @@ static void test_flood_serves_io(void **state) {
   assert_int_equal(uv_timer_init(&fx.loop, &fx.probe_timer), 0);
   fx.probe_timer.data = &fx;
 
-  brw_kafka_handlers_t h = {.on_message = on_flood_message,
-                            .on_assign = on_flood_assign,
-                            .ctx = &fx};
+  brw_kafka_handlers_t h = {
+      .on_message = on_flood_message, .on_assign = on_flood_assign, .ctx = &fx};
   assert_int_equal(
       brw_kafka_new(&fx.loop, &fx.cfg, &h, &fx.k, err, sizeof(err)), 0);
   assert_int_equal(brw_kafka_start(fx.k), 0);
@@ -288,7 +285,8 @@ static void test_close_during_probe(void **state) {
 }
 
 int main(void) {
-  brw_log_setup(getenv("TEST_DEBUG") ? BRW_LOG_DEBUG : BRW_LOG_WARN, BRW_LOG_TEXT, "test");
+  brw_log_setup(getenv("TEST_DEBUG") ? BRW_LOG_DEBUG : BRW_LOG_WARN,
+                BRW_LOG_TEXT, "test");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_flood_serves_io),
       cmocka_unit_test(test_topic_probe),
