@@ -25,10 +25,11 @@
 #define PROBE_OK_MS 30000
 #define PROBE_WAIT_MS 2000
 #define PROBE_TIMEOUT_MS 3000
-/* A non-fatal error of librdkafka (a broker connection failing, say) is
- * logged once, then at most once per interval per error code. */
+/* A non-fatal error of librdkafka (a broker connection failing, say), or a
+ * warning of its log, is logged once, then at most once per interval per
+ * error code or log facility. */
 #define ERROR_LOG_INTERVAL_MS 60000
-#define ERROR_LIMITS 8
+#define ERROR_LIMITS 16
 
 /* A record waiting for the producer queue (or for a retry after a failed
  * delivery). Owns copies of everything. */
@@ -68,9 +69,11 @@ typedef struct {
   atomic_int stop; /* set by brw_kafka_close: skip the requests left */
 } probe_t;
 
-/* The rate limit of one error code's log line. */
+/* The rate limit of one kind of librdkafka line: an error code (fac "") or
+ * a log facility (err 0). */
 typedef struct {
   int err;
+  char fac[16];
   brw_log_limit_t limit;
 } err_limit_t;
 
@@ -109,12 +112,18 @@ struct brw_kafka_s {
 
 static int drain_queue(qbridge_t *q);
 
+static int error_log_ok(brw_kafka_t *k, int err, const char *fac,
+                        uint64_t *suppressed);
+
 /* log_cb: on the loop thread (logs are routed to the queues). A broker
  * connection failure comes twice from librdkafka: as this log line (facility
  * FAIL) and as an error (on_error); only the error is logged, once, then
- * rate-limited, so the FAIL line goes to debug. */
+ * rate-limited, so the FAIL line goes to debug. Warnings and errors are
+ * logged once, then at most once a minute per facility: during an outage
+ * librdkafka repeats them at every retry. */
 static void log_kafka(const rd_kafka_t *rk, int level, const char *fac,
                       const char *buf) {
+  brw_kafka_t *k = rd_kafka_opaque(rk);
   brw_log_level_t l = level <= 3   ? BRW_LOG_ERROR
                       : level <= 5 ? BRW_LOG_WARN
                       : level <= 6 ? BRW_LOG_INFO
@@ -123,8 +132,12 @@ static void log_kafka(const rd_kafka_t *rk, int level, const char *fac,
     l = BRW_LOG_DEBUG;
   if (!brw_log_enabled(l))
     return;
-  brw_logj(l, json_pack("{ss ss}", "client", rd_kafka_name(rk), "facility",
-                        fac),
+  uint64_t suppressed = 0;
+  if (l >= BRW_LOG_WARN && k && !error_log_ok(k, 0, fac, &suppressed))
+    return;
+  brw_logj(l,
+           json_pack("{ss ss sI}", "client", rd_kafka_name(rk), "facility",
+                     fac ? fac : "", "suppressed", (json_int_t)suppressed),
            "librdkafka: %s", buf);
 }
 
@@ -137,19 +150,25 @@ static void set_connection(brw_kafka_t *k) {
   }
 }
 
-/* Whether a line about error `err` may be written now: the first one is,
- * then at most one per ERROR_LOG_INTERVAL_MS per code (*suppressed gets the
- * count held back meanwhile). A handful of codes are tracked; a new one takes
- * the oldest slot. */
-static int error_log_ok(brw_kafka_t *k, int err, uint64_t *suppressed) {
+/* Whether a line about error `err` (or of log facility `fac`, with err 0)
+ * may be written now: the first one is, then at most one per
+ * ERROR_LOG_INTERVAL_MS per kind (*suppressed gets the count held back
+ * meanwhile). A handful of kinds are tracked; a new one takes the oldest
+ * slot. */
+static int error_log_ok(brw_kafka_t *k, int err, const char *fac,
+                        uint64_t *suppressed) {
+  char key[16];
+  snprintf(key, sizeof(key), "%s", fac ? fac : "");
   err_limit_t *e = NULL;
   for (int i = 0; i < ERROR_LIMITS && !e; i++)
-    if (k->err_limits[i].err == err && (err || k->err_limits[i].limit.next_ms))
+    if (k->err_limits[i].limit.next_ms && k->err_limits[i].err == err &&
+        !strcmp(k->err_limits[i].fac, key))
       e = &k->err_limits[i];
   if (!e) {
     e = &k->err_limits[k->err_next++ % ERROR_LIMITS];
     memset(e, 0, sizeof(*e));
     e->err = err;
+    memcpy(e->fac, key, sizeof(key));
   }
   return brw_log_limit(&e->limit, uv_now(k->loop), ERROR_LOG_INTERVAL_MS,
                        suppressed);
@@ -184,7 +203,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
     return;
   }
   uint64_t suppressed = 0;
-  if (!error_log_ok(k, err, &suppressed))
+  if (!error_log_ok(k, err, NULL, &suppressed))
     return;
   brw_logj(BRW_LOG_WARN,
            json_pack("{ss ss sI}", "client", rd_kafka_name(rk), "error",
@@ -521,7 +540,7 @@ static void consumer_error(brw_kafka_t *k, const rd_kafka_message_t *rkm) {
     }
   }
   uint64_t suppressed = 0;
-  if (!error_log_ok(k, rkm->err, &suppressed))
+  if (!error_log_ok(k, rkm->err, NULL, &suppressed))
     return;
   brw_logj(BRW_LOG_WARN,
            json_pack("{ss sI}", "error", rd_kafka_err2name(rkm->err),
