@@ -86,6 +86,9 @@ METRICS = {
     "kafka_brokers_up": ("gauge", []),
     "accounts_rejected": ("gauge", []),
     "build_info": ("gauge", ["version"]),
+    "blocked": ("gauge", ["reason"]),
+    "blocked_total": ("counter", ["reason"]),
+    "event_loop_lag_seconds": ("gauge", []),
 }
 # Metrics from elsewhere that rules and panels may select.
 FOREIGN_METRICS = {"up"}
