@@ -5,7 +5,9 @@ One worker, started while its input topic does not exist (a typo passes no
 readiness check): /readyz answers 503 with the reason input_topic_missing,
 the metric blocked{reason="input_topic_missing"} is 1, and one ERROR line
 names the topic (once, not once per second). Once the topic is created the
-worker becomes ready within a bound and reports campaigns. Then an event for
+worker becomes ready within a bound and reports campaigns; with two more
+members in its group than the topic has partitions, the member without
+partitions is ready too. Then an event for
 an account whose key the API rejects: /readyz answers 503 with the reason
 account_auth naming the account, never its key, while the good account's
 campaigns are still reported. Then the process is stopped for 3 s: the
@@ -111,6 +113,33 @@ def main() -> int:
             finals = wait_reports(bs, TOPICS["output"], set(good), timeout=120)
             checks.eq({r.json()["campaign_id"] for r in finals} & set(good), set(good),
                       "campaigns produced after the topic appeared are reported")
+
+            # 2b. More members than partitions: the group has 2 partitions and
+            # 3 members, so one member gets none, and is ready all the same.
+            others = [Worker(args.bin_dir, work, cfg, name=f"worker{i}").start() for i in (2, 3)]
+            try:
+                bases = [base] + [o.metrics_url() for o in others]
+
+                def all_ready() -> bool:
+                    return all(readyz(b)[0] == 200 for b in bases)
+
+                def one_without_partitions() -> bool:
+                    parts = [x.scrape().get(("bsg_report_worker_partitions_assigned", None))
+                             for x in [w] + others]
+                    last["parts"] = parts
+                    return sorted(parts) == [0.0, 1.0, 1.0]
+
+                ok = wait_until(lambda: one_without_partitions() and all_ready(),
+                                timeout=READY_AFTER_CREATE_S, interval=1.0)
+                checks.check(ok, "3 members, 2 partitions: the member without partitions is "
+                             "ready too (all three /readyz 200)",
+                             f"partitions {last.get('parts')}, "
+                             f"status {[readyz(b)[0] for b in bases]}")
+            finally:
+                for o in others:
+                    o.proc.signal(signal.SIGTERM)
+                for o in others:
+                    checks.eq(o.proc.wait(timeout=60), 0, f"{o.proc.name}: SIGTERM, exit 0")
 
             # 3. An account whose key is rejected.
             produce(bs, TOPICS["input"], [("710001", event(710001, account="bad"))])
