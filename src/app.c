@@ -59,6 +59,11 @@
  * the start until the first assignment. A normal start joins within a few
  * seconds; a rejoin after a restart may wait for session.timeout.ms. */
 #define JOIN_GRACE_MS 60000
+/* Backpressure is normal at capacity: intake pauses and resumes, maybe
+ * every second. producer_backlog and max_tracked are raised once the pause
+ * reason has held this long without a break, and cleared once it has been
+ * gone this long, so a worker at capacity logs them once, not per cycle. */
+#define BACKPRESSURE_HOLD_MS 10000
 
 /* One assigned input partition. `generation` changes at every assignment, so
  * a delivery report for a record produced under an earlier assignment does
@@ -146,6 +151,13 @@ typedef struct {
   uint64_t expires;       /* uv_now() time */
 } recent_t;
 
+/* How long a condition has held, or has been gone (uv_now() times; 0 is
+ * "not so"). */
+typedef struct {
+  uint64_t on_since;
+  uint64_t off_since;
+} hold_t;
+
 typedef struct {
   uint64_t events;
   uint64_t invalid;
@@ -192,6 +204,8 @@ struct brw_app_s {
   uint64_t started_ms; /* uv_now() at brw_app_start */
   int joined;          /* an assignment arrived (maybe empty) and was not
                           lost since */
+  hold_t hold_backlog; /* records wait for the producer queue */
+  hold_t hold_max;     /* paused at max.tracked */
   uv_signal_t sigterm;
   uv_signal_t sigint;
   int started;
@@ -1131,9 +1145,23 @@ static void on_connection(void *ctx, int up) {
                  "all brokers are down");
 }
 
+static void hold_update(hold_t *h, int cond, uint64_t now) {
+  now = now ? now : 1;
+  if (cond) {
+    if (!h->on_since)
+      h->on_since = now;
+    h->off_since = 0;
+  } else {
+    if (!h->off_since)
+      h->off_since = now;
+    h->on_since = 0;
+  }
+}
+
 /* Pauses intake at max.tracked campaigns or while produced records wait
- * for room, and resumes below 90 % with an empty backlog. Each reason for a
- * pause is a reason in the health registry while it holds. */
+ * for room, and resumes below 90 % with an empty backlog. How long each
+ * reason for a pause has held is kept for the health tick, which makes it a
+ * reason in the health registry once it lasts (hold_health). */
 static void update_backpressure(brw_app_t *app) {
   if (!app->kafka || app->stopping)
     return;
@@ -1149,12 +1177,18 @@ static void update_backpressure(brw_app_t *app) {
   brw_metrics_set(app->m, BRW_M_PARTITIONS_PAUSED, NULL,
                   paused ? app->assigned_parts : 0);
   uint64_t now = uv_now(app->loop);
-  brw_health_set(app->health, BRW_BLOCK_PRODUCER_BACKLOG, backlog, now,
-                 "produced records wait for room in the producer queue; "
-                 "intake paused");
-  brw_health_set(app->health, BRW_BLOCK_MAX_TRACKED,
-                 paused && app->tracked >= max - max / 10, now,
-                 "intake paused at max.tracked campaigns");
+  hold_update(&app->hold_backlog, backlog, now);
+  hold_update(&app->hold_max, paused && app->tracked >= max - max / 10, now);
+}
+
+/* Raises `b` once `h` has held BACKPRESSURE_HOLD_MS without a break (with
+ * the detail), clears it once it has been gone as long. */
+static void hold_health(brw_app_t *app, const hold_t *h, brw_block_t b,
+                        uint64_t now, const char *detail) {
+  if (h->on_since && now - h->on_since >= BACKPRESSURE_HOLD_MS)
+    brw_health_set(app->health, b, 1, now, detail);
+  else if (h->off_since && now - h->off_since >= BACKPRESSURE_HOLD_MS)
+    brw_health_clear(app->health, b, now);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1249,6 +1283,18 @@ static void on_health_timer(uv_timer_t *t) {
   }
   update_backpressure(app);
   health_eval(app, now);
+  char detail[160];
+  if (app->kafka) {
+    snprintf(detail, sizeof(detail),
+             "%zu records wait for room in the producer queue; intake paused",
+             brw_kafka_backlog(app->kafka));
+    hold_health(app, &app->hold_backlog, BRW_BLOCK_PRODUCER_BACKLOG, now,
+                detail);
+  }
+  snprintf(detail, sizeof(detail),
+           "%zu campaigns tracked, max.tracked %" PRIu64 "; intake paused",
+           app->tracked, (uint64_t)app->cfg->max_tracked);
+  hold_health(app, &app->hold_max, BRW_BLOCK_MAX_TRACKED, now, detail);
   brw_health_tick(app->health, now);
   app->tick_due_ms = hr_ms() + HEALTH_TICK_MS;
   uv_timer_start(t, on_health_timer, HEALTH_TICK_MS, 0);
