@@ -133,7 +133,9 @@ static void log_kafka(const rd_kafka_t *rk, int level, const char *fac,
   if (!brw_log_enabled(l))
     return;
   uint64_t suppressed = 0;
-  if (l >= BRW_LOG_WARN && k && !error_log_ok(k, 0, fac, &suppressed))
+  /* Configuration warnings come once each, at start-up: all are kept. */
+  if (l >= BRW_LOG_WARN && k && !(fac && !strcmp(fac, "CONFWARN")) &&
+      !error_log_ok(k, 0, fac, &suppressed))
     return;
   brw_logj(l,
            json_pack("{ss ss sI}", "client", rd_kafka_name(rk), "facility",
