@@ -33,11 +33,14 @@
 struct brw_admin_s {
   uv_loop_t *loop;
   uv_poll_t poll;   /* MHD's epoll fd */
-  uv_timer_t timer; /* MHD_get_timeout() */
+  uv_timer_t timer; /* MHD_get_timeout(), when it is > 0 ms */
+  uv_idle_t kick;   /* MHD_get_timeout() of 0 ms: the next loop iteration */
   struct MHD_Daemon *daemon;
   brw_metrics_t *m; /* borrowed */
   brw_admin_ready_cb ready_cb;
   void *ctx;
+  brw_admin_live_cb live_cb;
+  void *live_ctx;
   int port;
   int closing;
   int pending; /* handles not yet closed */
@@ -100,28 +103,54 @@ static enum MHD_Result serve_metrics(brw_admin_t *a,
   return reply(conn, MHD_HTTP_OK, CT_METRICS, text, len, 1);
 }
 
-static const char *jbool(int v) {
-  return v ? "true" : "false";
-}
-
+/* /readyz: the booleans, then the reasons that hold. Built with jansson,
+ * in this order (insertion order is kept). */
 static enum MHD_Result serve_ready(brw_admin_t *a,
                                    struct MHD_Connection *conn) {
   brw_admin_readiness_t r;
-  char body[160];
-  int ready, n;
   memset(&r, 0, sizeof(r));
   if (a->ready_cb)
     a->ready_cb(a->ctx, &r);
   else
-    r.kafka = r.assigned = r.accounts = 1;
-  ready = r.kafka && r.assigned && r.accounts && !r.stopping;
-  n = snprintf(body, sizeof(body),
-               "{\"ready\":%s,\"kafka\":%s,\"assigned\":%s,\"accounts\":%s,"
-               "\"stopping\":%s}\n",
-               jbool(ready), jbool(r.kafka), jbool(r.assigned),
-               jbool(r.accounts), jbool(r.stopping));
+    r.kafka = r.topic = r.assigned = r.accounts = 1;
+  int ready = r.kafka && r.topic && r.assigned && r.accounts && !r.stopping &&
+              !r.not_ready;
+  json_t *o =
+      json_pack("{sb sb sb sb sb sb}", "ready", ready, "kafka", r.kafka != 0,
+                "topic", r.topic != 0, "assigned", r.assigned != 0, "accounts",
+                r.accounts != 0, "stopping", r.stopping != 0);
+  if (o)
+    json_object_set_new(o, "blocked",
+                        r.blocked && json_is_object(r.blocked)
+                            ? json_incref(r.blocked)
+                            : json_object());
+  json_decref(r.blocked);
+  char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!body)
+    return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+  size_t n = strlen(body);
+  char *line = realloc(body, n + 2);
+  if (!line) {
+    free(body);
+    return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+  }
+  line[n] = '\n';
+  line[n + 1] = '\0';
   return reply(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-               CT_JSON, body, (size_t)n, 0);
+               CT_JSON, line, n + 1, 1);
+}
+
+/* /healthz: "ok" unless the liveness callback says the loop is starved. */
+static enum MHD_Result serve_health(brw_admin_t *a,
+                                    struct MHD_Connection *conn) {
+  char why[200], body[256];
+  why[0] = '\0';
+  if (!a->live_cb || a->live_cb(a->live_ctx, why, sizeof(why)))
+    return reply_text(conn, MHD_HTTP_OK, "ok\n");
+  snprintf(body, sizeof(body), "starved: %s\n", why);
+  return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, CT_TEXT, body, strlen(body),
+               0);
 }
 
 /* Whether the request announces a body (which we never read). */
@@ -162,7 +191,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   if (!strcmp(url, "/metrics"))
     return serve_metrics(a, conn);
   if (!strcmp(url, "/healthz"))
-    return reply_text(conn, MHD_HTTP_OK, "ok\n");
+    return serve_health(a, conn);
   if (!strcmp(url, "/readyz"))
     return serve_ready(a, conn);
   return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -194,16 +223,28 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 /* ---- driving MHD from the loop ---- */
 
 static void on_timer(uv_timer_t *t);
+static void on_kick(uv_idle_t *idle);
 
 /* Re-arms the timer from MHD_get_timeout(): MHD must run again within that
  * time even without socket activity (connection timeouts, and data it has
- * already read but not processed, for which it answers 0). */
+ * already read but not processed, for which it answers 0). A 0 ms answer
+ * starts the idle handle instead of a 0 ms timer: libuv 1.44 runs a timer
+ * restarted with 0 ms from its own callback again in the same pass of the
+ * timer phase, so a client that keeps MHD busy would keep the loop from
+ * everything else. The idle handle runs once per iteration and keeps the
+ * poll phase from blocking. */
 static void schedule(brw_admin_t *a) {
   MHD_UNSIGNED_LONG_LONG ms;
-  if (MHD_get_timeout(a->daemon, &ms) == MHD_YES)
-    uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
-  else
+  if (MHD_get_timeout(a->daemon, &ms) != MHD_YES) {
     uv_timer_stop(&a->timer);
+    uv_idle_stop(&a->kick);
+  } else if (ms == 0) {
+    uv_timer_stop(&a->timer);
+    uv_idle_start(&a->kick, on_kick);
+  } else {
+    uv_idle_stop(&a->kick);
+    uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
+  }
 }
 
 static void drive(brw_admin_t *a) {
@@ -221,6 +262,10 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 
 static void on_timer(uv_timer_t *t) {
   drive(t->data);
+}
+
+static void on_kick(uv_idle_t *idle) {
+  drive(idle->data);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -406,8 +451,10 @@ int brw_admin_new(uv_loop_t *loop, const char *listen, brw_metrics_t *m,
     return BRW_EIO;
   }
   uv_timer_init(loop, &a->timer);
+  uv_idle_init(loop, &a->kick);
   a->poll.data = a;
   a->timer.data = a;
+  a->kick.data = a;
   if ((rc = uv_poll_start(&a->poll, UV_READABLE, on_poll)) != 0) {
     fail(errbuf, errlen, "metrics.listen: cannot watch the server on %s: %s",
          listen, uv_strerror(rc));
@@ -423,6 +470,13 @@ int brw_admin_new(uv_loop_t *loop, const char *listen, brw_metrics_t *m,
   return 0;
 }
 
+void brw_admin_set_live_cb(brw_admin_t *a, brw_admin_live_cb cb, void *ctx) {
+  if (!a)
+    return;
+  a->live_cb = cb;
+  a->live_ctx = ctx;
+}
+
 int brw_admin_port(const brw_admin_t *a) {
   return a ? a->port : -1;
 }
@@ -433,13 +487,14 @@ void brw_admin_close(brw_admin_t *a, void (*cb)(void *arg), void *arg) {
   a->closing = 1;
   a->close_cb = cb;
   a->close_arg = arg;
-  a->pending = 2;
+  a->pending = 3;
   /* uv_close stops watching the epoll fd at once (libuv: the fd may be
    * closed after uv_close), so MHD may close it right away; stopping MHD
    * now, not in the close callback, frees the port immediately and makes
    * sure no request is served after close was called. */
   uv_close((uv_handle_t *)&a->poll, on_handle_closed);
   uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&a->kick, on_handle_closed);
   MHD_stop_daemon(a->daemon);
   a->daemon = NULL;
 }

@@ -55,6 +55,32 @@
  * short key), and refused bare it is given up (on_refused). */
 #define REFUSAL_SHRINKS 3
 #define LEVEL_BARE (REFUSAL_SHRINKS + 1)
+/* The health tick: how often the reasons are evaluated (and the event loop
+ * lag is measured). */
+#define HEALTH_TICK_MS 1000
+/* The loop is late (event_loop_lag raised, a warning) when the tick fires
+ * this much after it was due; the reason clears after this many ticks on
+ * time in a row, so that each rebalance (whose bounded blocking waits make
+ * the loop late for a few seconds) does not log twice. */
+#define LOOP_LAG_RAISE_MS 1000
+#define LOOP_LAG_CLEAR_TICKS 30
+/* event_loop_lag_seconds is the largest lag of this many last ticks, so that
+ * a stall between two scrapes (every 15-30 s) is still seen. */
+#define LOOP_LAG_WINDOW 15
+/* /healthz answers 503 when the tick is overdue by this much: the loop runs
+ * (it serves the request) but timers do not. Above every bounded blocking
+ * wait of the loop (10 s for the committed offsets at an assignment). */
+#define LOOP_STARVED_MS 30000
+/* group_not_joined is raised (and logged) once the group has not assigned
+ * partitions this long after the start; /readyz says "assigned": false from
+ * the start until the first assignment. A normal start joins within a few
+ * seconds; a rejoin after a restart may wait for session.timeout.ms. */
+#define JOIN_GRACE_MS 60000
+/* Backpressure is normal at capacity: intake pauses and resumes, maybe
+ * every second. producer_backlog and max_tracked are raised once the pause
+ * reason has held this long without a break, and cleared once it has been
+ * gone this long, so a worker at capacity logs them once, not per cycle. */
+#define BACKPRESSURE_HOLD_MS 10000
 
 /* One assigned input partition. `generation` changes at every assignment, so
  * a delivery report for a record produced under an earlier assignment does
@@ -156,6 +182,13 @@ typedef struct {
   uint64_t expires;       /* uv_now() time */
 } recent_t;
 
+/* How long a condition has held, or has been gone (uv_now() times; 0 is
+ * "not so"). */
+typedef struct {
+  uint64_t on_since;
+  uint64_t off_since;
+} hold_t;
+
 typedef struct {
   uint64_t events;
   uint64_t invalid;
@@ -200,6 +233,16 @@ struct brw_app_s {
   brw_schedule_opts_t sched;
   uv_timer_t commit_timer;
   uv_timer_t flush_timer;
+  uv_timer_t health_timer; /* the health tick */
+  uint64_t tick_due_ms;    /* uv_hrtime() ms at which the tick is due */
+  unsigned ticks_on_time;  /* ticks in a row without lag */
+  uint64_t lag_ms[LOOP_LAG_WINDOW]; /* the last ticks' lags, a ring */
+  unsigned lag_next;
+  uint64_t started_ms; /* uv_now() at brw_app_start */
+  int joined;          /* an assignment arrived (maybe empty) and was not
+                          lost since */
+  hold_t hold_backlog; /* records wait for the producer queue */
+  hold_t hold_max;     /* paused at max.tracked */
   uv_signal_t sigterm;
   uv_signal_t sigint;
   int started;
@@ -1440,6 +1483,10 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
   }
   rd_kafka_topic_partition_list_destroy(c);
   brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
+  /* Joined, with or without partitions: a member of a group with more
+   * members than partitions gets none, and is ready. */
+  app->joined = 1;
+  brw_health_clear(app->health, BRW_BLOCK_GROUP_NOT_JOINED, uv_now(app->loop));
   update_backpressure(app);
 }
 
@@ -1477,6 +1524,11 @@ static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *parts,
     if (pt && pt->assigned)
       forget_partition(app, pt);
   }
+  /* A lost assignment means the member left the group (session timeout,
+   * fenced): not joined until the next assignment. An ordinary revoke is
+   * part of a rebalance the member takes part in. */
+  if (lost)
+    app->joined = 0;
 }
 
 static void on_fatal(void *ctx, const char *reason) {
@@ -1492,15 +1544,33 @@ static void on_lag(void *ctx, int64_t lag) {
     brw_metrics_set(app->m, BRW_M_CONSUMER_LAG, NULL, (double)lag);
 }
 
+/* The broker connection changed. The health registry says it (once, then
+ * every few minutes while it holds, and when it clears); the causes are in
+ * the kafka module's rate-limited error lines. */
 static void on_connection(void *ctx, int up) {
   brw_app_t *app = ctx;
   brw_metrics_set(app->m, BRW_M_KAFKA_BROKERS_UP, NULL, up);
-  brw_logj(up ? BRW_LOG_INFO : BRW_LOG_WARN, NULL, "kafka brokers %s",
-           up ? "reachable again" : "all down");
+  brw_health_set(app->health, BRW_BLOCK_KAFKA_DOWN, !up, uv_now(app->loop),
+                 "all brokers are down");
+}
+
+static void hold_update(hold_t *h, int cond, uint64_t now) {
+  now = now ? now : 1;
+  if (cond) {
+    if (!h->on_since)
+      h->on_since = now;
+    h->off_since = 0;
+  } else {
+    if (!h->off_since)
+      h->off_since = now;
+    h->on_since = 0;
+  }
 }
 
 /* Pauses intake at max.tracked campaigns or while produced records wait
- * for room, and resumes below 90 % with an empty backlog. */
+ * for room, and resumes below 90 % with an empty backlog. How long each
+ * reason for a pause has held is kept for the health tick, which makes it a
+ * reason in the health registry once it lasts (hold_health). */
 static void update_backpressure(brw_app_t *app) {
   if (!app->kafka || app->stopping)
     return;
@@ -1515,22 +1585,160 @@ static void update_backpressure(brw_app_t *app) {
   brw_metrics_set(app->m, BRW_M_CONSUMPTION_PAUSED, NULL, paused);
   brw_metrics_set(app->m, BRW_M_PARTITIONS_PAUSED, NULL,
                   paused ? app->assigned_parts : 0);
+  uint64_t now = uv_now(app->loop);
+  hold_update(&app->hold_backlog, backlog, now);
+  hold_update(&app->hold_max, paused && app->tracked >= max - max / 10, now);
+}
+
+/* Raises `b` once `h` has held BACKPRESSURE_HOLD_MS without a break (with
+ * the detail), clears it once it has been gone as long. */
+static void hold_health(brw_app_t *app, const hold_t *h, brw_block_t b,
+                        uint64_t now, const char *detail) {
+  if (h->on_since && now - h->on_since >= BACKPRESSURE_HOLD_MS)
+    brw_health_set(app->health, b, 1, now, detail);
+  else if (h->off_since && now - h->off_since >= BACKPRESSURE_HOLD_MS)
+    brw_health_clear(app->health, b, now);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
 
-/* /readyz: connected to Kafka, subscribed (partitions assigned or the
- * group is assigning them), every account's key accepted, not stopping. */
+/* Raises or clears the reasons that are states rather than events (SPEC §7
+ * readiness): brokers down, a missing topic, the group not joined, an account
+ * without a usable bearer. Runs from the health tick and before each
+ * /readyz answer, so the answer is current. Details name topics and
+ * accounts, never a key. */
+static void health_eval(brw_app_t *app, uint64_t now) {
+  brw_health_t *h = app->health;
+  char detail[480];
+  if (app->kafka) {
+    brw_health_set(h, BRW_BLOCK_KAFKA_DOWN, !brw_kafka_connected(app->kafka),
+                   now, "all brokers are down");
+    const char *name = NULL;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (brw_kafka_topic_state(app->kafka, BRW_KAFKA_INPUT, &name, &err) ==
+        BRW_TOPIC_MISSING)
+      brw_health_raise(h, BRW_BLOCK_TOPIC_MISSING, now,
+                       "topic \"%s\" (topic.input): %s", name,
+                       err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                           ? "not authorized"
+                           : "does not exist");
+    else
+      brw_health_clear(h, BRW_BLOCK_TOPIC_MISSING, now);
+    /* The output and DLQ topics do not make the worker not ready (SPEC §7
+     * names the input topic only), but nothing can be reported without
+     * them: their records wait in the producer. */
+    size_t n = 0;
+    detail[0] = '\0';
+    for (int t = BRW_KAFKA_OUTPUT; t <= BRW_KAFKA_DLQ; t++) {
+      if (brw_kafka_topic_state(app->kafka, (brw_kafka_topic_t)t, &name,
+                                NULL) == BRW_TOPIC_MISSING &&
+          n < sizeof(detail))
+        n += (size_t)snprintf(detail + n, sizeof(detail) - n,
+                              "%stopic \"%s\" (%s) does not exist",
+                              n ? "; " : "", name,
+                              t == BRW_KAFKA_OUTPUT ? "topic.output"
+                                                    : "topic.dlq");
+    }
+    brw_health_set(h, BRW_BLOCK_OUTPUT_TOPIC_MISSING, n > 0, now, detail);
+  }
+  if (!app->joined && app->started &&
+      now - app->started_ms >= JOIN_GRACE_MS)
+    brw_health_raise(h, BRW_BLOCK_GROUP_NOT_JOINED, now,
+                     "group \"%s\" assigned no partitions in %" PRIu64
+                     " s since the start",
+                     app->cfg->group_id, (now - app->started_ms) / 1000);
+  else if (app->joined)
+    brw_health_clear(h, BRW_BLOCK_GROUP_NOT_JOINED, now);
+  size_t n = 0;
+  detail[0] = '\0';
+  for (size_t i = 0; app->api && i < app->cfg->naccounts; i++) {
+    const char *why = NULL;
+    if (brw_api_account_usable(app->api, (int)i, &why) || n >= sizeof(detail))
+      continue;
+    n += (size_t)snprintf(detail + n, sizeof(detail) - n,
+                          "%saccount \"%s\": %s", n ? "; " : "",
+                          app->cfg->accounts[i].name,
+                          why ? why : "no usable bearer");
+  }
+  if (app->api)
+    brw_health_set(h, BRW_BLOCK_ACCOUNT_AUTH, n > 0, now, detail);
+}
+
+static uint64_t hr_ms(void) {
+  return uv_hrtime() / 1000000;
+}
+
+/* The health tick, every HEALTH_TICK_MS: measures how late it fired (the
+ * event loop lag: the time the loop spent elsewhere past the due time; the
+ * gauge shows the largest of the last LOOP_LAG_WINDOW ticks),
+ * evaluates the reasons, and lets the registry repeat the ones that hold. */
+static void on_health_timer(uv_timer_t *t) {
+  brw_app_t *app = t->data;
+  uint64_t hr = hr_ms();
+  uint64_t lag = hr > app->tick_due_ms ? hr - app->tick_due_ms : 0;
+  uint64_t now = uv_now(app->loop);
+  app->lag_ms[app->lag_next++ % LOOP_LAG_WINDOW] = lag;
+  uint64_t worst = 0;
+  for (int i = 0; i < LOOP_LAG_WINDOW; i++)
+    worst = app->lag_ms[i] > worst ? app->lag_ms[i] : worst;
+  brw_metrics_set(app->m, BRW_M_EVENT_LOOP_LAG, NULL, (double)worst / 1000.0);
+  if (lag >= LOOP_LAG_RAISE_MS) {
+    app->ticks_on_time = 0;
+    brw_health_raise(app->health, BRW_BLOCK_LOOP_LAG, now,
+                     "a 1 s timer fired %.1f s late", (double)lag / 1000.0);
+  } else if (++app->ticks_on_time >= LOOP_LAG_CLEAR_TICKS) {
+    brw_health_clear(app->health, BRW_BLOCK_LOOP_LAG, now);
+  }
+  update_backpressure(app);
+  health_eval(app, now);
+  char detail[160];
+  if (app->kafka) {
+    snprintf(detail, sizeof(detail),
+             "%zu records wait for room in the producer queue; intake paused",
+             brw_kafka_backlog(app->kafka));
+    hold_health(app, &app->hold_backlog, BRW_BLOCK_PRODUCER_BACKLOG, now,
+                detail);
+  }
+  snprintf(detail, sizeof(detail),
+           "%zu campaigns tracked, max.tracked %" PRIu64 "; intake paused",
+           app->tracked, (uint64_t)app->cfg->max_tracked);
+  hold_health(app, &app->hold_max, BRW_BLOCK_MAX_TRACKED, now, detail);
+  brw_health_tick(app->health, now);
+  app->tick_due_ms = hr_ms() + HEALTH_TICK_MS;
+  uv_timer_start(t, on_health_timer, HEALTH_TICK_MS, 0);
+}
+
+/* /healthz: the loop answers (or there would be no answer at all), and is
+ * starved when the health tick is overdue by LOOP_STARVED_MS. */
+static int on_live(void *ctx, char *why, size_t len) {
+  brw_app_t *app = ctx;
+  uint64_t hr = hr_ms();
+  if (!app->started || hr <= app->tick_due_ms + LOOP_STARVED_MS)
+    return 1;
+  snprintf(why, len, "the event loop's timers run %.1f s late",
+           (double)(hr - app->tick_due_ms) / 1000.0);
+  return 0;
+}
+
+/* /readyz (SPEC §7): connected to Kafka, the input topic exists, the group
+ * is joined (with or without partitions), every account holds a usable
+ * bearer or is logging in successfully, and no other reason that makes the
+ * worker not ready holds; never while stopping. The reasons that hold are
+ * listed in "blocked". */
 static void on_ready(void *ctx, brw_admin_readiness_t *out) {
   brw_app_t *app = ctx;
+  uint64_t now = uv_now(app->loop);
+  health_eval(app, now);
   out->kafka = app->kafka && brw_kafka_connected(app->kafka);
-  out->assigned = app->started;
-  int rejected = 0;
-  for (size_t i = 0; app->api && i < app->cfg->naccounts; i++)
-    rejected |= brw_api_account_failed(app->api, (int)i);
-  out->accounts = !rejected;
+  out->topic = app->kafka && brw_kafka_topic_state(app->kafka, BRW_KAFKA_INPUT,
+                                                   NULL, NULL) ==
+                                 BRW_TOPIC_EXISTS;
+  out->assigned = app->joined;
+  out->accounts = !brw_health_raised(app->health, BRW_BLOCK_ACCOUNT_AUTH);
   out->stopping = app->stopping;
+  out->not_ready = !brw_health_ready(app->health);
+  out->blocked = brw_health_json(app->health, now);
 }
 
 int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
@@ -1602,6 +1810,8 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   app->commit_timer.data = app;
   uv_timer_init(loop, &app->flush_timer);
   app->flush_timer.data = app;
+  uv_timer_init(loop, &app->health_timer);
+  app->health_timer.data = app;
   uv_signal_init(loop, &app->sigterm);
   app->sigterm.data = app;
   uv_signal_init(loop, &app->sigint);
@@ -1641,6 +1851,11 @@ int brw_app_start(brw_app_t *app) {
   if (r)
     return r;
   app->started = 1;
+  app->started_ms = uv_now(app->loop);
+  app->tick_due_ms = hr_ms() + HEALTH_TICK_MS;
+  uv_timer_start(&app->health_timer, on_health_timer, HEALTH_TICK_MS, 0);
+  if (app->admin)
+    brw_admin_set_live_cb(app->admin, on_live, app);
   brw_logj(BRW_LOG_INFO,
            json_pack("{ss ss ss ss si}", "version", BRW_VERSION, "instance",
                      app->instance, "group", app->cfg->group_id, "input",
@@ -1702,6 +1917,7 @@ static void finish_shutdown(brw_app_t *app) {
     app->stage = 2;
     uv_handle_t *hs[] = {(uv_handle_t *)&app->commit_timer,
                          (uv_handle_t *)&app->flush_timer,
+                         (uv_handle_t *)&app->health_timer,
                          (uv_handle_t *)&app->sigterm,
                          (uv_handle_t *)&app->sigint};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {

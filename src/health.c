@@ -37,6 +37,9 @@ static const struct {
     [BRW_BLOCK_LOOP_LAG] = {"event_loop_lag", 0,
                             "the event loop runs late; the machine is "
                             "overloaded or a callback blocks"},
+    [BRW_BLOCK_OUTPUT_TOPIC_MISSING] = {"output_topic_missing", 0,
+                                        "create the topic or fix "
+                                        "`topic.output` / `topic.dlq`"},
 };
 
 typedef struct {

@@ -72,7 +72,8 @@ typedef struct {
 struct brw_http_s {
   uv_loop_t *loop;
   CURLM *multi;
-  uv_timer_t timer;
+  uv_timer_t timer; /* curl's timeout, when it is > 0 ms */
+  uv_idle_t kick;   /* curl's timeout of 0 ms: the next loop iteration */
   brw_http_opts_t opts;
   char *ca_file;
   char *user_agent;
@@ -357,8 +358,7 @@ static int on_curl_closesocket(void *clientp, curl_socket_t fd) {
 
 /* ---- curl's timer ---- */
 
-static void on_timeout(uv_timer_t *t) {
-  brw_http_t *h = t->data;
+static void curl_timeout_action(brw_http_t *h) {
   int running = 0;
   CURLMcode mc =
       curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -367,15 +367,40 @@ static void on_timeout(uv_timer_t *t) {
   check_multi_info(h);
 }
 
-/* CURLMOPT_TIMERFUNCTION: -1 stops the timer; 0 means "as soon as possible",
- * which a zero uv timer gives on the next loop iteration (curl forbids
- * calling socket_action from inside this callback). */
+static void on_timeout(uv_timer_t *t) {
+  curl_timeout_action(t->data);
+}
+
+/* The idle handle runs once per loop iteration; it is stopped before curl
+ * is called, which may ask for 0 ms again (and so start it again for the
+ * next iteration). */
+static void on_kick(uv_idle_t *idle) {
+  brw_http_t *h = idle->data;
+  uv_idle_stop(idle);
+  curl_timeout_action(h);
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 stops the timer; 0 means "as soon as possible"
+ * (curl forbids calling socket_action from inside this callback). That is
+ * the idle handle, not a 0 ms timer: libuv 1.44 runs a timer restarted with
+ * 0 ms from its own callback again in the same pass of the timer phase, so
+ * a transfer that keeps asking for 0 ms would keep the loop from polling
+ * sockets. The idle handle runs at most once per iteration, and the poll
+ * phase does not block while it is active. */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
   brw_http_t *h = userp;
-  if (timeout_ms < 0)
+  if (h->closing)
+    return 0;
+  if (timeout_ms < 0) {
     uv_timer_stop(&h->timer);
-  else
+    uv_idle_stop(&h->kick);
+  } else if (timeout_ms == 0) {
+    uv_timer_stop(&h->timer);
+    uv_idle_start(&h->kick, on_kick);
+  } else {
+    uv_idle_stop(&h->kick);
     uv_timer_start(&h->timer, on_timeout, (uint64_t)timeout_ms, 0);
+  }
   return 0;
 }
 
@@ -732,6 +757,8 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   uv_timer_init(loop, &h->timer);
   h->timer.data = h;
+  uv_idle_init(loop, &h->kick);
+  h->kick.data = h;
   *out = h;
   return 0;
 }
@@ -865,6 +892,8 @@ void brw_http_close(brw_http_t *h, void (*cb)(void *arg), void *arg) {
       sock_ctx_close(h->socks[fd]);
   }
   uv_timer_stop(&h->timer);
-  h->pending_closes++;
+  uv_idle_stop(&h->kick);
+  h->pending_closes += 2;
   uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&h->kick, on_handle_closed);
 }

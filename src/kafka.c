@@ -6,12 +6,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* How many queue items one wake-up serves before yielding to the rest of the
- * loop; the remainder is served on the next iteration. */
+/* How many queue items one drain serves before yielding to the rest of the
+ * loop; the remainder is served by the `more` idle handle, one batch per loop
+ * iteration, so that every iteration passes through the poll phase (sockets,
+ * signals, the admin server) and the timer phase in between. */
 #define DRAIN_BATCH 2000
 /* The safety drain interval, and the retry delay for records whose delivery
  * failed. */
@@ -20,6 +23,17 @@
 /* Failed produce attempts are logged at most once per interval (with the
  * count held back): during an outage every record in flight fails. */
 #define RETRY_LOG_MS 10000
+/* The topic metadata probe: how often while every topic is known to exist,
+ * how often while one is missing or not known yet, and how long one
+ * metadata request may take (on a thread of libuv's pool, never the loop). */
+#define PROBE_OK_MS 30000
+#define PROBE_WAIT_MS 2000
+#define PROBE_TIMEOUT_MS 3000
+/* A non-fatal error of librdkafka (a broker connection failing, say), or a
+ * warning of its log, is logged once, then at most once per interval per
+ * error code or log facility. */
+#define ERROR_LOG_INTERVAL_MS 60000
+#define ERROR_LIMITS 16
 
 /* A record waiting for the producer queue (or for a retry after a failed
  * delivery). Owns copies of everything. */
@@ -45,15 +59,46 @@ typedef struct {
   int is_consumer;
 } qbridge_t;
 
+/* The metadata probe: one request per topic the worker uses, run on libuv's
+ * thread pool because rd_kafka_metadata() blocks. The work function reads
+ * only this struct (handles set before it is queued) and writes only its
+ * results; the loop thread reads them in the after-work callback. */
+typedef struct {
+  uv_work_t req;
+  brw_kafka_t *k;                             /* read on the loop thread only */
+  rd_kafka_t *rk[BRW_KAFKA__TOPICS];          /* borrowed */
+  rd_kafka_topic_t *rkt[BRW_KAFKA__TOPICS];   /* owned by brw_kafka_t */
+  brw_topic_state_t found[BRW_KAFKA__TOPICS]; /* results */
+  rd_kafka_resp_err_t err[BRW_KAFKA__TOPICS];
+  atomic_int stop; /* set by brw_kafka_close: skip the requests left */
+} probe_t;
+
+/* The rate limit of one kind of librdkafka line: an error code (fac "") or
+ * a log facility (err 0). */
+typedef struct {
+  int err;
+  char fac[16];
+  brw_log_limit_t limit;
+} err_limit_t;
+
 struct brw_kafka_s {
   uv_loop_t *loop;
   rd_kafka_t *rk_c; /* consumer */
   rd_kafka_t *rk_p; /* producer */
   brw_kafka_handlers_t h;
   char *topic_input;
+  char *topics[BRW_KAFKA__TOPICS]; /* input, output, DLQ names (owned) */
   qbridge_t qc;
   qbridge_t qp;
-  uv_timer_t timer; /* safety drain, backlog retries */
+  uv_timer_t timer;       /* safety drain, backlog retries */
+  uv_idle_t more;         /* active while a drain stopped at its batch limit */
+  uv_timer_t probe_timer; /* the next topic metadata probe */
+  probe_t probe;
+  int probing; /* probe.req is queued or running */
+  brw_topic_state_t topic_state[BRW_KAFKA__TOPICS];
+  rd_kafka_resp_err_t topic_err[BRW_KAFKA__TOPICS];
+  err_limit_t err_limits[ERROR_LIMITS];
+  unsigned err_next; /* the slot the next new error code takes */
   brw_list_t backlog;
   size_t nbacklog;
   size_t in_flight; /* queued in librdkafka, not yet reported */
@@ -72,14 +117,34 @@ struct brw_kafka_s {
 
 static int drain_queue(qbridge_t *q);
 
+static int error_log_ok(brw_kafka_t *k, int err, const char *fac,
+                        uint64_t *suppressed);
+
+/* log_cb: on the loop thread (logs are routed to the queues). A broker
+ * connection failure comes twice from librdkafka: as this log line (facility
+ * FAIL) and as an error (on_error); only the error is logged, once, then
+ * rate-limited, so the FAIL line goes to debug. Warnings and errors are
+ * logged once, then at most once a minute per facility: during an outage
+ * librdkafka repeats them at every retry. */
 static void log_kafka(const rd_kafka_t *rk, int level, const char *fac,
                       const char *buf) {
+  brw_kafka_t *k = rd_kafka_opaque(rk);
   brw_log_level_t l = level <= 3   ? BRW_LOG_ERROR
                       : level <= 5 ? BRW_LOG_WARN
                       : level <= 6 ? BRW_LOG_INFO
                                    : BRW_LOG_DEBUG;
-  brw_logj(l, json_pack("{ss ss}", "client", rd_kafka_name(rk), "facility",
-                        fac),
+  if (fac && !strcmp(fac, "FAIL"))
+    l = BRW_LOG_DEBUG;
+  if (!brw_log_enabled(l))
+    return;
+  uint64_t suppressed = 0;
+  /* Configuration warnings come once each, at start-up: all are kept. */
+  if (l >= BRW_LOG_WARN && k && !(fac && !strcmp(fac, "CONFWARN")) &&
+      !error_log_ok(k, 0, fac, &suppressed))
+    return;
+  brw_logj(l,
+           json_pack("{ss ss sI}", "client", rd_kafka_name(rk), "facility",
+                     fac ? fac : "", "suppressed", (json_int_t)suppressed),
            "librdkafka: %s", buf);
 }
 
@@ -92,8 +157,35 @@ static void set_connection(brw_kafka_t *k) {
   }
 }
 
+/* Whether a line about error `err` (or of log facility `fac`, with err 0)
+ * may be written now: the first one is, then at most one per
+ * ERROR_LOG_INTERVAL_MS per kind (*suppressed gets the count held back
+ * meanwhile). A handful of kinds are tracked; a new one takes the oldest
+ * slot. */
+static int error_log_ok(brw_kafka_t *k, int err, const char *fac,
+                        uint64_t *suppressed) {
+  char key[16];
+  snprintf(key, sizeof(key), "%s", fac ? fac : "");
+  err_limit_t *e = NULL;
+  for (int i = 0; i < ERROR_LIMITS && !e; i++)
+    if (k->err_limits[i].limit.next_ms && k->err_limits[i].err == err &&
+        !strcmp(k->err_limits[i].fac, key))
+      e = &k->err_limits[i];
+  if (!e) {
+    e = &k->err_limits[k->err_next++ % ERROR_LIMITS];
+    memset(e, 0, sizeof(*e));
+    e->err = err;
+    memcpy(e->fac, key, sizeof(key));
+  }
+  return brw_log_limit(&e->limit, uv_now(k->loop), ERROR_LOG_INTERVAL_MS,
+                       suppressed);
+}
+
 /* error_cb: runs on the loop thread (errors are served from the queues). Only
- * a fatal error is fatal; everything else librdkafka retries by itself. */
+ * a fatal error is fatal; everything else librdkafka retries by itself.
+ * "All brokers down" is not logged here: the application hears of it through
+ * on_connection (and its health registry says it once). Other errors are
+ * logged once, then at most once a minute per code. */
 static void on_error(rd_kafka_t *rk, int err, const char *reason,
                      void *opaque) {
   brw_kafka_t *k = opaque;
@@ -115,10 +207,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
     else
       k->all_down_p = 1;
     set_connection(k);
+    return;
   }
+  uint64_t suppressed = 0;
+  if (!error_log_ok(k, err, NULL, &suppressed))
+    return;
   brw_logj(BRW_LOG_WARN,
-           json_pack("{ss ss}", "client", rd_kafka_name(rk), "error",
-                     rd_kafka_err2name((rd_kafka_resp_err_t)err)),
+           json_pack("{ss ss sI}", "client", rd_kafka_name(rk), "error",
+                     rd_kafka_err2name((rd_kafka_resp_err_t)err), "suppressed",
+                     (json_int_t)suppressed),
            "kafka: %s", reason);
 }
 
@@ -487,10 +584,46 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
   return 0;
 }
 
+static void probe_soon(brw_kafka_t *k);
+
+/* An error from the consumer queue. librdkafka reports a subscribed topic
+ * that does not exist (or that this client may not read) this way, once per
+ * change: the topic is marked missing at once, and the metadata probe
+ * checks again soon, since only the probe clears it. The application's
+ * health registry says so; the line itself goes to debug. Other errors are
+ * logged once, then at most once a minute per code. */
+static void consumer_error(brw_kafka_t *k, const rd_kafka_message_t *rkm) {
+  if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+    return;
+  if (rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+      rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+      rkm->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+    const char *name = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : NULL;
+    if (!name || !strcmp(name, k->topics[BRW_KAFKA_INPUT])) {
+      k->topic_state[BRW_KAFKA_INPUT] = BRW_TOPIC_MISSING;
+      k->topic_err[BRW_KAFKA_INPUT] = rkm->err;
+      probe_soon(k);
+      brw_logj(BRW_LOG_DEBUG,
+               json_pack("{ss}", "error", rd_kafka_err2name(rkm->err)),
+               "consumer: %s", rd_kafka_message_errstr(rkm));
+      return;
+    }
+  }
+  uint64_t suppressed = 0;
+  if (!error_log_ok(k, rkm->err, NULL, &suppressed))
+    return;
+  brw_logj(BRW_LOG_WARN,
+           json_pack("{ss sI}", "error", rd_kafka_err2name(rkm->err),
+                     "suppressed", (json_int_t)suppressed),
+           "consumer: %s", rd_kafka_message_errstr(rkm));
+}
+
 /* Serves one queue: consumer messages (with rebalances, commits, logs and
  * errors as callbacks) or producer events (delivery reports, logs, errors).
- * Stops after DRAIN_BATCH items and lets the safety timer, which runs again
- * at once in that case, go on: the loop stays responsive under a flood. */
+ * Stops after DRAIN_BATCH items and returns 1 (more may be waiting): the
+ * caller lets the `more` idle handle go on at the next loop iteration, so
+ * the loop stays responsive under a flood. Returns 0 when the queue is
+ * empty. */
 static int drain_queue(qbridge_t *q) {
   brw_kafka_t *k = q->k;
   char tmp[64];
@@ -504,10 +637,7 @@ static int drain_queue(qbridge_t *q) {
       if (!rkm)
         return 0;
       if (rkm->err) {
-        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-          brw_logj(BRW_LOG_WARN,
-                   json_pack("{ss}", "error", rd_kafka_err2name(rkm->err)),
-                   "consumer: %s", rd_kafka_message_errstr(rkm));
+        consumer_error(k, rkm);
       } else {
         mark_up(k, k->rk_c);
         if (k->h.on_message)
@@ -531,26 +661,146 @@ static int drain_queue(qbridge_t *q) {
   return 1; /* the batch ran out: more may be waiting */
 }
 
-static void on_timer(uv_timer_t *t);
+static void on_more(uv_idle_t *idle);
 
-/* When a drain stopped at its batch limit, the timer fires on the next loop
- * iteration to go on; otherwise it is the slow safety drain. */
-static void rearm(brw_kafka_t *k, int more) {
+/* Goes on with a drain that stopped at its batch limit on the next loop
+ * iteration, or stops doing so when the queues are empty. Not a 0 ms timer:
+ * libuv 1.44 runs a timer restarted with 0 ms from its own callback again in
+ * the same pass of the timer phase, so a flood kept the loop in that phase
+ * until the queue was empty. An idle handle runs once per iteration, and
+ * while it is active the poll phase does not block, so I/O is served
+ * between two batches. */
+static void set_more(brw_kafka_t *k, int more) {
   if (k->closing)
     return;
-  uv_timer_start(&k->timer, on_timer, more ? 0 : SAFETY_MS, SAFETY_MS);
+  if (more)
+    uv_idle_start(&k->more, on_more);
+  else
+    uv_idle_stop(&k->more);
 }
 
 static void on_queue_readable(uv_poll_t *poll, int status, int events) {
   qbridge_t *q = poll->data;
-  rearm(q->k, drain_queue(q));
+  if (drain_queue(q))
+    set_more(q->k, 1);
 }
 
+/* One batch of each queue per loop iteration while either has more. */
+static void on_more(uv_idle_t *idle) {
+  brw_kafka_t *k = idle->data;
+  int more = drain_queue(&k->qc);
+  more |= drain_queue(&k->qp);
+  set_more(k, more);
+}
+
+/* The safety drain (a wake-up may be missed) and the backlog retries. */
 static void on_timer(uv_timer_t *t) {
   brw_kafka_t *k = t->data;
   int more = drain_queue(&k->qc);
   more |= drain_queue(&k->qp);
-  rearm(k, more);
+  if (more)
+    set_more(k, 1);
+}
+
+/* ---- the topic metadata probe ---- */
+
+static void on_probe_timer(uv_timer_t *t);
+static void probe_done(uv_work_t *req, int status);
+
+/* On a thread of libuv's pool: one metadata request per topic, each bounded
+ * by PROBE_TIMEOUT_MS. rd_kafka_metadata() is thread-safe; the handles stay
+ * valid until the after-work callback ran (brw_kafka_close waits for it). A
+ * topic is missing when the broker says UNKNOWN_TOPIC_OR_PART (or that this
+ * client may not see it); it exists when it has partitions; anything else (no
+ * broker reachable, a timeout, a topic being created) leaves it as it was. */
+static void probe_work(uv_work_t *req) {
+  probe_t *p = req->data;
+  for (int i = 0; i < BRW_KAFKA__TOPICS; i++)
+    p->found[i] = BRW_TOPIC_UNKNOWN;
+  for (int i = 0; i < BRW_KAFKA__TOPICS && !atomic_load(&p->stop); i++) {
+    const struct rd_kafka_metadata *md = NULL;
+    p->err[i] =
+        rd_kafka_metadata(p->rk[i], 0, p->rkt[i], &md, PROBE_TIMEOUT_MS);
+    if (!p->err[i] && md && md->topic_cnt == 1) {
+      p->err[i] = md->topics[0].err;
+      if (p->err[i] == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+          p->err[i] == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+        p->found[i] = BRW_TOPIC_MISSING;
+      else if (!p->err[i] && md->topics[0].partition_cnt > 0)
+        p->found[i] = BRW_TOPIC_EXISTS;
+    }
+    if (md)
+      rd_kafka_metadata_destroy(md);
+  }
+}
+
+static void close_step(brw_kafka_t *k);
+static void destroy_clients(brw_kafka_t *k);
+
+/* Starts a probe unless one is under way or the clients are closing. While
+ * every broker is down a probe could learn nothing, and would only hold up a
+ * shutdown: it waits. */
+static void probe_start(brw_kafka_t *k) {
+  if (k->probing || k->closing)
+    return;
+  if (!k->up) {
+    uv_timer_start(&k->probe_timer, on_probe_timer, PROBE_WAIT_MS, 0);
+    return;
+  }
+  probe_t *p = &k->probe;
+  atomic_store(&p->stop, 0);
+  p->req.data = p;
+  p->k = k;
+  for (int i = 0; i < BRW_KAFKA__TOPICS; i++)
+    p->rk[i] = i == BRW_KAFKA_INPUT ? k->rk_c : k->rk_p;
+  if (uv_queue_work(k->loop, &p->req, probe_work, probe_done) == 0)
+    k->probing = 1;
+  else
+    uv_timer_start(&k->probe_timer, on_probe_timer, PROBE_WAIT_MS, 0);
+}
+
+/* On the loop thread: applies the results and schedules the next probe
+ * (sooner while a topic is missing or not known yet). When the clients are
+ * closing, brw_kafka_close waited for this to destroy them. */
+static void probe_done(uv_work_t *req, int status) {
+  probe_t *p = req->data;
+  brw_kafka_t *k = p->k;
+  k->probing = 0;
+  if (k->closing) {
+    destroy_clients(k);
+    close_step(k);
+    return;
+  }
+  int all = 1;
+  for (int i = 0; i < BRW_KAFKA__TOPICS; i++) {
+    if (status == 0 && p->found[i] != BRW_TOPIC_UNKNOWN) {
+      if (p->found[i] != k->topic_state[i])
+        brw_logj(BRW_LOG_DEBUG,
+                 json_pack("{ss ss}", "topic", k->topics[i], "error",
+                           rd_kafka_err2name(p->err[i])),
+                 "topic metadata: %s",
+                 p->found[i] == BRW_TOPIC_EXISTS ? "exists" : "missing");
+      k->topic_state[i] = p->found[i];
+      k->topic_err[i] = p->err[i];
+    }
+    all &= k->topic_state[i] == BRW_TOPIC_EXISTS;
+  }
+  uv_timer_start(&k->probe_timer, on_probe_timer,
+                 all ? PROBE_OK_MS : PROBE_WAIT_MS, 0);
+}
+
+static void on_probe_timer(uv_timer_t *t) {
+  probe_start(t->data);
+}
+
+/* A consumer error said the input topic is missing: probe again within a
+ * short while (not at once: librdkafka may say it several times). */
+static void probe_soon(brw_kafka_t *k) {
+  if (k->probing || k->closing)
+    return;
+  uint64_t due = uv_timer_get_due_in(&k->probe_timer);
+  if (!uv_is_active((uv_handle_t *)&k->probe_timer) || due > PROBE_WAIT_MS)
+    uv_timer_start(&k->probe_timer, on_probe_timer, PROBE_WAIT_MS, 0);
 }
 
 /* Creates the non-blocking wake-up pipe of a queue bridge. */
@@ -626,6 +876,9 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   k->up = 1;
   brw_list_init(&k->backlog);
   k->topic_input = strdup(cfg->topic_input);
+  k->topics[BRW_KAFKA_INPUT] = strdup(cfg->topic_input);
+  k->topics[BRW_KAFKA_OUTPUT] = strdup(cfg->topic_output);
+  k->topics[BRW_KAFKA_DLQ] = strdup(cfg->topic_dlq);
   char err[512];
   int r = BRW_ECONFIG;
 
@@ -741,6 +994,18 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     goto err;
   }
 
+  /* The topics the metadata probe looks up: the input topic through the
+   * consumer, the others through the producer that writes them. */
+  for (int i = 0; i < BRW_KAFKA__TOPICS; i++) {
+    if (!k->topics[i] ||
+        !(k->probe.rkt[i] = rd_kafka_topic_new(
+              i == BRW_KAFKA_INPUT ? k->rk_c : k->rk_p, k->topics[i], NULL))) {
+      snprintf(errbuf, errlen, "kafka: cannot create a topic handle");
+      r = BRW_EKAFKA;
+      goto err;
+    }
+  }
+
   /* Route logs to the queues the loop serves. */
   rd_kafka_set_log_queue(k->rk_c, NULL);
   rd_kafka_set_log_queue(k->rk_p, NULL);
@@ -751,6 +1016,10 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   }
   uv_timer_init(loop, &k->timer);
   k->timer.data = k;
+  uv_idle_init(loop, &k->more);
+  k->more.data = k;
+  uv_timer_init(loop, &k->probe_timer);
+  k->probe_timer.data = k;
   bridge_start(k, &k->qc, rd_kafka_queue_get_consumer(k->rk_c), 1);
   bridge_start(k, &k->qp, rd_kafka_queue_get_main(k->rk_p), 0);
   uv_timer_start(&k->timer, on_timer, SAFETY_MS, SAFETY_MS);
@@ -763,6 +1032,11 @@ err:
       close(k->qc.pipe[i]);
     if (k->qp.pipe[i] > 0)
       close(k->qp.pipe[i]);
+  }
+  for (int i = 0; i < BRW_KAFKA__TOPICS; i++) {
+    if (k->probe.rkt[i])
+      rd_kafka_topic_destroy(k->probe.rkt[i]);
+    free(k->topics[i]);
   }
   if (k->rk_c)
     rd_kafka_destroy(k->rk_c);
@@ -785,6 +1059,7 @@ int brw_kafka_start(brw_kafka_t *k) {
     brw_log_error("subscribe: %s", rd_kafka_err2str(err));
     return BRW_EKAFKA;
   }
+  probe_start(k);
   return 0;
 }
 
@@ -862,6 +1137,19 @@ int brw_kafka_connected(const brw_kafka_t *k) {
   return k->up;
 }
 
+brw_topic_state_t brw_kafka_topic_state(const brw_kafka_t *k,
+                                        brw_kafka_topic_t which,
+                                        const char **name,
+                                        rd_kafka_resp_err_t *err) {
+  if ((unsigned)which >= BRW_KAFKA__TOPICS)
+    return BRW_TOPIC_UNKNOWN;
+  if (name)
+    *name = k->topics[which];
+  if (err)
+    *err = k->topic_err[which];
+  return k->topic_state[which];
+}
+
 void brw_kafka_close_consumer(brw_kafka_t *k) {
   if (!k->rk_c || k->consumer_closed)
     return;
@@ -875,8 +1163,9 @@ void brw_kafka_close_consumer(brw_kafka_t *k) {
   k->consumer_closed = 1;
 }
 
-static void on_closed(uv_handle_t *handle) {
-  brw_kafka_t *k = handle->data;
+/* One step of the close: a loop handle closed, or the clients were
+ * destroyed. The last one frees everything and runs the callback. */
+static void close_step(brw_kafka_t *k) {
   if (--k->pending_closes > 0)
     return;
   close(k->qc.pipe[0]);
@@ -885,10 +1174,30 @@ static void on_closed(uv_handle_t *handle) {
   close(k->qp.pipe[1]);
   void (*cb)(void *) = k->close_cb;
   void *arg = k->close_arg;
+  for (int i = 0; i < BRW_KAFKA__TOPICS; i++)
+    free(k->topics[i]);
   free(k->topic_input);
   free(k);
   if (cb)
     cb(arg);
+}
+
+static void on_closed(uv_handle_t *handle) {
+  close_step(handle->data);
+}
+
+/* Destroys both clients (the topic handles first). Not while a metadata
+ * probe may still use them: see brw_kafka_close. */
+static void destroy_clients(brw_kafka_t *k) {
+  for (int i = 0; i < BRW_KAFKA__TOPICS; i++) {
+    if (k->probe.rkt[i])
+      rd_kafka_topic_destroy(k->probe.rkt[i]);
+    k->probe.rkt[i] = NULL;
+  }
+  rd_kafka_destroy(k->rk_c);
+  rd_kafka_destroy(k->rk_p);
+  k->rk_c = NULL;
+  k->rk_p = NULL;
 }
 
 void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
@@ -910,19 +1219,31 @@ void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
              "replayed");
   /* Purge what is left so rd_kafka_destroy does not wait for it. */
   rd_kafka_purge(k->rk_p, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_destroy(k->rk_c);
-  rd_kafka_destroy(k->rk_p);
-  k->rk_c = NULL;
-  k->rk_p = NULL;
   k->close_cb = cb;
   k->close_arg = arg;
   uv_timer_stop(&k->timer);
+  uv_timer_stop(&k->probe_timer);
+  uv_idle_stop(&k->more);
   uv_poll_stop(&k->qc.poll);
   uv_poll_stop(&k->qp.poll);
-  k->pending_closes = 3;
+  /* Five handles, and the clients. */
+  k->pending_closes = 6;
   uv_close((uv_handle_t *)&k->timer, on_closed);
+  uv_close((uv_handle_t *)&k->more, on_closed);
+  uv_close((uv_handle_t *)&k->probe_timer, on_closed);
   k->qc.poll.data = k;
   k->qp.poll.data = k;
   uv_close((uv_handle_t *)&k->qc.poll, on_closed);
   uv_close((uv_handle_t *)&k->qp.poll, on_closed);
+  /* A metadata probe on the thread pool still uses the clients: they are
+   * destroyed when it is over (the request under way, at most
+   * PROBE_TIMEOUT_MS; the others are skipped), from its after-work callback.
+   * A probe not started yet is canceled. */
+  if (k->probing) {
+    atomic_store(&k->probe.stop, 1);
+    uv_cancel((uv_req_t *)&k->probe.req);
+    return;
+  }
+  destroy_clients(k);
+  close_step(k);
 }

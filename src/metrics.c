@@ -54,7 +54,8 @@ static const char *const k_retry_class[] = {
 static const char *const k_blocked[] = {
     "kafka_down",       "input_topic_missing", "group_not_joined",
     "account_auth",     "record_refused",      "producer_backlog",
-    "max_tracked",      "event_loop_lag",      NULL};
+    "max_tracked",      "event_loop_lag",      "output_topic_missing",
+    NULL};
 
 /* What a produced record was (src/app.c). */
 static const char *const k_record_kinds[] = {"report", "progress", "dlq",
@@ -197,8 +198,8 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "reason", k_blocked),
     [BRW_M_EVENT_LOOP_LAG] =
         GAUGE("event_loop_lag_seconds",
-              "How late the event loop ran a timer due now, in seconds "
-              "(the last sample)."),
+              "How late the event loop ran its 1 s health tick, in seconds "
+              "(the largest of the last 15 ticks)."),
     [BRW_M_LOG_SUPPRESSED] =
         COUNTER("log_lines_suppressed_total",
                 "Repeated log lines held back by a rate limit."),

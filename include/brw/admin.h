@@ -11,9 +11,12 @@
  *
  *   GET|HEAD /metrics  200 text/plain; version=0.0.4
  *   GET|HEAD /healthz  200 "ok" (served by the loop: a stuck loop answers
- *                      nothing, which is what a liveness probe must see)
+ *                      nothing, which is what a liveness probe must see),
+ *                      or 503 "starved: ..." when the liveness callback
+ *                      says the loop runs but is starved
  *   GET|HEAD /readyz   200 or 503, {"ready":bool,"kafka":bool,
- *                      "assigned":bool,"accounts":bool,"stopping":bool}
+ *                      "topic":bool,"assigned":bool,"accounts":bool,
+ *                      "stopping":bool,"blocked":{...}}
  *   other paths        404
  *   other methods      405 (Allow: GET, HEAD)
  *
@@ -27,24 +30,39 @@
 
 #include "brw/metrics.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <uv.h>
 
 typedef struct brw_admin_s brw_admin_t;
 
-/* What /readyz reports. The worker is ready when kafka && assigned &&
- * accounts && !stopping. */
+/* What /readyz reports (SPEC §7). The worker is ready when kafka && topic
+ * && assigned && accounts && !stopping && !not_ready. */
 typedef struct {
-  int kafka;    /* at least one broker connected */
-  int assigned; /* partitions assigned, or the group is waiting for them */
-  int accounts; /* every account's key accepted (none rejected) */
-  int stopping; /* shutdown began: never ready */
+  int kafka;     /* at least one broker connected */
+  int topic;     /* the input topic exists */
+  int assigned;  /* the group is joined: partitions assigned, or none
+                    because the group has more members than partitions */
+  int accounts;  /* every account holds a usable bearer or is logging in
+                    successfully */
+  int stopping;  /* shutdown began: never ready */
+  int not_ready; /* another reason in `blocked` makes the worker not ready */
+  /* The reasons the worker cannot make progress that hold now, as
+   * brw_health_json gives them: {"<reason>": {"ready": bool, "seconds": N,
+   * "detail": "..."}}. A new reference the server takes (it frees it); NULL
+   * gives an empty object. */
+  json_t *blocked;
 } brw_admin_readiness_t;
 
 /* Fills *out (zeroed before the call) for one /readyz request. Runs on the
  * loop thread, inside the admin server's request handling: it must not
  * block, and must not close the admin server. */
 typedef void (*brw_admin_ready_cb)(void *ctx, brw_admin_readiness_t *out);
+
+/* Answers /healthz: returns 1 when the loop is alive and not starved; 0 when
+ * it is starved, with one line saying why in why[len] (NUL-terminated).
+ * Same rules as the readiness callback. */
+typedef int (*brw_admin_live_cb)(void *ctx, char *why, size_t len);
 
 /* Starts serving on `listen`, "HOST:PORT" ("[v6addr]:PORT" for IPv6; an
  * empty host or "*" binds every interface; port 0 picks a free port, see
@@ -65,6 +83,9 @@ typedef void (*brw_admin_ready_cb)(void *ctx, brw_admin_readiness_t *out);
 int brw_admin_new(uv_loop_t *loop, const char *listen, brw_metrics_t *m,
                   brw_admin_ready_cb ready_cb, void *ctx, brw_admin_t **out,
                   char *errbuf, size_t errlen);
+
+/* Sets the liveness callback of /healthz (NULL: always "ok"). */
+void brw_admin_set_live_cb(brw_admin_t *a, brw_admin_live_cb cb, void *ctx);
 
 /* The bound TCP port (the real one when 0 was asked for). */
 int brw_admin_port(const brw_admin_t *a);

@@ -43,6 +43,8 @@ typedef enum {
   BRW_BLOCK_PRODUCER_BACKLOG,  /* records wait for the producer queue */
   BRW_BLOCK_MAX_TRACKED,       /* intake paused at max.tracked */
   BRW_BLOCK_LOOP_LAG,          /* the event loop runs late */
+  BRW_BLOCK_OUTPUT_TOPIC_MISSING, /* topic.output or topic.dlq does not
+                                     exist: records wait */
   BRW_BLOCK__COUNT
 } brw_block_t;
 

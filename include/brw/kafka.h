@@ -5,7 +5,11 @@
  * (a non-blocking pipe watched by uv_poll), and every librdkafka callback the
  * application sees (messages, rebalances, delivery reports, logs, errors,
  * commit results) runs on the loop thread, from the drain of those queues. A
- * slow safety timer drains them too, in case a wake-up is missed.
+ * drain serves a bounded batch; what is left is served by an idle handle, one
+ * batch per loop iteration, so sockets, signals and timers are served during
+ * a flood. A slow safety timer drains them too, in case a wake-up is missed.
+ * The only other thread is the metadata probe's (see brw_kafka_topic_state),
+ * on libuv's pool; it touches nothing but its own request.
  *
  * Produce never drops: a record the producer queue cannot take now waits in
  * a backlog (brw_kafka_backlog() > 0 tells the application to pause
@@ -28,6 +32,22 @@
 
 typedef struct brw_kafka_s brw_kafka_t;
 typedef struct brw_kafka_record_s brw_kafka_record_t;
+
+/* The topics the worker uses, for brw_kafka_topic_state. */
+typedef enum {
+  BRW_KAFKA_INPUT = 0, /* topic.input, looked up through the consumer */
+  BRW_KAFKA_OUTPUT,    /* topic.output, through the producer */
+  BRW_KAFKA_DLQ,       /* topic.dlq, through the producer */
+  BRW_KAFKA__TOPICS
+} brw_kafka_topic_t;
+
+/* What is known of a topic's existence. */
+typedef enum {
+  BRW_TOPIC_UNKNOWN = 0, /* not known yet (no answer from a broker) */
+  BRW_TOPIC_EXISTS,      /* the cluster lists it, with partitions */
+  BRW_TOPIC_MISSING      /* the cluster does not know it, or this client may
+                            not see it */
+} brw_topic_state_t;
 
 typedef struct {
   /* A consumed message; borrowed, destroyed after the call. */
@@ -132,6 +152,19 @@ int brw_kafka_paused(const brw_kafka_t *k);
 
 /* Broker connection: 1 when at least one broker is up. */
 int brw_kafka_connected(const brw_kafka_t *k);
+
+/* Whether a topic the worker uses exists, as the metadata probe last saw it.
+ * The probe runs from brw_kafka_start on, on libuv's thread pool (a
+ * metadata request blocks, up to 3 s), every 2 s while a topic is missing
+ * or unknown and every 30 s once all three exist, not while every broker is
+ * down; a consumer error saying the input
+ * topic is missing marks it missing at once. *name (may be NULL) gets the
+ * topic's name (borrowed, valid until close), *err (may be NULL) the last
+ * error the cluster gave for it (0 when none). */
+brw_topic_state_t brw_kafka_topic_state(const brw_kafka_t *k,
+                                        brw_kafka_topic_t which,
+                                        const char **name,
+                                        rd_kafka_resp_err_t *err);
 
 /* Close, in the order shutdown needs:
  * brw_kafka_close_consumer: leaves the group (the revoke handler runs first,

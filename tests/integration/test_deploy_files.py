@@ -88,6 +88,9 @@ METRICS = {
     "build_info": ("gauge", ["version"]),
     "records_refused_total": ("counter", ["kind"]),
     "dlq_records_dropped_total": ("counter", []),
+    "blocked": ("gauge", ["reason"]),
+    "blocked_total": ("counter", ["reason"]),
+    "event_loop_lag_seconds": ("gauge", []),
 }
 # Metrics from elsewhere that rules and panels may select.
 FOREIGN_METRICS = {"up"}

@@ -30,6 +30,7 @@
 
 #include "brw/admin.h"
 #include "brw/error.h"
+#include <jansson.h>
 #include "brw/log.h"
 #include "brw/metrics.h"
 
@@ -48,6 +49,8 @@ typedef struct {
   int loop_open;
   brw_admin_readiness_t ready; /* what the readiness callback reports */
   int ready_calls;
+  int starved; /* > 0: the liveness callback says the loop is this late */
+  int live_calls;
   char base[64]; /* "http://127.0.0.1:PORT" */
 } fx_t;
 
@@ -61,6 +64,19 @@ static void on_ready(void *ctx, brw_admin_readiness_t *out) {
   fx_t *fx = ctx;
   fx->ready_calls++;
   *out = fx->ready;
+  /* The server takes a reference of `blocked`; the fixture keeps its own. */
+  if (out->blocked)
+    json_incref(out->blocked);
+}
+
+/* /healthz's liveness callback: starved while fx->starved is set. */
+static int on_live(void *ctx, char *why, size_t len) {
+  fx_t *fx = ctx;
+  fx->live_calls++;
+  if (!fx->starved)
+    return 1;
+  snprintf(why, len, "event loop %d s late", fx->starved);
+  return 0;
 }
 
 /* Closes the server; its callback counts in fx->closed. */
@@ -108,6 +124,8 @@ static int fx_shutdown(fx_t *fx) {
     rc = -1;
   brw_metrics_free(fx->m);
   fx->m = NULL;
+  json_decref(fx->ready.blocked);
+  fx->ready.blocked = NULL;
   return rc;
 }
 
@@ -394,23 +412,24 @@ static void test_readyz(void **state) {
   fx_t *fx = *state;
   req_t r;
   fx_open(fx);
-  fx->ready.kafka = fx->ready.assigned = fx->ready.accounts = 1;
+  fx->ready.kafka = fx->ready.topic = fx->ready.assigned = fx->ready.accounts =
+      1;
   request(fx, &r, "GET", "/readyz");
   assert_int_equal(r.rc, CURLE_OK);
   assert_int_equal(r.status, 200);
   assert_string_equal(r.ctype, "application/json");
-  assert_string_equal(r.body,
-                      "{\"ready\":true,\"kafka\":true,\"assigned\":true,"
-                      "\"accounts\":true,\"stopping\":false}\n");
+  assert_string_equal(r.body, "{\"ready\":true,\"kafka\":true,\"topic\":true,"
+                              "\"assigned\":true,\"accounts\":true,"
+                              "\"stopping\":false,\"blocked\":{}}\n");
   assert_int_equal(fx->ready_calls, 1);
   req_free(&r);
 
   fx->ready.kafka = 0;
   request(fx, &r, "GET", "/readyz");
   assert_int_equal(r.status, 503);
-  assert_string_equal(r.body,
-                      "{\"ready\":false,\"kafka\":false,\"assigned\":true,"
-                      "\"accounts\":true,\"stopping\":false}\n");
+  assert_string_equal(r.body, "{\"ready\":false,\"kafka\":false,\"topic\":true,"
+                              "\"assigned\":true,\"accounts\":true,"
+                              "\"stopping\":false,\"blocked\":{}}\n");
   req_free(&r);
 
   fx->ready.kafka = 1;
@@ -428,6 +447,75 @@ static void test_readyz(void **state) {
   assert_non_null(strstr(r.body, "\"stopping\":true"));
   req_free(&r);
   assert_int_equal(fx->ready_calls, 4);
+  fx_close(fx);
+}
+
+/* A missing input topic, and a reason in `blocked` alone, each make the
+ * worker not ready; the reasons are passed through as given. */
+static void test_readyz_topic_and_blocked(void **state) {
+  fx_t *fx = *state;
+  req_t r;
+  json_t *body;
+  fx_open(fx);
+  fx->ready.kafka = fx->ready.assigned = fx->ready.accounts = 1;
+  fx->ready.topic = 0;
+  fx->ready.blocked = json_pack("{s{sb sI ss}}", "input_topic_missing", "ready",
+                                0, "seconds", (json_int_t)12, "detail",
+                                "topic \"typo.events\" does not exist");
+  request(fx, &r, "GET", "/readyz");
+  assert_int_equal(r.status, 503);
+  body = json_loads(r.body, 0, NULL);
+  assert_non_null(body);
+  assert_true(json_is_false(json_object_get(body, "ready")));
+  assert_true(json_is_false(json_object_get(body, "topic")));
+  assert_true(json_is_true(json_object_get(body, "kafka")));
+  assert_true(json_equal(json_object_get(body, "blocked"), fx->ready.blocked));
+  json_decref(body);
+  req_free(&r);
+
+  /* Every boolean true, but a reason marked not ready holds. */
+  fx->ready.topic = 1;
+  fx->ready.not_ready = 1;
+  request(fx, &r, "GET", "/readyz");
+  assert_int_equal(r.status, 503);
+  assert_non_null(strstr(r.body, "\"ready\":false"));
+  req_free(&r);
+
+  /* A reason that does not block readiness is listed while ready. */
+  fx->ready.not_ready = 0;
+  json_decref(fx->ready.blocked);
+  fx->ready.blocked = json_pack("{s{sb sI}}", "producer_backlog", "ready", 1,
+                                "seconds", (json_int_t)3);
+  request(fx, &r, "GET", "/readyz");
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"ready\":true"));
+  assert_non_null(strstr(r.body, "\"blocked\":{\"producer_backlog\":{"));
+  req_free(&r);
+  fx_close(fx);
+}
+
+/* /healthz follows the liveness callback: 503 with the reason while the
+ * loop is starved, "ok" again after. */
+static void test_healthz_starved(void **state) {
+  fx_t *fx = *state;
+  req_t r;
+  fx_open(fx);
+  brw_admin_set_live_cb(fx->a, on_live, fx);
+  request(fx, &r, "GET", "/healthz");
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "ok\n");
+  req_free(&r);
+  fx->starved = 42;
+  request(fx, &r, "GET", "/healthz");
+  assert_int_equal(r.status, 503);
+  assert_string_equal(r.body, "starved: event loop 42 s late\n");
+  req_free(&r);
+  fx->starved = 0;
+  request(fx, &r, "GET", "/healthz");
+  assert_int_equal(r.status, 200);
+  req_free(&r);
+  assert_int_equal(fx->live_calls, 3);
+  assert_int_equal(fx->ready_calls, 0);
   fx_close(fx);
 }
 
@@ -598,10 +686,11 @@ static void test_pipelined(void **state) {
   char buf[4096];
   int fd;
   fx_open(fx);
-  fx->ready.kafka = fx->ready.assigned = fx->ready.accounts = 1;
+  fx->ready.kafka = fx->ready.topic = fx->ready.assigned = fx->ready.accounts =
+      1;
   fd = connect_port(brw_admin_port(fx->a));
   assert_int_equal(send(fd, two, strlen(two), 0), (ssize_t)strlen(two));
-  read_until(fx, fd, buf, sizeof(buf), "\"stopping\":false}");
+  read_until(fx, fd, buf, sizeof(buf), "\"blocked\":{}}");
   assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
   assert_non_null(strstr(buf, "\r\n\r\nok\n"));
   assert_non_null(strstr(buf, "{\"ready\":true"));
@@ -744,6 +833,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_healthz, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_keep_alive, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_readyz, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_readyz_topic_and_blocked, fx_setup,
+                                      fx_teardown),
+      cmocka_unit_test_setup_teardown(test_healthz_starved, fx_setup,
+                                      fx_teardown),
       cmocka_unit_test_setup_teardown(test_readyz_default, fx_setup,
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(test_not_found, fx_setup, fx_teardown),

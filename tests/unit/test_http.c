@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "brw/http.h"
@@ -900,6 +901,71 @@ static void test_parse_retry_after_garbage(void **state) {
   assert_true(v == -1 || v > 0);
 }
 
+/* ---- the loop keeps serving I/O while curl asks for "again at once" ---- */
+
+/* A chain of requests that each fail at once, without I/O (a protocol the
+ * client refuses), each started from the previous one's callback: every
+ * step makes curl ask for a 0 ms timeout. */
+#define CHAIN_LEN 400
+
+typedef struct {
+  fx_t *fx;
+  int done;       /* requests completed */
+  int probe_seen; /* `done` when the probe pipe was served, -1 before */
+  int fds[2];
+  uv_poll_t probe;
+  brw_http_outcome_t outcome;
+} chain_t;
+
+static void on_chain_resp(const brw_http_resp_t *resp, void *arg) {
+  chain_t *c = arg;
+  c->outcome = resp->outcome;
+  if (++c->done < CHAIN_LEN)
+    assert_non_null(brw_http_request(c->fx->h, "GET", "ftp://127.0.0.1/x", NULL,
+                                     NULL, NULL, on_chain_resp, c));
+}
+
+static void on_chain_probe(uv_poll_t *p, int status, int events) {
+  chain_t *c = p->data;
+  if (c->probe_seen < 0)
+    c->probe_seen = c->done;
+  uv_poll_stop(p);
+}
+
+static int pred_chain_done(fx_t *fx, const void *arg) {
+  return ((const chain_t *)arg)->done >= CHAIN_LEN;
+}
+
+/* curl's 0 ms timeouts go through an idle handle, not a 0 ms timer that
+ * libuv 1.44 runs again in the same timer pass: a pipe that is readable
+ * from the start is served while the chain still runs. With the 0 ms timer
+ * it was served only after the whole chain. */
+static void test_zero_timeout_chain(void **state) {
+  fx_t *fx = *state;
+  /* Static: a failed assertion leaves the probe to the teardown's loop. */
+  static chain_t c;
+  memset(&c, 0, sizeof(c));
+  c.fx = fx;
+  c.probe_seen = -1;
+  fx_open(fx, NULL, handler, NULL);
+  assert_int_equal(pipe(c.fds), 0);
+  assert_int_equal(write(c.fds[1], "x", 1), 1);
+  assert_int_equal(uv_poll_init(&fx->loop, &c.probe, c.fds[0]), 0);
+  c.probe.data = &c;
+  assert_int_equal(uv_poll_start(&c.probe, UV_READABLE, on_chain_probe), 0);
+  assert_non_null(brw_http_request(fx->h, "GET", "ftp://127.0.0.1/x", NULL,
+                                   NULL, NULL, on_chain_resp, &c));
+  assert_true(run_until(fx, pred_chain_done, &c, WAIT_MS));
+  uv_close((uv_handle_t *)&c.probe, NULL);
+  close(c.fds[0]);
+  close(c.fds[1]);
+  assert_int_equal(c.done, CHAIN_LEN);
+  assert_int_not_equal(c.outcome, BRW_HTTP_OK);
+  assert_true(c.probe_seen >= 0);
+  assert_true(c.probe_seen < CHAIN_LEN);
+  fx_close(fx);
+}
+
 /* A case with the fixture (torn down even when the case fails). */
 #define FX_TEST(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
 
@@ -925,6 +991,7 @@ int main(void) {
       FX_TEST(test_close_unused),
       FX_TEST(test_keepalive),
       FX_TEST(test_reuse_many),
+      FX_TEST(test_zero_timeout_chain),
       FX_TEST(test_get_after_post),
       FX_TEST(test_bearers_in_flight),
       FX_TEST(test_server_closes),
