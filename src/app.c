@@ -81,6 +81,10 @@
  * reason has held this long without a break, and cleared once it has been
  * gone this long, so a worker at capacity logs them once, not per cycle. */
 #define BACKPRESSURE_HOLD_MS 10000
+/* record_refused clears once no refused record is left and none was refused
+ * for this long, so that records refused one after another (every progress
+ * report to a topic that takes none, say) raise it once, not once each. */
+#define REFUSED_CLEAR_MS 10000
 
 /* One assigned input partition. `generation` changes at every assignment, so
  * a delivery report for a record produced under an earlier assignment does
@@ -219,6 +223,7 @@ struct brw_app_s {
   brw_log_limit_t refused_log;
   brw_log_limit_t drop_log;
   size_t refused_open; /* completions refused at least once, not yet done */
+  uint64_t last_refused_ms; /* uv_now() of the last refusal */
   int assigned_parts;
   brw_tracker_t table;
   brw_tracker_t recent;
@@ -239,6 +244,8 @@ struct brw_app_s {
   uint64_t lag_ms[LOOP_LAG_WINDOW]; /* the last ticks' lags, a ring */
   unsigned lag_next;
   uint64_t started_ms; /* uv_now() at brw_app_start */
+  uint64_t unjoined_ms; /* since when not joined: the start, or a lost
+                           assignment */
   int joined;          /* an assignment arrived (maybe empty) and was not
                           lost since */
   hold_t hold_backlog; /* records wait for the producer queue */
@@ -459,12 +466,11 @@ static completion_t *campaign_completion(campaign_t *c, int kind,
   return comp;
 }
 
-/* Unlinks and frees a completion. The last refused one to go clears the
- * record_refused health reason. */
+/* Unlinks and frees a completion. Once no refused one is left, the health
+ * tick clears record_refused (after REFUSED_CLEAR_MS without a refusal). */
 static void completion_free(brw_app_t *app, completion_t *c) {
-  if (c->refused && --app->refused_open == 0)
-    brw_health_clear(app->health, BRW_BLOCK_RECORD_REFUSED,
-                     uv_now(app->loop));
+  if (c->refused)
+    app->refused_open--;
   brw_list_remove(&c->node);
   free(c->ev);
   free(c);
@@ -768,6 +774,7 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
     c->refused = 1;
     app->refused_open++;
   }
+  app->last_refused_ms = now;
   brw_health_raise(app->health, BRW_BLOCK_RECORD_REFUSED, now,
                    "topic %s refused a %s record of %zu bytes (%s); source "
                    "partition %" PRId32 " offset %" PRId64,
@@ -1527,8 +1534,10 @@ static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *parts,
   /* A lost assignment means the member left the group (session timeout,
    * fenced): not joined until the next assignment. An ordinary revoke is
    * part of a rebalance the member takes part in. */
-  if (lost)
+  if (lost) {
     app->joined = 0;
+    app->unjoined_ms = uv_now(app->loop);
+  }
 }
 
 static void on_fatal(void *ctx, const char *reason) {
@@ -1643,11 +1652,14 @@ static void health_eval(brw_app_t *app, uint64_t now) {
     brw_health_set(h, BRW_BLOCK_OUTPUT_TOPIC_MISSING, n > 0, now, detail);
   }
   if (!app->joined && app->started &&
-      now - app->started_ms >= JOIN_GRACE_MS)
+      now - app->unjoined_ms >= JOIN_GRACE_MS)
     brw_health_raise(h, BRW_BLOCK_GROUP_NOT_JOINED, now,
                      "group \"%s\" assigned no partitions in %" PRIu64
-                     " s since the start",
-                     app->cfg->group_id, (now - app->started_ms) / 1000);
+                     " s since %s",
+                     app->cfg->group_id, (now - app->unjoined_ms) / 1000,
+                     app->unjoined_ms == app->started_ms
+                         ? "the start"
+                         : "the assignment was lost");
   else if (app->joined)
     brw_health_clear(h, BRW_BLOCK_GROUP_NOT_JOINED, now);
   size_t n = 0;
@@ -1704,6 +1716,8 @@ static void on_health_timer(uv_timer_t *t) {
            "%zu campaigns tracked, max.tracked %" PRIu64 "; intake paused",
            app->tracked, (uint64_t)app->cfg->max_tracked);
   hold_health(app, &app->hold_max, BRW_BLOCK_MAX_TRACKED, now, detail);
+  if (app->refused_open == 0 && now - app->last_refused_ms >= REFUSED_CLEAR_MS)
+    brw_health_clear(app->health, BRW_BLOCK_RECORD_REFUSED, now);
   brw_health_tick(app->health, now);
   app->tick_due_ms = hr_ms() + HEALTH_TICK_MS;
   uv_timer_start(t, on_health_timer, HEALTH_TICK_MS, 0);
@@ -1852,6 +1866,7 @@ int brw_app_start(brw_app_t *app) {
     return r;
   app->started = 1;
   app->started_ms = uv_now(app->loop);
+  app->unjoined_ms = app->started_ms;
   app->tick_due_ms = hr_ms() + HEALTH_TICK_MS;
   uv_timer_start(&app->health_timer, on_health_timer, HEALTH_TICK_MS, 0);
   if (app->admin)

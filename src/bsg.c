@@ -9,11 +9,13 @@
 #include "brw/bsg.h"
 #include "bsg_fast.h"
 #include "brw/error.h"
+#include "brw/log.h"
 #include "brw/timeutil.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -709,11 +711,34 @@ static const json_t *first_error(const json_t *errors, const char **field) {
   return json_is_string(v) ? v : NULL;
 }
 
+static void error_message_full(const char *body, size_t len, char *buf,
+                               size_t buflen);
+
 /* Writes "message (field: first error)" for {"message", "errors"} bodies,
  * "error N: description" for v1 bodies, or a bare "error" string; "" for
- * anything else, HTML pages included (the status code says enough). */
+ * anything else, HTML pages included (the status code says enough). The
+ * text is composed whole (it is never longer than the body), then every
+ * registered secret is redacted, and only then is it cut to buflen: an API
+ * that quotes a key could otherwise have it cut in the middle, where the
+ * redactor no longer recognises it. */
 void brw_api_error_message(const char *body, size_t len, char *buf,
                            size_t buflen) {
+  if (!buf || buflen == 0)
+    return;
+  buf[0] = '\0';
+  if (!body || len == 0 || len > SIZE_MAX - 128)
+    return;
+  size_t cap = len + 128; /* the text, plus " (", ": ", ")" and a number */
+  char *full = malloc(cap);
+  if (!full)
+    return;
+  error_message_full(body, len, full, cap);
+  brw_log_redact_into(full, buf, buflen);
+  brw_secret_free(full);
+}
+
+static void error_message_full(const char *body, size_t len, char *buf,
+                               size_t buflen) {
   json_t *root, *msg, *err, *desc;
   const json_t *first;
   const char *field;

@@ -138,17 +138,26 @@ void brw_health_set(brw_health_t *h, brw_block_t b, int cond,
 void brw_health_raise(brw_health_t *h, brw_block_t b, uint64_t now_ms,
                       const char *fmt, ...) {
   char buf[512];
+  char *full = NULL;
   const char *detail = NULL;
   if (fmt) {
-    va_list ap;
+    /* Shown by /readyz and logged: API text may hold a secret. Formatted
+     * whole and redacted before it is cut to buf, so that a secret across
+     * the cut cannot leave its first bytes behind. */
+    va_list ap, ap2;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n >= 0 && (full = malloc((size_t)n + 1)) != NULL)
+      vsnprintf(full, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
     va_end(ap);
-    /* Shown by /readyz and logged: API text may hold a secret. */
-    brw_log_redact_into(buf, buf, sizeof(buf));
+    brw_log_redact_into(full ? full : "(out of memory)", buf, sizeof(buf));
     detail = buf;
   }
   brw_health_set(h, b, 1, now_ms, detail);
+  if (full)
+    brw_secret_free(full);
 }
 
 void brw_health_clear(brw_health_t *h, brw_block_t b, uint64_t now_ms) {

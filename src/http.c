@@ -667,6 +667,8 @@ static void req_free(brw_http_req_t *r) {
     wipe(r->buf, r->len);
     h->bufs[h->nbufs++] = r->buf;
   } else {
+    if (r->buf)
+      wipe(r->buf, r->len); /* it may hold a bearer all the same */
     free(r->buf);
   }
   free(r);

@@ -95,6 +95,8 @@ struct brw_kafka_s {
   uv_timer_t probe_timer; /* the next topic metadata probe */
   probe_t probe;
   int probing; /* probe.req is queued or running */
+  int probe_stale; /* a consumer error said the input topic is missing
+                     while a probe was under way */
   brw_topic_state_t topic_state[BRW_KAFKA__TOPICS];
   rd_kafka_resp_err_t topic_err[BRW_KAFKA__TOPICS];
   err_limit_t err_limits[ERROR_LIMITS];
@@ -771,8 +773,13 @@ static void probe_done(uv_work_t *req, int status) {
     close_step(k);
     return;
   }
-  int all = 1;
+  int all = 1, stale = k->probe_stale;
+  k->probe_stale = 0;
   for (int i = 0; i < BRW_KAFKA__TOPICS; i++) {
+    if (stale && i == BRW_KAFKA_INPUT && p->found[i] == BRW_TOPIC_EXISTS) {
+      all = 0; /* the consumer said it is missing since: probe again soon */
+      continue;
+    }
     if (status == 0 && p->found[i] != BRW_TOPIC_UNKNOWN) {
       if (p->found[i] != k->topic_state[i])
         brw_logj(BRW_LOG_DEBUG,
@@ -796,8 +803,14 @@ static void on_probe_timer(uv_timer_t *t) {
 /* A consumer error said the input topic is missing: probe again within a
  * short while (not at once: librdkafka may say it several times). */
 static void probe_soon(brw_kafka_t *k) {
-  if (k->probing || k->closing)
+  if (k->closing)
     return;
+  if (k->probing) {
+    /* The probe under way may have read the metadata before the topic
+     * went: its "exists" is not to be believed (probe_done). */
+    k->probe_stale = 1;
+    return;
+  }
   uint64_t due = uv_timer_get_due_in(&k->probe_timer);
   if (!uv_is_active((uv_handle_t *)&k->probe_timer) || due > PROBE_WAIT_MS)
     uv_timer_start(&k->probe_timer, on_probe_timer, PROBE_WAIT_MS, 0);

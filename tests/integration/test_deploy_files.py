@@ -114,13 +114,14 @@ DEBIAN12_PACKAGES = {
     "libcurl4-openssl-dev", "libuv1-dev", "libjansson-dev",
     "libmicrohttpd-dev", "libcmocka-dev", "librdkafka1", "libcurl4",
     "libuv1", "libjansson4", "libmicrohttpd12", "ca-certificates", "curl",
-    "tini", "libyajl-dev", "libyajl2",
+    "tini", "libyajl-dev", "libyajl2", "tzdata",
 }
 BUILD_PACKAGES = {"build-essential", "cmake", "pkg-config", "librdkafka-dev",
                   "libcurl4-openssl-dev", "libuv1-dev", "libjansson-dev",
                   "libmicrohttpd-dev", "libyajl-dev"}
 RUNTIME_PACKAGES = {"librdkafka1", "libcurl4", "libuv1", "libjansson4",
-                    "libmicrohttpd12", "libyajl2", "ca-certificates"}
+                    "libmicrohttpd12", "libyajl2", "ca-certificates",
+                    "tzdata"}
 
 # SPEC §4's example report, as written there. Its elided values ("…") stand
 # for times in the time fields; filled_spec_example() puts real ones there.

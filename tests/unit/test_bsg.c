@@ -10,6 +10,7 @@
 #include "brw/bsg.h"
 #include "../../src/bsg_fast.h"
 #include "brw/error.h"
+#include "brw/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -802,6 +803,30 @@ static void api_msg(const char *body, char *buf, size_t n) {
   brw_api_error_message(body, body ? strlen(body) : 0, buf, n);
 }
 
+/* An API that quotes the key: the text is redacted whole, then cut, so no
+ * prefix of a key that straddles the cut survives (issue 10, item 7). */
+static void test_api_error_message_redacted_before_cut(void **state) {
+  (void)state;
+  const char *key = "live_0123456789abcdefghijklmnopqrstuvwxyz";
+  brw_log_pin_secret(key);
+  char body[512], buf[128];
+  /* The key starts at byte 110 of the message: a 128-byte cut would keep
+   * its first 17 bytes. */
+  snprintf(body, sizeof(body),
+           "{\"message\":\"%0110d%s is not valid\"}", 0, key);
+  brw_api_error_message(body, strlen(body), buf, sizeof(buf));
+  assert_null(strstr(buf, "live_0123"));
+  assert_non_null(strstr(buf, "[REDACTED]"));
+  assert_int_equal(strlen(buf), sizeof(buf) - 1);
+  /* In the errors member too. */
+  snprintf(body, sizeof(body),
+           "{\"message\":\"%0100d\",\"errors\":{\"api_key\":[\"%s\"]}}",
+           0, key);
+  brw_api_error_message(body, strlen(body), buf, sizeof(buf));
+  assert_null(strstr(buf, "live_0123"));
+  brw_log_cleanup();
+}
+
 static void test_api_error_message(void **state) {
   (void)state;
   char buf[128];
@@ -1156,6 +1181,7 @@ static void test_bearer_read(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_full_shape_and_order),
+      cmocka_unit_test(test_api_error_message_redacted_before_cut),
       cmocka_unit_test(test_id_integer_and_string),
       cmocka_unit_test(test_absent_and_null_strings),
       cmocka_unit_test(test_statuses),

@@ -69,6 +69,23 @@ static void test_raise_clear_and_readiness(void **state) {
   brw_metrics_free(m);
 }
 
+/* A detail that quotes a secret across its 512-byte cut keeps no prefix of
+ * it: redacted whole, then cut. */
+static void test_detail_redacted_before_cut(void **state) {
+  (void)state;
+  brw_log_setup(BRW_LOG_OFF, BRW_LOG_JSON, NULL);
+  const char *key = "live_health_secret_0123456789";
+  brw_log_pin_secret(key);
+  brw_health_t *h = brw_health_new(NULL);
+  brw_health_raise(h, BRW_BLOCK_ACCOUNT_AUTH, 1, "%0500d %s", 0, key);
+  const char *d = brw_health_detail(h, BRW_BLOCK_ACCOUNT_AUTH);
+  assert_non_null(d);
+  assert_null(strstr(d, "live_h"));
+  assert_non_null(strstr(d, "[RED"));
+  brw_health_free(h);
+  brw_log_cleanup();
+}
+
 static void test_log_limit(void **state) {
   (void)state;
   brw_log_limit_t l = {0};
@@ -88,6 +105,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_names_match_metric_labels),
       cmocka_unit_test(test_raise_clear_and_readiness),
+      cmocka_unit_test(test_detail_redacted_before_cut),
       cmocka_unit_test(test_log_limit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
