@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
-from harness import Proc, binary, consume_all, log
+from harness import Proc, binary, committed_offsets, consume_all, end_offsets, log
 
 API_KEY = "test_e2e_key_0123456789abcdef"
 
@@ -154,6 +154,25 @@ def event(cid, kind: str = "campaign.sent", **extra) -> bytes:
     ev = {"type": kind, "campaign_id": cid}
     ev.update(extra)
     return json.dumps(ev).encode()
+
+
+def padded(cid: int, total: int) -> bytes:
+    """A valid campaign.sent event of exactly `total` bytes (a pad field
+    fills it)."""
+    head = json.dumps({"type": "campaign.sent", "campaign_id": cid, "pad": ""}).encode()
+    return head[:-2] + b"x" * (total - len(head)) + b'"}'
+
+
+def committed_at_end(bootstrap: str, group: str, topic: str):
+    """(predicate, end offsets): the predicate is true once the group's
+    committed offset of every partition of `topic` is its end offset as read
+    now."""
+    ends = end_offsets(bootstrap, topic)
+
+    def ok() -> bool:
+        c = committed_offsets(bootstrap, group, topic, sorted(ends))
+        return all(c[p][0] == ends[p] for p in ends)
+    return ok, ends
 
 
 def wait_reports(bootstrap: str, topic: str, want_ids: set, timeout: float) -> list:

@@ -41,11 +41,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (Checks, KafkaBroker, committed_offsets, consume_all, create_topics,  # noqa: E402
-                     end_offsets, log, parse_args, produce, run_main)
-from pipeline import (API_KEY, BAD_EVENTS, Sim, Worker, check_schemas, compare_with_truth,  # noqa: E402
-                      event, http_get, http_json, scratch_dir, wait_reports, wait_until,
-                      worker_config)
+from harness import Checks, KafkaBroker, consume_all, create_topics, parse_args, produce, run_main  # noqa: E402
+from pipeline import (API_KEY, BAD_EVENTS, Sim, Worker, check_schemas, committed_at_end,  # noqa: E402
+                      compare_with_truth, event, http_get, http_json, padded, scratch_dir,
+                      wait_reports, wait_until, worker_config)
 
 TOPICS = {"input": "ho.events", "output": "ho.reports", "dlq": "ho.dlq"}
 GROUP = "brw-hostile"
@@ -60,12 +59,6 @@ BIG_KEY_LEN = 100_000
 # all, not about speed.
 STATE_S = 90
 JWT_RE = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
-
-
-def padded(cid: int, total: int) -> bytes:
-    """A valid event of exactly `total` bytes (a pad field fills it)."""
-    head = json.dumps({"type": "campaign.sent", "campaign_id": cid, "pad": ""}).encode()
-    return head[:-2] + b"x" * (total - len(head)) + b'"}'
 
 
 class ReadyzSampler(threading.Thread):
@@ -225,12 +218,8 @@ def main() -> int:
                          "DLQ: the negative-counter campaign is bad_response, saying why",
                          str(neg.headers if neg else None)[:300])
 
-            ends = end_offsets(bs, TOPICS["input"])
-
-            def committed_at_end() -> bool:
-                c = committed_offsets(bs, GROUP, TOPICS["input"], sorted(ends))
-                return all(c[p][0] == ends[p] for p in ends)
-            checks.check(wait_until(committed_at_end, timeout=60),
+            at_end, ends = committed_at_end(bs, GROUP, TOPICS["input"])
+            checks.check(wait_until(at_end, timeout=60),
                          "committed offsets at the end of each input partition", str(ends))
             checks.eq(sampler.latest()[1], 200, "/readyz 200 at the end")
 

@@ -32,7 +32,6 @@ reported."""
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from pathlib import Path
@@ -41,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all, create_topics,  # noqa: E402
                      end_offsets, parse_args, produce, run_main)
-from pipeline import (Sim, Worker, check_schemas, event, scratch_dir, wait_reports,  # noqa: E402
-                      wait_until, worker_config)
+from pipeline import (Sim, Worker, check_schemas, committed_at_end, event, padded,  # noqa: E402
+                      scratch_dir, wait_reports, wait_until, worker_config)
 
 TOPICS = {"input": "ov.events", "output": "ov.reports", "dlq": "ov.dlq"}
 GROUP = "brw-ov"
@@ -57,26 +56,10 @@ BIG_VALUE_LEN = 150_000
 DUPLICATES = 100
 
 
-def padded(cid: int, total: int) -> bytes:
-    """A valid event of exactly `total` bytes (a pad field fills it)."""
-    head = json.dumps({"type": "campaign.sent", "campaign_id": cid, "pad": ""}).encode()
-    pad = total - len(head)
-    return head[:-2] + b"x" * pad + b'"}'
-
-
 REFUSE_TOPICS = {"input": "ov2.events", "output": "ov2.reports", "dlq": "ov2.dlq"}
 GIVEUP_TOPICS = {"input": "ov3.events", "output": "ov3.reports", "dlq": "ov3.dlq"}
 BIGREPORT_TOPICS = {"input": "ov4.events", "output": "ov4.reports", "dlq": "ov4.dlq"}
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-def committed_at_end(bs: str, group: str, topic: str):
-    ends = end_offsets(bs, topic)
-
-    def ok() -> bool:
-        c = committed_offsets(bs, group, topic, sorted(ends))
-        return all(c[p][0] == ends[p] for p in ends)
-    return ok, ends
 
 
 def start_refusing(args, work, bs, sim):
