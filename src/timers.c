@@ -145,7 +145,7 @@ static void rearm(brw_timers_t *ts, int after_pass) {
   uint64_t timeout = 0;
   if (head->due > now)
     timeout = head->due - now;
-  else if (after_pass && head->seq >= ts->pass_seq)
+  else if (after_pass && (head->seq >= ts->pass_seq || ts->capped))
     timeout = 1;
   uv_timer_start(&ts->timer, on_timer, timeout, 0);
   ts->armed = 1;
@@ -161,11 +161,18 @@ static void rearm(brw_timers_t *ts, int after_pass) {
 static size_t run_pass(brw_timers_t *ts, uint64_t now) {
   size_t fired = 0;
   ts->firing = 1;
+  ts->capped = 0;
   ts->pass_seq = ts->next_seq;
   while (ts->count > 0 && !ts->closing) {
     brw_timer_t *t = ts->heap[0];
     if (t->due > now || t->seq >= ts->pass_seq)
       break;
+    if (fired == ts->pass_max) {
+      /* The rest after the poll phase: re-armed for 1 ms, not 0, which
+       * libuv < 1.48 would run again in this same timer phase. */
+      ts->capped = 1;
+      break;
+    }
     heap_remove(ts, 0);
     fired++;
     t->cb(t);
@@ -190,6 +197,7 @@ size_t brw_timers_fire_due(brw_timers_t *ts, uint64_t now) {
 int brw_timers_init(brw_timers_t *ts, uv_loop_t *loop) {
   *ts = (brw_timers_t){0};
   ts->loop = loop;
+  ts->pass_max = BRW_TIMERS_PASS_MAX;
   return uv_timer_init(loop, &ts->timer) == 0 ? 0 : BRW_EIO;
 }
 

@@ -21,8 +21,9 @@
  * them:
  *   - Times are in ms relative to uv_now(loop) at the call, as
  *     uv_timer_start; call uv_update_time first if the loop has been busy.
- *   - One pass of the uv timer fires every timer due at the time the pass
- *     began, earliest first. A callback may start or stop any timer,
+ *   - One pass of the uv timer fires the timers due at the time the pass
+ *     began, earliest first, at most pass_max of them (BRW_TIMERS_PASS_MAX);
+ *     the rest fire in the next pass, after the poll phase. A callback may start or stop any timer,
  *     including itself and timers due in the same pass (a stopped one does
  *     not fire). A timer (re)started during a pass never fires in that pass,
  *     even with timeout 0: it fires in a later loop iteration, so a callback
@@ -70,10 +71,19 @@ typedef struct brw_timers_s {
   uint32_t pass_seq;  /* timers with seq >= this started after the pass */
   int armed;          /* `timer` is started */
   int firing;         /* inside a pass */
+  int capped;         /* the last pass stopped at pass_max */
+  size_t pass_max;    /* timers one pass fires at most (BRW_TIMERS_PASS_MAX;
+                         tests may lower it) */
   int closing;
   void (*close_cb)(void *arg);
   void *close_arg;
 } brw_timers_t;
+
+/* Timers one pass fires at most. The rest of those due fire in the next
+ * pass, 1 ms later, after the loop's poll phase: a million campaigns due at
+ * once (a restart, a broker back) would otherwise hold sockets, signals and
+ * /healthz for seconds. About 1000 fetch starts take a few ms. */
+#define BRW_TIMERS_PASS_MAX 1000
 
 /* Initialises an empty set on `loop` (its uv timer is not started; nothing
  * is allocated until the first start). Returns 0 or BRW_EIO. Whether or not
@@ -119,7 +129,8 @@ void brw_timers_close(brw_timers_t *ts, void (*cb)(void *arg), void *arg);
 
 /* For tests and benchmarks: runs one pass as the uv timer does, with `now`
  * in place of uv_now(loop): fires, earliest first, the timers due at or
- * before `now` that were started before this call, then re-arms the uv
+ * before `now` that were started before this call (at most pass_max), then
+ * re-arms the uv
  * timer. Timers that callbacks start still take their due time from
  * uv_now. Returns the number fired; 0 and does nothing when called from a
  * timer callback. */

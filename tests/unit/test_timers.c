@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "brw/error.h"
@@ -266,6 +267,65 @@ static void test_restart_self_with_zero(void **state) {
   assert_int_equal(brw_timers_count(&ts), 0);
   uv_close((uv_handle_t *)&tick, NULL);
   close_all(&loop, &ts);
+}
+
+/* One pass fires at most pass_max timers, in due order; the rest fire in
+ * the following passes. */
+static void test_pass_cap(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  brw_timers_t ts;
+  open_all(&loop, &ts);
+  ts.pass_max = 100;
+  for (int i = 0; i < MAX_ITEMS; i++)
+    assert_int_equal(brw_timer_start(&ts, &g.items[i].timer, 0, on_fire), 0);
+  uint64_t now = uv_now(&loop);
+  for (int pass = 0; pass < MAX_ITEMS / 100; pass++)
+    assert_int_equal(brw_timers_fire_due(&ts, now), 100);
+  assert_int_equal(brw_timers_fire_due(&ts, now), 0);
+  for (int i = 0; i < MAX_ITEMS; i++)
+    assert_int_equal(g.fired[i], i);
+  close_all(&loop, &ts);
+}
+
+static size_t g_fired_when_io;
+
+static void on_pipe_readable(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  g_fired_when_io = g.nfired;
+  uv_poll_stop(p);
+}
+
+/* Many timers due at once do not hold up I/O: a pipe readable from the
+ * start is served after the first capped pass, not after every timer (it
+ * was served only after all of them before the cap). */
+static void test_pass_cap_serves_io(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_timer_t tick;
+  uv_poll_t poll;
+  brw_timers_t ts;
+  int fds[2];
+  open_all(&loop, &ts);
+  ts.pass_max = 100;
+  uv_timer_init(&loop, &tick);
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "x", 1), 1);
+  uv_poll_init(&loop, &poll, fds[0]);
+  g_fired_when_io = (size_t)-1;
+  for (int i = 0; i < MAX_ITEMS; i++)
+    assert_int_equal(brw_timer_start(&ts, &g.items[i].timer, 0, on_fire), 0);
+  uv_poll_start(&poll, UV_READABLE, on_pipe_readable);
+  size_t want = MAX_ITEMS;
+  assert_true(
+      uvtest_run_until(&loop, &tick, fired_at_least, NULL, &want, 5000));
+  assert_true(g_fired_when_io < MAX_ITEMS);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_close((uv_handle_t *)&poll, NULL);
+  close_all(&loop, &ts);
+  close(fds[0]);
+  close(fds[1]);
 }
 
 static void on_stop_other(brw_timer_t *t) {
@@ -535,6 +595,8 @@ int main(void) {
       cmocka_unit_test(test_uv_timer_started_only_for_new_head),
       cmocka_unit_test(test_restart_self_with_zero),
       cmocka_unit_test(test_stop_other_in_pass),
+      cmocka_unit_test(test_pass_cap),
+      cmocka_unit_test(test_pass_cap_serves_io),
       cmocka_unit_test(test_sequence_wrap),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_close_pending),
