@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Install everything bsg-report-worker needs to build and test, from Debian's
-# packages. Idempotent: packages already installed are skipped, and
-# `apt-get update` runs only when something is missing.
+# packages, and build the current librdkafka line from Debian's source package
+# into a cache prefix (scripts/rdkafka.sh). Idempotent: packages already
+# installed are skipped, `apt-get update` runs only when something is
+# missing, and a cached librdkafka build is not rebuilt.
+#
+# Two librdkafka lines: Debian 12's librdkafka-dev (2.0.2, the floor;
+# -DBRW_RDKAFKA=system) and the pinned current one (2.14.2 from Debian
+# forky's source package; -DBRW_RDKAFKA=current, the default).
 #
 # Usage: scripts/install-deps.sh [--with-kafka]
 #   --with-kafka  also fetch the Apache Kafka broker jars from Maven Central
@@ -27,6 +33,8 @@ done
 packages=(
     build-essential cmake pkg-config
     librdkafka-dev libcurl4-openssl-dev libuv1-dev libjansson-dev
+    dpkg-dev debian-archive-keyring
+    libssl-dev libsasl2-dev zlib1g-dev libzstd-dev liblz4-dev
     libcmocka-dev libmicrohttpd-dev libyajl-dev
     python3 python3-confluent-kafka python3-jsonschema python3-yaml
     curl ca-certificates
@@ -61,6 +69,10 @@ if ((${#missing[@]})); then
 else
     echo "install-deps.sh: all ${#packages[@]} packages already installed" >&2
 fi
+
+# The current librdkafka line, built once into the cache (last stdout line:
+# its prefix; printed to stderr here so stdout stays quiet).
+"$here/rdkafka.sh" >&2
 
 if ((with_kafka)); then
     "$here/kafka-jars.sh"
