@@ -18,6 +18,7 @@
 #include "brw/timers.h"
 #include "brw/timeutil.h"
 #include "brw/tracker.h"
+#include "brw/versions.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -1767,6 +1768,15 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   snprintf(app->instance, sizeof(app->instance), "%s", cfg->instance_id);
   brw_list_init(&app->recent_fifo);
   app->m = brw_metrics_new();
+  if (app->m) {
+    static const brw_metric_id_t info[BRW_VERSIONS_N] = {
+        BRW_M_LIBRDKAFKA_INFO, BRW_M_LIBCURL_INFO, BRW_M_LIBUV_INFO,
+        BRW_M_JANSSON_INFO};
+    brw_lib_version_t v[BRW_VERSIONS_N];
+    brw_versions(v);
+    for (int i = 0; i < BRW_VERSIONS_N; i++)
+      brw_metrics_set(app->m, info[i], v[i].version, 1);
+  }
   app->health = app->m ? brw_health_new(app->m) : NULL;
   if (!app->health) {
     brw_metrics_free(app->m);
@@ -1871,12 +1881,19 @@ int brw_app_start(brw_app_t *app) {
   uv_timer_start(&app->health_timer, on_health_timer, HEALTH_TICK_MS, 0);
   if (app->admin)
     brw_admin_set_live_cb(app->admin, on_live, app);
-  brw_logj(BRW_LOG_INFO,
-           json_pack("{ss ss ss ss si}", "version", BRW_VERSION, "instance",
-                     app->instance, "group", app->cfg->group_id, "input",
-                     app->cfg->topic_input, "metrics_port",
-                     app->admin ? brw_admin_port(app->admin) : 0),
-           "bsg-report-worker started");
+  {
+    /* The libraries it runs with, as fields ("librdkafka": "2.14.2", ...). */
+    json_t *f = json_pack("{ss ss ss ss si}", "version", BRW_VERSION,
+                          "instance", app->instance, "group",
+                          app->cfg->group_id, "input", app->cfg->topic_input,
+                          "metrics_port",
+                          app->admin ? brw_admin_port(app->admin) : 0);
+    brw_lib_version_t v[BRW_VERSIONS_N];
+    brw_versions(v);
+    for (int i = 0; f && i < BRW_VERSIONS_N; i++)
+      json_object_set_new(f, v[i].name, json_string(v[i].version));
+    brw_logj(BRW_LOG_INFO, f, "bsg-report-worker started");
+  }
   return 0;
 }
 

@@ -10,6 +10,7 @@
  * memory of the process does): systemd's LimitCORE=0, or ulimit -c 0;
  * prctl(PR_SET_DUMPABLE, 0) was not used because it also stops same-user
  * ptrace, so perf and gdb profiling (docs/PERFORMANCE.md) would need root. */
+#include "brw/versions.h"
 #include "brw/app.h"
 #include "brw/config.h"
 #include "brw/error.h"
@@ -44,7 +45,12 @@ int main(int argc, char **argv) {
     brw_config_free(&cfg);
     return 0;
   case BRW_CONFIG_VERSION:
-    printf("bsg-report-worker %s\n", BRW_VERSION);
+  {
+    /* As `curl --version`: the program, then the libraries it runs with. */
+    char libs[256];
+    brw_versions_line(libs, sizeof(libs));
+    printf("bsg-report-worker %s %s\n", BRW_VERSION, libs);
+  }
     brw_config_free(&cfg);
     return 0;
   case BRW_CONFIG_CHECK:

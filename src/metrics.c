@@ -226,6 +226,28 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "bad_jwt, bad_char, empty, missing, not_string, not_json, "
         "too_long), or the answer (429, 5xx, 4xx, transport, local).",
         "reason", k_auth_failure),
+    /* The libraries the process runs with (include/brw/versions.h): one
+     * info gauge each, since a metric has one label. */
+    [BRW_M_LIBRDKAFKA_INFO] = {.name = P "librdkafka_info",
+                               .type = BRW_METRIC_GAUGE,
+                               .help = "Always 1; the librdkafka version the "
+                                       "process runs with is a label.",
+                               .label = "version"},
+    [BRW_M_LIBCURL_INFO] = {.name = P "libcurl_info",
+                            .type = BRW_METRIC_GAUGE,
+                            .help = "Always 1; the libcurl version the "
+                                    "process runs with is a label.",
+                            .label = "version"},
+    [BRW_M_LIBUV_INFO] = {.name = P "libuv_info",
+                          .type = BRW_METRIC_GAUGE,
+                          .help = "Always 1; the libuv version the process "
+                                  "runs with is a label.",
+                          .label = "version"},
+    [BRW_M_JANSSON_INFO] = {.name = P "jansson_info",
+                            .type = BRW_METRIC_GAUGE,
+                            .help = "Always 1; the jansson version the "
+                                    "process runs with is a label.",
+                            .label = "version"},
 };
 
 /* ---- the registry ---- */

@@ -77,6 +77,13 @@ typedef enum {
   BRW_M_DLQ_TRUNCATED,           /* counter */
   BRW_M_DLQ_DROPPED,             /* counter */
   BRW_M_API_AUTH_FAILURES,       /* counter {reason} (src/api.c) */
+  /* One info gauge per library, {version}, always 1 (the registry has one
+   * label per metric, so build_info cannot carry them; src/app.c sets them
+   * from include/brw/versions.h). */
+  BRW_M_LIBRDKAFKA_INFO,
+  BRW_M_LIBCURL_INFO,
+  BRW_M_LIBUV_INFO,
+  BRW_M_JANSSON_INFO,
   BRW_M__COUNT
 } brw_metric_id_t;
 
