@@ -6,9 +6,14 @@
 #
 # Two stages: "build" installs only the build packages (the build set of
 # scripts/install-deps.sh, without its test tools: Java, Maven, Python,
-# cmocka, clang-format) and builds exactly as scripts/test.sh's -Werror build
-# does, with the tests off. The runtime stage has the shared libraries, the
-# CA bundle and curl (for HEALTHCHECK), and runs as uid 10001.
+# cmocka, clang-format), builds the pinned current librdkafka (2.14.2) from
+# Debian forky's source package with scripts/rdkafka.sh into
+# /opt/librdkafka-2.14.2 (as scripts/install-deps.sh does into its cache),
+# and builds exactly as scripts/test.sh's -Werror build does, against it,
+# with the tests off. The runtime stage has that librdkafka.so.1 at the same
+# path (the binaries' RUNPATH), the shared libraries it and the worker need
+# from Debian 12, the CA bundle and curl (for HEALTHCHECK), and runs as uid
+# 10001.
 #
 # Configuration is by environment (BRW_* variables, docs/configuration.md);
 # the API key comes from BSG_API_KEY or, better, from a mounted secret file:
@@ -22,9 +27,19 @@ FROM debian:12-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       build-essential cmake pkg-config \
-      librdkafka-dev libcurl4-openssl-dev libuv1-dev libjansson-dev \
+      libcurl4-openssl-dev libuv1-dev libjansson-dev \
       libmicrohttpd-dev libyajl-dev \
+      dpkg-dev debian-archive-keyring \
+      libssl-dev libsasl2-dev zlib1g-dev libzstd-dev liblz4-dev \
  && rm -rf /var/lib/apt/lists/*
+
+# librdkafka 2.14.2 from Debian forky's source package (checked against the
+# .dsc's SHA-256 sums), the C library only; its own apt configuration, so the
+# image's sources stay bookworm's. A layer of its own: cached until the
+# script changes.
+COPY scripts/rdkafka.sh /usr/local/sbin/rdkafka.sh
+RUN BRW_RDKAFKA_PREFIX=/opt/librdkafka-2.14.2 /usr/local/sbin/rdkafka.sh \
+ && strip --strip-unneeded /opt/librdkafka-2.14.2/lib/librdkafka.so.1
 
 WORKDIR /src
 # Only what the build reads, so that editing docs or tests keeps the cache.
@@ -33,7 +48,8 @@ COPY include/ include/
 COPY src/ src/
 
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRW_WERROR=ON \
-      -DBRW_TESTS=OFF \
+      -DBRW_TESTS=OFF -DBRW_RDKAFKA=current \
+      -DBRW_RDKAFKA_PREFIX=/opt/librdkafka-2.14.2 \
  && cmake --build build -j"$(nproc)" --target bsg-report-worker bsg-api-sim \
  && cmake --install build --prefix /out --strip
 
@@ -53,13 +69,16 @@ LABEL org.opencontainers.image.title="bsg-report-worker" \
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      librdkafka1 libcurl4 libuv1 libjansson4 libmicrohttpd12 libyajl2 \
+      libcurl4 libuv1 libjansson4 libmicrohttpd12 libyajl2 \
+      libssl3 libsasl2-2 zlib1g libzstd1 liblz4-1 \
       ca-certificates curl tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 bsg-report-worker \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin bsg-report-worker
 
+# The pinned librdkafka, where the binaries' RUNPATH points.
+COPY --from=build /opt/librdkafka-2.14.2/lib/librdkafka.so.1 /opt/librdkafka-2.14.2/lib/
 COPY --from=build /out/bin/bsg-report-worker /out/bin/bsg-api-sim /usr/local/bin/
 COPY deploy/bsg-report-worker.conf.example /etc/bsg-report-worker/bsg-report-worker.conf.example
 

@@ -91,6 +91,10 @@ METRICS = {
     "blocked": ("gauge", ["reason"]),
     "blocked_total": ("counter", ["reason"]),
     "event_loop_lag_seconds": ("gauge", []),
+    "librdkafka_info": ("gauge", ["version"]),
+    "libcurl_info": ("gauge", ["version"]),
+    "libuv_info": ("gauge", ["version"]),
+    "jansson_info": ("gauge", ["version"]),
 }
 # Metrics from elsewhere that rules and panels may select.
 FOREIGN_METRICS = {"up"}
@@ -115,13 +119,23 @@ DEBIAN12_PACKAGES = {
     "libmicrohttpd-dev", "libcmocka-dev", "librdkafka1", "libcurl4",
     "libuv1", "libjansson4", "libmicrohttpd12", "ca-certificates", "curl",
     "tini", "libyajl-dev", "libyajl2", "tzdata",
+    # building librdkafka from Debian's source package (scripts/rdkafka.sh),
+    # and what its library links at run time (apt-cache policy, 2026-12)
+    "dpkg-dev", "debian-archive-keyring", "libssl-dev", "libsasl2-dev",
+    "zlib1g-dev", "libzstd-dev", "liblz4-dev",
+    "libssl3", "libsasl2-2", "zlib1g", "libzstd1", "liblz4-1",
 }
-BUILD_PACKAGES = {"build-essential", "cmake", "pkg-config", "librdkafka-dev",
+# The image builds the current librdkafka line (scripts/rdkafka.sh), not
+# Debian 12's librdkafka-dev: its build dependencies instead.
+BUILD_PACKAGES = {"build-essential", "cmake", "pkg-config",
                   "libcurl4-openssl-dev", "libuv1-dev", "libjansson-dev",
-                  "libmicrohttpd-dev", "libyajl-dev"}
-RUNTIME_PACKAGES = {"librdkafka1", "libcurl4", "libuv1", "libjansson4",
+                  "libmicrohttpd-dev", "libyajl-dev",
+                  "dpkg-dev", "libssl-dev", "libsasl2-dev", "zlib1g-dev",
+                  "libzstd-dev", "liblz4-dev"}
+RUNTIME_PACKAGES = {"libcurl4", "libuv1", "libjansson4",
                     "libmicrohttpd12", "libyajl2", "ca-certificates",
-                    "tzdata"}
+                    "tzdata", "libssl3", "libsasl2-2", "zlib1g", "libzstd1",
+                    "liblz4-1"}
 
 # SPEC §4's example report, as written there. Its elided values ("…") stand
 # for times in the time fields; filled_spec_example() puts real ones there.
@@ -513,13 +527,35 @@ def check_dockerfile(ctx: Ctx) -> None:
             "Dockerfile: exec-form ENTRYPOINT runs the worker (PID 1 gets SIGTERM)")
     c.check(not any(re.match(r"\s*https?://", a) for s in stages for a in of(s, "ADD")),
             "Dockerfile: no ADD of a URL")
-    check_runtime_libs(ctx, final_pkgs)
+
+    # librdkafka: the pinned current line, built the way install-deps.sh
+    # builds it (scripts/rdkafka.sh), its .so copied to the same prefix.
+    cmv = re.search(r'set\(BRW_RDKAFKA_CURRENT_VERSION "([0-9.]+)"\)',
+                    (ROOT / "CMakeLists.txt").read_text())
+    pinned = cmv.group(1) if cmv else "?"
+    prefix = f"/opt/librdkafka-{pinned}"
+    c.check(bool(cmv), "CMakeLists.txt pins BRW_RDKAFKA_CURRENT_VERSION")
+    c.check(any("rdkafka.sh" in a and f"BRW_RDKAFKA_PREFIX={prefix}" in a for a in of(build, "RUN")),
+            f"Dockerfile: build stage runs scripts/rdkafka.sh into {prefix}")
+    c.check(any("scripts/rdkafka.sh" in a for a in of(build, "COPY")),
+            "Dockerfile: build stage copies scripts/rdkafka.sh")
+    c.check(f"-DBRW_RDKAFKA_PREFIX={prefix}" in build_run and "-DBRW_RDKAFKA=system" not in build_run,
+            f"Dockerfile: the worker builds against {prefix}")
+    so_copied = any(a.startswith(f"--from={build['name']}") and f"{prefix}/lib/librdkafka.so.1" in a
+                    and a.split()[-1].rstrip("/") == f"{prefix}/lib" for a in copies)
+    c.check(so_copied, f"Dockerfile: runtime copies librdkafka.so.1 to {prefix}/lib (the RUNPATH)")
+    c.check("librdkafka1" not in final_pkgs,
+            "Dockerfile: runtime does not install Debian's librdkafka1 (2.0.2) as well")
+    check_runtime_libs(ctx, final_pkgs, so_copied)
 
 
-def check_runtime_libs(ctx: Ctx, final_pkgs: set) -> None:
+def check_runtime_libs(ctx: Ctx, final_pkgs: set, rdkafka_copied: bool) -> None:
     """Each shared library the built binaries link directly comes from a
-    package the runtime stage installs (or libc6, in the base image).
-    Uses readelf and dpkg on this Debian 12 machine."""
+    package the runtime stage installs (or libc6, in the base image); a
+    librdkafka.so.1 from the current line's prefix (no package) must be
+    copied by the runtime stage, and what it links must come from packages
+    the runtime stage installs. Uses readelf and dpkg on this Debian 12
+    machine."""
     c = ctx.c
     if not ctx.have_bin:
         c.fail("runtime libraries: binaries built", f"no bsg-report-worker in {ctx.args.bin_dir}")
@@ -528,8 +564,14 @@ def check_runtime_libs(ctx: Ctx, final_pkgs: set) -> None:
         ctx.note("readelf or dpkg missing: the runtime library check did not run")
         return
     missing = {}
-    for name in ("bsg-report-worker", "bsg-api-sim"):
-        exe = ctx.args.bin_dir / name
+    objects = [ctx.args.bin_dir / "bsg-report-worker", ctx.args.bin_dir / "bsg-api-sim"]
+    seen = set()
+    while objects:
+        exe = objects.pop(0)
+        name = exe.name
+        if str(exe) in seen:
+            continue
+        seen.add(str(exe))
         if not exe.is_file():
             c.fail(f"runtime libraries: {name} built")
             continue
@@ -539,6 +581,14 @@ def check_runtime_libs(ctx: Ctx, final_pkgs: set) -> None:
         paths = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd, re.M))
         for so in needed:
             p = paths.get(so)
+            if so == "librdkafka.so.1" and p and "/rdkafka-" in p:
+                # The current line, built by scripts/rdkafka.sh: no package.
+                if not rdkafka_copied:
+                    missing[so] = "built by scripts/rdkafka.sh, not copied into the runtime stage"
+                objects.append(Path(os.path.realpath(p)))
+                continue
+            if so.startswith("ld-linux"):
+                continue  # the dynamic loader (libc6), which ldd lists without "=>"
             pkg = None
             if p:
                 for cand in {p, os.path.realpath(p), re.sub(r"^/usr/lib", "/lib", p),
