@@ -1037,14 +1037,18 @@ static int split_account_key(const char *key, char *namebuf, size_t len,
 /* ------------------------------------------------------------------------ */
 /* librdkafka pass-through                                                  */
 
-/* Properties whose value is, or may hold, a secret: every *password* and
- * *secret* (sasl.password, ssl.key.password, ssl.keystore.password,
- * sasl.oauthbearer.client.secret), the private key itself (ssl.key.pem),
- * and the free-form ones where people put credentials
- * (sasl.oauthbearer.config, sasl.oauthbearer.extensions,
- * sasl.kerberos.kinit.cmd). Checked against librdkafka 2.0.2's list. */
+/* Properties whose value is, or may hold, a secret: every *password*,
+ * *passphrase* and *secret* (sasl.password, ssl.key.password,
+ * ssl.keystore.password, sasl.oauthbearer.client.secret,
+ * sasl.oauthbearer.assertion.private.key.passphrase), the private keys
+ * themselves (ssl.key.pem, sasl.oauthbearer.assertion.private.key.pem), and
+ * the free-form ones where people put credentials (sasl.oauthbearer.config,
+ * sasl.oauthbearer.extensions, sasl.kerberos.kinit.cmd). Checked against
+ * the _RK_SENSITIVE properties of librdkafka 2.0.2 and 2.14.2 (2.14's
+ * sasl.username and ssl.ca.pem are flagged there too, but are no secrets). */
 static int kafka_name_is_secret(const char *name) {
-  return strstr(name, "password") || strstr(name, "secret") ||
+  return strstr(name, "password") || strstr(name, "passphrase") ||
+         strstr(name, "secret") ||
          strstr(name, "sasl.oauthbearer.config") ||
          strstr(name, "sasl.oauthbearer.extensions") ||
          strstr(name, "sasl.kerberos.kinit.cmd") || ends_with(name, "key.pem");
