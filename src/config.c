@@ -1048,8 +1048,7 @@ static int split_account_key(const char *key, char *namebuf, size_t len,
  * sasl.username and ssl.ca.pem are flagged there too, but are no secrets). */
 static int kafka_name_is_secret(const char *name) {
   return strstr(name, "password") || strstr(name, "passphrase") ||
-         strstr(name, "secret") ||
-         strstr(name, "sasl.oauthbearer.config") ||
+         strstr(name, "secret") || strstr(name, "sasl.oauthbearer.config") ||
          strstr(name, "sasl.oauthbearer.extensions") ||
          strstr(name, "sasl.kerberos.kinit.cmd") || ends_with(name, "key.pem");
 }
@@ -1662,7 +1661,7 @@ void brw_config_usage(FILE *out, const char *argv0) {
           "  --KEY=VALUE, --KEY VALUE, -o KEY=VALUE\n"
           "                      set any key below\n"
           "  -h, --help          show this help and exit\n"
-          "  -V, --version       show the version and exit\n"
+          "  -V, --version       show the version (and the libraries'), exit\n"
           "\n"
           "Precedence, lowest first: defaults, the config file, environment\n"
           "variables, flags. Durations take ms, s, m, h or d; sizes B, KiB,\n"

@@ -44,15 +44,14 @@ int main(int argc, char **argv) {
     brw_config_usage(stdout, argv[0]);
     brw_config_free(&cfg);
     return 0;
-  case BRW_CONFIG_VERSION:
-  {
+  case BRW_CONFIG_VERSION: {
     /* As `curl --version`: the program, then the libraries it runs with. */
     char libs[256];
     brw_versions_line(libs, sizeof(libs));
     printf("bsg-report-worker %s %s\n", BRW_VERSION, libs);
-  }
     brw_config_free(&cfg);
     return 0;
+  }
   case BRW_CONFIG_CHECK:
     brw_config_print(&cfg, stdout);
     brw_config_free(&cfg);

@@ -1104,10 +1104,8 @@ static void test_url_userinfo_redacted(void **state) {
                    0);
   static const char *const secret_props[] = {
       "kafka.sasl.oauthbearer.client.secret",
-      "kafka.sasl.oauthbearer.extensions",
-      "kafka.ssl.keystore.password",
-      "kafka.producer.ssl.key.pem",
-      "kafka.sasl.kerberos.kinit.cmd",
+      "kafka.sasl.oauthbearer.extensions", "kafka.ssl.keystore.password",
+      "kafka.producer.ssl.key.pem", "kafka.sasl.kerberos.kinit.cmd",
       "kafka.sasl.oauthbearer.config",
       /* librdkafka >= 2.10 (OIDC JWT assertion); unknown to 2.0.2 */
       "kafka.sasl.oauthbearer.assertion.private.key.passphrase",
