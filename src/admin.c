@@ -115,10 +115,10 @@ static enum MHD_Result serve_ready(brw_admin_t *a,
     r.kafka = r.topic = r.assigned = r.accounts = 1;
   int ready = r.kafka && r.topic && r.assigned && r.accounts && !r.stopping &&
               !r.not_ready;
-  json_t *o =
-      json_pack("{sb sb sb sb sb sb}", "ready", ready, "kafka", r.kafka != 0,
-                "topic", r.topic != 0, "assigned", r.assigned != 0, "accounts",
-                r.accounts != 0, "stopping", r.stopping != 0);
+  json_t *o = json_pack(
+      "{sb sb sb sb sb sb sb}", "ready", ready, "kafka", r.kafka != 0, "topic",
+      r.topic != 0, "assigned", r.assigned != 0, "accounts", r.accounts != 0,
+      "starting", r.starting != 0, "stopping", r.stopping != 0);
   if (o)
     json_object_set_new(o, "blocked",
                         r.blocked && json_is_object(r.blocked)

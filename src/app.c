@@ -1752,6 +1752,15 @@ static void on_ready(void *ctx, brw_admin_readiness_t *out) {
   out->assigned = app->joined;
   out->accounts = !brw_health_raised(app->health, BRW_BLOCK_ACCOUNT_AUTH);
   out->stopping = app->stopping;
+  /* The first moments: no metadata answer about the input topic yet, or no
+   * assignment since the start (group_not_joined is raised after
+   * JOIN_GRACE_MS). Not ready, with possibly no reason to name yet. */
+  out->starting =
+      !app->stopping &&
+      (!app->started || !app->kafka ||
+       brw_kafka_topic_state(app->kafka, BRW_KAFKA_INPUT, NULL, NULL) ==
+           BRW_TOPIC_UNKNOWN ||
+       (!app->joined && app->unjoined_ms == app->started_ms));
   out->not_ready = !brw_health_ready(app->health);
   out->blocked = brw_health_json(app->health, now);
 }

@@ -16,7 +16,7 @@
  *                      says the loop runs but is starved
  *   GET|HEAD /readyz   200 or 503, {"ready":bool,"kafka":bool,
  *                      "topic":bool,"assigned":bool,"accounts":bool,
- *                      "stopping":bool,"blocked":{...}}
+ *                      "starting":bool,"stopping":bool,"blocked":{...}}
  *   other paths        404
  *   other methods      405 (Allow: GET, HEAD)
  *
@@ -45,6 +45,9 @@ typedef struct {
                     because the group has more members than partitions */
   int accounts;  /* every account holds a usable bearer or is logging in
                     successfully */
+  int starting;  /* not known yet whether the input topic exists, or the
+                    group not joined yet since the start: not ready, and
+                    no reason may be named yet (informational) */
   int stopping;  /* shutdown began: never ready */
   int not_ready; /* another reason in `blocked` makes the worker not ready */
   /* The reasons the worker cannot make progress that hold now, as

@@ -418,18 +418,20 @@ static void test_readyz(void **state) {
   assert_int_equal(r.rc, CURLE_OK);
   assert_int_equal(r.status, 200);
   assert_string_equal(r.ctype, "application/json");
-  assert_string_equal(r.body, "{\"ready\":true,\"kafka\":true,\"topic\":true,"
-                              "\"assigned\":true,\"accounts\":true,"
-                              "\"stopping\":false,\"blocked\":{}}\n");
+  assert_string_equal(
+      r.body, "{\"ready\":true,\"kafka\":true,\"topic\":true,"
+              "\"assigned\":true,\"accounts\":true,"
+              "\"starting\":false,\"stopping\":false,\"blocked\":{}}\n");
   assert_int_equal(fx->ready_calls, 1);
   req_free(&r);
 
   fx->ready.kafka = 0;
   request(fx, &r, "GET", "/readyz");
   assert_int_equal(r.status, 503);
-  assert_string_equal(r.body, "{\"ready\":false,\"kafka\":false,\"topic\":true,"
-                              "\"assigned\":true,\"accounts\":true,"
-                              "\"stopping\":false,\"blocked\":{}}\n");
+  assert_string_equal(
+      r.body, "{\"ready\":false,\"kafka\":false,\"topic\":true,"
+              "\"assigned\":true,\"accounts\":true,"
+              "\"starting\":false,\"stopping\":false,\"blocked\":{}}\n");
   req_free(&r);
 
   fx->ready.kafka = 1;
@@ -439,6 +441,14 @@ static void test_readyz(void **state) {
   assert_non_null(strstr(r.body, "\"accounts\":false"));
   req_free(&r);
 
+  fx->ready.accounts = 0;
+  fx->ready.starting = 1;
+  request(fx, &r, "GET", "/readyz");
+  assert_int_equal(r.status, 503);
+  assert_non_null(strstr(r.body, "\"starting\":true,\"stopping\":false"));
+  req_free(&r);
+
+  fx->ready.starting = 0;
   fx->ready.accounts = 1;
   fx->ready.stopping = 1;
   request(fx, &r, "GET", "/readyz");
@@ -446,7 +456,7 @@ static void test_readyz(void **state) {
   assert_non_null(strstr(r.body, "\"ready\":false"));
   assert_non_null(strstr(r.body, "\"stopping\":true"));
   req_free(&r);
-  assert_int_equal(fx->ready_calls, 4);
+  assert_int_equal(fx->ready_calls, 5);
   fx_close(fx);
 }
 
