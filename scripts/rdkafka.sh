@@ -136,7 +136,6 @@ dpkg-source --skip-patches -x "$dsc" "$work/src" >&2
             tail -n 40 "$work/make.log" >&2
             exit 1
         }
-    rm -rf "$prefix/lib" "$prefix/include"
     make -C src install >"$work/install.log" 2>&1 ||
         {
             tail -n 40 "$work/install.log" >&2
@@ -144,6 +143,7 @@ dpkg-source --skip-patches -x "$dsc" "$work/src" >&2
         }
 )
 # The static archives are not used: the worker links the shared library.
+# (Only files of librdkafka's own install are removed, whatever the prefix.)
 rm -f "$prefix/lib/librdkafka.a" "$prefix/lib/librdkafka-static.a" \
     "$prefix/lib/pkgconfig/rdkafka-static.pc"
 echo "$want" >"$stamp"
