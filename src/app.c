@@ -225,6 +225,7 @@ struct brw_app_s {
   brw_log_limit_t drop_log;
   size_t refused_open; /* completions refused at least once, not yet done */
   uint64_t last_refused_ms; /* uv_now() of the last refusal */
+  uint64_t suppressed_seen; /* brw_log_suppressed_total() at the last tick */
   int assigned_parts;
   brw_tracker_t table;
   brw_tracker_t recent;
@@ -574,13 +575,10 @@ static brw_log_limit_t *dlq_log_limit(brw_app_t *app, const char *reason) {
 }
 
 /* 1 when a line under limit `l` may be written now, with *held set to the
- * lines held back since the last one; a held-back line is counted. */
+ * lines held back since the last one (counted by brw_log_limit). */
 static int log_allowed(brw_app_t *app, brw_log_limit_t *l, uint64_t interval,
                        uint64_t *held) {
-  if (brw_log_limit(l, uv_now(app->loop), interval, held))
-    return 1;
-  brw_metrics_inc(app->m, BRW_M_LOG_SUPPRESSED, NULL, 1);
-  return 0;
+  return brw_log_limit(l, uv_now(app->loop), interval, held);
 }
 
 static const char *kind_name(int kind) {
@@ -1720,6 +1718,11 @@ static void on_health_timer(uv_timer_t *t) {
   if (app->refused_open == 0 && now - app->last_refused_ms >= REFUSED_CLEAR_MS)
     brw_health_clear(app->health, BRW_BLOCK_RECORD_REFUSED, now);
   brw_health_tick(app->health, now);
+  /* Every limit's held-back lines (the API's and librdkafka's too). */
+  uint64_t held = brw_log_suppressed_total();
+  brw_metrics_inc(app->m, BRW_M_LOG_SUPPRESSED, NULL,
+                  (double)(held - app->suppressed_seen));
+  app->suppressed_seen = held;
   app->tick_due_ms = hr_ms() + HEALTH_TICK_MS;
   uv_timer_start(t, on_health_timer, HEALTH_TICK_MS, 0);
 }

@@ -121,14 +121,6 @@ struct brw_http_req_s {
 
 static void check_multi_info(brw_http_t *h);
 
-/* Overwrites memory that held a secret; the volatile pointer keeps the
- * compiler from dropping the stores before free(). */
-static void wipe(void *p, size_t n) {
-  volatile unsigned char *v = p;
-  while (n--)
-    *v++ = 0;
-}
-
 static void maybe_finish_close(brw_http_t *h) {
   if (!h->closing || h->pending_closes > 0)
     return;
@@ -575,7 +567,7 @@ static void easy_put(brw_http_t *h, CURL *e, int posted) {
 /* ---- Authorization lines ---- */
 
 static void auth_free(auth_line_t *a) {
-  wipe(a->line, a->len);
+  brw_secret_wipe(a->line, a->len);
   free(a);
 }
 
@@ -659,16 +651,15 @@ static void req_free(brw_http_req_t *r) {
     free(r->tp_line);
   if (r->body_out) {
     /* A login body holds the API key. */
-    wipe(r->body_out, strlen(r->body_out));
+    brw_secret_wipe(r->body_out, strlen(r->body_out));
     free(r->body_out);
   }
   if (r->buf && r->cap == BODY_BUF && h->nbufs < h->pool_max && !h->closing) {
     /* Recycled: wiped, as a login answer holds a bearer. */
-    wipe(r->buf, r->len);
+    brw_secret_wipe(r->buf, r->len);
     h->bufs[h->nbufs++] = r->buf;
   } else {
-    if (r->buf)
-      wipe(r->buf, r->len); /* it may hold a bearer all the same */
+    brw_secret_wipe(r->buf, r->len); /* it may hold a bearer all the same */
     free(r->buf);
   }
   free(r);
@@ -844,7 +835,7 @@ err:
   if (r->tp_line != r->tp_inline)
     free(r->tp_line);
   if (r->body_out) {
-    wipe(r->body_out, strlen(r->body_out));
+    brw_secret_wipe(r->body_out, strlen(r->body_out));
     free(r->body_out);
   }
   free(r);

@@ -487,10 +487,19 @@ void brw_logj(brw_log_level_t level, json_t *fields, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* Lines held back by every limit of the process (loop thread only, like
+ * the limits themselves). */
+static uint64_t g_suppressed;
+
+uint64_t brw_log_suppressed_total(void) {
+  return g_suppressed;
+}
+
 int brw_log_limit(brw_log_limit_t *l, uint64_t now_ms, uint64_t interval_ms,
                   uint64_t *suppressed) {
   if (now_ms < l->next_ms) {
     l->suppressed++;
+    g_suppressed++;
     return 0;
   }
   if (suppressed)

@@ -115,6 +115,9 @@ typedef struct {
  * held back otherwise. */
 int brw_log_limit(brw_log_limit_t *l, uint64_t now_ms, uint64_t interval_ms,
                   uint64_t *suppressed);
+/* Lines held back by every brw_log_limit of the process so far (the app's
+ * health tick exports it as log_lines_suppressed_total). */
+uint64_t brw_log_suppressed_total(void);
 
 #define brw_log_debug(...) brw_logj(BRW_LOG_DEBUG, NULL, __VA_ARGS__)
 #define brw_log_info(...) brw_logj(BRW_LOG_INFO, NULL, __VA_ARGS__)

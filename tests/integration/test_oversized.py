@@ -289,7 +289,9 @@ def main() -> int:
             lines = [ln for ln in w.log_lines()
                      if ln.get("msg") == "event sent to the DLQ" and ln.get("reason") == "too_large"]
             checks.check(1 <= len(lines) < 3, "DLQ lines are rate-limited per reason", f"{len(lines)} lines")
-            checks.check(m.get(("bsg_report_worker_log_lines_suppressed_total", None), 0) >= 3 - len(lines),
+            # Exported by the 1 s health tick.
+            checks.check(wait_until(lambda: w.scrape().get(("bsg_report_worker_log_lines_suppressed_total", None), 0)
+                                    >= 3 - len(lines), timeout=10),
                          "held-back lines are counted (log_lines_suppressed_total)")
 
             check_refusing(checks, bs, w2, ids2)

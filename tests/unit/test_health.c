@@ -90,6 +90,7 @@ static void test_log_limit(void **state) {
   (void)state;
   brw_log_limit_t l = {0};
   uint64_t sup = 99;
+  uint64_t total0 = brw_log_suppressed_total();
   assert_true(brw_log_limit(&l, 100, 1000, &sup));
   assert_int_equal(sup, 0);
   assert_false(brw_log_limit(&l, 200, 1000, &sup));
@@ -99,6 +100,8 @@ static void test_log_limit(void **state) {
   assert_false(brw_log_limit(&l, 1101, 1000, NULL));
   assert_true(brw_log_limit(&l, 5000, 1000, &sup));
   assert_int_equal(sup, 1);
+  /* Every held-back line counts process-wide (log_lines_suppressed_total). */
+  assert_int_equal(brw_log_suppressed_total() - total0, 3);
 }
 
 int main(void) {
