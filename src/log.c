@@ -373,9 +373,10 @@ void brw_log_set_output(FILE *f) {
   pthread_mutex_unlock(&g_mutex);
 }
 
-/* The message is formatted whole and redacted before it is cut to
- * BRW_LOG_MSG_MAX bytes (at a UTF-8 boundary, which jansson needs), so that
- * a secret across the cut cannot leave its first bytes in the line. */
+/* The message, formatted whole. One longer than BRW_LOG_MSG_MAX bytes is
+ * redacted before it is cut (at a UTF-8 boundary, which jansson needs), so
+ * that a secret across the cut cannot leave its first bytes in the line;
+ * a shorter one is redacted with the whole line. */
 static char *format_msg(const char *fmt, va_list ap) {
   char small[BRW_LOG_MSG_MAX + 1], *full = small, *r;
   va_list aq;
@@ -395,6 +396,16 @@ static char *format_msg(const char *fmt, va_list ap) {
     vsnprintf(full, (size_t)n + 1, fmt, aq);
   }
   va_end(aq);
+  if (full == small) {
+    /* Not cut: the whole line is redacted before it is written (both
+     * forms of every secret), which covers the message; a second pass here
+     * would only double the cost of every line. */
+    r = strdup(small);
+    brw_secret_wipe(small, (size_t)n);
+    return r;
+  }
+  /* Cut below: redacted first, so that a secret across the cut cannot leave
+   * its first bytes behind. */
   pthread_mutex_lock(&g_mutex);
   r = redact(full);
   pthread_mutex_unlock(&g_mutex);
