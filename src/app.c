@@ -31,10 +31,11 @@
 /* The completed-offset map must fit Kafka's default
  * offset.metadata.max.bytes (4096) with room to spare. */
 #define OFFSET_MAP_MAX 4000
-/* How long the revoke handler waits for reports under way. */
-#define REVOKE_FLUSH_MS 5000
-/* How long the assignment handler waits for the committed offsets. */
-#define COMMITTED_TIMEOUT_MS 10000
+/* How long a revocation waits for the reports under way of the partitions
+ * that leave, then for its commit (on the loop, through callbacks; the
+ * rebalance waits meanwhile). */
+#define REVOKE_DRAIN_MS 5000
+#define REVOKE_COMMIT_MS 5000
 /* Shutdown polls the producer this often while it flushes. */
 #define FLUSH_POLL_MS 20
 /* The first fetch after a deadline-capped timer fires this late at most, so
@@ -101,6 +102,9 @@ typedef struct {
   brw_offset_ranges_t skip; /* completed above the commit, from the map */
   size_t skip_cursor;
   brw_list_t campaigns;
+  int revoking;    /* being handed over: takes no events (see on_revoke) */
+  size_t inflight; /* records of this generation that complete offsets,
+                      not yet acknowledged */
 } part_t;
 
 /* What a produced record completes once the broker acknowledges it. */
@@ -250,6 +254,16 @@ struct brw_app_s {
                            assignment */
   int joined;          /* an assignment arrived (maybe empty) and was not
                           lost since */
+  /* The revocation under way (one at a time: the kafka module waits for
+   * brw_kafka_revoke_done before it hands over the next rebalance event). */
+  struct {
+    int active;
+    int committing; /* 0: waiting for the records under way; 1: for the
+                       commit */
+    uint64_t began;    /* uv_now() */
+    uint64_t deadline; /* uv_now() time the current phase ends */
+  } revoke;
+  uv_timer_t revoke_timer; /* deadlines, and kicks from callbacks */
   hold_t hold_backlog; /* records wait for the producer queue */
   hold_t hold_max;     /* paused at max.tracked */
   uv_signal_t sigterm;
@@ -269,6 +283,7 @@ static void campaign_schedule(campaign_t *c, uint64_t delay_ms);
 static void campaign_drop(campaign_t *c);
 static void update_backpressure(brw_app_t *app);
 static void finish_shutdown(brw_app_t *app);
+static void revoke_kick(brw_app_t *app);
 
 /* ------------------------------------------------------------------------ */
 /* Partitions and offsets                                                   */
@@ -316,21 +331,20 @@ static void offset_done(brw_app_t *app, int32_t partition, uint64_t gen,
              "offset completed twice or unknown");
 }
 
-/* Builds the list of positions to commit: every assigned partition (of
- * `only`, when given) whose position or completed-offset map changed since
- * it was last sent. The map goes into the commit's metadata, so that the
+/* Builds the list of positions to commit: every assigned partition (only
+ * the revoking ones, when `only_revoking`) whose position or
+ * completed-offset map changed since it was last sent. The map goes into the commit's metadata, so that the
  * next owner of the partition skips events completed above the position.
  * Returns NULL when there is nothing to commit. */
 static rd_kafka_topic_partition_list_t *
-commit_list(brw_app_t *app, const rd_kafka_topic_partition_list_t *only) {
+commit_list(brw_app_t *app, int only_revoking) {
   rd_kafka_topic_partition_list_t *l = NULL;
   char map[OFFSET_MAP_MAX];
   for (int32_t p = 0; p < app->nparts; p++) {
     part_t *pt = app->parts[p];
     if (!pt || !pt->assigned || !pt->dirty)
       continue;
-    if (only && !rd_kafka_topic_partition_list_find(
-                    only, app->cfg->topic_input, p))
+    if (only_revoking && !pt->revoking)
       continue;
     int64_t pos = brw_offsets_committable(pt->offsets);
     if (pos < 0)
@@ -362,9 +376,8 @@ commit_list(brw_app_t *app, const rd_kafka_topic_partition_list_t *only) {
   return l;
 }
 
-static void commit_now(brw_app_t *app,
-                       const rd_kafka_topic_partition_list_t *only, int async) {
-  rd_kafka_topic_partition_list_t *l = commit_list(app, only);
+static void commit_now(brw_app_t *app, int only_revoking, int async) {
+  rd_kafka_topic_partition_list_t *l = commit_list(app, only_revoking);
   if (!l)
     return;
   app->st.commits++;
@@ -404,6 +417,8 @@ static void on_commit_done(void *ctx, rd_kafka_resp_err_t err,
   }
   if (failed)
     brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
+  if (app->revoke.active)
+    revoke_kick(app);
 }
 
 /* One asynchronous commit at a time: a newer commit never races an older
@@ -411,7 +426,7 @@ static void on_commit_done(void *ctx, rd_kafka_resp_err_t err,
 static void on_commit_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
   if (brw_kafka_commits_in_flight(app->kafka) == 0)
-    commit_now(app, NULL, 1);
+    commit_now(app, 0, 1);
   brw_metrics_set(app->m, BRW_M_PRODUCER_QUEUE_RECORDS, NULL,
                   (double)brw_kafka_in_flight(app->kafka));
 }
@@ -441,6 +456,8 @@ static completion_t *completion_alloc(brw_app_t *app, part_t *pt, int kind,
   c->ev_key_len = c->ev_value_len = 0;
   c->outcome[0] = '\0';
   c->n = n;
+  if (pt && n > 0)
+    pt->inflight++;
   brw_list_init(&c->node);
   brw_list_insert_tail(&app->completions, &c->node);
   return c;
@@ -473,6 +490,10 @@ static completion_t *campaign_completion(campaign_t *c, int kind,
 static void completion_free(brw_app_t *app, completion_t *c) {
   if (c->refused)
     app->refused_open--;
+  part_t *pt = c->n > 0 ? part_get(app, c->partition) : NULL;
+  if (pt && pt->assigned && pt->generation == c->generation &&
+      pt->inflight > 0 && --pt->inflight == 0 && pt->revoking)
+    revoke_kick(app);
   brw_list_remove(&c->node);
   free(c->ev);
   free(c);
@@ -1287,8 +1308,8 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   if (app->stopping)
     return; /* not handled: stays uncommitted, replayed by the next run */
   part_t *pt = part_get(app, rkm->partition);
-  if (!pt || !pt->assigned)
-    return;
+  if (!pt || !pt->assigned || pt->revoking)
+    return; /* not ours, or leaving: its next owner reads it */
   if (brw_offsets_add(pt->offsets, rkm->offset) != 0)
     return; /* a redelivery of an offset already tracked */
   app->st.events++;
@@ -1444,30 +1465,31 @@ static void part_reset(part_t *pt) {
   pt->skip_cursor = 0;
   pt->dirty = 0;
   pt->committed = -1;
+  pt->revoking = 0;
+  pt->inflight = 0;
 }
 
 /* Assignment: fresh completion tracking per partition, and the completed-
  * offset map of the last commit, so that events completed above the
  * committed offset are skipped instead of fetched and reported again. The
- * committed offsets are read here, blocking the loop for at most
- * COMMITTED_TIMEOUT_MS once per rebalance; without them the events are
- * replayed (at least once, never lost). */
+ * kafka module read the committed offsets (off the loop); an element it
+ * could not read replays from its committed offset (at least once, never
+ * lost). Partitions already assigned (none, with the incremental protocols)
+ * are untouched: their campaigns keep their timers and fetches. */
 static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
   brw_app_t *app = ctx;
-  rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
-  int have = brw_kafka_committed(app->kafka, c, COMMITTED_TIMEOUT_MS) == 0;
   for (int i = 0; i < parts->cnt; i++) {
     part_t *pt = part_ensure(app, parts->elems[i].partition);
-    if (!pt)
-      continue;
+    if (!pt || (pt->assigned && !pt->revoking))
+      continue; /* already ours: left as it is */
     part_reset(pt);
     pt->offsets = brw_offsets_new();
     if (!pt->assigned)
       app->assigned_parts++;
     pt->assigned = 1;
     pt->generation = ++app->generation;
-    const rd_kafka_topic_partition_t *e = &c->elems[i];
-    if (!have || e->err || e->offset < 0 || !e->metadata ||
+    const rd_kafka_topic_partition_t *e = &parts->elems[i];
+    if (e->err || e->offset < 0 || !e->metadata ||
         e->metadata_size == 0)
       continue;
     if (brw_offsets_decode(e->metadata, e->metadata_size, e->offset,
@@ -1487,8 +1509,8 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
                        (json_int_t)e->offset, "completed", (json_int_t)n),
              "resuming; completed events above the commit are skipped");
   }
-  rd_kafka_topic_partition_list_destroy(c);
   brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
+  brw_metrics_inc(app->m, BRW_M_PARTITIONS_MOVED, "assigned", parts->cnt);
   /* Joined, with or without partitions: a member of a group with more
    * members than partitions gets none, and is ready. */
   app->joined = 1;
@@ -1508,34 +1530,125 @@ static void forget_partition(brw_app_t *app, part_t *pt) {
   brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
 }
 
-/* Revoke: commit what is complete (unless the assignment was lost, when
- * another member may own the partitions already), then forget the
- * partitions' campaigns; the next owner resumes from the commit. */
-static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *parts,
-                      int lost) {
-  brw_app_t *app = ctx;
-  if (!lost) {
-    /* Reports under way complete their events once acknowledged: wait for
-     * them (briefly, blocking the loop during the rebalance) so that the
-     * commit covers them and the next owner does not report them again. */
-    size_t left = brw_kafka_flush(app->kafka, REVOKE_FLUSH_MS);
+/* Revocation (SPEC §6): the partitions that leave hand over what they
+ * completed, without blocking the loop.
+ * 1. At once: they take no more events (on_message skips them; the kafka
+ *    module paused them) and their campaigns are dropped, fetches and
+ *    timers cancelled; their events stay uncommitted, so the next owner
+ *    tracks them. Every other partition's campaigns go on untouched.
+ * 2. The records under way that complete their offsets are waited for,
+ *    through delivery callbacks, up to REVOKE_DRAIN_MS, and so is an
+ *    asynchronous commit under way (it must not land after ours).
+ * 3. Their positions and completed-offset maps are committed
+ *    asynchronously; the answer is waited for up to REVOKE_COMMIT_MS.
+ * 4. They are forgotten and brw_kafka_revoke_done lets the rebalance go on.
+ * A lost assignment (another member may own the partitions already) skips
+ * 2 and 3; inside the consumer's close (now = 1) 3 is a synchronous commit
+ * (shutdown flushed the producer before). A record acknowledged after its
+ * partition left is replayed by the next owner: at least once. */
+static void revoke_finish(brw_app_t *app) {
+  int moved = 0;
+  for (int32_t p = 0; p < app->nparts; p++) {
+    part_t *pt = app->parts[p];
+    if (pt && pt->assigned && pt->revoking) {
+      forget_partition(app, pt);
+      moved++;
+    }
+  }
+  if (app->revoke.active) {
+    uint64_t took = uv_now(app->loop) - app->revoke.began;
+    brw_logj(BRW_LOG_INFO,
+             json_pack("{si sI}", "partitions", moved, "ms", (json_int_t)took),
+             "partitions handed over");
+    brw_metrics_observe(app->m, BRW_M_REVOKE_SECONDS, NULL,
+                        (double)took / 1000.0);
+  }
+  app->revoke.active = 0;
+  uv_timer_stop(&app->revoke_timer);
+  if (app->kafka)
+    brw_kafka_revoke_done(app->kafka);
+}
+
+static void on_revoke_timer(uv_timer_t *t);
+
+/* Goes on with the revocation on the next loop iteration (not from inside
+ * the callback that calls this: a delivery report or a commit result). */
+static void revoke_kick(brw_app_t *app) {
+  if (app->revoke.active)
+    uv_timer_start(&app->revoke_timer, on_revoke_timer, 0, 0);
+}
+
+static void revoke_step(brw_app_t *app) {
+  if (!app->revoke.active)
+    return;
+  uint64_t now = uv_now(app->loop);
+  int late = now >= app->revoke.deadline;
+  if (!app->revoke.committing) {
+    size_t left = 0;
+    for (int32_t p = 0; p < app->nparts; p++) {
+      part_t *pt = app->parts[p];
+      if (pt && pt->assigned && pt->revoking)
+        left += pt->inflight;
+    }
+    if ((left || brw_kafka_commits_in_flight(app->kafka)) && !late) {
+      uv_timer_start(&app->revoke_timer, on_revoke_timer,
+                     app->revoke.deadline - now, 0);
+      return;
+    }
     if (left)
       brw_logj(BRW_LOG_WARN, json_pack("{sI}", "records", (json_int_t)left),
-               "revoke: records not acknowledged in time; their events will "
-               "be reported again by the next owner");
-    commit_now(app, parts, 0);
+               "revoke: records not acknowledged in %d ms; their events "
+               "will be reported again by the next owner",
+               REVOKE_DRAIN_MS);
+    app->revoke.committing = 1;
+    app->revoke.deadline = now + REVOKE_COMMIT_MS;
+    commit_now(app, 1, 1);
+    late = 0;
   }
+  if (brw_kafka_commits_in_flight(app->kafka) && !late) {
+    uv_timer_start(&app->revoke_timer, on_revoke_timer,
+                   app->revoke.deadline - now, 0);
+    return;
+  }
+  revoke_finish(app);
+}
+
+static void on_revoke_timer(uv_timer_t *t) {
+  revoke_step(t->data);
+}
+
+static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *parts,
+                      int lost, int now) {
+  brw_app_t *app = ctx;
+  int n = 0;
   for (int i = 0; i < parts->cnt; i++) {
     part_t *pt = part_get(app, parts->elems[i].partition);
-    if (pt && pt->assigned)
-      forget_partition(app, pt);
+    if (!pt || !pt->assigned)
+      continue;
+    pt->revoking = 1;
+    n++;
+    while (!brw_list_empty(&pt->campaigns))
+      campaign_drop(brw_list_entry(pt->campaigns.next, campaign_t, pnode));
   }
+  brw_metrics_inc(app->m, BRW_M_PARTITIONS_MOVED, lost ? "lost" : "revoked",
+                  n);
+  app->revoke.active = 1;
+  app->revoke.committing = 0;
+  app->revoke.began = uv_now(app->loop);
+  app->revoke.deadline = app->revoke.began + REVOKE_DRAIN_MS;
   /* A lost assignment means the member left the group (session timeout,
    * fenced): not joined until the next assignment. An ordinary revoke is
    * part of a rebalance the member takes part in. */
   if (lost) {
     app->joined = 0;
     app->unjoined_ms = uv_now(app->loop);
+    revoke_finish(app);
+  } else if (now || !app->kafka || n == 0) {
+    if (n)
+      commit_now(app, 1, 0);
+    revoke_finish(app);
+  } else {
+    revoke_step(app);
   }
 }
 
@@ -1846,6 +1959,8 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   app->commit_timer.data = app;
   uv_timer_init(loop, &app->flush_timer);
   app->flush_timer.data = app;
+  uv_timer_init(loop, &app->revoke_timer);
+  app->revoke_timer.data = app;
   uv_timer_init(loop, &app->health_timer);
   app->health_timer.data = app;
   uv_signal_init(loop, &app->sigterm);
@@ -1961,6 +2076,7 @@ static void finish_shutdown(brw_app_t *app) {
     app->stage = 2;
     uv_handle_t *hs[] = {(uv_handle_t *)&app->commit_timer,
                          (uv_handle_t *)&app->flush_timer,
+                         (uv_handle_t *)&app->revoke_timer,
                          (uv_handle_t *)&app->health_timer,
                          (uv_handle_t *)&app->sigterm,
                          (uv_handle_t *)&app->sigint};
@@ -2018,7 +2134,10 @@ static void on_flush_timer(uv_timer_t *t) {
   if (left > 0)
     brw_logj(BRW_LOG_WARN, json_pack("{sI}", "records", (json_int_t)left),
              "shutdown timeout: records not acknowledged will be replayed");
-  commit_now(app, NULL, 0);
+  commit_now(app, 0, 0);
+  /* A revocation still waiting ends with this commit. */
+  if (app->revoke.active)
+    revoke_finish(app);
   log_summary(app);
   app->flushed = 1;
   finish_shutdown(app);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* How many queue items one drain serves before yielding to the rest of the
@@ -34,6 +35,10 @@
  * error code or log facility. */
 #define ERROR_LOG_INTERVAL_MS 60000
 #define ERROR_LIMITS 16
+/* How long the committed-offset read of an assignment may take (on the
+ * thread pool); without its answer the events are replayed from the
+ * committed offset, none skipped. */
+#define COMMITTED_TIMEOUT_MS 10000
 
 /* A record waiting for the producer queue (or for a retry after a failed
  * delivery). Owns copies of everything. */
@@ -73,6 +78,30 @@ typedef struct {
   atomic_int stop; /* set by brw_kafka_close: skip the requests left */
 } probe_t;
 
+/* A rebalance event waiting for its turn (they are handled one at a time,
+ * in order: an assignment waits for its committed-offset read, a revocation
+ * for the application's brw_kafka_revoke_done). */
+typedef struct rebal_s {
+  struct rebal_s *next;
+  int assign; /* 1: partitions assigned; 0: revoked */
+  int lost;   /* revoked because the assignment was lost */
+  int coop;   /* incremental (COOPERATIVE) protocol */
+  rd_kafka_topic_partition_list_t *parts; /* owned copy */
+} rebal_t;
+
+/* The committed-offset read of an assignment, on libuv's pool:
+ * rd_kafka_committed() blocks for a round trip to the group coordinator
+ * (up to COMMITTED_TIMEOUT_MS). Like the probe, the work function touches
+ * only this struct. */
+typedef struct {
+  uv_work_t req;
+  brw_kafka_t *k;
+  rd_kafka_t *rk;                         /* borrowed */
+  rd_kafka_topic_partition_list_t *parts; /* owned; filled by the work */
+  rd_kafka_resp_err_t err;
+  int abandoned; /* the clients closed first: the result is not used */
+} cread_t;
+
 /* The rate limit of one kind of librdkafka line: an error code (fac "") or
  * a log facility (err 0). */
 typedef struct {
@@ -97,6 +126,12 @@ struct brw_kafka_s {
   int probing; /* probe.req is queued or running */
   int probe_stale; /* a consumer error said the input topic is missing
                      while a probe was under way */
+  rebal_t *rebal;      /* the rebalance event being handled, or NULL */
+  rebal_t *rebal_head; /* events waiting for it, oldest first */
+  rebal_t *rebal_tail;
+  cread_t *cread;      /* the committed-offset read under way, or NULL */
+  int creads;          /* reads on the pool (abandoned ones included) */
+  int in_close;        /* inside rd_kafka_consumer_close */
   brw_topic_state_t topic_state[BRW_KAFKA__TOPICS];
   rd_kafka_resp_err_t topic_err[BRW_KAFKA__TOPICS];
   err_limit_t err_limits[ERROR_LIMITS];
@@ -478,46 +513,260 @@ size_t brw_kafka_in_flight(const brw_kafka_t *k) {
   return k->in_flight + k->nbacklog;
 }
 
-/* rebalance_cb: on the loop thread, from rd_kafka_consumer_poll. */
+/* ---- rebalances ----
+ *
+ * The rebalance callback only queues the event; the events are handled one
+ * at a time, on the loop, without blocking it:
+ * - an assignment first reads the group's committed offsets and their
+ *   metadata (the completed-offset maps) on libuv's pool, then hands them to
+ *   on_assign and assigns the partitions;
+ * - a revocation pauses the partitions and hands them to on_revoke, which
+ *   waits for the reports under way through callbacks and commits, then
+ *   calls brw_kafka_revoke_done; only then are they unassigned.
+ * librdkafka's group state waits for the assign or unassign call, whenever
+ * it comes. Inside rd_kafka_consumer_close (shutdown), which serves the
+ * callback itself and waits for it, everything is done at once. */
+
+static void rebal_next(brw_kafka_t *k);
+
+static void rebal_free(rebal_t *op) {
+  if (!op)
+    return;
+  rd_kafka_topic_partition_list_destroy(op->parts);
+  free(op);
+}
+
+/* Calls the assign or unassign that the protocol wants. */
+static void rebal_apply(brw_kafka_t *k, const rebal_t *op) {
+  rd_kafka_error_t *e = NULL;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (op->assign && op->coop)
+    e = rd_kafka_incremental_assign(k->rk_c, op->parts);
+  else if (op->assign)
+    err = rd_kafka_assign(k->rk_c, op->parts);
+  else if (op->coop)
+    e = rd_kafka_incremental_unassign(k->rk_c, op->parts);
+  else
+    err = rd_kafka_assign(k->rk_c, NULL);
+  if (e || err)
+    brw_logj(BRW_LOG_ERROR,
+             json_pack("{ss}", "error",
+                       rd_kafka_err2name(e ? rd_kafka_error_code(e) : err)),
+             "%s: %s", op->assign ? "assign" : "unassign",
+             e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
+  if (e)
+    rd_kafka_error_destroy(e);
+  /* A partition paused while it was revoked (see rebal_next) and assigned
+   * again fetches unless intake is paused. */
+  if (op->assign && k->paused)
+    rd_kafka_pause_partitions(k->rk_c, op->parts);
+  else if (op->assign)
+    rd_kafka_resume_partitions(k->rk_c, op->parts);
+}
+
+/* An assignment whose committed offsets are known (or could not be read:
+ * the elements carry the error): the application takes the partitions,
+ * then they are assigned. */
+static void assign_done(brw_kafka_t *k, rebal_t *op,
+                        const rd_kafka_topic_partition_list_t *committed) {
+  if (k->h.on_assign)
+    k->h.on_assign(k->h.ctx, committed);
+  rebal_apply(k, op);
+  k->rebal = NULL;
+  rebal_free(op);
+}
+
+static void cread_work(uv_work_t *req) {
+  cread_t *r = req->data;
+  r->err = rd_kafka_committed(r->rk, r->parts, COMMITTED_TIMEOUT_MS);
+}
+
+static void close_step(brw_kafka_t *k);
+static void destroy_clients(brw_kafka_t *k);
+
+/* The read is over: on the loop thread. */
+static void cread_done(uv_work_t *req, int status) {
+  cread_t *r = req->data;
+  brw_kafka_t *k = r->k;
+  k->creads--;
+  if (k->cread == r)
+    k->cread = NULL;
+  if (r->abandoned) {
+    rd_kafka_topic_partition_list_destroy(r->parts);
+    free(r);
+    /* brw_kafka_close waited for the pool to let go of the clients. */
+    if (k->closing && !k->probing && !k->creads) {
+      destroy_clients(k);
+      close_step(k);
+    }
+    return;
+  }
+  rd_kafka_resp_err_t err = status ? RD_KAFKA_RESP_ERR__DESTROY : r->err;
+  if (err) {
+    brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
+             "cannot read committed offsets: %s; the new partitions replay "
+             "from their committed offsets, skipping nothing",
+             rd_kafka_err2str(err));
+    for (int i = 0; i < r->parts->cnt; i++)
+      if (!r->parts->elems[i].err)
+        r->parts->elems[i].err = err;
+  }
+  assign_done(k, k->rebal, r->parts);
+  rd_kafka_topic_partition_list_destroy(r->parts);
+  free(r);
+  rebal_next(k);
+}
+
+/* Starts the event at the head of the queue, unless one is under way. */
+static void rebal_next(brw_kafka_t *k) {
+  while (!k->rebal && k->rebal_head && !k->closing) {
+    rebal_t *op = k->rebal_head;
+    k->rebal_head = op->next;
+    if (!k->rebal_head)
+      k->rebal_tail = NULL;
+    op->next = NULL;
+    k->rebal = op;
+    if (op->assign) {
+      cread_t *r = calloc(1, sizeof(*r));
+      if (r) {
+        r->req.data = r;
+        r->k = k;
+        r->rk = k->rk_c;
+        r->parts = rd_kafka_topic_partition_list_copy(op->parts);
+      }
+      if (r && r->parts &&
+          uv_queue_work(k->loop, &r->req, cread_work, cread_done) == 0) {
+        k->cread = r;
+        k->creads++;
+        return; /* cread_done goes on */
+      }
+      if (r && r->parts)
+        rd_kafka_topic_partition_list_destroy(r->parts);
+      free(r);
+      /* No read: the partitions replay from their committed offsets. */
+      rd_kafka_topic_partition_list_t *c =
+          rd_kafka_topic_partition_list_copy(op->parts);
+      for (int i = 0; i < c->cnt; i++)
+        c->elems[i].err = RD_KAFKA_RESP_ERR__FAIL;
+      assign_done(k, op, c);
+      rd_kafka_topic_partition_list_destroy(c);
+      continue;
+    }
+    /* A revocation: stop fetching what is leaving, then let the
+     * application hand it over. It calls brw_kafka_revoke_done, perhaps
+     * from inside on_revoke. */
+    if (!op->lost)
+      rd_kafka_pause_partitions(k->rk_c, op->parts);
+    if (k->h.on_revoke)
+      k->h.on_revoke(k->h.ctx, op->parts, op->lost, 0);
+    else
+      brw_kafka_revoke_done(k);
+  }
+}
+
+void brw_kafka_revoke_done(brw_kafka_t *k) {
+  rebal_t *op = k->rebal;
+  if (!op || op->assign)
+    return;
+  if (!k->consumer_closed)
+    rebal_apply(k, op);
+  k->rebal = NULL;
+  rebal_free(op);
+  if (!k->in_close)
+    rebal_next(k);
+}
+
+/* Inside rd_kafka_consumer_close, or when the consumer is about to close:
+ * the events under way and queued are handled at once. An assignment whose
+ * read is still on the pool is assigned without the application (the close
+ * revokes it right after: nothing was consumed from it); a revocation the
+ * application has not finished is unassigned (its records in flight are
+ * abandoned and replayed, as at any close). */
+static void rebal_finish_now(brw_kafka_t *k) {
+  if (k->rebal) {
+    rebal_t *op = k->rebal;
+    if (op->assign && k->cread) {
+      k->cread->abandoned = 1;
+      k->cread = NULL;
+    }
+    rebal_apply(k, op);
+    k->rebal = NULL;
+    rebal_free(op);
+  }
+  while (k->rebal_head) {
+    rebal_t *op = k->rebal_head;
+    k->rebal_head = op->next;
+    if (!k->rebal_head)
+      k->rebal_tail = NULL;
+    k->rebal = op;
+    if (!op->assign && k->h.on_revoke)
+      k->h.on_revoke(k->h.ctx, op->parts, op->lost, 1);
+    if (k->rebal == op) {
+      rebal_apply(k, op);
+      k->rebal = NULL;
+      rebal_free(op);
+    }
+  }
+}
+
+/* rebalance_cb: on the loop thread, from rd_kafka_consumer_poll (or from
+ * rd_kafka_consumer_close). Errors other than assign and revoke are handled
+ * as a revocation of everything, as librdkafka asks. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
   brw_kafka_t *k = opaque;
-  int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    brw_logj(BRW_LOG_INFO, json_pack("{si ss}", "count", parts->cnt,
-                                     "protocol", coop ? "cooperative" : "eager"),
-             "partitions assigned");
-    if (k->h.on_assign)
-      k->h.on_assign(k->h.ctx, parts);
-    if (coop) {
-      rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-      if (e) {
-        brw_log_error("incremental assign: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-      }
-    } else {
-      rd_kafka_assign(rk, parts);
-    }
-    if (k->paused)
-      rd_kafka_pause_partitions(rk, parts);
-  } else {
-    int lost = rd_kafka_assignment_lost(rk);
-    brw_logj(BRW_LOG_INFO, json_pack("{si sb}", "count", parts->cnt, "lost",
-                                     lost),
-             "partitions revoked");
-    if (k->h.on_revoke)
-      k->h.on_revoke(k->h.ctx, parts, lost);
-    if (coop) {
-      rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-      if (e) {
-        brw_log_error("incremental unassign: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-      }
-    } else {
-      rd_kafka_assign(rk, NULL);
-    }
+  const char *proto = rd_kafka_rebalance_protocol(rk);
+  int coop = proto && !strcmp(proto, "COOPERATIVE");
+  int assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+  int lost = !assign && rd_kafka_assignment_lost(rk);
+  if (assign || err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+    brw_logj(BRW_LOG_INFO,
+             json_pack("{si ss sb}", "count", parts->cnt, "protocol",
+                       coop ? "cooperative" : "eager", "lost", lost),
+             "partitions %s", assign ? "assigned" : "revoked");
+  else
+    brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
+             "rebalance failed: %s; the assignment is cleared",
+             rd_kafka_err2str(err));
+  rebal_t *op = calloc(1, sizeof(*op));
+  rd_kafka_topic_partition_list_t *copy =
+      op ? rd_kafka_topic_partition_list_copy(parts) : NULL;
+  if (!op || !copy) {
+    /* Out of memory: librdkafka's state must still move on. */
+    brw_log_error("out of memory in a rebalance; the partitions are %s "
+                  "without the application",
+                  assign ? "assigned" : "revoked");
+    rebal_t tmp = {.assign = assign, .coop = coop, .parts = parts};
+    rebal_apply(k, &tmp);
+    free(op);
+    return;
   }
+  op->assign = assign;
+  op->lost = lost;
+  op->coop = coop;
+  op->parts = copy;
+  if (k->rebal_tail)
+    k->rebal_tail->next = op;
+  else
+    k->rebal_head = op;
+  k->rebal_tail = op;
+  if (k->in_close)
+    rebal_finish_now(k);
+  else
+    rebal_next(k);
+}
+
+/* A commit refused because the group's generation (or, with KIP-848, the
+ * member's epoch) moved on while it was under way: an ordinary part of an
+ * incremental rebalance, not a fault. */
+static int commit_crossed_rebalance(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+         err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+#if RD_KAFKA_VERSION >= 0x020c0000
+         err == RD_KAFKA_RESP_ERR_STALE_MEMBER_EPOCH ||
+#endif
+         err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
 }
 
 /* The result of an asynchronous commit: on the loop thread, served from
@@ -533,11 +782,14 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   for (int i = 0; !failed && offsets && i < offsets->cnt; i++)
     if (offsets->elems[i].err)
       failed = 1;
+  rd_kafka_resp_err_t e0 = err ? err : failed ? offsets->elems[0].err : 0;
   if (failed)
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{ss}", "error",
-                       rd_kafka_err2name(err ? err : offsets->elems[0].err)),
-             "offset commit failed; retried at the next commit");
+    brw_logj(commit_crossed_rebalance(e0) ? BRW_LOG_INFO : BRW_LOG_WARN,
+             json_pack("{ss}", "error", rd_kafka_err2name(e0)),
+             commit_crossed_rebalance(e0)
+                 ? "offset commit crossed a rebalance; sent again at the "
+                   "next commit"
+                 : "offset commit failed; retried at the next commit");
   else if (rk == k->rk_c)
     mark_up(k, rk);
   if (offsets && k->h.on_commit_done)
@@ -736,9 +988,6 @@ static void probe_work(uv_work_t *req) {
   }
 }
 
-static void close_step(brw_kafka_t *k);
-static void destroy_clients(brw_kafka_t *k);
-
 /* Starts a probe unless one is under way or the clients are closing. While
  * every broker is down a probe could learn nothing, and would only hold up a
  * shutdown: it waits. */
@@ -769,8 +1018,10 @@ static void probe_done(uv_work_t *req, int status) {
   brw_kafka_t *k = p->k;
   k->probing = 0;
   if (k->closing) {
-    destroy_clients(k);
-    close_step(k);
+    if (!k->creads) {
+      destroy_clients(k);
+      close_step(k);
+    }
     return;
   }
   int all = 1, stale = k->probe_stale;
@@ -878,6 +1129,30 @@ static rd_kafka_conf_t *base_conf(brw_kafka_t *k, const brw_config_t *cfg,
   return conf;
 }
 
+/* The value of a kafka.* key as the consumer sees it: kafka.consumer.*
+ * wins over kafka.*, a later entry over an earlier one. */
+static const char *consumer_key(const brw_config_t *cfg, const char *key) {
+  const char *v = NULL;
+  for (size_t i = 0; i < cfg->nkafka_common; i++)
+    if (!strcmp(cfg->kafka_common[i].key, key))
+      v = cfg->kafka_common[i].value;
+  for (size_t i = 0; i < cfg->nkafka_consumer; i++)
+    if (!strcmp(cfg->kafka_consumer[i].key, key))
+      v = cfg->kafka_consumer[i].value;
+  return v;
+}
+
+const char *brw_kafka_group_protocol(const brw_config_t *cfg) {
+  const char *v = consumer_key(cfg, "group.protocol");
+  return v && !strcasecmp(v, "consumer") ? "consumer" : "classic";
+}
+
+const char *brw_kafka_default_strategy(int version) {
+  /* rd_kafka_version(): 0xMMmmrrxx */
+  return (unsigned)version >= 0x020a0100u ? "cooperative-sticky"
+                                           : "roundrobin";
+}
+
 int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
                   const brw_kafka_handlers_t *handlers, brw_kafka_t **out,
                   char *errbuf, size_t errlen) {
@@ -895,6 +1170,20 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   char err[512];
   int r = BRW_ECONFIG;
 
+  /* The group protocol and, for the classic one, the assignor (SPEC §6):
+   * - group.protocol=consumer (KIP-848, brokers >= 4.0): the broker
+   *   assigns; librdkafka refuses partition.assignment.strategy with it.
+   * - classic, librdkafka >= 2.10.1: cooperative-sticky, so a scale event
+   *   moves only the partitions that change owner. Older lines commit
+   *   during a cooperative rebalance with ILLEGAL_GENERATION and then
+   *   treat the member's other partitions as lost (librdkafka #4908, fixed
+   *   in 2.10.0; 2.10.0 itself has #5088): eager roundrobin there.
+   * kafka.consumer.partition.assignment.strategy overrides the choice. */
+  const char *protocol = brw_kafka_group_protocol(cfg);
+  const char *strategy = NULL;
+  if (strcmp(protocol, "consumer") != 0)
+    strategy = brw_kafka_default_strategy(rd_kafka_version());
+
   /* Consumer: manual commits of what is complete, never auto-commit. The
    * defaults come first so that kafka.* keys can override them. */
   rd_kafka_conf_t *cc = base_conf(k, cfg, errbuf, errlen);
@@ -909,13 +1198,8 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
        * Documented in docs/configuration.md and logged at start. */
       conf_set(cc, "auto.offset.reset", "earliest", errbuf, errlen) ||
       conf_set(cc, "statistics.interval.ms", "5000", errbuf, errlen) ||
-      /* Eager, not cooperative-sticky: with librdkafka 2.0.2 a commit sent
-       * while a cooperative rebalance is under way fails with
-       * ILLEGAL_GENERATION and the member's remaining partitions are then
-       * treated as lost (no commit), which the group-scaling test showed
-       * as 2-3x more duplicate reports. See docs/design.md. */
-      conf_set(cc, "partition.assignment.strategy", "roundrobin", errbuf,
-               errlen) ||
+      (strategy && conf_set(cc, "partition.assignment.strategy", strategy,
+                            errbuf, errlen)) ||
       apply_list(cc, cfg->kafka_common, cfg->nkafka_common, errbuf, errlen) ||
       apply_list(cc, cfg->kafka_consumer, cfg->nkafka_consumer, errbuf,
                  errlen) ||
@@ -935,6 +1219,19 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     goto err;
   }
   rd_kafka_poll_set_consumer(k->rk_c);
+  {
+    char strat[128] = "";
+    size_t slen = sizeof(strat);
+    if (strcmp(protocol, "consumer") != 0)
+      rd_kafka_conf_get(rd_kafka_conf(k->rk_c),
+                        "partition.assignment.strategy", strat, &slen);
+    brw_logj(BRW_LOG_INFO,
+             json_pack("{ss ss}", "group.protocol", protocol,
+                       "partition.assignment.strategy",
+                       strat[0] ? strat : "(broker side)"),
+             "consumer group protocol %s%s%s", protocol,
+             strat[0] ? ", assignor " : "", strat);
+  }
   {
     char reset[32] = "?";
     size_t rlen = sizeof(reset);
@@ -1102,29 +1399,8 @@ int brw_kafka_commit(brw_kafka_t *k,
   return 0;
 }
 
-size_t brw_kafka_flush(brw_kafka_t *k, int timeout_ms) {
-  if (!k->rk_p || k->fatal)
-    return brw_kafka_in_flight(k);
-  flush_backlog(k);
-  rd_kafka_flush(k->rk_p, timeout_ms);
-  /* rd_kafka_flush served the delivery reports; a record that failed went
-   * back to the backlog and stays in flight. */
-  return brw_kafka_in_flight(k);
-}
-
 size_t brw_kafka_commits_in_flight(const brw_kafka_t *k) {
   return k->commits_in_flight;
-}
-
-int brw_kafka_committed(brw_kafka_t *k, rd_kafka_topic_partition_list_t *parts,
-                        int timeout_ms) {
-  rd_kafka_resp_err_t err = rd_kafka_committed(k->rk_c, parts, timeout_ms);
-  if (err) {
-    brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
-             "cannot read committed offsets: %s", rd_kafka_err2str(err));
-    return BRW_EKAFKA;
-  }
-  return 0;
 }
 
 void brw_kafka_pause(brw_kafka_t *k, int pause) {
@@ -1168,8 +1444,12 @@ void brw_kafka_close_consumer(brw_kafka_t *k) {
     return;
   /* rd_kafka_consumer_close blocks this thread while it leaves the group
    * (bounded by librdkafka's own timeouts); it serves the rebalance callback
-   * itself, so the revoke handler still commits. At shutdown, after intake
-   * stopped and the producer was flushed, nothing else waits on the loop. */
+   * itself and waits for it, so rebalance events are handled at once from
+   * here on (the revoke handler still commits, synchronously). At shutdown,
+   * after intake stopped and the producer was flushed, nothing else waits
+   * on the loop. */
+  k->in_close = 1;
+  rebal_finish_now(k);
   rd_kafka_resp_err_t err = rd_kafka_consumer_close(k->rk_c);
   if (err)
     brw_log_warn("consumer close: %s", rd_kafka_err2str(err));
@@ -1187,6 +1467,12 @@ static void close_step(brw_kafka_t *k) {
   close(k->qp.pipe[1]);
   void (*cb)(void *) = k->close_cb;
   void *arg = k->close_arg;
+  rebal_free(k->rebal);
+  while (k->rebal_head) {
+    rebal_t *op = k->rebal_head;
+    k->rebal_head = op->next;
+    rebal_free(op);
+  }
   for (int i = 0; i < BRW_KAFKA__TOPICS; i++)
     free(k->topics[i]);
   free(k->topic_input);
@@ -1252,9 +1538,11 @@ void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
    * destroyed when it is over (the request under way, at most
    * PROBE_TIMEOUT_MS; the others are skipped), from its after-work callback.
    * A probe not started yet is canceled. */
-  if (k->probing) {
-    atomic_store(&k->probe.stop, 1);
-    uv_cancel((uv_req_t *)&k->probe.req);
+  if (k->probing || k->creads) {
+    if (k->probing) {
+      atomic_store(&k->probe.stop, 1);
+      uv_cancel((uv_req_t *)&k->probe.req);
+    }
     return;
   }
   destroy_clients(k);

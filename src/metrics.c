@@ -80,6 +80,11 @@ static const double b_polls[] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144};
 static const double b_report_delay[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                         1,    2.5,   5,    10,  30,   60};
 
+/* A revocation waits up to 5 s for records, then up to 5 s for a commit. */
+static const double b_revoke[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                  0.5,   1,    2.5,   5,    10};
+static const char *const k_moved[] = {"assigned", "revoked", "lost", NULL};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define COUNTER(n, h)                                                          \
   { .name = P n, .type = BRW_METRIC_COUNTER, .help = h }
@@ -226,6 +231,17 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "bad_jwt, bad_char, empty, missing, not_string, not_json, "
         "too_long), or the answer (429, 5xx, 4xx, transport, local).",
         "reason", k_auth_failure),
+    [BRW_M_REVOKE_SECONDS] = HISTOGRAM(
+        "rebalance_revoke_seconds",
+        "Seconds a revocation took, from the rebalance callback to the "
+        "partitions' release: waiting for their reports under way, then for "
+        "their commit (the loop runs meanwhile).",
+        b_revoke),
+    [BRW_M_PARTITIONS_MOVED] = COUNTER_L(
+        "partitions_moved_total",
+        "Input partitions assigned to this worker, revoked from it, or lost "
+        "(revoked without a commit), by rebalances.",
+        "direction", k_moved),
     /* The libraries the process runs with (include/brw/versions.h): one
      * info gauge each, since a metric has one label. */
     [BRW_M_LIBRDKAFKA_INFO] = {.name = P "librdkafka_info",

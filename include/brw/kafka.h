@@ -52,14 +52,24 @@ typedef enum {
 typedef struct {
   /* A consumed message; borrowed, destroyed after the call. */
   void (*on_message)(void *ctx, const rd_kafka_message_t *rkm);
-  /* Partitions assigned (added to the assignment). Borrowed list. */
+  /* Partitions assigned (added to the assignment: with the cooperative and
+   * KIP-848 protocols only the new ones). Each element carries the group's
+   * committed offset and metadata, read on libuv's pool before this call;
+   * an element whose err is set could not be read (the partition replays
+   * from its committed offset). The partitions are assigned after the call
+   * returns. Borrowed list. */
   void (*on_assign)(void *ctx,
                     const rd_kafka_topic_partition_list_t *parts);
-  /* Partitions revoked (lost = 1 when the assignment was lost and must not
-   * be committed). Called before the partitions are unassigned, so the
-   * handler may still commit. Borrowed list. */
+  /* Partitions revoked (with the cooperative and KIP-848 protocols only the
+   * ones that move). lost = 1 when the assignment was lost and must not be
+   * committed. They stay assigned (paused) until the handler calls
+   * brw_kafka_revoke_done, so it may wait for reports under way, through
+   * callbacks, and commit. now = 1 (inside the consumer's close) asks it to
+   * finish before it returns; otherwise it may call brw_kafka_revoke_done
+   * later or from inside the call. Until then no other rebalance event is
+   * handled. Borrowed list. */
   void (*on_revoke)(void *ctx, const rd_kafka_topic_partition_list_t *parts,
-                    int lost);
+                    int lost, int now);
   /* A produced record was acknowledged by the broker. */
   void (*on_delivered)(void *ctx, void *opaque);
   /* A produced record was refused for good (brw_record_refusal_permanent):
@@ -125,26 +135,27 @@ size_t brw_kafka_in_flight(const brw_kafka_t *k);
  * with each element's metadata (the completed-offset map) when set. An
  * asynchronous commit reports through on_commit_done;
  * brw_kafka_commits_in_flight() counts those not yet reported.
- * async = 1 returns at once (the result is logged); async = 0 waits, for
- * rebalance and shutdown. Returns 0 or BRW_EKAFKA. */
+ * async = 1 returns at once (the result is logged); async = 0 waits: for
+ * shutdown, and a revocation inside the consumer's close. Returns 0 or BRW_EKAFKA. */
 int brw_kafka_commit(brw_kafka_t *k,
                      const rd_kafka_topic_partition_list_t *offsets,
                      int async);
 
-/* Waits up to timeout_ms for every produced record to be acknowledged,
- * serving delivery reports (on_delivered runs from here). Blocks the calling
- * thread: used by the revoke handler only, so that what the partitions
- * completed is committed before they move. Returns the records still in
- * flight. */
-size_t brw_kafka_flush(brw_kafka_t *k, int timeout_ms);
-
-/* Reads the group's committed offsets and metadata for `parts` (filled in
- * place). Blocks the calling thread up to timeout_ms: called from the
- * assignment handler only, once per rebalance. Returns 0 or BRW_EKAFKA. */
-int brw_kafka_committed(brw_kafka_t *k, rd_kafka_topic_partition_list_t *parts,
-                        int timeout_ms);
+/* The revocation handed to on_revoke is over: the partitions are
+ * unassigned and the next rebalance event is handled. */
+void brw_kafka_revoke_done(brw_kafka_t *k);
 
 size_t brw_kafka_commits_in_flight(const brw_kafka_t *k);
+
+/* The group protocol the configuration asks for: "consumer" (KIP-848, when
+ * kafka.group.protocol or kafka.consumer.group.protocol says so) or
+ * "classic". */
+const char *brw_kafka_group_protocol(const brw_config_t *cfg);
+/* The classic protocol's assignor for a librdkafka version
+ * (rd_kafka_version()): "cooperative-sticky" from 2.10.1 on, where commits
+ * during a cooperative rebalance no longer lose the assignment, else
+ * "roundrobin" (eager). */
+const char *brw_kafka_default_strategy(int version);
 
 /* Pauses or resumes fetching of every assigned partition. */
 void brw_kafka_pause(brw_kafka_t *k, int pause);
@@ -168,7 +179,9 @@ brw_topic_state_t brw_kafka_topic_state(const brw_kafka_t *k,
 
 /* Close, in the order shutdown needs:
  * brw_kafka_close_consumer: leaves the group (the revoke handler runs first,
- * so the application commits what is complete) and closes the consumer.
+ * with now = 1, so the application commits what is complete) and closes
+ * the consumer; a rebalance event under way is finished first (see
+ * brw_kafka_revoke_done).
  * brw_kafka_close: destroys both clients and closes the loop handles; cb runs
  * after the last handle closed. Records still in flight are abandoned (their
  * offsets were not committed, so they will be replayed). */

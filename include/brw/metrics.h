@@ -77,6 +77,8 @@ typedef enum {
   BRW_M_DLQ_TRUNCATED,           /* counter */
   BRW_M_DLQ_DROPPED,             /* counter */
   BRW_M_API_AUTH_FAILURES,       /* counter {reason} (src/api.c) */
+  BRW_M_REVOKE_SECONDS,          /* histogram, seconds */
+  BRW_M_PARTITIONS_MOVED,        /* counter {direction} */
   /* One info gauge per library, {version}, always 1 (the registry has one
    * label per metric, so build_info cannot carry them; src/app.c sets them
    * from include/brw/versions.h). */

@@ -283,6 +283,47 @@ static void test_max_record_size_checked(void **state) {
   assert_non_null(f->k);
 }
 
+/* The classic protocol's assignor follows the librdkafka version: eager
+ * below 2.10.1 (2.0.2 is Debian 12's; 2.10.0 still has #5088), cooperative
+ * from 2.10.1 on. */
+static void test_default_strategy(void **state) {
+  assert_string_equal(brw_kafka_default_strategy(0x020002ff), "roundrobin");
+  assert_string_equal(brw_kafka_default_strategy(0x020a00ff), "roundrobin");
+  assert_string_equal(brw_kafka_default_strategy(0x020a01ff),
+                      "cooperative-sticky");
+  assert_string_equal(brw_kafka_default_strategy(0x020e02ff),
+                      "cooperative-sticky");
+  assert_string_equal(brw_kafka_default_strategy(0x03000000),
+                      "cooperative-sticky");
+}
+
+/* group.protocol is read from kafka.* and kafka.consumer.* (the consumer's
+ * own wins), in any case. A librdkafka without KIP-848 (below 2.12: the
+ * floor) refuses the key at configuration time, naming it. */
+static void test_group_protocol(void **state) {
+  brw_config_t cfg;
+  char err[256];
+  brw_config_init(&cfg);
+  assert_string_equal(brw_kafka_group_protocol(&cfg), "classic");
+  if (rd_kafka_version() < 0x020c0000) {
+    assert_int_not_equal(brw_config_set(&cfg, "kafka.consumer.group.protocol",
+                                        "consumer", err, sizeof(err)),
+                         0);
+    assert_non_null(strstr(err, "group.protocol"));
+    brw_config_free(&cfg);
+    return;
+  }
+  assert_int_equal(brw_config_set(&cfg, "kafka.group.protocol", "CONSUMER",
+                                  err, sizeof(err)),
+                   0);
+  assert_string_equal(brw_kafka_group_protocol(&cfg), "consumer");
+  assert_int_equal(brw_config_set(&cfg, "kafka.consumer.group.protocol",
+                                  "classic", err, sizeof(err)),
+                   0);
+  assert_string_equal(brw_kafka_group_protocol(&cfg), "classic");
+  brw_config_free(&cfg);
+}
+
 int main(void) {
   brw_log_setup(BRW_LOG_ERROR, BRW_LOG_TEXT, "test_kafka");
   const struct CMUnitTest tests[] = {
@@ -294,6 +335,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_max_record_size_checked, setup,
                                       teardown),
+      cmocka_unit_test(test_default_strategy),
+      cmocka_unit_test(test_group_protocol),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,10 @@
  * own callback never left the timer phase until the queue was empty, and
  * this case failed (the pipe was served after the last message).
  *
+ * The rebalance cases run two group members on one loop: a revocation the
+ * application has not finished holds the group's rebalance without
+ * blocking the loop, and a close finishes it.
+ *
  * Every case closes the clients and then requires uv_loop_close() == 0. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -284,6 +288,183 @@ static void test_close_during_probe(void **state) {
   assert_int_equal(fx.closed, 1);
 }
 
+/* ---- rebalances that do not block the loop ---- */
+
+/* One group member: its client and what its handlers saw. */
+typedef struct {
+  brw_kafka_t *k;
+  int held;      /* partitions assigned minus revoked */
+  int revokes;   /* revocations handed to on_revoke */
+  int defer;     /* leave a revocation pending (until the test ends it) */
+  int pending;   /* a revocation waits for brw_kafka_revoke_done */
+  int64_t committed_offset; /* from on_assign: partition 0's, -1 if none */
+  char metadata[32];        /* partition 0's commit metadata */
+} member_t;
+
+static void on_member_assign(void *ctx,
+                             const rd_kafka_topic_partition_list_t *parts) {
+  member_t *m = ctx;
+  m->held += parts->cnt;
+  for (int i = 0; i < parts->cnt; i++) {
+    const rd_kafka_topic_partition_t *e = &parts->elems[i];
+    if (e->partition != 0 || e->err)
+      continue;
+    m->committed_offset = e->offset;
+    if (e->metadata && e->metadata_size < sizeof(m->metadata)) {
+      memcpy(m->metadata, e->metadata, e->metadata_size);
+      m->metadata[e->metadata_size] = '\0';
+    }
+  }
+}
+
+static void on_member_revoke(void *ctx,
+                             const rd_kafka_topic_partition_list_t *parts,
+                             int lost, int now) {
+  member_t *m = ctx;
+  m->revokes++;
+  m->held -= parts->cnt;
+  if (m->defer && !now) {
+    m->pending = 1;
+    return;
+  }
+  brw_kafka_revoke_done(m->k);
+}
+
+typedef struct {
+  member_t *a, *b;
+  int want;
+} members_t;
+
+static int pred_a_holds_all(void *ctx, const void *arg) {
+  const members_t *w = arg;
+  return w->a->held == w->want;
+}
+
+static int pred_a_pending(void *ctx, const void *arg) {
+  return ((const members_t *)arg)->a->pending;
+}
+
+static int pred_split(void *ctx, const void *arg) {
+  const members_t *w = arg;
+  return w->b->held > 0 && w->a->held > 0 && w->a->held + w->b->held == w->want;
+}
+
+static int ticks;
+static void on_count_tick(uv_timer_t *t) {
+  ticks++;
+}
+
+static int pred_never(void *ctx, const void *arg) {
+  return 0;
+}
+
+/* Member a holds the 4 partitions and has committed partition 0 with
+ * metadata. Member b joins: a's revocation is left pending by its handler.
+ * Meanwhile the loop runs (a 10 ms timer keeps firing) and b gets none of
+ * a's partitions; once a calls brw_kafka_revoke_done the group goes on and
+ * b's on_assign carries the committed offset and metadata, read off the
+ * loop. Eager (librdkafka below 2.10.1) or cooperative, the same holds. */
+static void test_revoke_waits_for_the_application(void **state) {
+  fx_t fx;
+  char err[512];
+  fx_open(&fx, 4, 0);
+  cfg_set(&fx, "group.id", "rebalance-test");
+  cfg_set(&fx, "kafka.consumer.heartbeat.interval.ms", "200");
+  cfg_set(&fx, "kafka.consumer.session.timeout.ms", "6000");
+  member_t a = {.defer = 1, .committed_offset = -1};
+  member_t b = {.committed_offset = -1};
+  brw_kafka_handlers_t ha = {.on_assign = on_member_assign,
+                             .on_revoke = on_member_revoke, .ctx = &a};
+  brw_kafka_handlers_t hb = {.on_assign = on_member_assign,
+                             .on_revoke = on_member_revoke, .ctx = &b};
+  assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &ha, &a.k, err,
+                                 sizeof(err)), 0);
+  assert_int_equal(brw_kafka_start(a.k), 0);
+  members_t w = {&a, &b, 4};
+  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_holds_all, NULL, &w,
+                               WAIT_MS));
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(l, TOPIC, 0);
+  e->offset = 7;
+  e->metadata = strdup("map-of-a");
+  e->metadata_size = strlen("map-of-a");
+  assert_int_equal(brw_kafka_commit(a.k, l, 0), 0);
+  rd_kafka_topic_partition_list_destroy(l);
+
+  assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &hb, &b.k, err,
+                                 sizeof(err)), 0);
+  assert_int_equal(brw_kafka_start(b.k), 0);
+  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_pending, NULL, &w,
+                               WAIT_MS));
+  /* While a's revocation is pending: the loop is not blocked, and nothing
+   * of a's moved. */
+  uv_timer_t count;
+  uv_timer_init(&fx.loop, &count);
+  ticks = 0;
+  uv_timer_start(&count, on_count_tick, 10, 10);
+  uvtest_run_until(&fx.loop, &fx.tick, pred_never, NULL, &w, 1500);
+  uv_timer_stop(&count);
+  fprintf(stderr, "revoke pending for 1.5 s: %d ticks of a 10 ms timer; "
+                  "b holds %d\n", ticks, b.held);
+  assert_true(ticks >= 20);
+  assert_int_equal(b.held, 0);
+  a.pending = 0;
+  a.defer = 0;
+  brw_kafka_revoke_done(a.k);
+  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_split, NULL, &w,
+                               WAIT_MS));
+  fprintf(stderr, "after the hand-over: a holds %d, b holds %d\n", a.held,
+          b.held);
+  /* Whoever got partition 0 read a's commit. */
+  member_t *owner = b.committed_offset >= 0 ? &b : &a;
+  assert_int_equal(owner->committed_offset, 7);
+  assert_string_equal(owner->metadata, "map-of-a");
+  uv_close((uv_handle_t *)&count, NULL);
+  brw_kafka_close(b.k, on_kafka_closed, &fx);
+  fx.k = a.k;
+  fx_close(&fx);
+  assert_int_equal(fx.closed, 2);
+}
+
+/* Closing while a revocation is still pending: the close finishes it (the
+ * consumer leaves the group) and the loop closes cleanly. */
+static void test_close_with_revoke_pending(void **state) {
+  fx_t fx;
+  char err[512];
+  fx_open(&fx, 2, 0);
+  cfg_set(&fx, "group.id", "rebalance-close-test");
+  cfg_set(&fx, "kafka.consumer.heartbeat.interval.ms", "200");
+  /* The mock cluster's rebalance after a member left waits for the
+   * session timeout. */
+  cfg_set(&fx, "kafka.consumer.session.timeout.ms", "6000");
+  member_t a = {.defer = 1, .committed_offset = -1};
+  member_t b = {.committed_offset = -1};
+  brw_kafka_handlers_t ha = {.on_assign = on_member_assign,
+                             .on_revoke = on_member_revoke, .ctx = &a};
+  brw_kafka_handlers_t hb = {.on_assign = on_member_assign,
+                             .on_revoke = on_member_revoke, .ctx = &b};
+  assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &ha, &a.k, err,
+                                 sizeof(err)), 0);
+  assert_int_equal(brw_kafka_start(a.k), 0);
+  members_t w = {&a, &b, 2};
+  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_holds_all, NULL, &w,
+                               WAIT_MS));
+  assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &hb, &b.k, err,
+                                 sizeof(err)), 0);
+  assert_int_equal(brw_kafka_start(b.k), 0);
+  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_pending, NULL, &w,
+                               WAIT_MS));
+  brw_kafka_close(a.k, on_kafka_closed, &fx);
+  /* a left: b takes both partitions. */
+  w.a = &b;
+  w.want = 2;
+  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_holds_all, NULL, &w,
+                               WAIT_MS));
+  fx.k = b.k;
+  fx_close(&fx);
+  assert_int_equal(fx.closed, 2);
+}
+
 int main(void) {
   brw_log_setup(getenv("TEST_DEBUG") ? BRW_LOG_DEBUG : BRW_LOG_WARN,
                 BRW_LOG_TEXT, "test");
@@ -291,6 +472,8 @@ int main(void) {
       cmocka_unit_test(test_flood_serves_io),
       cmocka_unit_test(test_topic_probe),
       cmocka_unit_test(test_close_during_probe),
+      cmocka_unit_test(test_revoke_waits_for_the_application),
+      cmocka_unit_test(test_close_with_revoke_pending),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
