@@ -849,6 +849,12 @@ static void probe_soon(brw_kafka_t *k);
 static void consumer_error(brw_kafka_t *k, const rd_kafka_message_t *rkm) {
   if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
     return;
+  /* A consumer's fatal error (KIP-848 fencing a duplicate
+   * group.instance.id, say) arrives here, not through error_cb. */
+  if (rkm->err == RD_KAFKA_RESP_ERR__FATAL) {
+    on_error(k->rk_c, rkm->err, rd_kafka_message_errstr(rkm), k);
+    return;
+  }
   if (rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
       rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
       rkm->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
