@@ -20,9 +20,15 @@
 #   -e BRW_API_KEY_FILE=/run/secrets/bsg_api_key
 # The endpoints /metrics, /healthz and /readyz listen on 0.0.0.0:9464.
 # docs/operations.md has the whole story (compose, Kubernetes, alerts).
+#
+# BASE_IMAGE: both stages' base, Debian 12 (bookworm). Without a registry,
+# scripts/image-build.sh makes one with debootstrap from the machine's Debian
+# mirror and builds with podman on it; tests/integration/test_image.py builds
+# the image that way and runs its worker through the pipeline e2e.
+ARG BASE_IMAGE=debian:12-slim
 
 # ---------------------------------------------------------------------------
-FROM debian:12-slim AS build
+FROM ${BASE_IMAGE} AS build
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
@@ -54,8 +60,9 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRW_WERROR=ON \
  && cmake --install build --prefix /out --strip
 
 # ---------------------------------------------------------------------------
-FROM debian:12-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
+ARG BASE_IMAGE
 ARG VERSION=0.1.0
 ARG SOURCE=""
 ARG REVISION=""
@@ -65,7 +72,7 @@ LABEL org.opencontainers.image.title="bsg-report-worker" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="debian:12-slim"
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \

@@ -41,6 +41,12 @@ packages=(
     tzdata
     openjdk-17-jre-headless maven
     clang-format
+    # tests/integration/test_image.py (scripts/image-build.sh): the image
+    # built with `podman build --isolation=chroot` as root on a base made by
+    # debootstrap. Without recommends podman brings conmon, crun,
+    # containers-common and the CNI plugins; no fuse-overlayfs, uidmap or
+    # slirp4netns is needed (root, the kernel's overlay, the host network).
+    podman debootstrap
 )
 
 missing=()

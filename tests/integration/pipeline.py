@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from harness import Proc, binary, committed_offsets, consume_all, end_offsets, log
 
@@ -61,9 +61,12 @@ def http_json(url: str, body: Optional[dict] = None, timeout: float = 10.0):
 class Sim:
     """bsg-api-sim as a child process."""
 
-    def __init__(self, bin_dir: Path, workdir: Path, *args: str, name: str = "sim") -> None:
-        self.proc = Proc([binary(bin_dir, "bsg-api-sim"), "--listen", "127.0.0.1:0", *args],
-                         workdir, name=name)
+    def __init__(self, bin_dir: Path, workdir: Path, *args: str, name: str = "sim",
+                 command: Optional[Sequence[str | os.PathLike]] = None) -> None:
+        """command: what runs the simulator, its arguments appended (default:
+        bin_dir's bsg-api-sim); it must exec it."""
+        argv = list(command) if command else [binary(bin_dir, "bsg-api-sim")]
+        self.proc = Proc([*argv, "--listen", "127.0.0.1:0", *args], workdir, name=name)
         self.url = ""
 
     def start(self) -> "Sim":
@@ -82,11 +85,16 @@ class Sim:
 
 
 class Worker:
-    """bsg-report-worker as a child process; config as --key=value flags."""
+    """bsg-report-worker as a child process; config as --key=value flags.
+
+    command: what runs the worker, its flags appended (default: bin_dir's
+    bsg-report-worker), e.g. test_image.py's chroot into the image; it must
+    exec the worker, so that the process started is the worker itself."""
 
     def __init__(self, bin_dir: Path, workdir: Path, config: dict, name: str = "worker",
-                 env: Optional[dict] = None) -> None:
-        argv = [binary(bin_dir, "bsg-report-worker")]
+                 env: Optional[dict] = None,
+                 command: Optional[Sequence[str | os.PathLike]] = None) -> None:
+        argv = list(command) if command else [binary(bin_dir, "bsg-report-worker")]
         argv += [f"--{k}={v}" for k, v in config.items()]
         self.proc = Proc(argv, workdir, name=name, env=env)
 

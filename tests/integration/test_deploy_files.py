@@ -1,5 +1,5 @@
-"""The deployment files parse and say what they must: Dockerfile (statically:
-Docker does not run here), .dockerignore, docker compose stack, Prometheus
+"""The deployment files parse and say what they must: Dockerfile (statically;
+test_image.py builds it with podman and runs the image's worker), .dockerignore, docker compose stack, Prometheus
 config, alert rules, Grafana dashboard, Kubernetes manifests, KEDA
 ScaledObject, systemd unit, JSON Schemas and the AsyncAPI document; the
 environment they give the worker passes its own --check-config; every metric
@@ -417,16 +417,25 @@ def check_dockerfile(ctx: Ctx) -> None:
     path = ROOT / "Dockerfile"
     ins = dockerfile_instructions(path.read_text())
     stages = []
+    global_args = {}  # ARGs before the first FROM, which FROM lines may use
     for name, args in ins:
         if name == "FROM":
             m = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", args.strip(), re.I)
-            stages.append({"image": m.group(1) if m else args, "name": (m.group(2) if m else None), "ins": []})
+            image = m.group(1) if m else args
+            # ${NAME} and $NAME from a global ARG's default, as Docker does.
+            image = re.sub(r"\$\{(\w+)\}|\$(\w+)",
+                           lambda v: global_args.get(v.group(1) or v.group(2), v.group(0)), image)
+            stages.append({"image": image, "name": (m.group(2) if m else None), "ins": []})
         elif stages:
             stages[-1]["ins"].append((name, args))
+        elif name == "ARG":
+            k, _, v = args.partition("=")
+            global_args[k.strip()] = v.strip().strip('"')
     c.check(len(stages) >= 2, "Dockerfile: multi-stage", f"{len(stages)} stage(s)")
     if len(stages) < 2:
         return
-    c.eq(sorted({s["image"] for s in stages}), ["debian:12-slim"], "Dockerfile: every stage is FROM debian:12-slim")
+    c.eq(sorted({s["image"] for s in stages}), ["debian:12-slim"],
+         "Dockerfile: every stage is FROM debian:12-slim (by default)")
     build, final = stages[0], stages[-1]
     c.check(bool(build["name"]), "Dockerfile: the build stage is named")
 

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -28,12 +29,26 @@ GROUP = "brw-e2e-pipeline"
 def main() -> int:
     args = parse_args(__doc__)
     checks = Checks()
-    work = scratch_dir("pipeline")
+    run_pipeline(args, checks)
+    return checks.summary()
+
+
+def run_pipeline(args, checks: Checks, worker_command: Optional[Sequence[str]] = None,
+                 sim_command: Optional[Sequence[str]] = None,
+                 while_running: Optional[Callable[[Worker], None]] = None,
+                 name: str = "pipeline") -> None:
+    """The whole pipeline run and its checks, added to checks.
+    worker_command and sim_command run the worker and the simulator instead
+    of args.bin_dir's (the command of Worker and Sim: test_image.py runs the
+    image's); while_running(worker) adds checks while the worker runs, after
+    the reports are in and before the SIGTERM."""
+    work = scratch_dir(name)
     ids = list(range(200001, 200001 + N))
     with KafkaBroker() as kafka:
         bs = kafka.bootstrap
         kafka.create_topics({TOPICS["input"]: 4, TOPICS["output"]: 4, TOPICS["dlq"]: 2})
-        sim = Sim(args.bin_dir, work, "--seed", "7", "--time-scale", "120").start()
+        sim = Sim(args.bin_dir, work, "--seed", "7", "--time-scale", "120",
+                  command=sim_command).start()
         worker = None
         try:
             # Every campaign gets campaign.sent; one in five also gets
@@ -64,7 +79,7 @@ def main() -> int:
             log(f"produced {total_in} input events ({len(bad_at)} bad)")
 
             cfg = worker_config(bs, sim, GROUP, TOPICS, **{"metrics.listen": "127.0.0.1:0"})
-            worker = Worker(args.bin_dir, work, cfg).start()
+            worker = Worker(args.bin_dir, work, cfg, command=worker_command).start()
             t0 = time.monotonic()
             # A scrape during the run: campaigns are being tracked, and what
             # is counted as published never runs ahead of the topic.
@@ -192,6 +207,9 @@ def main() -> int:
             checks.eq(int(m.get((P + "polls_per_campaign_count", None), -1)), N,
                       "polls_per_campaign observed once per campaign")
 
+            if while_running:
+                while_running(worker)
+
             # SIGTERM: exit 0 within the shutdown timeout.
             t1 = time.monotonic()
             worker.proc.signal(signal.SIGTERM)
@@ -218,7 +236,6 @@ def main() -> int:
                 worker.proc.print_tail()
                 worker.proc.kill()
             sim.stop()
-    return checks.summary()
 
 
 def recs_by_key(recs):
