@@ -37,7 +37,7 @@ packages=(
     libssl-dev libsasl2-dev zlib1g-dev libzstd-dev liblz4-dev
     libcmocka-dev libmicrohttpd-dev libyajl-dev
     python3 python3-confluent-kafka python3-jsonschema python3-yaml
-    curl ca-certificates
+    curl ca-certificates openssl
     tzdata
     openjdk-17-jre-headless maven
     clang-format

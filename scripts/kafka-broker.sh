@@ -15,13 +15,24 @@
 #   --dir DIR              BRW_KAFKA_DIR   (default ${TMPDIR:-/tmp}/brw-kafka)
 #   --port N               BRW_KAFKA_PORT  (default: a free port)
 #   --controller-port N    BRW_KAFKA_CONTROLLER_PORT (default: a free port)
+#   --security             BRW_KAFKA_SECURITY=1: also open TLS and SASL
+#                          listeners (chosen at format time, like the ports):
+#                          SASL_SSL (SCRAM-SHA-512 and PLAIN), MTLS (TLS with
+#                          a required client certificate) and BADNAME (TLS
+#                          with a certificate for another name), certificates
+#                          from scripts/kafka-pki.sh in DIR/pki; the same
+#                          listeners as the tests' (harness.py BrokerSecurity).
+#                          `start` and `status` print a worker's flags for
+#                          each on stderr.
+#   BRW_KAFKA_SASL_USER, BRW_KAFKA_SASL_PASSWORD  the SCRAM and PLAIN user
+#                          of --security (default brw / brw-secret)
 #   BRW_KAFKA_AUTO_CREATE  auto.create.topics.enable (default true)
 #   BRW_KAFKA_JVM_OPTS     JVM flags (default: small heap, fast start)
 #   BRW_KAFKA_READY_TIMEOUT seconds to wait for readiness (default 90)
 #   BRW_KAFKA_VERSION, BRW_CACHE_DIR: see scripts/kafka-jars.sh
 # Ports are fixed when the dir is first formatted (the controller's address
 # is part of the stored quorum); a restart reuses them.
-# Files in DIR: server.properties, data/, broker.log, broker.pid.
+# Files in DIR: server.properties, data/, broker.log, broker.pid, pki/.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,11 +43,15 @@ cmd="${1:-}"
 dir="${BRW_KAFKA_DIR:-${TMPDIR:-/tmp}/brw-kafka}"
 port="${BRW_KAFKA_PORT:-}"
 cport="${BRW_KAFKA_CONTROLLER_PORT:-}"
+security="${BRW_KAFKA_SECURITY:-0}"
+sasl_user="${BRW_KAFKA_SASL_USER:-brw}"
+sasl_password="${BRW_KAFKA_SASL_PASSWORD:-brw-secret}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --controller-port) cport="$2"; shift 2 ;;
+    --security) security=1; shift ;;
     *) echo "kafka-broker.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -69,7 +84,25 @@ broker_pid() {
     echo "$pid"
 }
 
-bootstrap() { echo "127.0.0.1:$(prop listeners | sed -n 's#.*PLAINTEXT://127.0.0.1:\([0-9]*\).*#\1#p')"; }
+# The port of listener $1 in the stored config ("" when it has none).
+listener_port() { prop listeners | tr ',' '\n' | sed -n "s#^$1://127.0.0.1:##p"; }
+
+bootstrap() { echo "127.0.0.1:$(listener_port PLAINTEXT)"; }
+
+# With --security: a worker's flags for each extra listener, on stderr.
+print_security() {
+    local p ca="$dir/pki/ca.pem"
+    p="$(listener_port SASL_SSL)"
+    [[ -n "$p" ]] || return 0
+    say "SASL_SSL (SCRAM-SHA-512 or PLAIN): --brokers=127.0.0.1:$p" \
+        "--kafka.security.protocol=SASL_SSL --kafka.sasl.mechanisms=SCRAM-SHA-512" \
+        "--kafka.sasl.username=$sasl_user --kafka.sasl.password=... --kafka.ssl.ca.location=$ca"
+    say "MTLS: --brokers=127.0.0.1:$(listener_port MTLS) --kafka.security.protocol=SSL" \
+        "--kafka.ssl.ca.location=$ca --kafka.ssl.certificate.location=$dir/pki/client.crt" \
+        "--kafka.ssl.key.location=$dir/pki/client.key"
+    say "BADNAME (a certificate for kafka.wrong.example): --brokers=127.0.0.1:$(listener_port BADNAME)" \
+        "--kafka.security.protocol=SSL --kafka.ssl.ca.location=$ca"
+}
 
 cluster_id() {
     # As kafka.tools.StorageTool random-uuid: URL-safe base64 of 16 random
@@ -116,6 +149,24 @@ background.threads=2
 log.cleaner.dedupe.buffer.size=4194304
 log.initial.task.delay.ms=1000
 EOF
+    ((security)) || return 0
+    # The extra listeners (harness.py BrokerSecurity): PEM stores, the PLAIN
+    # user in the listener's JAAS config, the SCRAM user in the metadata
+    # (format --add-scram).
+    local extra="SASL_SSL://127.0.0.1:$sasl_port,MTLS://127.0.0.1:$mtls_port,BADNAME://127.0.0.1:$badname_port"
+    sed -i -e "s#^\(advertised\.\)\{0,1\}listeners=PLAINTEXT://127.0.0.1:$port,#&$extra,#" \
+        -e "s#^listener\.security\.protocol\.map=.*#&,SASL_SSL:SASL_SSL,MTLS:SSL,BADNAME:SSL#" "$props"
+    cat >>"$props" <<EOF
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/pki/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/pki/ca.pem
+listener.name.mtls.ssl.client.auth=required
+listener.name.badname.ssl.keystore.location=$dir/pki/badname.pem
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_password";
+EOF
 }
 
 do_start() {
@@ -131,6 +182,19 @@ do_start() {
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         [[ -n "$port" ]] || port="$(free_port)"
         [[ -n "$cport" ]] || { cport="$(free_port)"; while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done; }
+        local scram=()
+        if ((security)); then
+            # Three more distinct free ports, and the certificates.
+            local taken=" $port $cport " q v
+            for v in sasl_port mtls_port badname_port; do
+                q="$(free_port)"
+                while [[ "$taken" == *" $q "* ]]; do q="$(free_port)"; done
+                taken+="$q "
+                printf -v "$v" '%s' "$q"
+            done
+            "$here/kafka-pki.sh" "$dir/pki"
+            scram=(--add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_password]")
+        fi
         rm -rf "$dir/data"
         write_props
         local id
@@ -138,7 +202,8 @@ do_start() {
         say "formatting $dir/data (cluster id $id)"
         if ! java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dbrw.kafka.loglevel=WARN \
             "-Dlog4j2.configurationFile=$log4j_config" -cp "$libs/*" \
-            kafka.tools.StorageTool format --standalone -t "$id" -c "$props" >"$dir/format.log" 2>&1; then
+            kafka.tools.StorageTool format --standalone -t "$id" -c "$props" "${scram[@]}" \
+            >"$dir/format.log" 2>&1; then
             cat "$dir/format.log" >&2
             say "format failed"
             return 1
@@ -168,6 +233,7 @@ do_start() {
         if tail -c "+$((offset + 1))" "$logfile" | grep -q 'Kafka Server started' &&
             (exec 3<>"/dev/tcp/127.0.0.1/${bs#*:}") 2>/dev/null; then
             say "ready in $((SECONDS - start)) s (pid $pid, log $logfile)"
+            print_security
             echo "$bs"
             return 0
         fi
@@ -216,6 +282,7 @@ restart) do_stop && do_start ;;
 status)
     if pid="$(broker_pid)"; then
         say "running (pid $pid, dir $dir)"
+        print_security
         bootstrap
     else
         say "not running (dir $dir)"
@@ -224,7 +291,7 @@ status)
     ;;
 reset)
     do_stop
-    rm -rf "$dir/data" "$props" "$logfile" "$dir/format.log"
+    rm -rf "$dir/data" "$props" "$logfile" "$dir/format.log" "$dir/pki"
     say "reset $dir"
     ;;
 -h | --help | help) usage ;;

@@ -1665,14 +1665,29 @@ static void on_lag(void *ctx, int64_t lag) {
     brw_metrics_set(app->m, BRW_M_CONSUMER_LAG, NULL, (double)lag);
 }
 
+/* Raises kafka_auth while the brokers refuse the clients' security
+ * settings (the kafka module says why), else kafka_down while every broker
+ * is down: one reason, so a wrong password is one ERROR line that says so,
+ * not also "all brokers are down". */
+static void kafka_health(brw_app_t *app, uint64_t now) {
+  const char *auth = brw_kafka_auth_failure(app->kafka);
+  if (auth)
+    brw_health_raise(app->health, BRW_BLOCK_KAFKA_AUTH, now, "%s", auth);
+  else
+    brw_health_clear(app->health, BRW_BLOCK_KAFKA_AUTH, now);
+  brw_health_set(app->health, BRW_BLOCK_KAFKA_DOWN,
+                 !auth && !brw_kafka_connected(app->kafka), now,
+                 "all brokers are down");
+}
+
 /* The broker connection changed. The health registry says it (once, then
  * every few minutes while it holds, and when it clears); the causes are in
- * the kafka module's rate-limited error lines. */
+ * the kafka module's rate-limited error lines, or in kafka_auth. */
 static void on_connection(void *ctx, int up) {
   brw_app_t *app = ctx;
   brw_metrics_set(app->m, BRW_M_KAFKA_BROKERS_UP, NULL, up);
-  brw_health_set(app->health, BRW_BLOCK_KAFKA_DOWN, !up, uv_now(app->loop),
-                 "all brokers are down");
+  if (app->kafka)
+    kafka_health(app, uv_now(app->loop));
 }
 
 static void hold_update(hold_t *h, int cond, uint64_t now) {
@@ -1733,8 +1748,7 @@ static void health_eval(brw_app_t *app, uint64_t now) {
   brw_health_t *h = app->health;
   char detail[480];
   if (app->kafka) {
-    brw_health_set(h, BRW_BLOCK_KAFKA_DOWN, !brw_kafka_connected(app->kafka),
-                   now, "all brokers are down");
+    kafka_health(app, now);
     const char *name = NULL;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (brw_kafka_topic_state(app->kafka, BRW_KAFKA_INPUT, &name, &err) ==

@@ -40,6 +40,11 @@ static const struct {
     [BRW_BLOCK_OUTPUT_TOPIC_MISSING] = {"output_topic_missing", 0,
                                         "create the topic or fix "
                                         "`topic.output` / `topic.dlq`"},
+    [BRW_BLOCK_KAFKA_AUTH] = {"kafka_auth", 1,
+                              "check kafka.security.protocol, kafka.sasl.* "
+                              "(mechanism, username, password) and "
+                              "kafka.ssl.* (CA, client certificate and key) "
+                              "against the brokers' listener"},
 };
 
 typedef struct {

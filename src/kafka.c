@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/x509_vfy.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,8 @@
  * thread pool); without its answer the events are replayed from the
  * committed offset, none skipped. */
 #define COMMITTED_TIMEOUT_MS 10000
+/* How much of a security failure's text is kept (brw_kafka_auth_failure). */
+#define AUTH_WHY_MAX 480
 
 /* A record waiting for the producer queue (or for a retry after a failed
  * delivery). Owns copies of everything. */
@@ -146,6 +149,15 @@ struct brw_kafka_s {
   size_t commits_in_flight;
   int up; /* connection state last reported */
   int all_down_c, all_down_p;
+  /* Per client ([0] consumer, [1] producer), on the loop thread: why the
+   * brokers refuse it when its security settings are the cause ("" when
+   * none since it last reached a broker; brw_kafka_auth_failure), the last
+   * certificate verification failure librdkafka logged (SSLCERTVRFY, for
+   * the handshake error that follows it), and whether it ever reached a
+   * broker. */
+  char auth_why[2][AUTH_WHY_MAX];
+  char verify_why[2][AUTH_WHY_MAX];
+  int reached[2];
   brw_log_limit_t retry_log; /* failed produce attempts */
   int pending_closes;
   void (*close_cb)(void *);
@@ -156,6 +168,33 @@ static int drain_queue(qbridge_t *q);
 
 static int error_log_ok(brw_kafka_t *k, int err, const char *fac,
                         uint64_t *suppressed);
+
+/* The client index of auth_why, verify_why and reached. */
+static int client_of(const brw_kafka_t *k, const rd_kafka_t *rk) {
+  return rk == k->rk_p;
+}
+
+/* Keeps librdkafka's SSLCERTVRFY line, "Certificate (subject=S, issuer=I)
+ * verification callback failed: WHY", as "WHY; certificate subject=S,
+ * issuer=I". */
+static void keep_verify_failure(brw_kafka_t *k, const rd_kafka_t *rk,
+                                const char *buf) {
+  static const char k_failed[] = "verification callback failed: ";
+  const char *why = strstr(buf, k_failed);
+  const char *subj = strstr(buf, "(subject=");
+  const char *end = subj ? strchr(subj, ')') : NULL;
+  char *out = k->verify_why[client_of(k, rk)];
+  if (!why) {
+    snprintf(out, AUTH_WHY_MAX, "%s", buf);
+    return;
+  }
+  why += sizeof(k_failed) - 1;
+  if (subj && end)
+    snprintf(out, AUTH_WHY_MAX, "%s; certificate %.*s", why,
+             (int)(end - subj - 1), subj + 1);
+  else
+    snprintf(out, AUTH_WHY_MAX, "%s", why);
+}
 
 /* log_cb: on the loop thread (logs are routed to the queues). A broker
  * connection failure comes twice from librdkafka: as this log line (facility
@@ -172,6 +211,12 @@ static void log_kafka(const rd_kafka_t *rk, int level, const char *fac,
                                    : BRW_LOG_DEBUG;
   if (fac && !strcmp(fac, "FAIL"))
     l = BRW_LOG_DEBUG;
+  /* A broker certificate that failed verification (on_cert_verify named
+   * why): kept for the handshake error that follows, which says it. */
+  if (k && fac && !strcmp(fac, "SSLCERTVRFY")) {
+    keep_verify_failure(k, rk, buf);
+    l = BRW_LOG_DEBUG;
+  }
   if (!brw_log_enabled(l))
     return;
   uint64_t suppressed = 0;
@@ -218,6 +263,139 @@ static int error_log_ok(brw_kafka_t *k, int err, const char *fac,
                        suppressed);
 }
 
+const char *brw__kafka_auth_failure(int err, const char *reason) {
+  const char *r = reason ? reason : "";
+  if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+      err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED)
+    return "SASL authentication failed";
+  if (err != RD_KAFKA_RESP_ERR__SSL && err != RD_KAFKA_RESP_ERR__TRANSPORT)
+    return NULL;
+  if (strstr(r, "certificate verify failed"))
+    return "TLS: the broker's certificate was not accepted";
+  /* OpenSSL's text for a TLS alert the broker sent: "sslv3 alert bad
+   * certificate", "tlsv13 alert certificate required", "tlsv1 alert
+   * unknown ca", ... */
+  const char *alert = strstr(r, " alert ");
+  if (alert && (strstr(alert, "certificate") || strstr(alert, "unknown ca")))
+    return "TLS: the broker refused the client certificate";
+  return NULL;
+}
+
+void brw__kafka_x509_failure(int x509_error, const char *broker_name, char *buf,
+                             size_t len) {
+  /* broker_name is "host:port"; an IPv6 host is in brackets. */
+  const char *colon = broker_name ? strrchr(broker_name, ':') : NULL;
+  int hostlen = colon ? (int)(colon - broker_name)
+                      : (broker_name ? (int)strlen(broker_name) : 0);
+  switch (x509_error) {
+  case X509_V_ERR_HOSTNAME_MISMATCH:
+  case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    snprintf(buf, len,
+             "hostname mismatch: it is not for \"%.*s\" (the address in "
+             "`brokers`, or one the cluster advertises)",
+             hostlen, broker_name ? broker_name : "");
+    break;
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+  case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+  case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+  case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    snprintf(buf, len,
+             "unknown CA: no CA of kafka.ssl.ca.location (or of the "
+             "system's store when unset) signed it");
+    break;
+  case X509_V_ERR_CERT_HAS_EXPIRED:
+    snprintf(buf, len, "expired");
+    break;
+  case X509_V_ERR_CERT_NOT_YET_VALID:
+    snprintf(buf, len, "not valid yet");
+    break;
+  default:
+    snprintf(buf, len, "X.509 error %d", x509_error);
+  }
+}
+
+/* ssl.certificate.verify_cb: runs on a librdkafka broker thread, for each
+ * certificate of a broker's chain, after OpenSSL's own checks; *x509_error
+ * is their verdict. It decides nothing: it accepts exactly what OpenSSL
+ * accepted (as OpenSSL does without a callback) and changes no error.
+ * When OpenSSL refused, it names the reason in errstr, which librdkafka
+ * logs (facility SSLCERTVRFY) and log_kafka keeps on the loop thread for
+ * the handshake error that follows: that error's own text is "certificate
+ * verify failed" for an unknown CA and a hostname mismatch alike. Touches
+ * nothing but its arguments. */
+static int on_cert_verify(rd_kafka_t *rk, const char *broker_name,
+                          int32_t broker_id, int *x509_error, int depth,
+                          const char *buf, size_t size, char *errstr,
+                          size_t errstr_size, void *opaque) {
+  (void)rk, (void)broker_id, (void)depth, (void)buf, (void)size, (void)opaque;
+  if (*x509_error == X509_V_OK)
+    return 1;
+  brw__kafka_x509_failure(*x509_error, broker_name, errstr, errstr_size);
+  return 0;
+}
+
+/* Installs on_cert_verify when the configuration (complete, kafka.*
+ * applied) verifies brokers' certificates over TLS; with verification off,
+ * OpenSSL would still call it, and the failures it logged would be noise. */
+static void watch_cert_verify(rd_kafka_conf_t *conf) {
+  char proto[32] = "", verify[16] = "";
+  size_t plen = sizeof(proto), vlen = sizeof(verify);
+  if (rd_kafka_conf_get(conf, "security.protocol", proto, &plen) !=
+          RD_KAFKA_CONF_OK ||
+      rd_kafka_conf_get(conf, "enable.ssl.certificate.verification", verify,
+                        &vlen) != RD_KAFKA_CONF_OK)
+    return;
+  if ((!strcasecmp(proto, "ssl") || !strcasecmp(proto, "sasl_ssl")) &&
+      !strcmp(verify, "true"))
+    (void)rd_kafka_conf_set_ssl_cert_verify_cb(conf, on_cert_verify);
+}
+
+/* Keeps a security failure of client i (what: brw__kafka_auth_failure's
+ * phrase), with librdkafka's text, minus its "(after Nms in state X)"
+ * suffix, which changes at every retry. A certificate verification failure
+ * says instead the reason on_cert_verify gave and the broker (librdkafka's
+ * text up to its first ": "): OpenSSL's own words ("certificate verify
+ * failed", "verify that ssl.ca.location is correctly configured") would
+ * mislead about a hostname mismatch. */
+static void keep_auth_failure(brw_kafka_t *k, int i, const char *what,
+                              const char *reason) {
+  const char *r = reason ? reason : "";
+  size_t n = strlen(r);
+  const char *after = strstr(r, " (after ");
+  if (after && n && r[n - 1] == ')')
+    n = (size_t)(after - r);
+  char *out = k->auth_why[i];
+  const char *colon = strstr(r, ": ");
+  int len;
+  if (strstr(r, "certificate verify failed") && k->verify_why[i][0] &&
+      colon) {
+    /* A copy: GCC cannot tell that two rows of the struct do not overlap
+     * (-Werror=restrict). */
+    char verdict[AUTH_WHY_MAX];
+    memcpy(verdict, k->verify_why[i], sizeof(verdict));
+    len = snprintf(out, AUTH_WHY_MAX, "%s: %s; broker %.*s", what, verdict,
+                   (int)(colon - r), r);
+  } else {
+    len = snprintf(out, AUTH_WHY_MAX, "%s: %.*s", what, (int)n, r);
+  }
+  if (len >= AUTH_WHY_MAX) /* cut: say so */
+    memcpy(out + AUTH_WHY_MAX - 4, "...", 4);
+}
+
+/* A fatal error of a client: logged, and the application told once. */
+static void go_fatal(brw_kafka_t *k, rd_kafka_t *rk) {
+  char buf[512];
+  rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+  brw_logj(BRW_LOG_ERROR, json_pack("{ss}", "error", rd_kafka_err2name(ferr)),
+           "kafka fatal error: %s", buf);
+  if (!k->fatal) {
+    k->fatal = 1;
+    if (k->h.on_fatal)
+      k->h.on_fatal(k->h.ctx, buf);
+  }
+}
+
 /* error_cb: runs on the loop thread (errors are served from the queues). Only
  * a fatal error is fatal; everything else librdkafka retries by itself.
  * "All brokers down" is not logged here: the application hears of it through
@@ -227,15 +405,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
                      void *opaque) {
   brw_kafka_t *k = opaque;
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
-    char buf[512];
-    rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, buf, sizeof(buf));
-    brw_logj(BRW_LOG_ERROR, json_pack("{ss}", "error", rd_kafka_err2name(ferr)),
-             "kafka fatal error: %s", buf);
-    if (!k->fatal) {
-      k->fatal = 1;
-      if (k->h.on_fatal)
-        k->h.on_fatal(k->h.ctx, buf);
-    }
+    go_fatal(k, rk);
     return;
   }
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
@@ -245,6 +415,23 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
       k->all_down_p = 1;
     set_connection(k);
     return;
+  }
+  /* A failure of the security settings (SASL, certificates) is kept for
+   * the application's health registry, which says it once as the reason
+   * the worker is not ready (kafka_auth) while no broker takes the client.
+   * Once the client has reached a broker (another broker may refuse it
+   * later), it is logged below as well, like any other error. */
+  const char *what = brw__kafka_auth_failure(err, reason);
+  int i = client_of(k, rk);
+  if (what) {
+    keep_auth_failure(k, i, what, reason);
+    if (!k->reached[i]) {
+      brw_logj(BRW_LOG_DEBUG,
+               json_pack("{ss ss}", "client", rd_kafka_name(rk), "error",
+                         rd_kafka_err2name((rd_kafka_resp_err_t)err)),
+               "kafka: %s", reason);
+      return;
+    }
   }
   uint64_t suppressed = 0;
   if (!error_log_ok(k, err, NULL, &suppressed))
@@ -259,6 +446,10 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
 /* The brokers are back once any request succeeds; the statistics callback is
  * not enabled, so a fetched message or a delivery report clears the flag. */
 static void mark_up(brw_kafka_t *k, rd_kafka_t *rk) {
+  int i = client_of(k, rk);
+  k->reached[i] = 1;
+  k->auth_why[i][0] = '\0';
+  k->verify_why[i][0] = '\0';
   if (rk == k->rk_c && k->all_down_c) {
     k->all_down_c = 0;
     set_connection(k);
@@ -852,7 +1043,7 @@ static void consumer_error(brw_kafka_t *k, const rd_kafka_message_t *rkm) {
   /* A consumer's fatal error (KIP-848 fencing a duplicate
    * group.instance.id, say) arrives here, not through error_cb. */
   if (rkm->err == RD_KAFKA_RESP_ERR__FATAL) {
-    on_error(k->rk_c, rkm->err, rd_kafka_message_errstr(rkm), k);
+    go_fatal(k, k->rk_c);
     return;
   }
   if (rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
@@ -1216,6 +1407,7 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     goto err;
   }
   rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+  watch_cert_verify(cc);
   rd_kafka_conf_set_stats_cb(cc, on_stats);
   k->rk_c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
   if (!k->rk_c) {
@@ -1301,6 +1493,7 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     }
   }
   rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+  watch_cert_verify(pc);
   rd_kafka_conf_set_stats_cb(pc, on_stats);
   k->rk_p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
   if (!k->rk_p) {
@@ -1430,6 +1623,13 @@ int brw_kafka_paused(const brw_kafka_t *k) {
 
 int brw_kafka_connected(const brw_kafka_t *k) {
   return k->up;
+}
+
+const char *brw_kafka_auth_failure(const brw_kafka_t *k) {
+  for (int i = 0; i < 2; i++)
+    if ((i ? k->all_down_p : k->all_down_c) && k->auth_why[i][0])
+      return k->auth_why[i];
+  return NULL;
 }
 
 brw_topic_state_t brw_kafka_topic_state(const brw_kafka_t *k,

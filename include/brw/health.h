@@ -45,6 +45,10 @@ typedef enum {
   BRW_BLOCK_LOOP_LAG,          /* the event loop runs late */
   BRW_BLOCK_OUTPUT_TOPIC_MISSING, /* topic.output or topic.dlq does not
                                      exist: records wait */
+  BRW_BLOCK_KAFKA_AUTH,        /* no broker takes the clients because of
+                                  their security settings: SASL, TLS
+                                  certificates (not ready; replaces
+                                  kafka_down) */
   BRW_BLOCK__COUNT
 } brw_block_t;
 

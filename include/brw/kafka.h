@@ -164,6 +164,25 @@ int brw_kafka_paused(const brw_kafka_t *k);
 /* Broker connection: 1 when at least one broker is up. */
 int brw_kafka_connected(const brw_kafka_t *k);
 
+/* Why no broker takes a client, when its security settings are the cause:
+ * SASL authentication failed, the broker's certificate was not accepted
+ * (unknown CA, hostname mismatch, expired: named), or the broker refused
+ * the client certificate. One line with librdkafka's text, never a
+ * password; borrowed, valid until the next drain of the queues. NULL while
+ * no client has all its brokers down for such a reason; a client that
+ * reaches a broker forgets its failure. */
+const char *brw_kafka_auth_failure(const brw_kafka_t *k);
+
+/* Internal, for the unit tests. The phrase brw_kafka_auth_failure starts
+ * with for a librdkafka error (code and text), or NULL when the error is
+ * not about the security settings. */
+const char *brw__kafka_auth_failure(int err, const char *reason);
+/* Why OpenSSL refused a broker's certificate (X509_V_ERR_*), in words, into
+ * buf: "hostname mismatch: ...", "unknown CA: ...", ... broker_name is
+ * librdkafka's "host:port". */
+void brw__kafka_x509_failure(int x509_error, const char *broker_name, char *buf,
+                             size_t len);
+
 /* Whether a topic the worker uses exists, as the metadata probe last saw it.
  * The probe runs from brw_kafka_start on, on libuv's thread pool (a
  * metadata request blocks, up to 3 s), every 2 s while a topic is missing

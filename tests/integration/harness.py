@@ -416,6 +416,41 @@ def _java() -> str:
     return java
 
 
+@dataclass
+class BrokerSecurity:
+    """The listeners a KafkaBroker opens besides PLAINTEXT, when asked
+    (KafkaBroker(security=BrokerSecurity(...))). PLAINTEXT stays the
+    inter-broker listener and the one the harness's own clients use
+    (bootstrap, create_topics, produce, consume_all), so only the client
+    under test speaks TLS or SASL.
+
+    Listeners (names as in listener.security.protocol.map), each on a port
+    of its own on 127.0.0.1, addresses in KafkaBroker.listener(NAME):
+
+      SASL_SSL  SASL over TLS: SCRAM-SHA-512 (users created at format time
+                with StorageTool --add-scram) and PLAIN (users in the
+                listener's JAAS config)
+      MTLS      TLS with a required client certificate (ssl.client.auth)
+      BADNAME   TLS with a certificate for kafka.wrong.example, not
+                127.0.0.1: a client that checks the broker's name fails
+
+    The certificates come from scripts/kafka-pki.sh (openssl, PEM, fresh
+    for each broker) in KafkaBroker.pki_dir: ca.pem, client.crt,
+    client.key (encrypted with client_key_password when set),
+    other-ca.pem (a CA that signed nothing here)."""
+
+    scram_users: dict = field(default_factory=dict)  # name -> password
+    plain_users: dict = field(default_factory=dict)  # name -> password
+    client_key_password: str = ""
+
+    LISTENERS = ("SASL_SSL", "MTLS", "BADNAME")
+    PROTOCOLS = {"SASL_SSL": "SASL_SSL", "MTLS": "SSL", "BADNAME": "SSL"}
+
+
+def _jaas_quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 class KafkaBroker:
     """A single-node KRaft Kafka broker (broker+controller) on 127.0.0.1.
 
@@ -426,6 +461,9 @@ class KafkaBroker:
     Outage tests: stop_broker_process() (SIGTERM, or kill=True for SIGKILL),
     start_again() on the same data dir and ports; suspend()/resume() freeze
     the JVM (SIGSTOP/SIGCONT) with its sockets open.
+
+    security=BrokerSecurity(...) opens TLS and SASL listeners as well (see
+    there); without it the broker is exactly the PLAINTEXT one.
     """
 
     READY_LINE = "Kafka Server started"
@@ -440,6 +478,7 @@ class KafkaBroker:
         jvm_opts: Optional[Sequence[str]] = None,
         ready_timeout: float = 90.0,
         keep: Optional[bool] = None,
+        security: Optional[BrokerSecurity] = None,
     ) -> None:
         self.libs_dir = Path(libs_dir) if libs_dir else None
         self._own_workdir = workdir is None
@@ -457,6 +496,8 @@ class KafkaBroker:
         self.formatted = False
         self.ready_seconds: Optional[float] = None  # last start-to-ready time
         self._log_offset = 0
+        self.security = security
+        self.extra_ports: dict = {}  # listener name -> port (security)
 
     # -- paths
 
@@ -464,6 +505,15 @@ class KafkaBroker:
     def bootstrap(self) -> str:
         """host:port of the PLAINTEXT listener."""
         return f"127.0.0.1:{self.port}"
+
+    def listener(self, name: str) -> str:
+        """host:port of an extra listener (BrokerSecurity.LISTENERS)."""
+        return f"127.0.0.1:{self.extra_ports[name]}"
+
+    @property
+    def pki_dir(self) -> Path:
+        """The certificates of the TLS listeners (scripts/kafka-pki.sh)."""
+        return self.workdir / "pki"
 
     @property
     def data_dir(self) -> Path:
@@ -519,8 +569,39 @@ class KafkaBroker:
             "log.cleaner.dedupe.buffer.size": str(4 * 1024 * 1024),
             "log.initial.task.delay.ms": "1000",
         }
+        if self.security is not None:
+            props.update(self._security_properties())
         props.update({k: str(v) for k, v in self.extra_props.items()})
         return props
+
+    def _security_properties(self) -> dict:
+        """The extra listeners of BrokerSecurity; PEM stores (Kafka >= 2.7).
+        The keystore and truststore apply to every TLS listener; MTLS adds
+        the required client certificate, BADNAME its other certificate."""
+        sec = self.security
+        names = BrokerSecurity.LISTENERS
+        extra = ",".join(f"{n}://127.0.0.1:{self.extra_ports[n]}" for n in names)
+        pmap = ",".join(f"{n}:{BrokerSecurity.PROTOCOLS[n]}" for n in names)
+        plain = " ".join(f"user_{u}={_jaas_quote(pw)}" for u, pw in sec.plain_users.items())
+        pki = self.pki_dir
+        return {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},{extra},"
+                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},{extra},"
+                                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,{pmap}",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(pki / "broker.pem"),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(pki / "ca.pem"),
+            "listener.name.mtls.ssl.client.auth": "required",
+            "listener.name.badname.ssl.keystore.location": str(pki / "badname.pem"),
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain};",
+        }
 
     def _write_config(self) -> None:
         lines = ["# Written by tests/integration/harness.py"]
@@ -539,18 +620,31 @@ class KafkaBroker:
     def _format(self) -> None:
         """kafka.tools.StorageTool format --standalone (once per data dir)."""
         self.cluster_id = kafka_cluster_id()
+        scram = []
+        for user, pw in (self.security.scram_users.items() if self.security else ()):
+            scram += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={pw}]"]
         cmd = self._java_cmd(
             "kafka.tools.StorageTool", "format", "--standalone",
-            "-t", self.cluster_id, "-c", str(self.config_path),
+            "-t", self.cluster_id, "-c", str(self.config_path), *scram,
             heap_opts=["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                        "-Dbrw.kafka.loglevel=WARN"],
         )
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
         with open(self.workdir / "format.log", "w") as f:
-            f.write(shlex.join(cmd) + "\n" + res.stdout)
+            f.write(shlex.join(_hide_scram(cmd)) + "\n" + res.stdout)
         if res.returncode != 0:
             raise RuntimeError(f"kafka StorageTool format failed ({res.returncode}):\n{res.stdout[-4000:]}")
         self.formatted = True
+
+    def _make_pki(self) -> None:
+        """scripts/kafka-pki.sh into pki_dir (a few hundred ms)."""
+        script = SCRIPTS_DIR / "kafka-pki.sh"
+        argv = [str(script), str(self.pki_dir)]
+        if self.security.client_key_password:
+            argv.append(self.security.client_key_password)
+        res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError(f"{script} failed ({res.returncode}):\n{res.stdout[-4000:]}")
 
     # -- life cycle
 
@@ -581,6 +675,17 @@ class KafkaBroker:
                 self.controller_port = free_port()
                 while self.controller_port == self.port:
                     self.controller_port = free_port()
+            if self.security is not None:
+                taken = {self.port, self.controller_port}
+                for name in BrokerSecurity.LISTENERS:
+                    if attempt > 1 or name not in self.extra_ports:
+                        port = free_port()
+                        while port in taken:
+                            port = free_port()
+                        self.extra_ports[name] = port
+                    taken.add(self.extra_ports[name])
+                if attempt == 1:
+                    self._make_pki()
             if attempt > 1 and self.data_dir.exists():
                 shutil.rmtree(self.data_dir)
             self._write_config()
@@ -716,6 +821,23 @@ class KafkaBroker:
             self.print_log_tail()
         self.stop()
 
+    def set_scram_password(self, user: str, password: str, timeout: float = 60.0) -> None:
+        """Creates or changes a SCRAM-SHA-512 user on the running broker
+        (kafka.admin.ConfigCommand over PLAINTEXT, as kafka-configs.sh
+        --alter --add-config does; a JVM start, ~3 s)."""
+        cmd = self._java_cmd(
+            "kafka.admin.ConfigCommand", "--bootstrap-server", self.bootstrap,
+            "--alter", "--entity-type", "users", "--entity-name", user,
+            "--add-config", f"SCRAM-SHA-512=[iterations=4096,password={password}]",
+            heap_opts=["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                       "-Dbrw.kafka.loglevel=WARN"],
+        )
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             timeout=timeout)
+        if res.returncode != 0:
+            raise RuntimeError(f"ConfigCommand failed ({res.returncode}):\n"
+                               f"{res.stdout[-4000:].replace(password, '...')}")
+
     # -- topics
 
     def create_topics(self, topics: dict, config: Optional[dict] = None, timeout: float = 30.0) -> None:
@@ -726,6 +848,16 @@ class KafkaBroker:
 
 class _BindError(Exception):
     pass
+
+
+def _hide_scram(cmd: list) -> list:
+    """The format command line for its log, SCRAM passwords hidden."""
+    out = []
+    for a in cmd:
+        if a.startswith("SCRAM-SHA-") and ",password=" in a:
+            a = a.split(",password=", 1)[0] + ",password=...]"
+        out.append(a)
+    return out
 
 
 # ---------------------------------------------------------------------------

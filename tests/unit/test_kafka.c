@@ -6,7 +6,8 @@
  *
  * The broker is librdkafka's in-process mock cluster, hosted by a bare
  * producer handle; errors are injected with
- * rd_kafka_mock_push_request_errors. */
+ * rd_kafka_mock_push_request_errors. Also the words for failures of the
+ * security settings (kafka_auth). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -324,6 +325,90 @@ static void test_group_protocol(void **state) {
   brw_config_free(&cfg);
 }
 
+/* Which librdkafka errors are about the security settings (kafka_auth),
+ * with the texts librdkafka 2.14.2 gives against Kafka 4.1.1
+ * (test_kafka_security.py), and which are not. */
+static void test_auth_failure_classified(void **state) {
+  (void)state;
+  assert_string_equal(
+      brw__kafka_auth_failure(
+          RD_KAFKA_RESP_ERR__AUTHENTICATION,
+          "sasl_ssl://127.0.0.1:9093/bootstrap: SASL authentication error: "
+          "Authentication failed during authentication due to invalid "
+          "credentials with SASL mechanism SCRAM-SHA-512 (after 321ms in "
+          "state AUTH_REQ)"),
+      "SASL authentication failed");
+  assert_string_equal(
+      brw__kafka_auth_failure(
+          RD_KAFKA_RESP_ERR__SSL,
+          "ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: "
+          "error:0A000086:SSL routines::certificate verify failed: broker "
+          "certificate could not be verified, verify that ssl.ca.location "
+          "is correctly configured"),
+      "TLS: the broker's certificate was not accepted");
+  const char *client = "TLS: the broker refused the client certificate";
+  assert_string_equal(
+      brw__kafka_auth_failure(
+          RD_KAFKA_RESP_ERR__TRANSPORT,
+          "ssl://127.0.0.1:9093/bootstrap: Receive failed: "
+          "error:0A000412:SSL routines::sslv3 alert bad certificate: SSL "
+          "alert number 42 (after 3ms in state APIVERSION_QUERY)"),
+      client);
+  assert_string_equal(
+      brw__kafka_auth_failure(RD_KAFKA_RESP_ERR__SSL,
+                              "SSL handshake failed: error:0A00045C:SSL "
+                              "routines::tlsv13 alert certificate required"),
+      client);
+  assert_string_equal(
+      brw__kafka_auth_failure(RD_KAFKA_RESP_ERR__SSL,
+                              "error:0A000418:SSL routines::tlsv1 alert "
+                              "unknown ca: SSL alert number 48"),
+      client);
+  /* Not about the settings: a broker gone, a PLAINTEXT listener, another
+   * alert, other codes. */
+  assert_null(brw__kafka_auth_failure(
+      RD_KAFKA_RESP_ERR__SSL, "ssl://127.0.0.1:9093/bootstrap: SSL handshake "
+                              "failed: Disconnected: connecting to a "
+                              "PLAINTEXT broker listener?"));
+  assert_null(brw__kafka_auth_failure(
+      RD_KAFKA_RESP_ERR__TRANSPORT,
+      "ssl://127.0.0.1:9093/bootstrap: Connect to ipv4#127.0.0.1:9093 "
+      "failed: Connection refused"));
+  assert_null(brw__kafka_auth_failure(
+      RD_KAFKA_RESP_ERR__SSL,
+      "SSL handshake failed: tlsv1 alert protocol version"));
+  assert_null(brw__kafka_auth_failure(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
+                                      "certificate verify failed"));
+  assert_null(brw__kafka_auth_failure(RD_KAFKA_RESP_ERR__SSL, NULL));
+}
+
+/* The words for OpenSSL's verdicts on a broker certificate. */
+static void test_x509_failure_named(void **state) {
+  (void)state;
+  char buf[256];
+  brw__kafka_x509_failure(62 /* X509_V_ERR_HOSTNAME_MISMATCH */,
+                          "kafka-1.example:9093", buf, sizeof(buf));
+  assert_non_null(strstr(buf, "hostname mismatch"));
+  assert_non_null(strstr(buf, "\"kafka-1.example\""));
+  assert_null(strstr(buf, "9093"));
+  brw__kafka_x509_failure(64 /* X509_V_ERR_IP_ADDRESS_MISMATCH */, "[::1]:9093",
+                          buf, sizeof(buf));
+  assert_non_null(strstr(buf, "hostname mismatch: it is not for \"[::1]\""));
+  static const int unknown_ca[] = {2, 18, 19, 20, 21};
+  for (size_t i = 0; i < sizeof(unknown_ca) / sizeof(unknown_ca[0]); i++) {
+    brw__kafka_x509_failure(unknown_ca[i], "h:1", buf, sizeof(buf));
+    assert_non_null(strstr(buf, "unknown CA"));
+  }
+  brw__kafka_x509_failure(10, "h:1", buf, sizeof(buf));
+  assert_string_equal(buf, "expired");
+  brw__kafka_x509_failure(9, "h:1", buf, sizeof(buf));
+  assert_string_equal(buf, "not valid yet");
+  brw__kafka_x509_failure(99, NULL, buf, sizeof(buf));
+  assert_string_equal(buf, "X.509 error 99");
+  brw__kafka_x509_failure(62, NULL, buf, 8);
+  assert_string_equal(buf, "hostnam");
+}
+
 int main(void) {
   brw_log_setup(BRW_LOG_ERROR, BRW_LOG_TEXT, "test_kafka");
   const struct CMUnitTest tests[] = {
@@ -337,6 +422,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test(test_default_strategy),
       cmocka_unit_test(test_group_protocol),
+      cmocka_unit_test(test_auth_failure_classified),
+      cmocka_unit_test(test_x509_failure_named),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
