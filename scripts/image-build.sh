@@ -89,24 +89,9 @@ suite="${BRW_BASE_SUITE:-bookworm}"
 cache_root="${BRW_CACHE_DIR:-$HOME/.cache/bsg-report-worker}"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
-# The mirror of the machine's own apt sources, found as rdkafka.sh finds it.
-mirror="${BRW_DEBIAN_MIRROR:-}"
-if [[ -z "$mirror" ]]; then
-    mirror="$(
-        {
-            cat /etc/apt/sources.list 2>/dev/null || true
-            cat /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true
-        } | sed -nE \
-            -e 's%^deb(-src)?[[:space:]]+(\[[^]]*\][[:space:]]+)?([a-z]+://[^[:space:]]+/debian)/?[[:space:]].*%\3%p' \
-            -e 's%^URIs:[[:space:]]*([a-z]+://[^[:space:]]+/debian)/?([[:space:]].*)?$%\1%p' |
-            head -n1
-    )"
-fi
-if [[ -z "$mirror" ]]; then
-    echo "image-build.sh: no Debian mirror (…/debian) in /etc/apt/sources.list{,.d};" \
-        "set BRW_DEBIAN_MIRROR" >&2
-    exit 1
-fi
+# The mirror of the machine's own apt sources, the one rdkafka.sh uses
+# (BRW_DEBIAN_MIRROR overrides it there too).
+mirror="$("$(dirname "${BASH_SOURCE[0]}")/rdkafka.sh" --print-mirror)"
 
 # This machine's apt settings that decide whether the archive is reachable;
 # they go into the base so that apt inside the build behaves alike.

@@ -3,7 +3,9 @@
 # own source package into a cache prefix: the worker's "current" line.
 # Debian 12's packaged librdkafka (2.0.2) stays the floor (-DBRW_RDKAFKA=system).
 #
-# Usage: scripts/rdkafka.sh [--force]
+# Usage: scripts/rdkafka.sh [--force | --print-mirror]
+#   --print-mirror  print the Debian mirror it would use and exit
+#                   (scripts/image-build.sh uses the same one)
 # Environment:
 #   BRW_RDKAFKA_VERSION  Debian source version (default 2.14.2-1, forky)
 #   BRW_RDKAFKA_SUITE    Debian suite that has it (default forky)
@@ -29,8 +31,10 @@
 set -euo pipefail
 
 force=0
+print_mirror=0
 case "${1:-}" in
 --force) force=1 ;;
+--print-mirror) print_mirror=1 ;;
 "") ;;
 -h | --help)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
@@ -41,6 +45,33 @@ case "${1:-}" in
     exit 2
     ;;
 esac
+
+# The mirror of the machine's own apt sources (one-line or deb822 format),
+# or BRW_DEBIAN_MIRROR.
+find_mirror() {
+    mirror="${BRW_DEBIAN_MIRROR:-}"
+    if [[ -z "$mirror" ]]; then
+        mirror="$(
+            {
+                cat /etc/apt/sources.list 2>/dev/null || true
+                cat /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+            } | sed -nE \
+                -e 's%^deb(-src)?[[:space:]]+(\[[^]]*\][[:space:]]+)?([a-z]+://[^[:space:]]+/debian)/?[[:space:]].*%\3%p' \
+                -e 's%^URIs:[[:space:]]*([a-z]+://[^[:space:]]+/debian)/?([[:space:]].*)?$%\1%p' |
+                head -n1
+        )"
+    fi
+    if [[ -z "$mirror" ]]; then
+        echo "rdkafka.sh: no Debian mirror (…/debian) in /etc/apt/sources.list{,.d};" \
+            "set BRW_DEBIAN_MIRROR" >&2
+        exit 1
+    fi
+}
+if ((print_mirror)); then
+    find_mirror
+    echo "$mirror"
+    exit 0
+fi
 
 debver="${BRW_RDKAFKA_VERSION:-2.14.2-1}"
 suite="${BRW_RDKAFKA_SUITE:-forky}"
@@ -63,25 +94,8 @@ for tool in apt-get dpkg-source make cc pkg-config sha256sum; do
         exit 1
     fi
 done
+find_mirror
 
-# The mirror of the machine's own apt sources (one-line or deb822 format).
-mirror="${BRW_DEBIAN_MIRROR:-}"
-if [[ -z "$mirror" ]]; then
-    mirror="$(
-        {
-            cat /etc/apt/sources.list 2>/dev/null || true
-            cat /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true
-        } | sed -nE \
-            -e 's%^deb(-src)?[[:space:]]+(\[[^]]*\][[:space:]]+)?([a-z]+://[^[:space:]]+/debian)/?[[:space:]].*%\3%p' \
-            -e 's%^URIs:[[:space:]]*([a-z]+://[^[:space:]]+/debian)/?([[:space:]].*)?$%\1%p' |
-            head -n1
-    )"
-fi
-if [[ -z "$mirror" ]]; then
-    echo "rdkafka.sh: no Debian mirror (…/debian) in /etc/apt/sources.list{,.d};" \
-        "set BRW_DEBIAN_MIRROR" >&2
-    exit 1
-fi
 
 start=$(date +%s)
 work="$prefix.work"
