@@ -203,8 +203,9 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "reason", k_blocked),
     [BRW_M_EVENT_LOOP_LAG] =
         GAUGE("event_loop_lag_seconds",
-              "How late the event loop ran its 1 s health tick, in seconds "
-              "(the largest of the last 15 ticks)."),
+              "The longest the event loop went without serving I/O, in "
+              "seconds: the larger of a loop iteration's busy time and how "
+              "late its 1 s health tick ran (the largest of the last 15 s)."),
     [BRW_M_LOG_SUPPRESSED] =
         COUNTER("log_lines_suppressed_total",
                 "Repeated log lines held back by a rate limit."),
