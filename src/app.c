@@ -336,9 +336,8 @@ static void offset_done(brw_app_t *app, int32_t partition, uint64_t gen,
  * completed-offset map changed since it was last sent. The map goes into the commit's metadata, so that the
  * next owner of the partition skips events completed above the position.
  * Returns NULL when there is nothing to commit. */
-static rd_kafka_topic_partition_list_t *
-commit_list(brw_app_t *app, int only_revoking) {
-  rd_kafka_topic_partition_list_t *l = NULL;
+static void commit_list(brw_app_t *app, int only_revoking,
+                        brw_kafka_positions_t *l) {
   char map[OFFSET_MAP_MAX];
   for (int32_t p = 0; p < app->nparts; p++) {
     part_t *pt = app->parts[p];
@@ -356,67 +355,52 @@ commit_list(brw_app_t *app, int only_revoking) {
     pt->dirty = 0;
     if (pos == pt->committed && same_map)
       continue;
-    if (!l)
-      l = rd_kafka_topic_partition_list_new(8);
-    rd_kafka_topic_partition_t *e =
-        rd_kafka_topic_partition_list_add(l, app->cfg->topic_input, p);
-    e->offset = pos;
-    if (mlen > 0) {
-      /* The list owns its elements' metadata and frees it with free(). */
-      e->metadata = malloc(mlen);
-      if (e->metadata) {
-        memcpy(e->metadata, map, mlen);
-        e->metadata_size = mlen;
-      }
+    if (brw_kafka_positions_add(l, p, pos, mlen > 0 ? map : NULL, mlen) != 0) {
+      pt->dirty = 1; /* sent at the next tick */
+      continue;
     }
     pt->committed = pos;
     free(pt->committed_map);
     pt->committed_map = mlen > 0 ? strdup(map) : NULL;
   }
-  return l;
 }
 
 static void commit_now(brw_app_t *app, int only_revoking, int async) {
-  rd_kafka_topic_partition_list_t *l = commit_list(app, only_revoking);
-  if (!l)
+  brw_kafka_positions_t l = {0};
+  commit_list(app, only_revoking, &l);
+  if (l.cnt == 0)
     return;
   app->st.commits++;
-  brw_metrics_inc(app->m, BRW_M_COMMITS, NULL, 1);
-  if (brw_kafka_commit(app->kafka, l, async) != 0) {
-    brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
+  if (brw_kafka_commit(app->kafka, &l, async) != 0) {
     /* Sent again at the next tick. */
-    for (int i = 0; i < l->cnt; i++) {
-      part_t *pt = part_get(app, l->elems[i].partition);
+    for (int i = 0; i < l.cnt; i++) {
+      part_t *pt = part_get(app, l.elems[i].partition);
       if (pt) {
         pt->committed = -1;
         pt->dirty = 1;
       }
     }
   }
-  rd_kafka_topic_partition_list_destroy(l);
+  brw_kafka_positions_clear(&l);
 }
 
 /* An asynchronous commit completed. A failed partition is sent again at
  * the next tick; so is one whose confirmed position is not the last one sent
  * (an older commit that librdkafka retried may complete after a newer one and
  * overwrite it: re-sending the newest puts it back). */
-static void on_commit_done(void *ctx, rd_kafka_resp_err_t err,
-                           const rd_kafka_topic_partition_list_t *offsets) {
+static void on_commit_done(void *ctx, int err,
+                           const brw_kafka_positions_t *offsets) {
   brw_app_t *app = ctx;
-  int failed = 0;
   for (int i = 0; i < offsets->cnt; i++) {
-    const rd_kafka_topic_partition_t *e = &offsets->elems[i];
+    const brw_kafka_pos_t *e = &offsets->elems[i];
     part_t *pt = part_get(app, e->partition);
     if (!pt || !pt->assigned)
       continue;
     if (err || e->err || e->offset != pt->committed) {
-      failed |= err || e->err;
       pt->committed = -1;
       pt->dirty = 1;
     }
   }
-  if (failed)
-    brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
   if (app->revoke.active)
     revoke_kick(app);
 }
@@ -427,8 +411,6 @@ static void on_commit_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
   if (brw_kafka_commits_in_flight(app->kafka) == 0)
     commit_now(app, 0, 1);
-  brw_metrics_set(app->m, BRW_M_PRODUCER_QUEUE_RECORDS, NULL,
-                  (double)brw_kafka_in_flight(app->kafka));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -503,7 +485,7 @@ static void completion_free(brw_app_t *app, completion_t *c) {
  * or on_refused (which may run before this returns). */
 static void produce(brw_app_t *app, const char *topic, const void *key,
                     size_t key_len, const void *value, size_t value_len,
-                    rd_kafka_headers_t *hdrs, completion_t *comp) {
+                    brw_headers_t *hdrs, completion_t *comp) {
   brw_kafka_record_t rec = {topic,    key,  key_len, value,
                             value_len, hdrs, comp};
   int r = brw_kafka_produce(app->kafka, &rec);
@@ -654,8 +636,14 @@ static size_t refusal_limit(const brw_app_t *app, int level) {
  * on_delivered or on_refused, or is given up here. */
 static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
                         size_t key_len, size_t key_max, const void *value,
-                        size_t value_len, rd_kafka_headers_t *h,
+                        size_t value_len, brw_headers_t *h,
                         size_t orig_key_len, size_t orig_value_len) {
+  if (!h) {
+    brw_log_error("out of memory building a DLQ record's headers: not "
+                  "produced; its events stay pending and are replayed");
+    completion_free(app, comp);
+    return;
+  }
   brw_record_fit_t f;
   size_t hsize = brw_record_headers_size(h);
   int r = brw_record_fit(refusal_limit(app, comp->level), key_max, key_len,
@@ -666,7 +654,7 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
                        value_len, hsize, 1, &f);
   }
   if (r != 0) {
-    rd_kafka_headers_destroy(h);
+    brw_headers_free(h);
     dlq_give_up(app, comp, "its headers alone exceed output.max_record_size");
     return;
   }
@@ -678,15 +666,15 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
   int cut_value = f.value_len < orig_value_len;
   if (cut_key || cut_value) {
     char num[32];
-    rd_kafka_header_add(h, "error.truncated", -1,
+    /* Out of memory a header is missing: the record still goes. */
+    brw_headers_add_str(h, "error.truncated",
                         cut_key && cut_value ? "key,value"
                         : cut_key            ? "key"
-                                             : "value",
-                        -1);
+                                             : "value");
     snprintf(num, sizeof(num), "%zu", orig_key_len);
-    rd_kafka_header_add(h, "error.original_key_size", -1, num, -1);
+    brw_headers_add_str(h, "error.original_key_size", num);
     snprintf(num, sizeof(num), "%zu", orig_value_len);
-    rd_kafka_header_add(h, "error.original_value_size", -1, num, -1);
+    brw_headers_add_str(h, "error.original_value_size", num);
     brw_metrics_inc(app->m, BRW_M_DLQ_TRUNCATED, NULL, 1);
   }
   produce(app, app->cfg->topic_dlq, key, f.key_len, value, f.value_len, h,
@@ -694,29 +682,34 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
 }
 
 /* The headers every DLQ record carries (SPEC §4). New; the caller owns
- * them. The message is cut to DLQ_MESSAGE_MAX bytes. */
-static rd_kafka_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
+ * them; NULL when out of memory. The message is cut to DLQ_MESSAGE_MAX
+ * bytes. */
+static brw_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
                                        int64_t source_offset,
                                        const char *reason,
                                        const char *message) {
-  rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+  brw_headers_t *h = brw_headers_new();
   char num[32];
   size_t mlen = strlen(message);
-  rd_kafka_header_add(h, "error.reason", -1, reason, -1);
   /* The API's text may quote a secret: redacted first, then cut. */
   char clean[1024];
   brw_log_redact_into(message, clean, sizeof(clean));
   mlen = strlen(clean);
-  rd_kafka_header_add(
-      h, "error.message", -1, clean,
-      (ssize_t)brw_record_utf8_cut(clean, mlen,
-                                   mlen < DLQ_MESSAGE_MAX ? mlen
-                                                          : DLQ_MESSAGE_MAX));
-  rd_kafka_header_add(h, "source.topic", -1, app->cfg->topic_input, -1);
-  snprintf(num, sizeof(num), "%" PRId32, partition);
-  rd_kafka_header_add(h, "source.partition", -1, num, -1);
+  char part[32];
+  snprintf(part, sizeof(part), "%" PRId32, partition);
   snprintf(num, sizeof(num), "%" PRId64, source_offset);
-  rd_kafka_header_add(h, "source.offset", -1, num, -1);
+  if (!h || brw_headers_add_str(h, "error.reason", reason) ||
+      brw_headers_add(h, "error.message", clean,
+                      brw_record_utf8_cut(clean, mlen,
+                                          mlen < DLQ_MESSAGE_MAX
+                                              ? mlen
+                                              : DLQ_MESSAGE_MAX)) ||
+      brw_headers_add_str(h, "source.topic", app->cfg->topic_input) ||
+      brw_headers_add_str(h, "source.partition", part) ||
+      brw_headers_add_str(h, "source.offset", num)) {
+    brw_headers_free(h);
+    return NULL;
+  }
   return h;
 }
 
@@ -750,14 +743,13 @@ static void dlq_send(brw_app_t *app, int32_t partition, const void *key,
 }
 
 /* Reads a decimal size header of a refused record; `dflt` when absent. */
-static size_t header_size(const rd_kafka_headers_t *h, const char *name,
+static size_t header_size(const brw_headers_t *h, const char *name,
                           size_t dflt) {
   const void *v;
   size_t n;
   char buf[32];
-  if (!h || rd_kafka_header_get_last(h, name, &v, &n) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-      !v || n == 0 || n >= sizeof(buf))
+  if (!h || brw_headers_get_last(h, name, &v, &n) != 0 || !v || n == 0 ||
+      n >= sizeof(buf))
     return dflt;
   memcpy(buf, v, n);
   buf[n] = '\0';
@@ -781,8 +773,8 @@ static size_t header_size(const rd_kafka_headers_t *h, const char *name,
  * small records go again unchanged, and librdkafka knows no other way
  * (it does not split a refused batch as the Java producer does).
  * record_refused is raised until every refused record is settled. */
-static void on_refused(void *ctx, const brw_kafka_record_t *rec,
-                       rd_kafka_resp_err_t err, const char *reason) {
+static void on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
+                       const char *reason) {
   brw_app_t *app = ctx;
   completion_t *c = rec->opaque;
   uint64_t now = uv_now(app->loop), held = 0;
@@ -799,12 +791,12 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
                    "topic %s refused a %s record of %zu bytes (%s); source "
                    "partition %" PRId32 " offset %" PRId64,
                    rec->topic, kind_name(c->kind), size,
-                   rd_kafka_err2name(err), c->partition, src);
+                   brw_kafka_err_name(err), c->partition, src);
   if (log_allowed(app, &app->refused_log, DLQ_LOG_INTERVAL_MS, &held))
     brw_logj(BRW_LOG_WARN,
              json_pack("{ss ss ss si sI sI sI si sI}", "topic", rec->topic,
                        "kind", kind_name(c->kind), "error",
-                       rd_kafka_err2name(err), "partition", c->partition,
+                       brw_kafka_err_name(err), "partition", c->partition,
                        "offset", (json_int_t)src, "key_bytes",
                        (json_int_t)rec->key_len, "value_bytes",
                        (json_int_t)rec->value_len, "refusals", c->level + 1,
@@ -819,8 +811,8 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
     if (c->level < REFUSAL_SHRINKS &&
         size <= refusal_limit(app, c->level + 1)) {
       /* Small enough to have been refused with a larger batch-mate. */
-      rd_kafka_headers_t *h =
-          rec->headers ? rd_kafka_headers_copy(rec->headers) : NULL;
+      brw_headers_t *h =
+          rec->headers ? brw_headers_copy(rec->headers) : NULL;
       c->level++;
       produce(app, rec->topic, rec->key, rec->key_len, rec->value,
               rec->value_len, h, c);
@@ -828,7 +820,7 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
     }
     char msg[192];
     snprintf(msg, sizeof(msg), "the report of %zu bytes was refused: %s",
-             rec->value_len, rd_kafka_err2name(err));
+             rec->value_len, brw_kafka_err_name(err));
     app->st.dlq++;
     c->kind = 1;
     c->level = 0;
@@ -842,15 +834,15 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
     return;
   }
   if (c->level >= LEVEL_BARE) {
-    dlq_give_up(app, c, rd_kafka_err2str(err));
+    dlq_give_up(app, c, reason);
     return;
   }
   /* Again, from what was refused, with the same headers except the
    * truncation ones, which dlq_produce adds again against the original
    * sizes. */
   c->level++;
-  rd_kafka_headers_t *h =
-      rec->headers ? rd_kafka_headers_copy(rec->headers) : NULL;
+  brw_headers_t *h =
+      rec->headers ? brw_headers_copy(rec->headers) : NULL;
   if (!h) {
     dlq_give_up(app, c, "out of memory copying its headers");
     return;
@@ -859,9 +851,9 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
                             rec->key_len);
   size_t oval = header_size(rec->headers, "error.original_value_size",
                             rec->value_len);
-  rd_kafka_header_remove(h, "error.truncated");
-  rd_kafka_header_remove(h, "error.original_key_size");
-  rd_kafka_header_remove(h, "error.original_value_size");
+  brw_headers_remove(h, "error.truncated");
+  brw_headers_remove(h, "error.original_key_size");
+  brw_headers_remove(h, "error.original_value_size");
   dlq_produce(app, c, rec->key, rec->key_len, SIZE_MAX, rec->value,
               rec->value_len, h, okey, oval);
 }
@@ -915,10 +907,14 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
     brw_log_error("out of memory building a report");
     return;
   }
-  rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-  rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
-  if (c->traceparent)
-    rd_kafka_header_add(h, "traceparent", -1, c->traceparent, -1);
+  brw_headers_t *h = brw_headers_new();
+  if (!h || brw_headers_add_str(h, "content-type", "application/json") ||
+      (c->traceparent && brw_headers_add_str(h, "traceparent", c->traceparent))) {
+    brw_log_error("out of memory building a report");
+    brw_headers_free(h);
+    free(json);
+    return;
+  }
   char key[24];
   int klen = snprintf(key, sizeof(key), "%" PRIu64, c->key.id);
   size_t rsize = brw_record_size((size_t)klen, len, brw_record_headers_size(h));
@@ -927,7 +923,7 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
      * fields): a final one goes to the DLQ as too_large with the first
      * event, and the campaign's offsets complete with that record; a
      * progress report is skipped. Never produced to be refused. */
-    rd_kafka_headers_destroy(h);
+    brw_headers_free(h);
     free(json);
     brw_metrics_inc(app->m, BRW_M_RECORDS_REFUSED,
                     final ? "report" : "progress", 1);
@@ -954,7 +950,7 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   }
   completion_t *comp = campaign_completion(c, final ? 0 : 2, final);
   if (!comp) {
-    rd_kafka_headers_destroy(h);
+    brw_headers_free(h);
     free(json);
     return;
   }
@@ -1275,15 +1271,11 @@ static int campaign_add_offset(campaign_t *c, int64_t off) {
   return 0;
 }
 
-static char *header_traceparent(const rd_kafka_message_t *rkm) {
-  rd_kafka_headers_t *hdrs = NULL;
-  if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return NULL;
+static char *header_traceparent(const brw_kafka_message_t *msg) {
   const void *v;
   size_t n;
-  if (rd_kafka_header_get_last(hdrs, "traceparent", &v, &n) !=
-          RD_KAFKA_RESP_ERR_NO_ERROR ||
-      !v || n == 0 || n > TRACEPARENT_MAX)
+  if (brw_kafka_message_header(msg, "traceparent", &v, &n) != 0 || !v ||
+      n == 0 || n > TRACEPARENT_MAX)
     return NULL;
   /* Only the W3C character set: it goes into an HTTP header. */
   for (size_t i = 0; i < n; i++) {
@@ -1302,18 +1294,18 @@ static char *header_traceparent(const rd_kafka_message_t *rkm) {
 /* ------------------------------------------------------------------------ */
 /* Kafka handlers (loop thread)                                             */
 
-static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
+static void on_message(void *ctx, const brw_kafka_message_t *msg) {
   brw_app_t *app = ctx;
   const brw_config_t *cfg = app->cfg;
   if (app->stopping)
     return; /* not handled: stays uncommitted, replayed by the next run */
-  part_t *pt = part_get(app, rkm->partition);
+  part_t *pt = part_get(app, msg->partition);
   if (!pt || !pt->assigned || pt->revoking)
     return; /* not ours, or leaving: its next owner reads it */
-  if (brw_offsets_add(pt->offsets, rkm->offset) != 0)
+  if (brw_offsets_add(pt->offsets, msg->offset) != 0)
     return; /* a redelivery of an offset already tracked */
   app->st.events++;
-  int64_t off = rkm->offset;
+  int64_t off = msg->offset;
   pt->dirty = 1;
   if (pt->skip.n &&
       brw_offset_ranges_contain(&pt->skip, &pt->skip_cursor, off)) {
@@ -1328,7 +1320,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   brw_event_t ev;
   const char *reason = NULL;
   char err[256];
-  if (rkm->key_len > cfg->event_max_key_size) {
+  if (msg->key_len > cfg->event_max_key_size) {
     /* Keys are bounded like values (SPEC §4): a campaign keeps its first
      * event's key, and a DLQ record carries it. The DLQ record keeps the
      * key's first event.max_key_size bytes. */
@@ -1336,18 +1328,18 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_TOO_LARGE, 1);
     snprintf(err, sizeof(err),
              "event key of %zu bytes exceeds the limit of %" PRIu64 " bytes",
-             rkm->key_len, (uint64_t)cfg->event_max_key_size);
-    dlq_send(app, pt->partition, rkm->key, rkm->key_len,
-             (size_t)cfg->event_max_key_size, rkm->payload, rkm->len, off,
+             msg->key_len, (uint64_t)cfg->event_max_key_size);
+    dlq_send(app, pt->partition, msg->key, msg->key_len,
+             (size_t)cfg->event_max_key_size, msg->value, msg->value_len, off,
              BRW_REASON_TOO_LARGE, err, completion_new(app, pt, 1, &off, 1));
     return;
   }
-  if (brw_event_parse(rkm->payload, rkm->len, cfg->event_max_size, &ev,
+  if (brw_event_parse(msg->value, msg->value_len, cfg->event_max_size, &ev,
                       &reason, err, sizeof(err)) != 0) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, reason, 1);
-    dlq_send(app, pt->partition, rkm->key, rkm->key_len, SIZE_MAX,
-             rkm->payload, rkm->len, off, reason, err,
+    dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX,
+             msg->value, msg->value_len, off, reason, err,
              completion_new(app, pt, 1, &off, 1));
     return;
   }
@@ -1356,8 +1348,8 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_UNKNOWN_ACCOUNT, 1);
     snprintf(err, sizeof(err), "unknown account \"%.64s\"", ev.account);
-    dlq_send(app, pt->partition, rkm->key, rkm->key_len, SIZE_MAX,
-             rkm->payload, rkm->len, off, BRW_REASON_UNKNOWN_ACCOUNT, err,
+    dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX,
+             msg->value, msg->value_len, off, BRW_REASON_UNKNOWN_ACCOUNT, err,
              completion_new(app, pt, 1, &off, 1));
     return;
   }
@@ -1427,18 +1419,18 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
    * monotonic clock. */
   c->deadline = brw_deadline_at(c->first_event_ms, cfg->poll_max_age_ms, now,
                                 mono_now(app));
-  c->traceparent = header_traceparent(rkm);
+  c->traceparent = header_traceparent(msg);
   /* event.max_size bounds the value and event.max_key_size the key (both
    * at most 1 GiB): together they bound what a campaign keeps. The check
    * below only guards the 32-bit lengths. */
-  size_t klen = rkm->key_len <= UINT32_MAX - rkm->len ? rkm->key_len : 0;
-  if (klen + rkm->len > 0 && (c->ev = malloc(klen + rkm->len)) != NULL) {
+  size_t klen = msg->key_len <= UINT32_MAX - msg->value_len ? msg->key_len : 0;
+  if (klen + msg->value_len > 0 && (c->ev = malloc(klen + msg->value_len)) != NULL) {
     if (klen)
-      memcpy(c->ev, rkm->key, klen);
-    if (rkm->len)
-      memcpy(c->ev + klen, rkm->payload, rkm->len);
+      memcpy(c->ev, msg->key, klen);
+    if (msg->value_len)
+      memcpy(c->ev + klen, msg->value, msg->value_len);
     c->ev_key_len = (uint32_t)klen;
-    c->ev_value_len = (uint32_t)rkm->len;
+    c->ev_value_len = (uint32_t)msg->value_len;
   }
   c->seen.total = -1;
   c->seen.pending = -1;
@@ -1476,7 +1468,7 @@ static void part_reset(part_t *pt) {
  * could not read replays from its committed offset (at least once, never
  * lost). Partitions already assigned (none, with the incremental protocols)
  * are untouched: their campaigns keep their timers and fetches. */
-static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
+static void on_assign(void *ctx, const brw_kafka_positions_t *parts) {
   brw_app_t *app = ctx;
   for (int i = 0; i < parts->cnt; i++) {
     part_t *pt = part_ensure(app, parts->elems[i].partition);
@@ -1488,11 +1480,10 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
       app->assigned_parts++;
     pt->assigned = 1;
     pt->generation = ++app->generation;
-    const rd_kafka_topic_partition_t *e = &parts->elems[i];
-    if (e->err || e->offset < 0 || !e->metadata ||
-        e->metadata_size == 0)
+    const brw_kafka_pos_t *e = &parts->elems[i];
+    if (e->err || e->offset < 0 || !e->metadata || e->metadata_len == 0)
       continue;
-    if (brw_offsets_decode(e->metadata, e->metadata_size, e->offset,
+    if (brw_offsets_decode(e->metadata, e->metadata_len, e->offset,
                            &pt->skip) != 0) {
       brw_logj(BRW_LOG_WARN,
                json_pack("{si sI}", "partition", pt->partition, "offset",
@@ -1617,8 +1608,8 @@ static void on_revoke_timer(uv_timer_t *t) {
   revoke_step(t->data);
 }
 
-static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *parts,
-                      int lost, int now) {
+static void on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
+                      int now) {
   brw_app_t *app = ctx;
   int n = 0;
   for (int i = 0; i < parts->cnt; i++) {
@@ -1659,18 +1650,11 @@ static void on_fatal(void *ctx, const char *reason) {
   brw_app_stop(app);
 }
 
-static void on_lag(void *ctx, int64_t lag) {
-  brw_app_t *app = ctx;
-  if (lag >= 0)
-    brw_metrics_set(app->m, BRW_M_CONSUMER_LAG, NULL, (double)lag);
-}
-
 /* The broker connection changed. The health registry says it (once, then
  * every few minutes while it holds, and when it clears); the causes are in
  * the kafka module's rate-limited error lines. */
 static void on_connection(void *ctx, int up) {
   brw_app_t *app = ctx;
-  brw_metrics_set(app->m, BRW_M_KAFKA_BROKERS_UP, NULL, up);
   brw_health_set(app->health, BRW_BLOCK_KAFKA_DOWN, !up, uv_now(app->loop),
                  "all brokers are down");
 }
@@ -1736,12 +1720,12 @@ static void health_eval(brw_app_t *app, uint64_t now) {
     brw_health_set(h, BRW_BLOCK_KAFKA_DOWN, !brw_kafka_connected(app->kafka),
                    now, "all brokers are down");
     const char *name = NULL;
-    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int err = BRW_KAFKA_ERR_NONE;
     if (brw_kafka_topic_state(app->kafka, BRW_KAFKA_INPUT, &name, &err) ==
         BRW_TOPIC_MISSING)
       brw_health_raise(h, BRW_BLOCK_TOPIC_MISSING, now,
                        "topic \"%s\" (topic.input): %s", name,
-                       err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                       err == BRW_KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED
                            ? "not authorized"
                            : "does not exist");
     else
@@ -1935,11 +1919,11 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
                             .on_fatal = on_fatal,
                             .on_connection = on_connection,
                             .on_commit_done = on_commit_done,
-                            .on_lag = on_lag,
                             .ctx = app};
   r = brw_kafka_new(loop, cfg, &h, &app->kafka, errbuf, errlen);
   if (r)
     goto err;
+  brw_kafka_set_metrics(app->kafka, app->m);
   if (cfg->metrics_listen && cfg->metrics_listen[0] &&
       strcmp(cfg->metrics_listen, "off") != 0) {
     r = brw_admin_new(loop, cfg->metrics_listen, app->m, on_ready, app,
