@@ -12,6 +12,7 @@
 #include "brw/log.h"
 #include "brw/metrics.h"
 #include "brw/offsets.h"
+#include "brw/partitions.h"
 #include "brw/record.h"
 #include "brw/report.h"
 #include "brw/schedule.h"
@@ -28,9 +29,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The completed-offset map must fit Kafka's default
- * offset.metadata.max.bytes (4096) with room to spare. */
-#define OFFSET_MAP_MAX 4000
 /* How long a revocation waits for the reports under way of the partitions
  * that leave, then for its commit (on the loop, through callbacks; the
  * rebalance waits meanwhile). */
@@ -88,25 +86,6 @@
  * report to a topic that takes none, say) raise it once, not once each. */
 #define REFUSED_CLEAR_MS 10000
 
-/* One assigned input partition. `generation` changes at every assignment, so
- * a delivery report for a record produced under an earlier assignment does
- * not complete an offset of the new one. */
-typedef struct {
-  int32_t partition;
-  int assigned;
-  uint64_t generation;
-  brw_offsets_t *offsets;
-  int64_t committed; /* last position sent in a commit, -1 before any */
-  char *committed_map; /* last completed-offset map sent (owned), or NULL */
-  int dirty;           /* offsets changed since the last commit */
-  brw_offset_ranges_t skip; /* completed above the commit, from the map */
-  size_t skip_cursor;
-  brw_list_t campaigns;
-  int revoking;    /* being handed over: takes no events (see on_revoke) */
-  size_t inflight; /* records of this generation that complete offsets,
-                      not yet acknowledged */
-} part_t;
-
 /* What a produced record completes once the broker acknowledges it. */
 typedef struct {
   brw_list_t node; /* app->completions */
@@ -150,7 +129,7 @@ typedef struct campaign_s {
   brw_tracker_node_t key; /* first: the table's node */
   brw_list_t pnode;       /* in part->campaigns */
   brw_app_t *app;
-  part_t *part;
+  brw_part_t *part;
   brw_timer_t timer; /* in app->timers */
   brw_fetch_t *fetch;
   /* Input offsets waiting for this campaign's outcome: the first event's,
@@ -230,13 +209,10 @@ struct brw_app_s {
   size_t refused_open; /* completions refused at least once, not yet done */
   uint64_t last_refused_ms; /* uv_now() of the last refusal */
   uint64_t suppressed_seen; /* brw_log_suppressed_total() at the last tick */
-  int assigned_parts;
   brw_tracker_t table;
   brw_tracker_t recent;
   brw_list_t recent_fifo;
-  part_t **parts;
-  int32_t nparts;
-  uint64_t generation;
+  brw_partitions_t parts; /* the input partitions held, their commits */
   brw_list_t completions;
   size_t tracked;
   brw_rng_t rng;
@@ -288,99 +264,18 @@ static void revoke_kick(brw_app_t *app);
 /* ------------------------------------------------------------------------ */
 /* Partitions and offsets                                                   */
 
-static part_t *part_get(brw_app_t *app, int32_t p) {
-  if (p < 0 || p >= app->nparts)
-    return NULL;
-  return app->parts[p];
-}
-
-static part_t *part_ensure(brw_app_t *app, int32_t p) {
-  if (p >= app->nparts) {
-    int32_t n = p + 1;
-    part_t **np = realloc(app->parts, sizeof(*np) * (size_t)n);
-    if (!np)
-      return NULL;
-    for (int32_t i = app->nparts; i < n; i++)
-      np[i] = NULL;
-    app->parts = np;
-    app->nparts = n;
-  }
-  if (!app->parts[p]) {
-    part_t *pt = calloc(1, sizeof(*pt));
-    if (!pt)
-      return NULL;
-    pt->partition = p;
-    pt->committed = -1;
-    brw_list_init(&pt->campaigns);
-    app->parts[p] = pt;
-  }
-  return app->parts[p];
-}
-
-/* Marks an input offset done (its outcome was acknowledged). */
-static void offset_done(brw_app_t *app, int32_t partition, uint64_t gen,
-                        int64_t offset) {
-  part_t *pt = part_get(app, partition);
-  if (!pt || !pt->assigned || pt->generation != gen)
-    return; /* the partition moved away meanwhile: its new owner replays */
-  pt->dirty = 1;
-  if (brw_offsets_done(pt->offsets, offset) != 0)
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{si sI}", "partition", partition, "offset",
-                       (json_int_t)offset),
-             "offset completed twice or unknown");
-}
-
-/* Builds the list of positions to commit: every assigned partition (only
- * the revoking ones, when `only_revoking`) whose position or
- * completed-offset map changed since it was last sent. The map goes into the commit's metadata, so that the
- * next owner of the partition skips events completed above the position.
- * Returns NULL when there is nothing to commit. */
-static void commit_list(brw_app_t *app, int only_revoking,
-                        brw_kafka_positions_t *l) {
-  char map[OFFSET_MAP_MAX];
-  for (int32_t p = 0; p < app->nparts; p++) {
-    part_t *pt = app->parts[p];
-    if (!pt || !pt->assigned || !pt->dirty)
-      continue;
-    if (only_revoking && !pt->revoking)
-      continue;
-    int64_t pos = brw_offsets_committable(pt->offsets);
-    if (pos < 0)
-      continue;
-    size_t mlen = brw_offsets_encode(pt->offsets, map, sizeof(map));
-    int same_map = mlen == 0 ? pt->committed_map == NULL
-                             : pt->committed_map &&
-                                   !strcmp(pt->committed_map, map);
-    pt->dirty = 0;
-    if (pos == pt->committed && same_map)
-      continue;
-    if (brw_kafka_positions_add(l, p, pos, mlen > 0 ? map : NULL, mlen) != 0) {
-      pt->dirty = 1; /* sent at the next tick */
-      continue;
-    }
-    pt->committed = pos;
-    free(pt->committed_map);
-    pt->committed_map = mlen > 0 ? strdup(map) : NULL;
-  }
-}
-
+/* Commits every held partition (only the revoking ones, when
+ * `only_revoking`) whose position or completed-offset map changed since it
+ * was last sent (brw_partitions_commit_list). */
 static void commit_now(brw_app_t *app, int only_revoking, int async) {
   brw_kafka_positions_t l = {0};
-  commit_list(app, only_revoking, &l);
-  if (l.cnt == 0)
+  if (brw_partitions_commit_list(&app->parts, only_revoking, &l) == 0) {
+    brw_kafka_positions_clear(&l);
     return;
-  app->st.commits++;
-  if (brw_kafka_commit(app->kafka, &l, async) != 0) {
-    /* Sent again at the next tick. */
-    for (int i = 0; i < l.cnt; i++) {
-      part_t *pt = part_get(app, l.elems[i].partition);
-      if (pt) {
-        pt->committed = -1;
-        pt->dirty = 1;
-      }
-    }
   }
+  app->st.commits++;
+  if (brw_kafka_commit(app->kafka, &l, async) != 0)
+    brw_partitions_commit_failed(&app->parts, &l); /* again at the next tick */
   brw_kafka_positions_clear(&l);
 }
 
@@ -391,16 +286,7 @@ static void commit_now(brw_app_t *app, int only_revoking, int async) {
 static void on_commit_done(void *ctx, int err,
                            const brw_kafka_positions_t *offsets) {
   brw_app_t *app = ctx;
-  for (int i = 0; i < offsets->cnt; i++) {
-    const brw_kafka_pos_t *e = &offsets->elems[i];
-    part_t *pt = part_get(app, e->partition);
-    if (!pt || !pt->assigned)
-      continue;
-    if (err || e->err || e->offset != pt->committed) {
-      pt->committed = -1;
-      pt->dirty = 1;
-    }
-  }
+  brw_partitions_commit_done(&app->parts, err, offsets);
   if (app->revoke.active)
     revoke_kick(app);
 }
@@ -418,7 +304,7 @@ static void on_commit_timer(uv_timer_t *t) {
 
 /* A completion for n offsets (filled in by the caller), linked into
  * app->completions. */
-static completion_t *completion_alloc(brw_app_t *app, part_t *pt, int kind,
+static completion_t *completion_alloc(brw_app_t *app, brw_part_t *pt, int kind,
                                       int n) {
   completion_t *c = malloc(sizeof(*c) + sizeof(int64_t) * (size_t)n);
   if (!c) {
@@ -439,13 +325,13 @@ static completion_t *completion_alloc(brw_app_t *app, part_t *pt, int kind,
   c->outcome[0] = '\0';
   c->n = n;
   if (pt && n > 0)
-    pt->inflight++;
+    brw_part_inflight_add(pt);
   brw_list_init(&c->node);
   brw_list_insert_tail(&app->completions, &c->node);
   return c;
 }
 
-static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
+static completion_t *completion_new(brw_app_t *app, brw_part_t *pt, int kind,
                                     const int64_t *offsets, int n) {
   completion_t *c = completion_alloc(app, pt, kind, n);
   if (c && n)
@@ -472,9 +358,8 @@ static completion_t *campaign_completion(campaign_t *c, int kind,
 static void completion_free(brw_app_t *app, completion_t *c) {
   if (c->refused)
     app->refused_open--;
-  part_t *pt = c->n > 0 ? part_get(app, c->partition) : NULL;
-  if (pt && pt->assigned && pt->generation == c->generation &&
-      pt->inflight > 0 && --pt->inflight == 0 && pt->revoking)
+  if (c->n > 0 &&
+      brw_partitions_inflight_done(&app->parts, c->partition, c->generation))
     revoke_kick(app);
   brw_list_remove(&c->node);
   free(c->ev);
@@ -550,7 +435,8 @@ static void on_delivered(void *ctx, void *opaque) {
     brw_metrics_inc(app->m, BRW_M_PROGRESS_REPORTS, NULL, 1);
   }
   for (int i = 0; i < c->n; i++)
-    offset_done(app, c->partition, c->generation, c->offsets[i]);
+    brw_partitions_done(&app->parts, c->partition, c->generation,
+                        c->offsets[i]);
   app->st.acked++;
   completion_free(app, c);
   update_backpressure(app);
@@ -611,7 +497,8 @@ static void dlq_give_up(brw_app_t *app, completion_t *c, const char *why) {
              "read the event from the input topic at this offset",
              why);
   for (int i = 0; i < c->n; i++)
-    offset_done(app, c->partition, c->generation, c->offsets[i]);
+    brw_partitions_done(&app->parts, c->partition, c->generation,
+                        c->offsets[i]);
   completion_free(app, c);
   update_backpressure(app);
 }
@@ -1299,21 +1186,18 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
   const brw_config_t *cfg = app->cfg;
   if (app->stopping)
     return; /* not handled: stays uncommitted, replayed by the next run */
-  part_t *pt = part_get(app, msg->partition);
-  if (!pt || !pt->assigned || pt->revoking)
-    return; /* not ours, or leaving: its next owner reads it */
-  if (brw_offsets_add(pt->offsets, msg->offset) != 0)
-    return; /* a redelivery of an offset already tracked */
+  brw_part_t *pt;
+  brw_part_verdict_t v =
+      brw_partitions_received(&app->parts, msg->partition, msg->offset, &pt);
+  if (v == BRW_PART_IGNORE)
+    return; /* not ours, leaving, or a redelivery */
   app->st.events++;
   int64_t off = msg->offset;
-  pt->dirty = 1;
-  if (pt->skip.n &&
-      brw_offset_ranges_contain(&pt->skip, &pt->skip_cursor, off)) {
+  if (v == BRW_PART_SKIP) {
     /* Completed before the last commit (the map in its metadata says so):
      * its report or DLQ record is already in Kafka. */
     app->st.skipped++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_SKIPPED, NULL, 1);
-    brw_offsets_done(pt->offsets, off);
     return;
   }
 
@@ -1373,7 +1257,7 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
        * event's report is that campaign's. A replay may skip it (the
        * completed-offset map), losing only its count in tracking.events
        * and a campaign.finished hint. */
-      brw_offsets_done(pt->offsets, off);
+      brw_partitions_done(&app->parts, pt->partition, pt->generation, off);
     } else if (campaign_add_offset(c, off) != 0) {
       return; /* stays pending: replayed, never lost */
     }
@@ -1393,7 +1277,7 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
      * campaign's report is already acknowledged, so this event is done. */
     app->st.late++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_LATE, NULL, 1);
-    brw_offsets_done(pt->offsets, off);
+    brw_partitions_done(&app->parts, pt->partition, pt->generation, off);
     brw_logj(BRW_LOG_DEBUG,
              json_pack("{sI si sI}", "campaign_id", (json_int_t)ev.campaign_id,
                        "partition", pt->partition, "offset", (json_int_t)off),
@@ -1446,61 +1330,14 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
   update_backpressure(app);
 }
 
-static void part_reset(part_t *pt) {
-  brw_offsets_free(pt->offsets);
-  pt->offsets = NULL;
-  free(pt->committed_map);
-  pt->committed_map = NULL;
-  free(pt->skip.ranges);
-  pt->skip.ranges = NULL;
-  pt->skip.n = 0;
-  pt->skip_cursor = 0;
-  pt->dirty = 0;
-  pt->committed = -1;
-  pt->revoking = 0;
-  pt->inflight = 0;
-}
-
-/* Assignment: fresh completion tracking per partition, and the completed-
- * offset map of the last commit, so that events completed above the
- * committed offset are skipped instead of fetched and reported again. The
- * kafka module read the committed offsets (off the loop); an element it
- * could not read replays from its committed offset (at least once, never
- * lost). Partitions already assigned (none, with the incremental protocols)
- * are untouched: their campaigns keep their timers and fetches. */
+/* Assignment: the partitions module starts the new partitions afresh,
+ * with the completed-offset maps read with their committed offsets
+ * (brw_partitions_assign); partitions already held keep their campaigns,
+ * timers and fetches. */
 static void on_assign(void *ctx, const brw_kafka_positions_t *parts) {
   brw_app_t *app = ctx;
-  for (int i = 0; i < parts->cnt; i++) {
-    part_t *pt = part_ensure(app, parts->elems[i].partition);
-    if (!pt || (pt->assigned && !pt->revoking))
-      continue; /* already ours: left as it is */
-    part_reset(pt);
-    pt->offsets = brw_offsets_new();
-    if (!pt->assigned)
-      app->assigned_parts++;
-    pt->assigned = 1;
-    pt->generation = ++app->generation;
-    const brw_kafka_pos_t *e = &parts->elems[i];
-    if (e->err || e->offset < 0 || !e->metadata || e->metadata_len == 0)
-      continue;
-    if (brw_offsets_decode(e->metadata, e->metadata_len, e->offset,
-                           &pt->skip) != 0) {
-      brw_logj(BRW_LOG_WARN,
-               json_pack("{si sI}", "partition", pt->partition, "offset",
-                         (json_int_t)e->offset),
-               "commit metadata is not a completed-offset map of this "
-               "position; replaying from the committed offset");
-      continue;
-    }
-    int64_t n = 0;
-    for (size_t j = 0; j < pt->skip.n; j++)
-      n += pt->skip.ranges[j][1] - pt->skip.ranges[j][0];
-    brw_logj(BRW_LOG_INFO,
-             json_pack("{si sI sI}", "partition", pt->partition, "offset",
-                       (json_int_t)e->offset, "completed", (json_int_t)n),
-             "resuming; completed events above the commit are skipped");
-  }
-  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
+  brw_partitions_assign(&app->parts, parts);
+  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->parts.assigned);
   brw_metrics_inc(app->m, BRW_M_PARTITIONS_MOVED, "assigned", parts->cnt);
   /* Joined, with or without partitions: a member of a group with more
    * members than partitions gets none, and is ready. */
@@ -1509,16 +1346,13 @@ static void on_assign(void *ctx, const brw_kafka_positions_t *parts) {
   update_backpressure(app);
 }
 
-static void forget_partition(brw_app_t *app, part_t *pt) {
+static void forget_partition(brw_app_t *app, brw_part_t *pt) {
   while (!brw_list_empty(&pt->campaigns)) {
     campaign_t *c = brw_list_entry(pt->campaigns.next, campaign_t, pnode);
     campaign_drop(c);
   }
-  part_reset(pt);
-  if (pt->assigned)
-    app->assigned_parts--;
-  pt->assigned = 0;
-  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
+  brw_partitions_forget(&app->parts, pt);
+  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->parts.assigned);
 }
 
 /* Revocation (SPEC §6): the partitions that leave hand over what they
@@ -1539,8 +1373,8 @@ static void forget_partition(brw_app_t *app, part_t *pt) {
  * partition left is replayed by the next owner: at least once. */
 static void revoke_finish(brw_app_t *app) {
   int moved = 0;
-  for (int32_t p = 0; p < app->nparts; p++) {
-    part_t *pt = app->parts[p];
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = brw_partitions_get(&app->parts, p);
     if (pt && pt->assigned && pt->revoking) {
       forget_partition(app, pt);
       moved++;
@@ -1575,12 +1409,7 @@ static void revoke_step(brw_app_t *app) {
   uint64_t now = uv_now(app->loop);
   int late = now >= app->revoke.deadline;
   if (!app->revoke.committing) {
-    size_t left = 0;
-    for (int32_t p = 0; p < app->nparts; p++) {
-      part_t *pt = app->parts[p];
-      if (pt && pt->assigned && pt->revoking)
-        left += pt->inflight;
-    }
+    size_t left = brw_partitions_revoking_inflight(&app->parts);
     if ((left || brw_kafka_commits_in_flight(app->kafka)) && !late) {
       uv_timer_start(&app->revoke_timer, on_revoke_timer,
                      app->revoke.deadline - now, 0);
@@ -1613,10 +1442,10 @@ static void on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
   brw_app_t *app = ctx;
   int n = 0;
   for (int i = 0; i < parts->cnt; i++) {
-    part_t *pt = part_get(app, parts->elems[i].partition);
-    if (!pt || !pt->assigned)
+    brw_part_t *pt = brw_partitions_revoke(&app->parts,
+                                           parts->elems[i].partition);
+    if (!pt)
       continue;
-    pt->revoking = 1;
     n++;
     while (!brw_list_empty(&pt->campaigns))
       campaign_drop(brw_list_entry(pt->campaigns.next, campaign_t, pnode));
@@ -1689,7 +1518,7 @@ static void update_backpressure(brw_app_t *app) {
   paused = brw_kafka_paused(app->kafka);
   brw_metrics_set(app->m, BRW_M_CONSUMPTION_PAUSED, NULL, paused);
   brw_metrics_set(app->m, BRW_M_PARTITIONS_PAUSED, NULL,
-                  paused ? app->assigned_parts : 0);
+                  paused ? app->parts.assigned : 0);
   uint64_t now = uv_now(app->loop);
   hold_update(&app->hold_backlog, backlog, now);
   hold_update(&app->hold_max, paused && app->tracked >= max - max / 10, now);
@@ -2136,8 +1965,8 @@ void brw_app_stop(brw_app_t *app) {
    * forgotten with their offsets pending: the next owner resumes them. */
   if (app->kafka)
     brw_kafka_pause(app->kafka, 1);
-  for (int32_t p = 0; p < app->nparts; p++) {
-    part_t *pt = app->parts[p];
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = brw_partitions_get(&app->parts, p);
     if (!pt)
       continue;
     while (!brw_list_empty(&pt->campaigns))
@@ -2155,13 +1984,7 @@ int brw_app_free(brw_app_t *app) {
     free(c->ev);
     free(c);
   }
-  for (int32_t p = 0; p < app->nparts; p++) {
-    if (app->parts[p]) {
-      part_reset(app->parts[p]);
-      free(app->parts[p]);
-    }
-  }
-  free(app->parts);
+  brw_partitions_free(&app->parts);
   while (!brw_list_empty(&app->recent_fifo)) {
     recent_t *r = brw_list_entry(app->recent_fifo.next, recent_t, node);
     brw_list_remove(&r->node);
