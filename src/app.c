@@ -523,8 +523,8 @@ static size_t refusal_limit(const brw_app_t *app, int level) {
  * on_delivered or on_refused, or is given up here. */
 static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
                         size_t key_len, size_t key_max, const void *value,
-                        size_t value_len, brw_headers_t *h,
-                        size_t orig_key_len, size_t orig_value_len) {
+                        size_t value_len, brw_headers_t *h, size_t orig_key_len,
+                        size_t orig_value_len) {
   if (!h) {
     brw_log_error("out of memory building a DLQ record's headers: not "
                   "produced; its events stay pending and are replayed");
@@ -572,9 +572,8 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
  * them; NULL when out of memory. The message is cut to DLQ_MESSAGE_MAX
  * bytes. */
 static brw_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
-                                       int64_t source_offset,
-                                       const char *reason,
-                                       const char *message) {
+                                  int64_t source_offset, const char *reason,
+                                  const char *message) {
   brw_headers_t *h = brw_headers_new();
   char num[32];
   size_t mlen = strlen(message);
@@ -586,11 +585,10 @@ static brw_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
   snprintf(part, sizeof(part), "%" PRId32, partition);
   snprintf(num, sizeof(num), "%" PRId64, source_offset);
   if (!h || brw_headers_add_str(h, "error.reason", reason) ||
-      brw_headers_add(h, "error.message", clean,
-                      brw_record_utf8_cut(clean, mlen,
-                                          mlen < DLQ_MESSAGE_MAX
-                                              ? mlen
-                                              : DLQ_MESSAGE_MAX)) ||
+      brw_headers_add(
+          h, "error.message", clean,
+          brw_record_utf8_cut(
+              clean, mlen, mlen < DLQ_MESSAGE_MAX ? mlen : DLQ_MESSAGE_MAX)) ||
       brw_headers_add_str(h, "source.topic", app->cfg->topic_input) ||
       brw_headers_add_str(h, "source.partition", part) ||
       brw_headers_add_str(h, "source.offset", num)) {
@@ -680,16 +678,15 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
                    rec->topic, kind_name(c->kind), size,
                    brw_kafka_err_name(err), c->partition, src);
   if (log_allowed(app, &app->refused_log, DLQ_LOG_INTERVAL_MS, &held))
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{ss ss ss si sI sI sI si sI}", "topic", rec->topic,
-                       "kind", kind_name(c->kind), "error",
-                       brw_kafka_err_name(err), "partition", c->partition,
-                       "offset", (json_int_t)src, "key_bytes",
-                       (json_int_t)rec->key_len, "value_bytes",
-                       (json_int_t)rec->value_len, "refusals", c->level + 1,
-                       "suppressed", (json_int_t)held),
-             "record refused for good, not produced again as it is: %s",
-             reason);
+    brw_logj(
+        BRW_LOG_WARN,
+        json_pack("{ss ss ss si sI sI sI si sI}", "topic", rec->topic, "kind",
+                  kind_name(c->kind), "error", brw_kafka_err_name(err),
+                  "partition", c->partition, "offset", (json_int_t)src,
+                  "key_bytes", (json_int_t)rec->key_len, "value_bytes",
+                  (json_int_t)rec->value_len, "refusals", c->level + 1,
+                  "suppressed", (json_int_t)held),
+        "record refused for good, not produced again as it is: %s", reason);
   if (c->kind == 2) {
     completion_free(app, c);
     return;
@@ -698,8 +695,7 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
     if (c->level < REFUSAL_SHRINKS &&
         size <= refusal_limit(app, c->level + 1)) {
       /* Small enough to have been refused with a larger batch-mate. */
-      brw_headers_t *h =
-          rec->headers ? brw_headers_copy(rec->headers) : NULL;
+      brw_headers_t *h = rec->headers ? brw_headers_copy(rec->headers) : NULL;
       c->level++;
       produce(app, rec->topic, rec->key, rec->key_len, rec->value,
               rec->value_len, h, c);
@@ -728,8 +724,7 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
    * truncation ones, which dlq_produce adds again against the original
    * sizes. */
   c->level++;
-  brw_headers_t *h =
-      rec->headers ? brw_headers_copy(rec->headers) : NULL;
+  brw_headers_t *h = rec->headers ? brw_headers_copy(rec->headers) : NULL;
   if (!h) {
     dlq_give_up(app, c, "out of memory copying its headers");
     return;
@@ -796,7 +791,8 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   }
   brw_headers_t *h = brw_headers_new();
   if (!h || brw_headers_add_str(h, "content-type", "application/json") ||
-      (c->traceparent && brw_headers_add_str(h, "traceparent", c->traceparent))) {
+      (c->traceparent &&
+       brw_headers_add_str(h, "traceparent", c->traceparent))) {
     brw_log_error("out of memory building a report");
     brw_headers_free(h);
     free(json);
@@ -1222,8 +1218,8 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
                       &reason, err, sizeof(err)) != 0) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, reason, 1);
-    dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX,
-             msg->value, msg->value_len, off, reason, err,
+    dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX, msg->value,
+             msg->value_len, off, reason, err,
              completion_new(app, pt, 1, &off, 1));
     return;
   }
@@ -1232,8 +1228,8 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_UNKNOWN_ACCOUNT, 1);
     snprintf(err, sizeof(err), "unknown account \"%.64s\"", ev.account);
-    dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX,
-             msg->value, msg->value_len, off, BRW_REASON_UNKNOWN_ACCOUNT, err,
+    dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX, msg->value,
+             msg->value_len, off, BRW_REASON_UNKNOWN_ACCOUNT, err,
              completion_new(app, pt, 1, &off, 1));
     return;
   }
@@ -1308,7 +1304,8 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
    * at most 1 GiB): together they bound what a campaign keeps. The check
    * below only guards the 32-bit lengths. */
   size_t klen = msg->key_len <= UINT32_MAX - msg->value_len ? msg->key_len : 0;
-  if (klen + msg->value_len > 0 && (c->ev = malloc(klen + msg->value_len)) != NULL) {
+  if (klen + msg->value_len > 0 &&
+      (c->ev = malloc(klen + msg->value_len)) != NULL) {
     if (klen)
       memcpy(c->ev, msg->key, klen);
     if (msg->value_len)
@@ -1442,8 +1439,8 @@ static void on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
   brw_app_t *app = ctx;
   int n = 0;
   for (int i = 0; i < parts->cnt; i++) {
-    brw_part_t *pt = brw_partitions_revoke(&app->parts,
-                                           parts->elems[i].partition);
+    brw_part_t *pt =
+        brw_partitions_revoke(&app->parts, parts->elems[i].partition);
     if (!pt)
       continue;
     n++;

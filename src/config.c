@@ -45,7 +45,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-
 #include "brw/error.h"
 #include "brw/kafka.h"
 #include "brw/log.h"

@@ -55,8 +55,7 @@ int brw_headers_add(brw_headers_t *h, const char *name, const void *value,
   return 0;
 }
 
-int brw_headers_add_str(brw_headers_t *h, const char *name,
-                        const char *value) {
+int brw_headers_add_str(brw_headers_t *h, const char *name, const char *value) {
   return brw_headers_add(h, name, value, value ? strlen(value) : 0);
 }
 

@@ -331,9 +331,8 @@ static brw_headers_t *headers_from_rd(const rd_kafka_headers_t *rh) {
   const char *name;
   const void *v;
   size_t len;
-  for (size_t i = 0;
-       h && rd_kafka_header_get_all(rh, i, &name, &v, &len) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (size_t i = 0; h && rd_kafka_header_get_all(rh, i, &name, &v, &len) ==
+                              RD_KAFKA_RESP_ERR_NO_ERROR;
        i++) {
     if (brw_headers_add(h, name, v, len) != 0) {
       brw_headers_free(h);
@@ -401,8 +400,8 @@ int brw_kafka_positions_add(brw_kafka_positions_t *l, int32_t partition,
     memcpy(meta, metadata, len);
     meta[len] = '\0';
   }
-  l->elems[l->cnt++] = (brw_kafka_pos_t){partition, offset, meta,
-                                         meta ? len : 0, 0};
+  l->elems[l->cnt++] =
+      (brw_kafka_pos_t){partition, offset, meta, meta ? len : 0, 0};
   return 0;
 }
 
@@ -560,9 +559,8 @@ static void flush_backlog(brw_kafka_t *k) {
       brw_list_remove(&b->node);
       k->nbacklog--;
       brw_headers_t *h = headers_from_rd(b->headers);
-      brw_kafka_record_t rec = {b->topic,     b->key,       b->key_len,
-                                b->value,     b->value_len, h,
-                                b->opaque};
+      brw_kafka_record_t rec = {b->topic,     b->key, b->key_len, b->value,
+                                b->value_len, h,      b->opaque};
       refuse(k, &rec, err);
       brw_headers_free(h);
       backlog_free(b);
@@ -680,8 +678,8 @@ int brw_kafka_produce(brw_kafka_t *k, const brw_kafka_record_t *rec) {
     }
   }
   brw_headers_free(rec->headers);
-  backlog_rec_t *b = backlog_new(rec->topic, rec->key, rec->key_len,
-                                 rec->value, rec->value_len, rh, rec->opaque);
+  backlog_rec_t *b = backlog_new(rec->topic, rec->key, rec->key_len, rec->value,
+                                 rec->value_len, rh, rec->opaque);
   if (!b) {
     if (rh)
       rd_kafka_headers_destroy(rh);
@@ -1115,10 +1113,9 @@ static int drain_queue(qbridge_t *q) {
         consumer_error(k, rkm);
       } else {
         mark_up(k, k->rk_c);
-        brw_kafka_message_t msg = {rkm->partition, rkm->offset,
-                                   rkm->key,       rkm->key_len,
-                                   rkm->payload,   rkm->len,
-                                   rkm};
+        brw_kafka_message_t msg = {
+            rkm->partition, rkm->offset, rkm->key, rkm->key_len,
+            rkm->payload,   rkm->len,    rkm};
         if (k->h.on_message)
           k->h.on_message(k->h.ctx, &msg);
       }

@@ -143,8 +143,7 @@ void brw_partitions_done(brw_partitions_t *t, int32_t p, uint64_t gen,
   pt->dirty = 1;
   if (brw_offsets_done(pt->offsets, offset) != 0)
     brw_logj(BRW_LOG_WARN,
-             json_pack("{si sI}", "partition", p, "offset",
-                       (json_int_t)offset),
+             json_pack("{si sI}", "partition", p, "offset", (json_int_t)offset),
              "offset completed twice or unknown");
 }
 
@@ -152,8 +151,7 @@ void brw_part_inflight_add(brw_part_t *pt) {
   pt->inflight++;
 }
 
-int brw_partitions_inflight_done(brw_partitions_t *t, int32_t p,
-                                 uint64_t gen) {
+int brw_partitions_inflight_done(brw_partitions_t *t, int32_t p, uint64_t gen) {
   brw_part_t *pt = brw_partitions_get(t, p);
   return pt && pt->assigned && pt->generation == gen && pt->inflight > 0 &&
          --pt->inflight == 0 && pt->revoking;
@@ -194,9 +192,9 @@ int brw_partitions_commit_list(brw_partitions_t *t, int only_revoking,
     if (pos < 0)
       continue;
     size_t mlen = brw_offsets_encode(pt->offsets, map, sizeof(map));
-    int same_map = mlen == 0 ? pt->committed_map == NULL
-                             : pt->committed_map &&
-                                   !strcmp(pt->committed_map, map);
+    int same_map = mlen == 0
+                       ? pt->committed_map == NULL
+                       : pt->committed_map && !strcmp(pt->committed_map, map);
     pt->dirty = 0;
     if (pos == pt->committed && same_map)
       continue;

@@ -153,8 +153,8 @@ typedef struct {
    * the loop thread: from a queue
    * drain, from brw_kafka_flush, or from inside brw_kafka_produce (a record
    * refused at once). Without a handler the record is logged and dropped. */
-  void (*on_refused)(void *ctx, const brw_kafka_record_t *rec,
-                     int err, const char *reason);
+  void (*on_refused)(void *ctx, const brw_kafka_record_t *rec, int err,
+                     const char *reason);
   /* A fatal error: the clients cannot go on; the application shuts down
    * and exits 1. `reason` is borrowed. */
   void (*on_fatal)(void *ctx, const char *reason);
@@ -176,8 +176,8 @@ struct brw_kafka_record_s {
   size_t key_len;
   const void *value;
   size_t value_len;
-  brw_headers_t *headers; /* may be NULL; ownership passes to
-                             brw_kafka_produce */
+  brw_headers_t *headers;      /* may be NULL; ownership passes to
+                                  brw_kafka_produce */
   void *opaque;                /* handed back to on_delivered/on_refused */
 };
 
@@ -215,7 +215,8 @@ size_t brw_kafka_in_flight(const brw_kafka_t *k);
  * asynchronous commit reports through on_commit_done;
  * brw_kafka_commits_in_flight() counts those not yet reported.
  * async = 1 returns at once (the result is logged); async = 0 waits: for
- * shutdown, and a revocation inside the consumer's close. Returns 0 or BRW_EKAFKA. */
+ * shutdown, and a revocation inside the consumer's close. Returns 0 or
+ * BRW_EKAFKA. */
 int brw_kafka_commit(brw_kafka_t *k, const brw_kafka_positions_t *offsets,
                      int async);
 

@@ -32,11 +32,11 @@
  * `campaigns`; the rest is this module's. */
 typedef struct {
   int32_t partition;
-  int assigned;        /* held by this member */
-  uint64_t generation; /* changes at every assignment */
-  int revoking;        /* being handed over: takes no events */
-  size_t inflight;     /* records of this generation under way that
-                          complete offsets (brw_part_inflight_add) */
+  int assigned;         /* held by this member */
+  uint64_t generation;  /* changes at every assignment */
+  int revoking;         /* being handed over: takes no events */
+  size_t inflight;      /* records of this generation under way that
+                           complete offsets (brw_part_inflight_add) */
   brw_list_t campaigns; /* the application's; initialised empty here */
   /* This module's. */
   brw_offsets_t *offsets;
@@ -95,8 +95,7 @@ void brw_partitions_done(brw_partitions_t *t, int32_t p, uint64_t gen,
  * generation `gen`): returns 1 when that was the last one of a partition
  * being revoked (the revocation may go on). */
 void brw_part_inflight_add(brw_part_t *pt);
-int brw_partitions_inflight_done(brw_partitions_t *t, int32_t p,
-                                 uint64_t gen);
+int brw_partitions_inflight_done(brw_partitions_t *t, int32_t p, uint64_t gen);
 
 /* Records under way of the partitions being revoked. */
 size_t brw_partitions_revoking_inflight(const brw_partitions_t *t);

@@ -75,8 +75,7 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
   const void *v;
   size_t n;
   f->refused_header[0] = '\0';
-  if (rec->headers &&
-      brw_headers_get_last(rec->headers, "h", &v, &n) == 0 &&
+  if (rec->headers && brw_headers_get_last(rec->headers, "h", &v, &n) == 0 &&
       n < sizeof(f->refused_header)) {
     memcpy(f->refused_header, v, n);
     f->refused_header[n] = '\0';

@@ -39,9 +39,8 @@ static void receive(brw_partitions_t *t, int32_t p, int64_t from, int64_t to) {
 static void assign(brw_partitions_t *t, int32_t p, int64_t offset,
                    const char *meta) {
   brw_kafka_positions_t l = {0};
-  assert_int_equal(brw_kafka_positions_add(&l, p, offset, meta,
-                                           meta ? strlen(meta) : 0),
-                   0);
+  assert_int_equal(
+      brw_kafka_positions_add(&l, p, offset, meta, meta ? strlen(meta) : 0), 0);
   brw_partitions_assign(t, &l);
   brw_kafka_positions_clear(&l);
 }
@@ -108,8 +107,8 @@ static void test_assign_with_map(void **state) {
   assign(&t, 3, 10, map);
   assign(&t, 4, 11, map); /* another position: replayed */
   brw_part_t *pt;
-  int want[] = {BRW_PART_TAKE, BRW_PART_SKIP, BRW_PART_SKIP, BRW_PART_TAKE,
-                BRW_PART_SKIP, BRW_PART_TAKE};
+  int want[] = {BRW_PART_TAKE, BRW_PART_SKIP, BRW_PART_SKIP,
+                BRW_PART_TAKE, BRW_PART_SKIP, BRW_PART_TAKE};
   for (int i = 0; i < 6; i++)
     assert_int_equal(brw_partitions_received(&t, 3, 10 + i, &pt), want[i]);
   for (int i = 0; i < 4; i++)
@@ -125,9 +124,9 @@ static void test_assign_with_map(void **state) {
   /* ... with the map of what is done above it (14). */
   assert_non_null(l.elems[0].metadata);
   brw_offset_ranges_t r = {0};
-  assert_int_equal(brw_offsets_decode(l.elems[0].metadata,
-                                      l.elems[0].metadata_len, 13, &r),
-                   0);
+  assert_int_equal(
+      brw_offsets_decode(l.elems[0].metadata, l.elems[0].metadata_len, 13, &r),
+      0);
   assert_int_equal(r.n, 1);
   assert_int_equal(r.ranges[0][0], 14);
   assert_int_equal(r.ranges[0][1], 15);
@@ -327,15 +326,13 @@ static void member_join(member_t *m, const char *bootstraps) {
   for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
     assert_int_equal(
         brw_config_set(&m->cfg, kv[i][0], kv[i][1], err, sizeof(err)), 0);
-  brw_kafka_handlers_t h = {.on_assign = on_member_assign,
-                            .on_revoke = on_member_revoke,
-                            .ctx = m};
-  assert_int_equal(brw_kafka_new(&m->loop, &m->cfg, &h, &m->k, err,
-                                 sizeof(err)),
-                   0);
+  brw_kafka_handlers_t h = {
+      .on_assign = on_member_assign, .on_revoke = on_member_revoke, .ctx = m};
+  assert_int_equal(
+      brw_kafka_new(&m->loop, &m->cfg, &h, &m->k, err, sizeof(err)), 0);
   assert_int_equal(brw_kafka_start(m->k), 0);
-  assert_true(uvtest_run_until(&m->loop, &m->tick, pred_assigned, NULL, m,
-                               WAIT_MS));
+  assert_true(
+      uvtest_run_until(&m->loop, &m->tick, pred_assigned, NULL, m, WAIT_MS));
 }
 
 static void member_leave(member_t *m) {
@@ -385,8 +382,7 @@ static void test_commit_comes_back_to_a_new_member(void **state) {
   brw_part_t *pt;
   int want[] = {BRW_PART_TAKE, BRW_PART_SKIP, BRW_PART_SKIP, BRW_PART_TAKE};
   for (int i = 0; i < 4; i++)
-    assert_int_equal(brw_partitions_received(&b.parts, 0, 2 + i, &pt),
-                     want[i]);
+    assert_int_equal(brw_partitions_received(&b.parts, 0, 2 + i, &pt), want[i]);
   member_leave(&b);
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(mock_rk);
