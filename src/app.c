@@ -12,6 +12,7 @@
 #include "brw/log.h"
 #include "brw/metrics.h"
 #include "brw/offsets.h"
+#include "brw/partitions.h"
 #include "brw/record.h"
 #include "brw/report.h"
 #include "brw/schedule.h"
@@ -28,9 +29,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The completed-offset map must fit Kafka's default
- * offset.metadata.max.bytes (4096) with room to spare. */
-#define OFFSET_MAP_MAX 4000
 /* How long a revocation waits for the reports under way of the partitions
  * that leave, then for its commit (on the loop, through callbacks; the
  * rebalance waits meanwhile). */
@@ -90,25 +88,6 @@
  * report to a topic that takes none, say) raise it once, not once each. */
 #define REFUSED_CLEAR_MS 10000
 
-/* One assigned input partition. `generation` changes at every assignment, so
- * a delivery report for a record produced under an earlier assignment does
- * not complete an offset of the new one. */
-typedef struct {
-  int32_t partition;
-  int assigned;
-  uint64_t generation;
-  brw_offsets_t *offsets;
-  int64_t committed; /* last position sent in a commit, -1 before any */
-  char *committed_map; /* last completed-offset map sent (owned), or NULL */
-  int dirty;           /* offsets changed since the last commit */
-  brw_offset_ranges_t skip; /* completed above the commit, from the map */
-  size_t skip_cursor;
-  brw_list_t campaigns;
-  int revoking;    /* being handed over: takes no events (see on_revoke) */
-  size_t inflight; /* records of this generation that complete offsets,
-                      not yet acknowledged */
-} part_t;
-
 /* What a produced record completes once the broker acknowledges it. */
 typedef struct {
   brw_list_t node; /* app->completions */
@@ -152,7 +131,7 @@ typedef struct campaign_s {
   brw_tracker_node_t key; /* first: the table's node */
   brw_list_t pnode;       /* in part->campaigns */
   brw_app_t *app;
-  part_t *part;
+  brw_part_t *part;
   brw_timer_t timer; /* in app->timers */
   brw_fetch_t *fetch;
   /* Input offsets waiting for this campaign's outcome: the first event's,
@@ -232,13 +211,10 @@ struct brw_app_s {
   size_t refused_open; /* completions refused at least once, not yet done */
   uint64_t last_refused_ms; /* uv_now() of the last refusal */
   uint64_t suppressed_seen; /* brw_log_suppressed_total() at the last tick */
-  int assigned_parts;
   brw_tracker_t table;
   brw_tracker_t recent;
   brw_list_t recent_fifo;
-  part_t **parts;
-  int32_t nparts;
-  uint64_t generation;
+  brw_partitions_t parts; /* the input partitions held, their commits */
   brw_list_t completions;
   size_t tracked;
   brw_rng_t rng;
@@ -293,135 +269,29 @@ static void revoke_kick(brw_app_t *app);
 /* ------------------------------------------------------------------------ */
 /* Partitions and offsets                                                   */
 
-static part_t *part_get(brw_app_t *app, int32_t p) {
-  if (p < 0 || p >= app->nparts)
-    return NULL;
-  return app->parts[p];
-}
-
-static part_t *part_ensure(brw_app_t *app, int32_t p) {
-  if (p >= app->nparts) {
-    int32_t n = p + 1;
-    part_t **np = realloc(app->parts, sizeof(*np) * (size_t)n);
-    if (!np)
-      return NULL;
-    for (int32_t i = app->nparts; i < n; i++)
-      np[i] = NULL;
-    app->parts = np;
-    app->nparts = n;
-  }
-  if (!app->parts[p]) {
-    part_t *pt = calloc(1, sizeof(*pt));
-    if (!pt)
-      return NULL;
-    pt->partition = p;
-    pt->committed = -1;
-    brw_list_init(&pt->campaigns);
-    app->parts[p] = pt;
-  }
-  return app->parts[p];
-}
-
-/* Marks an input offset done (its outcome was acknowledged). */
-static void offset_done(brw_app_t *app, int32_t partition, uint64_t gen,
-                        int64_t offset) {
-  part_t *pt = part_get(app, partition);
-  if (!pt || !pt->assigned || pt->generation != gen)
-    return; /* the partition moved away meanwhile: its new owner replays */
-  pt->dirty = 1;
-  if (brw_offsets_done(pt->offsets, offset) != 0)
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{si sI}", "partition", partition, "offset",
-                       (json_int_t)offset),
-             "offset completed twice or unknown");
-}
-
-/* Builds the list of positions to commit: every assigned partition (only
- * the revoking ones, when `only_revoking`) whose position or
- * completed-offset map changed since it was last sent. The map goes into the commit's metadata, so that the
- * next owner of the partition skips events completed above the position.
- * Returns NULL when there is nothing to commit. */
-static rd_kafka_topic_partition_list_t *
-commit_list(brw_app_t *app, int only_revoking) {
-  rd_kafka_topic_partition_list_t *l = NULL;
-  char map[OFFSET_MAP_MAX];
-  for (int32_t p = 0; p < app->nparts; p++) {
-    part_t *pt = app->parts[p];
-    if (!pt || !pt->assigned || !pt->dirty)
-      continue;
-    if (only_revoking && !pt->revoking)
-      continue;
-    int64_t pos = brw_offsets_committable(pt->offsets);
-    if (pos < 0)
-      continue;
-    size_t mlen = brw_offsets_encode(pt->offsets, map, sizeof(map));
-    int same_map = mlen == 0 ? pt->committed_map == NULL
-                             : pt->committed_map &&
-                                   !strcmp(pt->committed_map, map);
-    pt->dirty = 0;
-    if (pos == pt->committed && same_map)
-      continue;
-    if (!l)
-      l = rd_kafka_topic_partition_list_new(8);
-    rd_kafka_topic_partition_t *e =
-        rd_kafka_topic_partition_list_add(l, app->cfg->topic_input, p);
-    e->offset = pos;
-    if (mlen > 0) {
-      /* The list owns its elements' metadata and frees it with free(). */
-      e->metadata = malloc(mlen);
-      if (e->metadata) {
-        memcpy(e->metadata, map, mlen);
-        e->metadata_size = mlen;
-      }
-    }
-    pt->committed = pos;
-    free(pt->committed_map);
-    pt->committed_map = mlen > 0 ? strdup(map) : NULL;
-  }
-  return l;
-}
-
+/* Commits every held partition (only the revoking ones, when
+ * `only_revoking`) whose position or completed-offset map changed since it
+ * was last sent (brw_partitions_commit_list). */
 static void commit_now(brw_app_t *app, int only_revoking, int async) {
-  rd_kafka_topic_partition_list_t *l = commit_list(app, only_revoking);
-  if (!l)
+  brw_kafka_positions_t l = {0};
+  if (brw_partitions_commit_list(&app->parts, only_revoking, &l) == 0) {
+    brw_kafka_positions_clear(&l);
     return;
-  app->st.commits++;
-  brw_metrics_inc(app->m, BRW_M_COMMITS, NULL, 1);
-  if (brw_kafka_commit(app->kafka, l, async) != 0) {
-    brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
-    /* Sent again at the next tick. */
-    for (int i = 0; i < l->cnt; i++) {
-      part_t *pt = part_get(app, l->elems[i].partition);
-      if (pt) {
-        pt->committed = -1;
-        pt->dirty = 1;
-      }
-    }
   }
-  rd_kafka_topic_partition_list_destroy(l);
+  app->st.commits++;
+  if (brw_kafka_commit(app->kafka, &l, async) != 0)
+    brw_partitions_commit_failed(&app->parts, &l); /* again at the next tick */
+  brw_kafka_positions_clear(&l);
 }
 
 /* An asynchronous commit completed. A failed partition is sent again at
  * the next tick; so is one whose confirmed position is not the last one sent
  * (an older commit that librdkafka retried may complete after a newer one and
  * overwrite it: re-sending the newest puts it back). */
-static void on_commit_done(void *ctx, rd_kafka_resp_err_t err,
-                           const rd_kafka_topic_partition_list_t *offsets) {
+static void on_commit_done(void *ctx, int err,
+                           const brw_kafka_positions_t *offsets) {
   brw_app_t *app = ctx;
-  int failed = 0;
-  for (int i = 0; i < offsets->cnt; i++) {
-    const rd_kafka_topic_partition_t *e = &offsets->elems[i];
-    part_t *pt = part_get(app, e->partition);
-    if (!pt || !pt->assigned)
-      continue;
-    if (err || e->err || e->offset != pt->committed) {
-      failed |= err || e->err;
-      pt->committed = -1;
-      pt->dirty = 1;
-    }
-  }
-  if (failed)
-    brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
+  brw_partitions_commit_done(&app->parts, err, offsets);
   if (app->revoke.active)
     revoke_kick(app);
 }
@@ -432,8 +302,6 @@ static void on_commit_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
   if (brw_kafka_commits_in_flight(app->kafka) == 0)
     commit_now(app, 0, 1);
-  brw_metrics_set(app->m, BRW_M_PRODUCER_QUEUE_RECORDS, NULL,
-                  (double)brw_kafka_in_flight(app->kafka));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -441,7 +309,7 @@ static void on_commit_timer(uv_timer_t *t) {
 
 /* A completion for n offsets (filled in by the caller), linked into
  * app->completions. */
-static completion_t *completion_alloc(brw_app_t *app, part_t *pt, int kind,
+static completion_t *completion_alloc(brw_app_t *app, brw_part_t *pt, int kind,
                                       int n) {
   completion_t *c = malloc(sizeof(*c) + sizeof(int64_t) * (size_t)n);
   if (!c) {
@@ -462,13 +330,13 @@ static completion_t *completion_alloc(brw_app_t *app, part_t *pt, int kind,
   c->outcome[0] = '\0';
   c->n = n;
   if (pt && n > 0)
-    pt->inflight++;
+    brw_part_inflight_add(pt);
   brw_list_init(&c->node);
   brw_list_insert_tail(&app->completions, &c->node);
   return c;
 }
 
-static completion_t *completion_new(brw_app_t *app, part_t *pt, int kind,
+static completion_t *completion_new(brw_app_t *app, brw_part_t *pt, int kind,
                                     const int64_t *offsets, int n) {
   completion_t *c = completion_alloc(app, pt, kind, n);
   if (c && n)
@@ -495,9 +363,8 @@ static completion_t *campaign_completion(campaign_t *c, int kind,
 static void completion_free(brw_app_t *app, completion_t *c) {
   if (c->refused)
     app->refused_open--;
-  part_t *pt = c->n > 0 ? part_get(app, c->partition) : NULL;
-  if (pt && pt->assigned && pt->generation == c->generation &&
-      pt->inflight > 0 && --pt->inflight == 0 && pt->revoking)
+  if (c->n > 0 &&
+      brw_partitions_inflight_done(&app->parts, c->partition, c->generation))
     revoke_kick(app);
   brw_list_remove(&c->node);
   free(c->ev);
@@ -508,7 +375,7 @@ static void completion_free(brw_app_t *app, completion_t *c) {
  * or on_refused (which may run before this returns). */
 static void produce(brw_app_t *app, const char *topic, const void *key,
                     size_t key_len, const void *value, size_t value_len,
-                    rd_kafka_headers_t *hdrs, completion_t *comp) {
+                    brw_headers_t *hdrs, completion_t *comp) {
   brw_kafka_record_t rec = {topic,    key,  key_len, value,
                             value_len, hdrs, comp};
   int r = brw_kafka_produce(app->kafka, &rec);
@@ -573,7 +440,8 @@ static void on_delivered(void *ctx, void *opaque) {
     brw_metrics_inc(app->m, BRW_M_PROGRESS_REPORTS, NULL, 1);
   }
   for (int i = 0; i < c->n; i++)
-    offset_done(app, c->partition, c->generation, c->offsets[i]);
+    brw_partitions_done(&app->parts, c->partition, c->generation,
+                        c->offsets[i]);
   app->st.acked++;
   completion_free(app, c);
   update_backpressure(app);
@@ -634,7 +502,8 @@ static void dlq_give_up(brw_app_t *app, completion_t *c, const char *why) {
              "read the event from the input topic at this offset",
              why);
   for (int i = 0; i < c->n; i++)
-    offset_done(app, c->partition, c->generation, c->offsets[i]);
+    brw_partitions_done(&app->parts, c->partition, c->generation,
+                        c->offsets[i]);
   completion_free(app, c);
   update_backpressure(app);
 }
@@ -659,8 +528,14 @@ static size_t refusal_limit(const brw_app_t *app, int level) {
  * on_delivered or on_refused, or is given up here. */
 static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
                         size_t key_len, size_t key_max, const void *value,
-                        size_t value_len, rd_kafka_headers_t *h,
-                        size_t orig_key_len, size_t orig_value_len) {
+                        size_t value_len, brw_headers_t *h, size_t orig_key_len,
+                        size_t orig_value_len) {
+  if (!h) {
+    brw_log_error("out of memory building a DLQ record's headers: not "
+                  "produced; its events stay pending and are replayed");
+    completion_free(app, comp);
+    return;
+  }
   brw_record_fit_t f;
   size_t hsize = brw_record_headers_size(h);
   int r = brw_record_fit(refusal_limit(app, comp->level), key_max, key_len,
@@ -671,7 +546,7 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
                        value_len, hsize, 1, &f);
   }
   if (r != 0) {
-    rd_kafka_headers_destroy(h);
+    brw_headers_free(h);
     dlq_give_up(app, comp, "its headers alone exceed output.max_record_size");
     return;
   }
@@ -683,15 +558,15 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
   int cut_value = f.value_len < orig_value_len;
   if (cut_key || cut_value) {
     char num[32];
-    rd_kafka_header_add(h, "error.truncated", -1,
+    /* Out of memory a header is missing: the record still goes. */
+    brw_headers_add_str(h, "error.truncated",
                         cut_key && cut_value ? "key,value"
                         : cut_key            ? "key"
-                                             : "value",
-                        -1);
+                                             : "value");
     snprintf(num, sizeof(num), "%zu", orig_key_len);
-    rd_kafka_header_add(h, "error.original_key_size", -1, num, -1);
+    brw_headers_add_str(h, "error.original_key_size", num);
     snprintf(num, sizeof(num), "%zu", orig_value_len);
-    rd_kafka_header_add(h, "error.original_value_size", -1, num, -1);
+    brw_headers_add_str(h, "error.original_value_size", num);
     brw_metrics_inc(app->m, BRW_M_DLQ_TRUNCATED, NULL, 1);
   }
   produce(app, app->cfg->topic_dlq, key, f.key_len, value, f.value_len, h,
@@ -699,29 +574,32 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
 }
 
 /* The headers every DLQ record carries (SPEC §4). New; the caller owns
- * them. The message is cut to DLQ_MESSAGE_MAX bytes. */
-static rd_kafka_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
-                                       int64_t source_offset,
-                                       const char *reason,
-                                       const char *message) {
-  rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+ * them; NULL when out of memory. The message is cut to DLQ_MESSAGE_MAX
+ * bytes. */
+static brw_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
+                                  int64_t source_offset, const char *reason,
+                                  const char *message) {
+  brw_headers_t *h = brw_headers_new();
   char num[32];
   size_t mlen = strlen(message);
-  rd_kafka_header_add(h, "error.reason", -1, reason, -1);
   /* The API's text may quote a secret: redacted first, then cut. */
   char clean[1024];
   brw_log_redact_into(message, clean, sizeof(clean));
   mlen = strlen(clean);
-  rd_kafka_header_add(
-      h, "error.message", -1, clean,
-      (ssize_t)brw_record_utf8_cut(clean, mlen,
-                                   mlen < DLQ_MESSAGE_MAX ? mlen
-                                                          : DLQ_MESSAGE_MAX));
-  rd_kafka_header_add(h, "source.topic", -1, app->cfg->topic_input, -1);
-  snprintf(num, sizeof(num), "%" PRId32, partition);
-  rd_kafka_header_add(h, "source.partition", -1, num, -1);
+  char part[32];
+  snprintf(part, sizeof(part), "%" PRId32, partition);
   snprintf(num, sizeof(num), "%" PRId64, source_offset);
-  rd_kafka_header_add(h, "source.offset", -1, num, -1);
+  if (!h || brw_headers_add_str(h, "error.reason", reason) ||
+      brw_headers_add(
+          h, "error.message", clean,
+          brw_record_utf8_cut(
+              clean, mlen, mlen < DLQ_MESSAGE_MAX ? mlen : DLQ_MESSAGE_MAX)) ||
+      brw_headers_add_str(h, "source.topic", app->cfg->topic_input) ||
+      brw_headers_add_str(h, "source.partition", part) ||
+      brw_headers_add_str(h, "source.offset", num)) {
+    brw_headers_free(h);
+    return NULL;
+  }
   return h;
 }
 
@@ -755,14 +633,13 @@ static void dlq_send(brw_app_t *app, int32_t partition, const void *key,
 }
 
 /* Reads a decimal size header of a refused record; `dflt` when absent. */
-static size_t header_size(const rd_kafka_headers_t *h, const char *name,
+static size_t header_size(const brw_headers_t *h, const char *name,
                           size_t dflt) {
   const void *v;
   size_t n;
   char buf[32];
-  if (!h || rd_kafka_header_get_last(h, name, &v, &n) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-      !v || n == 0 || n >= sizeof(buf))
+  if (!h || brw_headers_get_last(h, name, &v, &n) != 0 || !v || n == 0 ||
+      n >= sizeof(buf))
     return dflt;
   memcpy(buf, v, n);
   buf[n] = '\0';
@@ -786,8 +663,8 @@ static size_t header_size(const rd_kafka_headers_t *h, const char *name,
  * small records go again unchanged, and librdkafka knows no other way
  * (it does not split a refused batch as the Java producer does).
  * record_refused is raised until every refused record is settled. */
-static void on_refused(void *ctx, const brw_kafka_record_t *rec,
-                       rd_kafka_resp_err_t err, const char *reason) {
+static void on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
+                       const char *reason) {
   brw_app_t *app = ctx;
   completion_t *c = rec->opaque;
   uint64_t now = uv_now(app->loop), held = 0;
@@ -804,18 +681,17 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
                    "topic %s refused a %s record of %zu bytes (%s); source "
                    "partition %" PRId32 " offset %" PRId64,
                    rec->topic, kind_name(c->kind), size,
-                   rd_kafka_err2name(err), c->partition, src);
+                   brw_kafka_err_name(err), c->partition, src);
   if (log_allowed(app, &app->refused_log, DLQ_LOG_INTERVAL_MS, &held))
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{ss ss ss si sI sI sI si sI}", "topic", rec->topic,
-                       "kind", kind_name(c->kind), "error",
-                       rd_kafka_err2name(err), "partition", c->partition,
-                       "offset", (json_int_t)src, "key_bytes",
-                       (json_int_t)rec->key_len, "value_bytes",
-                       (json_int_t)rec->value_len, "refusals", c->level + 1,
-                       "suppressed", (json_int_t)held),
-             "record refused for good, not produced again as it is: %s",
-             reason);
+    brw_logj(
+        BRW_LOG_WARN,
+        json_pack("{ss ss ss si sI sI sI si sI}", "topic", rec->topic, "kind",
+                  kind_name(c->kind), "error", brw_kafka_err_name(err),
+                  "partition", c->partition, "offset", (json_int_t)src,
+                  "key_bytes", (json_int_t)rec->key_len, "value_bytes",
+                  (json_int_t)rec->value_len, "refusals", c->level + 1,
+                  "suppressed", (json_int_t)held),
+        "record refused for good, not produced again as it is: %s", reason);
   if (c->kind == 2) {
     completion_free(app, c);
     return;
@@ -824,8 +700,7 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
     if (c->level < REFUSAL_SHRINKS &&
         size <= refusal_limit(app, c->level + 1)) {
       /* Small enough to have been refused with a larger batch-mate. */
-      rd_kafka_headers_t *h =
-          rec->headers ? rd_kafka_headers_copy(rec->headers) : NULL;
+      brw_headers_t *h = rec->headers ? brw_headers_copy(rec->headers) : NULL;
       c->level++;
       produce(app, rec->topic, rec->key, rec->key_len, rec->value,
               rec->value_len, h, c);
@@ -833,7 +708,7 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
     }
     char msg[192];
     snprintf(msg, sizeof(msg), "the report of %zu bytes was refused: %s",
-             rec->value_len, rd_kafka_err2name(err));
+             rec->value_len, brw_kafka_err_name(err));
     app->st.dlq++;
     c->kind = 1;
     c->level = 0;
@@ -847,15 +722,14 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
     return;
   }
   if (c->level >= LEVEL_BARE) {
-    dlq_give_up(app, c, rd_kafka_err2str(err));
+    dlq_give_up(app, c, reason);
     return;
   }
   /* Again, from what was refused, with the same headers except the
    * truncation ones, which dlq_produce adds again against the original
    * sizes. */
   c->level++;
-  rd_kafka_headers_t *h =
-      rec->headers ? rd_kafka_headers_copy(rec->headers) : NULL;
+  brw_headers_t *h = rec->headers ? brw_headers_copy(rec->headers) : NULL;
   if (!h) {
     dlq_give_up(app, c, "out of memory copying its headers");
     return;
@@ -864,9 +738,9 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
                             rec->key_len);
   size_t oval = header_size(rec->headers, "error.original_value_size",
                             rec->value_len);
-  rd_kafka_header_remove(h, "error.truncated");
-  rd_kafka_header_remove(h, "error.original_key_size");
-  rd_kafka_header_remove(h, "error.original_value_size");
+  brw_headers_remove(h, "error.truncated");
+  brw_headers_remove(h, "error.original_key_size");
+  brw_headers_remove(h, "error.original_value_size");
   dlq_produce(app, c, rec->key, rec->key_len, SIZE_MAX, rec->value,
               rec->value_len, h, okey, oval);
 }
@@ -920,10 +794,15 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
     brw_log_error("out of memory building a report");
     return;
   }
-  rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-  rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
-  if (c->traceparent)
-    rd_kafka_header_add(h, "traceparent", -1, c->traceparent, -1);
+  brw_headers_t *h = brw_headers_new();
+  if (!h || brw_headers_add_str(h, "content-type", "application/json") ||
+      (c->traceparent &&
+       brw_headers_add_str(h, "traceparent", c->traceparent))) {
+    brw_log_error("out of memory building a report");
+    brw_headers_free(h);
+    free(json);
+    return;
+  }
   char key[24];
   int klen = snprintf(key, sizeof(key), "%" PRIu64, c->key.id);
   size_t rsize = brw_record_size((size_t)klen, len, brw_record_headers_size(h));
@@ -932,7 +811,7 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
      * fields): a final one goes to the DLQ as too_large with the first
      * event, and the campaign's offsets complete with that record; a
      * progress report is skipped. Never produced to be refused. */
-    rd_kafka_headers_destroy(h);
+    brw_headers_free(h);
     free(json);
     brw_metrics_inc(app->m, BRW_M_RECORDS_REFUSED,
                     final ? "report" : "progress", 1);
@@ -959,7 +838,7 @@ static void report_send(brw_app_t *app, campaign_t *c, int final,
   }
   completion_t *comp = campaign_completion(c, final ? 0 : 2, final);
   if (!comp) {
-    rd_kafka_headers_destroy(h);
+    brw_headers_free(h);
     free(json);
     return;
   }
@@ -1280,15 +1159,11 @@ static int campaign_add_offset(campaign_t *c, int64_t off) {
   return 0;
 }
 
-static char *header_traceparent(const rd_kafka_message_t *rkm) {
-  rd_kafka_headers_t *hdrs = NULL;
-  if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return NULL;
+static char *header_traceparent(const brw_kafka_message_t *msg) {
   const void *v;
   size_t n;
-  if (rd_kafka_header_get_last(hdrs, "traceparent", &v, &n) !=
-          RD_KAFKA_RESP_ERR_NO_ERROR ||
-      !v || n == 0 || n > TRACEPARENT_MAX)
+  if (brw_kafka_message_header(msg, "traceparent", &v, &n) != 0 || !v ||
+      n == 0 || n > TRACEPARENT_MAX)
     return NULL;
   /* Only the W3C character set: it goes into an HTTP header. */
   for (size_t i = 0; i < n; i++) {
@@ -1307,33 +1182,30 @@ static char *header_traceparent(const rd_kafka_message_t *rkm) {
 /* ------------------------------------------------------------------------ */
 /* Kafka handlers (loop thread)                                             */
 
-static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
+static void on_message(void *ctx, const brw_kafka_message_t *msg) {
   brw_app_t *app = ctx;
   const brw_config_t *cfg = app->cfg;
   if (app->stopping)
     return; /* not handled: stays uncommitted, replayed by the next run */
-  part_t *pt = part_get(app, rkm->partition);
-  if (!pt || !pt->assigned || pt->revoking)
-    return; /* not ours, or leaving: its next owner reads it */
-  if (brw_offsets_add(pt->offsets, rkm->offset) != 0)
-    return; /* a redelivery of an offset already tracked */
+  brw_part_t *pt;
+  brw_part_verdict_t v =
+      brw_partitions_received(&app->parts, msg->partition, msg->offset, &pt);
+  if (v == BRW_PART_IGNORE)
+    return; /* not ours, leaving, or a redelivery */
   app->st.events++;
-  int64_t off = rkm->offset;
-  pt->dirty = 1;
-  if (pt->skip.n &&
-      brw_offset_ranges_contain(&pt->skip, &pt->skip_cursor, off)) {
+  int64_t off = msg->offset;
+  if (v == BRW_PART_SKIP) {
     /* Completed before the last commit (the map in its metadata says so):
      * its report or DLQ record is already in Kafka. */
     app->st.skipped++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_SKIPPED, NULL, 1);
-    brw_offsets_done(pt->offsets, off);
     return;
   }
 
   brw_event_t ev;
   const char *reason = NULL;
   char err[256];
-  if (rkm->key_len > cfg->event_max_key_size) {
+  if (msg->key_len > cfg->event_max_key_size) {
     /* Keys are bounded like values (SPEC §4): a campaign keeps its first
      * event's key, and a DLQ record carries it. The DLQ record keeps the
      * key's first event.max_key_size bytes. */
@@ -1341,18 +1213,18 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_TOO_LARGE, 1);
     snprintf(err, sizeof(err),
              "event key of %zu bytes exceeds the limit of %" PRIu64 " bytes",
-             rkm->key_len, (uint64_t)cfg->event_max_key_size);
-    dlq_send(app, pt->partition, rkm->key, rkm->key_len,
-             (size_t)cfg->event_max_key_size, rkm->payload, rkm->len, off,
+             msg->key_len, (uint64_t)cfg->event_max_key_size);
+    dlq_send(app, pt->partition, msg->key, msg->key_len,
+             (size_t)cfg->event_max_key_size, msg->value, msg->value_len, off,
              BRW_REASON_TOO_LARGE, err, completion_new(app, pt, 1, &off, 1));
     return;
   }
-  if (brw_event_parse(rkm->payload, rkm->len, cfg->event_max_size, &ev,
+  if (brw_event_parse(msg->value, msg->value_len, cfg->event_max_size, &ev,
                       &reason, err, sizeof(err)) != 0) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, reason, 1);
-    dlq_send(app, pt->partition, rkm->key, rkm->key_len, SIZE_MAX,
-             rkm->payload, rkm->len, off, reason, err,
+    dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX, msg->value,
+             msg->value_len, off, reason, err,
              completion_new(app, pt, 1, &off, 1));
     return;
   }
@@ -1361,8 +1233,8 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_UNKNOWN_ACCOUNT, 1);
     snprintf(err, sizeof(err), "unknown account \"%.64s\"", ev.account);
-    dlq_send(app, pt->partition, rkm->key, rkm->key_len, SIZE_MAX,
-             rkm->payload, rkm->len, off, BRW_REASON_UNKNOWN_ACCOUNT, err,
+    dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX, msg->value,
+             msg->value_len, off, BRW_REASON_UNKNOWN_ACCOUNT, err,
              completion_new(app, pt, 1, &off, 1));
     return;
   }
@@ -1386,7 +1258,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
        * event's report is that campaign's. A replay may skip it (the
        * completed-offset map), losing only its count in tracking.events
        * and a campaign.finished hint. */
-      brw_offsets_done(pt->offsets, off);
+      brw_partitions_done(&app->parts, pt->partition, pt->generation, off);
     } else if (campaign_add_offset(c, off) != 0) {
       return; /* stays pending: replayed, never lost */
     }
@@ -1406,7 +1278,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
      * campaign's report is already acknowledged, so this event is done. */
     app->st.late++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_LATE, NULL, 1);
-    brw_offsets_done(pt->offsets, off);
+    brw_partitions_done(&app->parts, pt->partition, pt->generation, off);
     brw_logj(BRW_LOG_DEBUG,
              json_pack("{sI si sI}", "campaign_id", (json_int_t)ev.campaign_id,
                        "partition", pt->partition, "offset", (json_int_t)off),
@@ -1432,18 +1304,19 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
    * monotonic clock. */
   c->deadline = brw_deadline_at(c->first_event_ms, cfg->poll_max_age_ms, now,
                                 mono_now(app));
-  c->traceparent = header_traceparent(rkm);
+  c->traceparent = header_traceparent(msg);
   /* event.max_size bounds the value and event.max_key_size the key (both
    * at most 1 GiB): together they bound what a campaign keeps. The check
    * below only guards the 32-bit lengths. */
-  size_t klen = rkm->key_len <= UINT32_MAX - rkm->len ? rkm->key_len : 0;
-  if (klen + rkm->len > 0 && (c->ev = malloc(klen + rkm->len)) != NULL) {
+  size_t klen = msg->key_len <= UINT32_MAX - msg->value_len ? msg->key_len : 0;
+  if (klen + msg->value_len > 0 &&
+      (c->ev = malloc(klen + msg->value_len)) != NULL) {
     if (klen)
-      memcpy(c->ev, rkm->key, klen);
-    if (rkm->len)
-      memcpy(c->ev + klen, rkm->payload, rkm->len);
+      memcpy(c->ev, msg->key, klen);
+    if (msg->value_len)
+      memcpy(c->ev + klen, msg->value, msg->value_len);
     c->ev_key_len = (uint32_t)klen;
-    c->ev_value_len = (uint32_t)rkm->len;
+    c->ev_value_len = (uint32_t)msg->value_len;
   }
   c->seen.total = -1;
   c->seen.pending = -1;
@@ -1459,62 +1332,14 @@ static void on_message(void *ctx, const rd_kafka_message_t *rkm) {
   update_backpressure(app);
 }
 
-static void part_reset(part_t *pt) {
-  brw_offsets_free(pt->offsets);
-  pt->offsets = NULL;
-  free(pt->committed_map);
-  pt->committed_map = NULL;
-  free(pt->skip.ranges);
-  pt->skip.ranges = NULL;
-  pt->skip.n = 0;
-  pt->skip_cursor = 0;
-  pt->dirty = 0;
-  pt->committed = -1;
-  pt->revoking = 0;
-  pt->inflight = 0;
-}
-
-/* Assignment: fresh completion tracking per partition, and the completed-
- * offset map of the last commit, so that events completed above the
- * committed offset are skipped instead of fetched and reported again. The
- * kafka module read the committed offsets (off the loop); an element it
- * could not read replays from its committed offset (at least once, never
- * lost). Partitions already assigned (none, with the incremental protocols)
- * are untouched: their campaigns keep their timers and fetches. */
-static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
+/* Assignment: the partitions module starts the new partitions afresh,
+ * with the completed-offset maps read with their committed offsets
+ * (brw_partitions_assign); partitions already held keep their campaigns,
+ * timers and fetches. */
+static void on_assign(void *ctx, const brw_kafka_positions_t *parts) {
   brw_app_t *app = ctx;
-  for (int i = 0; i < parts->cnt; i++) {
-    part_t *pt = part_ensure(app, parts->elems[i].partition);
-    if (!pt || (pt->assigned && !pt->revoking))
-      continue; /* already ours: left as it is */
-    part_reset(pt);
-    pt->offsets = brw_offsets_new();
-    if (!pt->assigned)
-      app->assigned_parts++;
-    pt->assigned = 1;
-    pt->generation = ++app->generation;
-    const rd_kafka_topic_partition_t *e = &parts->elems[i];
-    if (e->err || e->offset < 0 || !e->metadata ||
-        e->metadata_size == 0)
-      continue;
-    if (brw_offsets_decode(e->metadata, e->metadata_size, e->offset,
-                           &pt->skip) != 0) {
-      brw_logj(BRW_LOG_WARN,
-               json_pack("{si sI}", "partition", pt->partition, "offset",
-                         (json_int_t)e->offset),
-               "commit metadata is not a completed-offset map of this "
-               "position; replaying from the committed offset");
-      continue;
-    }
-    int64_t n = 0;
-    for (size_t j = 0; j < pt->skip.n; j++)
-      n += pt->skip.ranges[j][1] - pt->skip.ranges[j][0];
-    brw_logj(BRW_LOG_INFO,
-             json_pack("{si sI sI}", "partition", pt->partition, "offset",
-                       (json_int_t)e->offset, "completed", (json_int_t)n),
-             "resuming; completed events above the commit are skipped");
-  }
-  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
+  brw_partitions_assign(&app->parts, parts);
+  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->parts.assigned);
   brw_metrics_inc(app->m, BRW_M_PARTITIONS_MOVED, "assigned", parts->cnt);
   /* Joined, with or without partitions: a member of a group with more
    * members than partitions gets none, and is ready. */
@@ -1523,16 +1348,13 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts) {
   update_backpressure(app);
 }
 
-static void forget_partition(brw_app_t *app, part_t *pt) {
+static void forget_partition(brw_app_t *app, brw_part_t *pt) {
   while (!brw_list_empty(&pt->campaigns)) {
     campaign_t *c = brw_list_entry(pt->campaigns.next, campaign_t, pnode);
     campaign_drop(c);
   }
-  part_reset(pt);
-  if (pt->assigned)
-    app->assigned_parts--;
-  pt->assigned = 0;
-  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->assigned_parts);
+  brw_partitions_forget(&app->parts, pt);
+  brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->parts.assigned);
 }
 
 /* Revocation (SPEC §6): the partitions that leave hand over what they
@@ -1553,8 +1375,8 @@ static void forget_partition(brw_app_t *app, part_t *pt) {
  * partition left is replayed by the next owner: at least once. */
 static void revoke_finish(brw_app_t *app) {
   int moved = 0;
-  for (int32_t p = 0; p < app->nparts; p++) {
-    part_t *pt = app->parts[p];
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = brw_partitions_get(&app->parts, p);
     if (pt && pt->assigned && pt->revoking) {
       forget_partition(app, pt);
       moved++;
@@ -1589,12 +1411,7 @@ static void revoke_step(brw_app_t *app) {
   uint64_t now = uv_now(app->loop);
   int late = now >= app->revoke.deadline;
   if (!app->revoke.committing) {
-    size_t left = 0;
-    for (int32_t p = 0; p < app->nparts; p++) {
-      part_t *pt = app->parts[p];
-      if (pt && pt->assigned && pt->revoking)
-        left += pt->inflight;
-    }
+    size_t left = brw_partitions_revoking_inflight(&app->parts);
     if ((left || brw_kafka_commits_in_flight(app->kafka)) && !late) {
       uv_timer_start(&app->revoke_timer, on_revoke_timer,
                      app->revoke.deadline - now, 0);
@@ -1622,15 +1439,15 @@ static void on_revoke_timer(uv_timer_t *t) {
   revoke_step(t->data);
 }
 
-static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *parts,
-                      int lost, int now) {
+static void on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
+                      int now) {
   brw_app_t *app = ctx;
   int n = 0;
   for (int i = 0; i < parts->cnt; i++) {
-    part_t *pt = part_get(app, parts->elems[i].partition);
-    if (!pt || !pt->assigned)
+    brw_part_t *pt =
+        brw_partitions_revoke(&app->parts, parts->elems[i].partition);
+    if (!pt)
       continue;
-    pt->revoking = 1;
     n++;
     while (!brw_list_empty(&pt->campaigns))
       campaign_drop(brw_list_entry(pt->campaigns.next, campaign_t, pnode));
@@ -1664,12 +1481,6 @@ static void on_fatal(void *ctx, const char *reason) {
   brw_app_stop(app);
 }
 
-static void on_lag(void *ctx, int64_t lag) {
-  brw_app_t *app = ctx;
-  if (lag >= 0)
-    brw_metrics_set(app->m, BRW_M_CONSUMER_LAG, NULL, (double)lag);
-}
-
 /* Raises kafka_auth while the brokers refuse the clients' security
  * settings (the kafka module says why), else kafka_down while every broker
  * is down: one reason, so a wrong password is one ERROR line that says so,
@@ -1690,7 +1501,6 @@ static void kafka_health(brw_app_t *app, uint64_t now) {
  * the kafka module's rate-limited error lines, or in kafka_auth. */
 static void on_connection(void *ctx, int up) {
   brw_app_t *app = ctx;
-  brw_metrics_set(app->m, BRW_M_KAFKA_BROKERS_UP, NULL, up);
   if (app->kafka)
     kafka_health(app, uv_now(app->loop));
 }
@@ -1725,7 +1535,7 @@ static void update_backpressure(brw_app_t *app) {
   paused = brw_kafka_paused(app->kafka);
   brw_metrics_set(app->m, BRW_M_CONSUMPTION_PAUSED, NULL, paused);
   brw_metrics_set(app->m, BRW_M_PARTITIONS_PAUSED, NULL,
-                  paused ? app->assigned_parts : 0);
+                  paused ? app->parts.assigned : 0);
   uint64_t now = uv_now(app->loop);
   hold_update(&app->hold_backlog, backlog, now);
   hold_update(&app->hold_max, paused && app->tracked >= max - max / 10, now);
@@ -1755,12 +1565,12 @@ static void health_eval(brw_app_t *app, uint64_t now) {
   if (app->kafka) {
     kafka_health(app, now);
     const char *name = NULL;
-    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int err = BRW_KAFKA_ERR_NONE;
     if (brw_kafka_topic_state(app->kafka, BRW_KAFKA_INPUT, &name, &err) ==
         BRW_TOPIC_MISSING)
       brw_health_raise(h, BRW_BLOCK_TOPIC_MISSING, now,
                        "topic \"%s\" (topic.input): %s", name,
-                       err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                       err == BRW_KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED
                            ? "not authorized"
                            : "does not exist");
     else
@@ -1983,11 +1793,11 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
                             .on_fatal = on_fatal,
                             .on_connection = on_connection,
                             .on_commit_done = on_commit_done,
-                            .on_lag = on_lag,
                             .ctx = app};
   r = brw_kafka_new(loop, cfg, &h, &app->kafka, errbuf, errlen);
   if (r)
     goto err;
+  brw_kafka_set_metrics(app->kafka, app->m);
   if (cfg->metrics_listen && cfg->metrics_listen[0] &&
       strcmp(cfg->metrics_listen, "off") != 0) {
     r = brw_admin_new(loop, cfg->metrics_listen, app->m, on_ready, app,
@@ -2210,8 +2020,8 @@ void brw_app_stop(brw_app_t *app) {
    * forgotten with their offsets pending: the next owner resumes them. */
   if (app->kafka)
     brw_kafka_pause(app->kafka, 1);
-  for (int32_t p = 0; p < app->nparts; p++) {
-    part_t *pt = app->parts[p];
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = brw_partitions_get(&app->parts, p);
     if (!pt)
       continue;
     while (!brw_list_empty(&pt->campaigns))
@@ -2229,13 +2039,7 @@ int brw_app_free(brw_app_t *app) {
     free(c->ev);
     free(c);
   }
-  for (int32_t p = 0; p < app->nparts; p++) {
-    if (app->parts[p]) {
-      part_reset(app->parts[p]);
-      free(app->parts[p]);
-    }
-  }
-  free(app->parts);
+  brw_partitions_free(&app->parts);
   while (!brw_list_empty(&app->recent_fifo)) {
     recent_t *r = brw_list_entry(app->recent_fifo.next, recent_t, node);
     brw_list_remove(&r->node);

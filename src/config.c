@@ -45,9 +45,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <librdkafka/rdkafka.h>
-
 #include "brw/error.h"
+#include "brw/kafka.h"
 #include "brw/log.h"
 #include "brw/timeutil.h"
 #include "brw/ratelimit.h"
@@ -1080,17 +1079,15 @@ static int set_kafka(brw_config_t *cfg, const char *key, const char *value,
   const char *prop;
   size_t *count;
   brw_kv_t **list = kafka_list(cfg, key, &prop, &count);
-  char errstr[256];
-  rd_kafka_conf_t *conf;
-  rd_kafka_conf_res_t res;
+  char errstr[256] = "";
+  int res;
   char *v;
 
   if (!*prop)
     return fail(why, whylen, "%s: missing librdkafka property name", key);
-  if (!(conf = rd_kafka_conf_new()))
+  res = brw_kafka_conf_check(prop, value, errstr, sizeof(errstr));
+  if (res == BRW_ENOMEM)
     return fail(why, whylen, "%s: out of memory", key);
-  res = rd_kafka_conf_set(conf, prop, value, errstr, sizeof(errstr));
-  rd_kafka_conf_destroy(conf);
   /* Some of librdkafka's messages end in a newline ("... is outside allowed
    * range 0..900000\n"), which made the error two lines (found by
    * fuzz/fuzz_config.c): control characters become spaces, trailing ones
@@ -1102,10 +1099,10 @@ static int set_kafka(brw_config_t *cfg, const char *key, const char *value,
   }
   for (size_t n = strlen(errstr); n > 0 && errstr[n - 1] == ' ';)
     errstr[--n] = '\0';
-  if (res == RD_KAFKA_CONF_UNKNOWN)
+  if (res == BRW_ENOENT)
     return fail(why, whylen, "%s: unknown librdkafka property \"%s\"", key,
                 prop);
-  if (res != RD_KAFKA_CONF_OK) {
+  if (res != 0) {
     char shown[sizeof(errstr)];
     /* librdkafka's message is shown for a secret only when the value is not
      * in it (its first 8 bytes: the message may be cut): "not supported in

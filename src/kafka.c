@@ -5,6 +5,7 @@
 #include "brw/record.h"
 
 #include <errno.h>
+#include <librdkafka/rdkafka.h>
 #include <fcntl.h>
 #include <openssl/x509_vfy.h>
 #include <stdatomic.h>
@@ -42,6 +43,32 @@
 #define COMMITTED_TIMEOUT_MS 10000
 /* How much of a security failure's text is kept (brw_kafka_auth_failure). */
 #define AUTH_WHY_MAX 480
+
+/* The codes include/brw/kafka.h names are librdkafka's. */
+_Static_assert(BRW_KAFKA_ERR_NONE == RD_KAFKA_RESP_ERR_NO_ERROR, "code");
+_Static_assert(BRW_KAFKA_ERR_UNKNOWN_TOPIC_OR_PART ==
+                   RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+               "code");
+_Static_assert(BRW_KAFKA_ERR_INVALID_MSG_SIZE ==
+                   RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
+               "code");
+_Static_assert(BRW_KAFKA_ERR_MSG_SIZE_TOO_LARGE ==
+                   RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+               "code");
+_Static_assert(BRW_KAFKA_ERR_RECORD_LIST_TOO_LARGE ==
+                   RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+               "code");
+_Static_assert(BRW_KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED ==
+                   RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+               "code");
+_Static_assert(BRW_KAFKA_ERR_INVALID_TIMESTAMP ==
+                   RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP,
+               "code");
+_Static_assert(BRW_KAFKA_ERR_INVALID_RECORD == RD_KAFKA_RESP_ERR_INVALID_RECORD,
+               "code");
+_Static_assert(BRW_KAFKA_ERR_INVALID_ARG == RD_KAFKA_RESP_ERR__INVALID_ARG,
+               "code");
+_Static_assert(BRW_KAFKA_ERR_FAIL == RD_KAFKA_RESP_ERR__FAIL, "code");
 
 /* A record waiting for the producer queue (or for a retry after a failed
  * delivery). Owns copies of everything. */
@@ -118,6 +145,7 @@ struct brw_kafka_s {
   rd_kafka_t *rk_c; /* consumer */
   rd_kafka_t *rk_p; /* producer */
   brw_kafka_handlers_t h;
+  brw_metrics_t *m; /* borrowed, may be NULL */
   char *topic_input;
   char *topics[BRW_KAFKA__TOPICS]; /* input, output, DLQ names (owned) */
   qbridge_t qc;
@@ -234,6 +262,7 @@ static void set_connection(brw_kafka_t *k) {
   int up = !(k->all_down_c || k->all_down_p);
   if (up != k->up) {
     k->up = up;
+    brw_metrics_set(k->m, BRW_M_KAFKA_BROKERS_UP, NULL, up);
     if (k->h.on_connection)
       k->h.on_connection(k->h.ctx, up);
   }
@@ -468,6 +497,153 @@ static void backlog_free(backlog_rec_t *b) {
   free(b);
 }
 
+/* ---- the boundary's conversions ---- */
+
+/* librdkafka's copy of `h` (owned by the caller; NULL for NULL). */
+static rd_kafka_headers_t *headers_to_rd(const brw_headers_t *h) {
+  if (!h)
+    return NULL;
+  size_t n = brw_headers_count(h);
+  rd_kafka_headers_t *rh = rd_kafka_headers_new(n ? n : 1);
+  const char *name;
+  const void *v;
+  size_t len;
+  for (size_t i = 0; brw_headers_get(h, i, &name, &v, &len) == 0; i++)
+    rd_kafka_header_add(rh, name, -1, v, v ? (ssize_t)len : 0);
+  return rh;
+}
+
+/* Our copy of librdkafka's headers (owned by the caller), or NULL for none
+ * or when out of memory. */
+static brw_headers_t *headers_from_rd(const rd_kafka_headers_t *rh) {
+  if (!rh)
+    return NULL;
+  brw_headers_t *h = brw_headers_new();
+  const char *name;
+  const void *v;
+  size_t len;
+  for (size_t i = 0; h && rd_kafka_header_get_all(rh, i, &name, &v, &len) ==
+                              RD_KAFKA_RESP_ERR_NO_ERROR;
+       i++) {
+    if (brw_headers_add(h, name, v, len) != 0) {
+      brw_headers_free(h);
+      h = NULL;
+    }
+  }
+  return h;
+}
+
+/* A list of positions from librdkafka's (every element, whatever its
+ * topic: the consumer subscribes to the input topic only). Returns 0 or
+ * BRW_ENOMEM (then *out is empty). */
+static int positions_from_rd(const rd_kafka_topic_partition_list_t *parts,
+                             brw_kafka_positions_t *out) {
+  memset(out, 0, sizeof(*out));
+  for (int i = 0; parts && i < parts->cnt; i++) {
+    const rd_kafka_topic_partition_t *e = &parts->elems[i];
+    if (brw_kafka_positions_add(out, e->partition, e->offset, e->metadata,
+                                e->metadata_size) != 0) {
+      brw_kafka_positions_clear(out);
+      return BRW_ENOMEM;
+    }
+    out->elems[out->cnt - 1].err = e->err;
+  }
+  return 0;
+}
+
+/* librdkafka's list (owned by the caller) of positions of the input
+ * topic, metadata included. */
+static rd_kafka_topic_partition_list_t *
+positions_to_rd(const brw_kafka_t *k, const brw_kafka_positions_t *l) {
+  rd_kafka_topic_partition_list_t *parts =
+      rd_kafka_topic_partition_list_new(l->cnt > 0 ? l->cnt : 1);
+  for (int i = 0; i < l->cnt; i++) {
+    const brw_kafka_pos_t *p = &l->elems[i];
+    rd_kafka_topic_partition_t *e =
+        rd_kafka_topic_partition_list_add(parts, k->topic_input, p->partition);
+    e->offset = p->offset;
+    if (p->metadata && p->metadata_len > 0) {
+      /* The list owns its elements' metadata and frees it with free(). */
+      e->metadata = malloc(p->metadata_len);
+      if (e->metadata) {
+        memcpy(e->metadata, p->metadata, p->metadata_len);
+        e->metadata_size = p->metadata_len;
+      }
+    }
+  }
+  return parts;
+}
+
+int brw_kafka_positions_add(brw_kafka_positions_t *l, int32_t partition,
+                            int64_t offset, const void *metadata, size_t len) {
+  if (l->cnt == l->cap) {
+    int ncap = l->cap ? l->cap * 2 : 8;
+    brw_kafka_pos_t *ne = realloc(l->elems, sizeof(*ne) * (size_t)ncap);
+    if (!ne)
+      return BRW_ENOMEM;
+    l->elems = ne;
+    l->cap = ncap;
+  }
+  char *meta = NULL;
+  if (metadata && len > 0) {
+    if (!(meta = malloc(len + 1)))
+      return BRW_ENOMEM;
+    memcpy(meta, metadata, len);
+    meta[len] = '\0';
+  }
+  l->elems[l->cnt++] =
+      (brw_kafka_pos_t){partition, offset, meta, meta ? len : 0, 0};
+  return 0;
+}
+
+void brw_kafka_positions_clear(brw_kafka_positions_t *l) {
+  for (int i = 0; i < l->cnt; i++)
+    free(l->elems[i].metadata);
+  free(l->elems);
+  memset(l, 0, sizeof(*l));
+}
+
+const char *brw_kafka_err_name(int err) {
+  return rd_kafka_err2name((rd_kafka_resp_err_t)err);
+}
+
+const char *brw_kafka_err_str(int err) {
+  return rd_kafka_err2str((rd_kafka_resp_err_t)err);
+}
+
+int brw_kafka_message_header(const brw_kafka_message_t *msg, const char *name,
+                             const void **value, size_t *len) {
+  rd_kafka_headers_t *hdrs = NULL;
+  if (!msg->priv ||
+      rd_kafka_message_headers(msg->priv, &hdrs) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(hdrs, name, value, len) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR)
+    return BRW_ENOENT;
+  return 0;
+}
+
+const char *brw_kafka_version_str(void) {
+  return rd_kafka_version_str();
+}
+
+int brw_kafka_conf_check(const char *prop, const char *value, char *errbuf,
+                         size_t errlen) {
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (!conf)
+    return BRW_ENOMEM;
+  rd_kafka_conf_res_t res =
+      rd_kafka_conf_set(conf, prop, value, errbuf, errlen);
+  rd_kafka_conf_destroy(conf);
+  return res == RD_KAFKA_CONF_OK        ? 0
+         : res == RD_KAFKA_CONF_UNKNOWN ? BRW_ENOENT
+                                        : BRW_EINVAL;
+}
+
+void brw_kafka_set_metrics(brw_kafka_t *k, brw_metrics_t *m) {
+  k->m = m;
+}
+
 /* Tries to hand one record to librdkafka. Returns librdkafka's answer:
  * NO_ERROR when queued (the headers then belong to librdkafka), _QUEUE_FULL,
  * _FATAL, a permanent refusal (brw_record_refusal_permanent, e.g.
@@ -573,10 +749,11 @@ static void flush_backlog(brw_kafka_t *k) {
        * record is out of it first. */
       brw_list_remove(&b->node);
       k->nbacklog--;
-      brw_kafka_record_t rec = {b->topic,     b->key,     b->key_len,
-                                b->value,     b->value_len, b->headers,
-                                b->opaque};
+      brw_headers_t *h = headers_from_rd(b->headers);
+      brw_kafka_record_t rec = {b->topic,     b->key, b->key_len, b->value,
+                                b->value_len, h,      b->opaque};
       refuse(k, &rec, err);
+      brw_headers_free(h);
       backlog_free(b);
       continue;
     } else {
@@ -618,14 +795,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     rd_kafka_headers_t *rh = NULL;
     if (rd_kafka_message_headers(rkm, &rh) != RD_KAFKA_RESP_ERR_NO_ERROR)
       rh = NULL;
+    brw_headers_t *h = headers_from_rd(rh);
     brw_kafka_record_t rec = {rd_kafka_topic_name(rkm->rkt),
                               rkm->key,
                               rkm->key_len,
                               rkm->payload,
                               rkm->len,
-                              rh,
+                              h,
                               rkm->_private};
     refuse(k, &rec, rkm->err);
+    brw_headers_free(h);
     return;
   }
   uint64_t held = 0;
@@ -658,37 +837,43 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
   k->nbacklog++;
 }
 
+/* The application's headers become librdkafka's here, once: the backlog
+ * and the retries keep librdkafka's copy. */
 int brw_kafka_produce(brw_kafka_t *k, const brw_kafka_record_t *rec) {
   if (k->fatal) {
-    if (rec->headers)
-      rd_kafka_headers_destroy(rec->headers);
+    brw_headers_free(rec->headers);
     return BRW_EFATAL;
   }
+  rd_kafka_headers_t *rh = headers_to_rd(rec->headers);
   if (k->nbacklog == 0) {
     rd_kafka_resp_err_t err =
         try_produce(k, rec->topic, rec->key, rec->key_len, rec->value,
-                    rec->value_len, rec->headers, rec->opaque);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                    rec->value_len, rh, rec->opaque);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      brw_headers_free(rec->headers); /* librdkafka owns rh now */
       return 0;
+    }
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-      if (rec->headers)
-        rd_kafka_headers_destroy(rec->headers);
+      if (rh)
+        rd_kafka_headers_destroy(rh);
+      brw_headers_free(rec->headers);
       return BRW_EFATAL;
     }
     if (brw_record_refusal_permanent(err)) {
       /* The handler borrows the headers; they are still ours after it. */
       refuse(k, rec, err);
-      if (rec->headers)
-        rd_kafka_headers_destroy(rec->headers);
+      if (rh)
+        rd_kafka_headers_destroy(rh);
+      brw_headers_free(rec->headers);
       return 0;
     }
   }
-  backlog_rec_t *b =
-      backlog_new(rec->topic, rec->key, rec->key_len, rec->value,
-                  rec->value_len, rec->headers, rec->opaque);
+  brw_headers_free(rec->headers);
+  backlog_rec_t *b = backlog_new(rec->topic, rec->key, rec->key_len, rec->value,
+                                 rec->value_len, rh, rec->opaque);
   if (!b) {
-    if (rec->headers)
-      rd_kafka_headers_destroy(rec->headers);
+    if (rh)
+      rd_kafka_headers_destroy(rh);
     return BRW_ENOMEM;
   }
   brw_list_insert_tail(&k->backlog, &b->node);
@@ -727,6 +912,16 @@ static void rebal_free(rebal_t *op) {
   free(op);
 }
 
+/* Hands a revocation to the application. Out of memory for the list, it
+ * gets an empty one: the partitions leave without a commit and the next
+ * owner replays them. */
+static void revoke_call(brw_kafka_t *k, const rebal_t *op, int now) {
+  brw_kafka_positions_t l;
+  positions_from_rd(op->parts, &l);
+  k->h.on_revoke(k->h.ctx, &l, op->lost, now);
+  brw_kafka_positions_clear(&l);
+}
+
 /* Calls the assign or unassign that the protocol wants. */
 static void rebal_apply(brw_kafka_t *k, const rebal_t *op) {
   rd_kafka_error_t *e = NULL;
@@ -760,8 +955,18 @@ static void rebal_apply(brw_kafka_t *k, const rebal_t *op) {
  * then they are assigned. */
 static void assign_done(brw_kafka_t *k, rebal_t *op,
                         const rd_kafka_topic_partition_list_t *committed) {
-  if (k->h.on_assign)
-    k->h.on_assign(k->h.ctx, committed);
+  if (k->h.on_assign) {
+    brw_kafka_positions_t l;
+    if (positions_from_rd(committed, &l) != 0) {
+      /* Without their positions the partitions replay from the committed
+       * offsets, as after a failed read. */
+      positions_from_rd(op->parts, &l);
+      for (int i = 0; i < l.cnt; i++)
+        l.elems[i].err = RD_KAFKA_RESP_ERR__FAIL;
+    }
+    k->h.on_assign(k->h.ctx, &l);
+    brw_kafka_positions_clear(&l);
+  }
   rebal_apply(k, op);
   k->rebal = NULL;
   rebal_free(op);
@@ -849,7 +1054,7 @@ static void rebal_next(brw_kafka_t *k) {
     if (!op->lost)
       rd_kafka_pause_partitions(k->rk_c, op->parts);
     if (k->h.on_revoke)
-      k->h.on_revoke(k->h.ctx, op->parts, op->lost, 0);
+      revoke_call(k, op, 0);
     else
       brw_kafka_revoke_done(k);
   }
@@ -891,7 +1096,7 @@ static void rebal_finish_now(brw_kafka_t *k) {
       k->rebal_tail = NULL;
     k->rebal = op;
     if (!op->assign && k->h.on_revoke)
-      k->h.on_revoke(k->h.ctx, op->parts, op->lost, 1);
+      revoke_call(k, op, 1);
     if (k->rebal == op) {
       rebal_apply(k, op);
       k->rebal = NULL;
@@ -975,6 +1180,8 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       failed = 1;
   rd_kafka_resp_err_t e0 = err ? err : failed ? offsets->elems[0].err : 0;
   if (failed)
+    brw_metrics_inc(k->m, BRW_M_COMMIT_FAILURES, NULL, 1);
+  if (failed)
     brw_logj(commit_crossed_rebalance(e0) ? BRW_LOG_INFO : BRW_LOG_WARN,
              json_pack("{ss}", "error", rd_kafka_err2name(e0)),
              commit_crossed_rebalance(e0)
@@ -983,8 +1190,13 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                  : "offset commit failed; retried at the next commit");
   else if (rk == k->rk_c)
     mark_up(k, rk);
-  if (offsets && k->h.on_commit_done)
-    k->h.on_commit_done(k->h.ctx, err, offsets);
+  if (offsets && k->h.on_commit_done) {
+    brw_kafka_positions_t l;
+    if (positions_from_rd(offsets, &l) != 0)
+      return; /* the next commit tick sends what changed */
+    k->h.on_commit_done(k->h.ctx, err, &l);
+    brw_kafka_positions_clear(&l);
+  }
 }
 
 /* stats_cb: on the loop thread (statistics are served from the consumer
@@ -1005,7 +1217,7 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
       break;
     }
   }
-  if (rk == k->rk_c && k->h.on_lag) {
+  if (rk == k->rk_c) {
     json_t *topics = json_object_get(root, "topics");
     int64_t sum = 0;
     int known = 0;
@@ -1023,7 +1235,8 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         known = 1;
       }
     }
-    k->h.on_lag(k->h.ctx, known ? sum : -1);
+    if (known)
+      brw_metrics_set(k->m, BRW_M_CONSUMER_LAG, NULL, (double)sum);
   }
   json_decref(root);
   return 0;
@@ -1091,8 +1304,11 @@ static int drain_queue(qbridge_t *q) {
         consumer_error(k, rkm);
       } else {
         mark_up(k, k->rk_c);
+        brw_kafka_message_t msg = {
+            rkm->partition, rkm->offset, rkm->key, rkm->key_len,
+            rkm->payload,   rkm->len,    rkm};
         if (k->h.on_message)
-          k->h.on_message(k->h.ctx, rkm);
+          k->h.on_message(k->h.ctx, &msg);
       }
       rd_kafka_message_destroy(rkm);
     }
@@ -1144,9 +1360,12 @@ static void on_more(uv_idle_t *idle) {
   set_more(k, more);
 }
 
-/* The safety drain (a wake-up may be missed) and the backlog retries. */
+/* The safety drain (a wake-up may be missed) and the backlog retries; and
+ * producer_queue_records. */
 static void on_timer(uv_timer_t *t) {
   brw_kafka_t *k = t->data;
+  brw_metrics_set(k->m, BRW_M_PRODUCER_QUEUE_RECORDS, NULL,
+                  (double)brw_kafka_in_flight(k));
   int more = drain_queue(&k->qc);
   more |= drain_queue(&k->qp);
   if (more)
@@ -1572,16 +1791,19 @@ int brw_kafka_start(brw_kafka_t *k) {
   return 0;
 }
 
-int brw_kafka_commit(brw_kafka_t *k,
-                     const rd_kafka_topic_partition_list_t *offsets,
+int brw_kafka_commit(brw_kafka_t *k, const brw_kafka_positions_t *l,
                      int async) {
-  if (!k->rk_c || k->consumer_closed || !offsets || offsets->cnt == 0)
+  if (!k->rk_c || k->consumer_closed || !l || l->cnt == 0)
     return 0;
+  brw_metrics_inc(k->m, BRW_M_COMMITS, NULL, 1);
+  rd_kafka_topic_partition_list_t *offsets = positions_to_rd(k, l);
   if (async) {
     /* The result comes back on the consumer queue, which the loop drains. */
     rd_kafka_resp_err_t qerr =
         rd_kafka_commit_queue(k->rk_c, offsets, k->qc.rkqu, on_commit, k);
+    rd_kafka_topic_partition_list_destroy(offsets);
     if (qerr) {
+      brw_metrics_inc(k->m, BRW_M_COMMIT_FAILURES, NULL, 1);
       brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(qerr)),
                "offset commit failed: %s", rd_kafka_err2str(qerr));
       return BRW_EKAFKA;
@@ -1590,7 +1812,9 @@ int brw_kafka_commit(brw_kafka_t *k,
     return 0;
   }
   rd_kafka_resp_err_t err = rd_kafka_commit(k->rk_c, offsets, 0);
+  rd_kafka_topic_partition_list_destroy(offsets);
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    brw_metrics_inc(k->m, BRW_M_COMMIT_FAILURES, NULL, 1);
     brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
              "offset commit failed: %s", rd_kafka_err2str(err));
     return BRW_EKAFKA;
@@ -1634,8 +1858,7 @@ const char *brw_kafka_auth_failure(const brw_kafka_t *k) {
 
 brw_topic_state_t brw_kafka_topic_state(const brw_kafka_t *k,
                                         brw_kafka_topic_t which,
-                                        const char **name,
-                                        rd_kafka_resp_err_t *err) {
+                                        const char **name, int *err) {
   if ((unsigned)which >= BRW_KAFKA__TOPICS)
     return BRW_TOPIC_UNKNOWN;
   if (name)

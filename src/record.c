@@ -1,6 +1,7 @@
 /* Record sizes and shortening (see include/brw/record.h). Pure. */
 #include "brw/record.h"
 #include "brw/error.h"
+#include "brw/kafka.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -8,16 +9,14 @@
 /* A varint length prefix takes at most 5 bytes for 32-bit lengths. */
 #define VARINT_MAX 5
 
-size_t brw_record_headers_size(const rd_kafka_headers_t *hdrs) {
+size_t brw_record_headers_size(const brw_headers_t *hdrs) {
   if (!hdrs)
     return 0;
   size_t n = VARINT_MAX; /* the header count */
   const char *name;
   const void *val;
   size_t size;
-  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) ==
-                     RD_KAFKA_RESP_ERR_NO_ERROR;
-       i++)
+  for (size_t i = 0; brw_headers_get(hdrs, i, &name, &val, &size) == 0; i++)
     n += 2 * VARINT_MAX + strlen(name) + size;
   return n;
 }
@@ -93,14 +92,14 @@ size_t brw_record_utf8_cut(const void *s, size_t len, size_t max) {
   return max; /* not UTF-8 here: cut where asked */
 }
 
-int brw_record_refusal_permanent(rd_kafka_resp_err_t err) {
+int brw_record_refusal_permanent(int err) {
   switch (err) {
-  case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-  case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
-  case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-  case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-  case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
-  case RD_KAFKA_RESP_ERR__INVALID_ARG:
+  case BRW_KAFKA_ERR_MSG_SIZE_TOO_LARGE:
+  case BRW_KAFKA_ERR_INVALID_MSG_SIZE:
+  case BRW_KAFKA_ERR_RECORD_LIST_TOO_LARGE:
+  case BRW_KAFKA_ERR_INVALID_RECORD:
+  case BRW_KAFKA_ERR_INVALID_TIMESTAMP:
+  case BRW_KAFKA_ERR_INVALID_ARG:
     return 1;
   default:
     return 0;

@@ -1,9 +1,11 @@
 /* Error codes of bsg-report-worker.
  *
  * Every function that can fail returns 0 or a negative BRW_E* code from the
- * one table below. Foreign codes (CURLcode, rd_kafka_resp_err_t, json_error_t,
- * errno) are translated at the module boundary, and their text is logged
- * there, so callers only ever see these.
+ * one table below. Foreign codes (CURLcode, librdkafka's error codes,
+ * json_error_t, errno) are translated at the module boundary, and their text
+ * is logged there, so callers only ever see these. (librdkafka's codes that
+ * describe a record or a partition, not a failed call, reach the
+ * application as ints with librdkafka's values: include/brw/kafka.h.)
  */
 #ifndef BRW_ERROR_H
 #define BRW_ERROR_H

@@ -1,7 +1,15 @@
 /* Kafka clients on the libuv loop: one consumer (group member) and one
  * idempotent producer.
  *
- * librdkafka's queues wake the loop through rd_kafka_queue_io_event_enable()
+ * This header is the whole Kafka boundary: no librdkafka type crosses it.
+ * Record headers are brw_headers_t (include/brw/headers.h), consumed
+ * messages brw_kafka_message_t, partitions with their positions and commit
+ * metadata brw_kafka_positions_t, and librdkafka's error codes plain ints
+ * (the values of librdkafka's codes; BRW_KAFKA_ERR_* names the ones the
+ * application tests, brw_kafka_err_name gives any one's name). Only
+ * src/kafka.c includes librdkafka's header.
+ *
+ * librdkafka's queues wake the loop through its queue I/O events
  * (a non-blocking pipe watched by uv_poll), and every librdkafka callback the
  * application sees (messages, rebalances, delivery reports, logs, errors,
  * commit results) runs on the loop thread, from the drain of those queues. A
@@ -24,8 +32,9 @@
 #define BRW_KAFKA_H
 
 #include "brw/config.h"
+#include "brw/headers.h"
+#include "brw/metrics.h"
 
-#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -49,17 +58,80 @@ typedef enum {
                             not see it */
 } brw_topic_state_t;
 
+/* librdkafka's error codes the application names, with librdkafka's values
+ * (Kafka's protocol codes, and librdkafka's own negative ones); src/kafka.c
+ * checks at compile time that they match. 0 is no error. */
+#define BRW_KAFKA_ERR_NONE 0
+#define BRW_KAFKA_ERR_UNKNOWN_TOPIC_OR_PART 3
+#define BRW_KAFKA_ERR_INVALID_MSG_SIZE 4
+#define BRW_KAFKA_ERR_MSG_SIZE_TOO_LARGE 10
+#define BRW_KAFKA_ERR_RECORD_LIST_TOO_LARGE 18
+#define BRW_KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED 29
+#define BRW_KAFKA_ERR_INVALID_TIMESTAMP 32
+#define BRW_KAFKA_ERR_INVALID_RECORD 87
+#define BRW_KAFKA_ERR_INVALID_ARG (-186) /* librdkafka's _INVALID_ARG */
+#define BRW_KAFKA_ERR_FAIL (-196)        /* librdkafka's _FAIL */
+
+/* librdkafka's name of an error code ("MSG_SIZE_TOO_LARGE"), static. */
+const char *brw_kafka_err_name(int err);
+/* librdkafka's text for an error code, static. */
+const char *brw_kafka_err_str(int err);
+
+/* A consumed message, borrowed for the on_message call. */
+typedef struct {
+  int32_t partition;
+  int64_t offset;
+  const void *key; /* NULL when the record has none */
+  size_t key_len;
+  const void *value;
+  size_t value_len;
+  const void *priv; /* src/kafka.c's own; for brw_kafka_message_header */
+} brw_kafka_message_t;
+
+/* The value of the message's last header named `name`: 0 with *value
+ * (borrowed, valid during on_message; NULL for a null value) and *len set,
+ * or BRW_ENOENT. */
+int brw_kafka_message_header(const brw_kafka_message_t *msg, const char *name,
+                             const void **value, size_t *len);
+
+/* A partition of the input topic with a position: the next offset to read
+ * and the commit's metadata (the completed-offset map), as read from the
+ * group (on_assign), sent in a commit (brw_kafka_commit) or confirmed
+ * (on_commit_done). */
+typedef struct {
+  int32_t partition;
+  int64_t offset;      /* the position; negative when there is none */
+  char *metadata;      /* owned by the list; NULL when none */
+  size_t metadata_len; /* bytes (not NUL-terminated on the wire; the list
+                          keeps a NUL after them) */
+  int err;             /* a librdkafka error code for this partition, 0 */
+} brw_kafka_pos_t;
+
+/* A list of positions. A zeroed struct is an empty list; the list owns its
+ * elements and their metadata (brw_kafka_positions_clear frees them). */
+typedef struct {
+  brw_kafka_pos_t *elems;
+  int cnt;
+  int cap;
+} brw_kafka_positions_t;
+
+/* Appends a position with a copy of `metadata` (len bytes, NULL for none).
+ * Returns 0 or BRW_ENOMEM (the list is unchanged). */
+int brw_kafka_positions_add(brw_kafka_positions_t *l, int32_t partition,
+                            int64_t offset, const void *metadata, size_t len);
+/* Frees the elements and their metadata; the list is empty again. */
+void brw_kafka_positions_clear(brw_kafka_positions_t *l);
+
 typedef struct {
   /* A consumed message; borrowed, destroyed after the call. */
-  void (*on_message)(void *ctx, const rd_kafka_message_t *rkm);
+  void (*on_message)(void *ctx, const brw_kafka_message_t *msg);
   /* Partitions assigned (added to the assignment: with the cooperative and
    * KIP-848 protocols only the new ones). Each element carries the group's
    * committed offset and metadata, read on libuv's pool before this call;
    * an element whose err is set could not be read (the partition replays
    * from its committed offset). The partitions are assigned after the call
    * returns. Borrowed list. */
-  void (*on_assign)(void *ctx,
-                    const rd_kafka_topic_partition_list_t *parts);
+  void (*on_assign)(void *ctx, const brw_kafka_positions_t *parts);
   /* Partitions revoked (with the cooperative and KIP-848 protocols only the
    * ones that move). lost = 1 when the assignment was lost and must not be
    * committed. They stay assigned (paused) until the handler calls
@@ -68,33 +140,32 @@ typedef struct {
    * finish before it returns; otherwise it may call brw_kafka_revoke_done
    * later or from inside the call. Until then no other rebalance event is
    * handled. Borrowed list. */
-  void (*on_revoke)(void *ctx, const rd_kafka_topic_partition_list_t *parts,
-                    int lost, int now);
+  void (*on_revoke)(void *ctx, const brw_kafka_positions_t *parts, int lost,
+                    int now);
   /* A produced record was acknowledged by the broker. */
   void (*on_delivered)(void *ctx, void *opaque);
   /* A produced record was refused for good (brw_record_refusal_permanent):
-   * by the producer (rd_kafka_producev) or by the broker (delivery report).
+   * by the producer (at once) or by the broker (delivery report).
    * It is not retried; the handler owns rec->opaque again and may produce
    * another record in its place, from inside this call. `rec` and
    * everything it points to (headers included) are borrowed for the call;
-   * `reason` is librdkafka's text. Runs on the loop thread: from a queue
+   * `err` is librdkafka's code (BRW_KAFKA_ERR_*), `reason` its text. Runs on
+   * the loop thread: from a queue
    * drain, from brw_kafka_flush, or from inside brw_kafka_produce (a record
    * refused at once). Without a handler the record is logged and dropped. */
-  void (*on_refused)(void *ctx, const brw_kafka_record_t *rec,
-                     rd_kafka_resp_err_t err, const char *reason);
+  void (*on_refused)(void *ctx, const brw_kafka_record_t *rec, int err,
+                     const char *reason);
   /* A fatal error: the clients cannot go on; the application shuts down
    * and exits 1. `reason` is borrowed. */
   void (*on_fatal)(void *ctx, const char *reason);
-  /* The broker connection state changed (1 = up, 0 = all brokers down). */
+  /* The broker connection state changed (1 = up, 0 = all brokers down);
+   * kafka_brokers_up is set already. */
   void (*on_connection)(void *ctx, int up);
   /* An asynchronous offset commit completed (err 0, or the error for all
    * partitions; each element carries its own err and the offset sent).
-   * Borrowed list. */
-  void (*on_commit_done)(void *ctx, rd_kafka_resp_err_t err,
-                         const rd_kafka_topic_partition_list_t *offsets);
-  /* The consumer lag of the assigned partitions, summed, from librdkafka's
-   * statistics (every 5 s; -1 when unknown). */
-  void (*on_lag)(void *ctx, int64_t lag);
+   * commit_failures_total counted it already. Borrowed list. */
+  void (*on_commit_done)(void *ctx, int err,
+                         const brw_kafka_positions_t *offsets);
   void *ctx;
 } brw_kafka_handlers_t;
 
@@ -105,7 +176,8 @@ struct brw_kafka_record_s {
   size_t key_len;
   const void *value;
   size_t value_len;
-  rd_kafka_headers_t *headers; /* ownership passes to brw_kafka_produce */
+  brw_headers_t *headers;      /* may be NULL; ownership passes to
+                                  brw_kafka_produce */
   void *opaque;                /* handed back to on_delivered/on_refused */
 };
 
@@ -115,6 +187,12 @@ struct brw_kafka_record_s {
 int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
                   const brw_kafka_handlers_t *handlers, brw_kafka_t **out,
                   char *errbuf, size_t errlen);
+
+/* The registry the module keeps its metrics in (borrowed, may be NULL;
+ * set before brw_kafka_start): consumer_lag_messages (from librdkafka's
+ * statistics, every 5 s), kafka_brokers_up, producer_queue_records (every
+ * 250 ms), commits_total and commit_failures_total. */
+void brw_kafka_set_metrics(brw_kafka_t *k, brw_metrics_t *m);
 
 /* Subscribes to the input topic. Returns 0 or BRW_EKAFKA. */
 int brw_kafka_start(brw_kafka_t *k);
@@ -132,13 +210,14 @@ size_t brw_kafka_backlog(const brw_kafka_t *k);
 size_t brw_kafka_in_flight(const brw_kafka_t *k);
 
 /* Commits offsets (next offset to read, per partition) of the input topic,
- * with each element's metadata (the completed-offset map) when set. An
+ * with each element's metadata (the completed-offset map) when set; the
+ * list is borrowed. Counts commits_total (and commit_failures_total). An
  * asynchronous commit reports through on_commit_done;
  * brw_kafka_commits_in_flight() counts those not yet reported.
  * async = 1 returns at once (the result is logged); async = 0 waits: for
- * shutdown, and a revocation inside the consumer's close. Returns 0 or BRW_EKAFKA. */
-int brw_kafka_commit(brw_kafka_t *k,
-                     const rd_kafka_topic_partition_list_t *offsets,
+ * shutdown, and a revocation inside the consumer's close. Returns 0 or
+ * BRW_EKAFKA. */
+int brw_kafka_commit(brw_kafka_t *k, const brw_kafka_positions_t *offsets,
                      int async);
 
 /* The revocation handed to on_revoke is over: the partitions are
@@ -152,7 +231,8 @@ size_t brw_kafka_commits_in_flight(const brw_kafka_t *k);
  * "classic". */
 const char *brw_kafka_group_protocol(const brw_config_t *cfg);
 /* The classic protocol's assignor for a librdkafka version
- * (rd_kafka_version()): "cooperative-sticky" from 2.10.1 on, where commits
+ * (0xMMmmrrxx, as librdkafka numbers its versions): "cooperative-sticky"
+ * from 2.10.1 on, where commits
  * during a cooperative rebalance no longer lose the assignment, else
  * "roundrobin" (eager). */
 const char *brw_kafka_default_strategy(int version);
@@ -193,8 +273,17 @@ void brw__kafka_x509_failure(int x509_error, const char *broker_name, char *buf,
  * error the cluster gave for it (0 when none). */
 brw_topic_state_t brw_kafka_topic_state(const brw_kafka_t *k,
                                         brw_kafka_topic_t which,
-                                        const char **name,
-                                        rd_kafka_resp_err_t *err);
+                                        const char **name, int *err);
+
+/* Whether librdkafka knows a client property (a kafka.* key without its
+ * prefix) and accepts the value, checked on a scratch configuration.
+ * Returns 0, BRW_ENOENT (unknown property), BRW_EINVAL (refused value;
+ * librdkafka's reason in errbuf) or BRW_ENOMEM. */
+int brw_kafka_conf_check(const char *prop, const char *value, char *errbuf,
+                         size_t errlen);
+
+/* The librdkafka version the process runs with ("2.14.2"), static. */
+const char *brw_kafka_version_str(void);
 
 /* Close, in the order shutdown needs:
  * brw_kafka_close_consumer: leaves the group (the revoke handler runs first,

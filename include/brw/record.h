@@ -14,7 +14,8 @@
 #ifndef BRW_RECORD_H
 #define BRW_RECORD_H
 
-#include <librdkafka/rdkafka.h>
+#include "brw/headers.h"
+
 #include <stddef.h>
 
 /* Framing counted on top of key, value and headers: a v2 record's own
@@ -41,7 +42,7 @@ typedef struct {
 
 /* The bytes a record's headers take on the wire (an upper bound: a 5-byte
  * varint for every length). NULL headers take 0. */
-size_t brw_record_headers_size(const rd_kafka_headers_t *hdrs);
+size_t brw_record_headers_size(const brw_headers_t *hdrs);
 
 /* The size librdkafka compares with message.max.bytes, plus a batch
  * header: BRW_RECORD_OVERHEAD + key + value + headers. */
@@ -73,11 +74,12 @@ size_t brw_record_utf8_cut(const void *s, size_t len, size_t max);
  * the record itself, so that producing the same bytes again gets the same
  * answer: its size (MSG_SIZE_TOO_LARGE, INVALID_MSG_SIZE,
  * RECORD_LIST_TOO_LARGE), its content (INVALID_RECORD, INVALID_TIMESTAMP) or
- * an argument librdkafka refuses (_INVALID_ARG). 0 for everything else:
+ * an argument librdkafka refuses (_INVALID_ARG); `err` is a brw_kafka error
+ * code (BRW_KAFKA_ERR_*, include/brw/kafka.h). 0 for everything else:
  * time cures transient errors (timeouts, leaders moving), and an operator
  * cures the rest without the record changing (a missing topic, a missing
  * ACL, an old message format), so those are produced again, never given
  * up: giving them up would drop every record, not one. */
-int brw_record_refusal_permanent(rd_kafka_resp_err_t err);
+int brw_record_refusal_permanent(int err);
 
 #endif

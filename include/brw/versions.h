@@ -1,6 +1,6 @@
 /* The versions of the libraries the process runs with, asked of each library
  * at run time (not the headers it was built against): librdkafka
- * (rd_kafka_version_str), libcurl (curl_version_info), libuv
+ * (brw_kafka_version_str, from src/kafka.c), libcurl (curl_version_info), libuv
  * (uv_version_string) and jansson (jansson_version_str). `--version` prints
  * them as `curl --version` does, the start log line carries them, and each
  * has an info gauge (docs/operations.md). */

@@ -19,6 +19,7 @@
 #include "brw/kafka.h"
 #include "brw/log.h"
 
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +63,8 @@ static void on_delivered(void *ctx, void *opaque) {
 static int produce(fx_t *f, const char *value, size_t value_len, void *opaque,
                    const char *hdr);
 
-static void on_refused(void *ctx, const brw_kafka_record_t *rec,
-                       rd_kafka_resp_err_t err, const char *reason) {
+static void on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
+                       const char *reason) {
   fx_t *f = ctx;
   f->refused++;
   f->refused_opaque = rec->opaque;
@@ -75,8 +76,7 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec,
   const void *v;
   size_t n;
   f->refused_header[0] = '\0';
-  if (rec->headers &&
-      rd_kafka_header_get_last(rec->headers, "h", &v, &n) == 0 &&
+  if (rec->headers && brw_headers_get_last(rec->headers, "h", &v, &n) == 0 &&
       n < sizeof(f->refused_header)) {
     memcpy(f->refused_header, v, n);
     f->refused_header[n] = '\0';
@@ -94,8 +94,8 @@ static void on_fatal(void *ctx, const char *reason) {
 
 static int produce(fx_t *f, const char *value, size_t value_len, void *opaque,
                    const char *hdr) {
-  rd_kafka_headers_t *h = rd_kafka_headers_new(1);
-  rd_kafka_header_add(h, "h", -1, hdr, -1);
+  brw_headers_t *h = brw_headers_new();
+  assert_int_equal(brw_headers_add_str(h, "h", hdr), 0);
   brw_kafka_record_t rec = {TOPIC, "k", 1, value, value_len, h, opaque};
   int prev = f->in_produce;
   f->in_produce = 1;

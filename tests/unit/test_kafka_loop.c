@@ -166,7 +166,7 @@ static void on_probe_timer(uv_timer_t *t) {
   fx->timer_seen = fx->consumed;
 }
 
-static void on_flood_message(void *ctx, const rd_kafka_message_t *rkm) {
+static void on_flood_message(void *ctx, const brw_kafka_message_t *msg) {
   fx_t *fx = ctx;
   if (fx->consumed++ > 0)
     return;
@@ -179,8 +179,7 @@ static void on_flood_message(void *ctx, const rd_kafka_message_t *rkm) {
   usleep(1500 * 1000);
 }
 
-static void on_flood_assign(void *ctx,
-                            const rd_kafka_topic_partition_list_t *parts) {
+static void on_flood_assign(void *ctx, const brw_kafka_positions_t *parts) {
   ((fx_t *)ctx)->assigned = 1;
 }
 
@@ -242,7 +241,7 @@ static void test_topic_probe(void **state) {
   fx_t fx;
   char err[512];
   const char *name = NULL;
-  rd_kafka_resp_err_t terr = RD_KAFKA_RESP_ERR_NO_ERROR;
+  int terr = BRW_KAFKA_ERR_NONE;
   fx_open(&fx, 1, 0);
   cfg_set(&fx, "topic.input", "typo.events");
   /* librdkafka 2.0.2's mock cluster answers Metadata v2 at most, so it
@@ -301,24 +300,22 @@ typedef struct {
   char metadata[32];        /* partition 0's commit metadata */
 } member_t;
 
-static void on_member_assign(void *ctx,
-                             const rd_kafka_topic_partition_list_t *parts) {
+static void on_member_assign(void *ctx, const brw_kafka_positions_t *parts) {
   member_t *m = ctx;
   m->held += parts->cnt;
   for (int i = 0; i < parts->cnt; i++) {
-    const rd_kafka_topic_partition_t *e = &parts->elems[i];
+    const brw_kafka_pos_t *e = &parts->elems[i];
     if (e->partition != 0 || e->err)
       continue;
     m->committed_offset = e->offset;
-    if (e->metadata && e->metadata_size < sizeof(m->metadata)) {
-      memcpy(m->metadata, e->metadata, e->metadata_size);
-      m->metadata[e->metadata_size] = '\0';
+    if (e->metadata && e->metadata_len < sizeof(m->metadata)) {
+      memcpy(m->metadata, e->metadata, e->metadata_len);
+      m->metadata[e->metadata_len] = '\0';
     }
   }
 }
 
-static void on_member_revoke(void *ctx,
-                             const rd_kafka_topic_partition_list_t *parts,
+static void on_member_revoke(void *ctx, const brw_kafka_positions_t *parts,
                              int lost, int now) {
   member_t *m = ctx;
   m->revokes++;
@@ -383,13 +380,10 @@ static void test_revoke_waits_for_the_application(void **state) {
   members_t w = {&a, &b, 4};
   assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_holds_all, NULL, &w,
                                WAIT_MS));
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(l, TOPIC, 0);
-  e->offset = 7;
-  e->metadata = strdup("map-of-a");
-  e->metadata_size = strlen("map-of-a");
-  assert_int_equal(brw_kafka_commit(a.k, l, 0), 0);
-  rd_kafka_topic_partition_list_destroy(l);
+  brw_kafka_positions_t l = {0};
+  assert_int_equal(brw_kafka_positions_add(&l, 0, 7, "map-of-a", 8), 0);
+  assert_int_equal(brw_kafka_commit(a.k, &l, 0), 0);
+  brw_kafka_positions_clear(&l);
 
   assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &hb, &b.k, err,
                                  sizeof(err)), 0);
