@@ -123,11 +123,13 @@ def kip848_duplicate(args, checks: Checks, kafka: KafkaBroker, sim: Sim, work: P
         second = Worker(args.bin_dir, work, cfg, name="k2").start()
         code = second.proc.wait(timeout=90)
         lines = second.log_lines()
-        fatal = [l for l in lines if "UNRELEASED_INSTANCE_ID" in str(l)
-                 or "instance id" in str(l.get("msg", "")).lower()]
+        fatal = [l for l in lines if l.get("level") == "error"
+                 and l.get("error") == "UNRELEASED_INSTANCE_ID"
+                 and "another member holds this group.instance.id" in l.get("msg", "")]
         log(f"duplicate instance id: exit {code}; {fatal[:1]}")
         checks.eq(code, 1, "KIP-848: a duplicate group.instance.id is fenced: exit 1")
-        checks.check(len(fatal) > 0, "the fenced member says why (UNRELEASED_INSTANCE_ID)")
+        checks.check(len(fatal) == 1, "the fenced member says why in one ERROR line "
+                     "(UNRELEASED_INSTANCE_ID, and what to do)")
         checks.check(first.proc.running(), "the member that held the id keeps running")
         checks.eq(held(first), 2, "and keeps its partitions")
         first.proc.signal(signal.SIGTERM)
