@@ -355,6 +355,36 @@ static int pred_never(void *ctx, const void *arg) {
   return 0;
 }
 
+static void commit_partition_0(member_t *a) {
+  brw_kafka_positions_t l = {0};
+  assert_int_equal(brw_kafka_positions_add(&l, 0, 7, "map-of-a", 8), 0);
+  assert_int_equal(brw_kafka_commit(a->k, &l, 0), 0);
+  brw_kafka_positions_clear(&l);
+}
+
+/* Starts member w->a and waits until it holds all w->want partitions, runs
+ * `then` (may be NULL), starts member w->b and waits until a's revocation is
+ * pending (a defers it). */
+static void start_pair(fx_t *fx, members_t *w, void (*then)(member_t *a)) {
+  char err[512];
+  brw_kafka_handlers_t ha = {.on_assign = on_member_assign,
+                             .on_revoke = on_member_revoke, .ctx = w->a};
+  brw_kafka_handlers_t hb = {.on_assign = on_member_assign,
+                             .on_revoke = on_member_revoke, .ctx = w->b};
+  assert_int_equal(
+      brw_kafka_new(&fx->loop, &fx->cfg, &ha, &w->a->k, err, sizeof(err)), 0);
+  assert_int_equal(brw_kafka_start(w->a->k), 0);
+  assert_true(uvtest_run_until(&fx->loop, &fx->tick, pred_a_holds_all, NULL,
+                               w, WAIT_MS));
+  if (then)
+    then(w->a);
+  assert_int_equal(
+      brw_kafka_new(&fx->loop, &fx->cfg, &hb, &w->b->k, err, sizeof(err)), 0);
+  assert_int_equal(brw_kafka_start(w->b->k), 0);
+  assert_true(uvtest_run_until(&fx->loop, &fx->tick, pred_a_pending, NULL, w,
+                               WAIT_MS));
+}
+
 /* Member a holds the 4 partitions and has committed partition 0 with
  * metadata. Member b joins: a's revocation is left pending by its handler.
  * Meanwhile the loop runs (a 10 ms timer keeps firing) and b gets none of
@@ -363,33 +393,14 @@ static int pred_never(void *ctx, const void *arg) {
  * loop. Eager (librdkafka below 2.10.1) or cooperative, the same holds. */
 static void test_revoke_waits_for_the_application(void **state) {
   fx_t fx;
-  char err[512];
   fx_open(&fx, 4, 0);
   cfg_set(&fx, "group.id", "rebalance-test");
   cfg_set(&fx, "kafka.consumer.heartbeat.interval.ms", "200");
   cfg_set(&fx, "kafka.consumer.session.timeout.ms", "6000");
   member_t a = {.defer = 1, .committed_offset = -1};
   member_t b = {.committed_offset = -1};
-  brw_kafka_handlers_t ha = {.on_assign = on_member_assign,
-                             .on_revoke = on_member_revoke, .ctx = &a};
-  brw_kafka_handlers_t hb = {.on_assign = on_member_assign,
-                             .on_revoke = on_member_revoke, .ctx = &b};
-  assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &ha, &a.k, err,
-                                 sizeof(err)), 0);
-  assert_int_equal(brw_kafka_start(a.k), 0);
   members_t w = {&a, &b, 4};
-  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_holds_all, NULL, &w,
-                               WAIT_MS));
-  brw_kafka_positions_t l = {0};
-  assert_int_equal(brw_kafka_positions_add(&l, 0, 7, "map-of-a", 8), 0);
-  assert_int_equal(brw_kafka_commit(a.k, &l, 0), 0);
-  brw_kafka_positions_clear(&l);
-
-  assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &hb, &b.k, err,
-                                 sizeof(err)), 0);
-  assert_int_equal(brw_kafka_start(b.k), 0);
-  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_pending, NULL, &w,
-                               WAIT_MS));
+  start_pair(&fx, &w, commit_partition_0);
   /* While a's revocation is pending: the loop is not blocked, and nothing
    * of a's moved. */
   uv_timer_t count;
@@ -424,7 +435,6 @@ static void test_revoke_waits_for_the_application(void **state) {
  * consumer leaves the group) and the loop closes cleanly. */
 static void test_close_with_revoke_pending(void **state) {
   fx_t fx;
-  char err[512];
   fx_open(&fx, 2, 0);
   cfg_set(&fx, "group.id", "rebalance-close-test");
   cfg_set(&fx, "kafka.consumer.heartbeat.interval.ms", "200");
@@ -433,21 +443,8 @@ static void test_close_with_revoke_pending(void **state) {
   cfg_set(&fx, "kafka.consumer.session.timeout.ms", "6000");
   member_t a = {.defer = 1, .committed_offset = -1};
   member_t b = {.committed_offset = -1};
-  brw_kafka_handlers_t ha = {.on_assign = on_member_assign,
-                             .on_revoke = on_member_revoke, .ctx = &a};
-  brw_kafka_handlers_t hb = {.on_assign = on_member_assign,
-                             .on_revoke = on_member_revoke, .ctx = &b};
-  assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &ha, &a.k, err,
-                                 sizeof(err)), 0);
-  assert_int_equal(brw_kafka_start(a.k), 0);
   members_t w = {&a, &b, 2};
-  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_holds_all, NULL, &w,
-                               WAIT_MS));
-  assert_int_equal(brw_kafka_new(&fx.loop, &fx.cfg, &hb, &b.k, err,
-                                 sizeof(err)), 0);
-  assert_int_equal(brw_kafka_start(b.k), 0);
-  assert_true(uvtest_run_until(&fx.loop, &fx.tick, pred_a_pending, NULL, &w,
-                               WAIT_MS));
+  start_pair(&fx, &w, NULL);
   brw_kafka_close(a.k, on_kafka_closed, &fx);
   /* a left: b takes both partitions. */
   w.a = &b;
