@@ -322,7 +322,12 @@ static void member_join(member_t *m, const char *bootstraps) {
                          {"group.id", "partitions-test"},
                          {"topic.input", TOPIC},
                          {"topic.output", "out"},
-                         {"topic.dlq", "dlq"}};
+                         {"topic.dlq", "dlq"},
+                         /* librdkafka's mock cluster rebalances after a
+                          * member left only once its session timed out:
+                          * 6 s, not the default 45 s. */
+                         {"kafka.consumer.session.timeout.ms", "6000"},
+                         {"kafka.consumer.heartbeat.interval.ms", "200"}};
   for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
     assert_int_equal(
         brw_config_set(&m->cfg, kv[i][0], kv[i][1], err, sizeof(err)), 0);
