@@ -47,6 +47,10 @@ packages=(
     # containers-common and the CNI plugins; no fuse-overlayfs, uidmap or
     # slirp4netns is needed (root, the kernel's overlay, the host network).
     podman debootstrap
+    # tests/integration/test_tls.py: nginx terminates TLS (and offers
+    # HTTP/2) in front of bsg-api-sim, run by the test with a configuration
+    # of its own on free ports; the package's own service is not used.
+    nginx-light
 )
 
 missing=()

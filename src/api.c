@@ -582,7 +582,11 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
           : resp->status >= 500 ? "5xx"
                                 : "login";
   login_failed(a, LOGIN_TRANSIENT, label,
-               resp->outcome != BRW_HTTP_OK
+               resp->outcome == BRW_HTTP_TLS
+                   ? "logins fail: TLS with the API fails (its certificate "
+                     "is not trusted or does not name the host; the log "
+                     "says which): check http.ca_file and api.url"
+               : resp->outcome != BRW_HTTP_OK
                    ? "logins fail: the API cannot be reached"
                    : "logins fail: the API answers them with an error",
                resp->status, resp->retry_after_ms, msg, apimsg);

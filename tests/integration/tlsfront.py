@@ -1,0 +1,126 @@
+"""A TLS-terminating reverse proxy in front of bsg-api-sim, for the HTTPS
+tests: Debian's nginx (package nginx-light, installed by
+scripts/install-deps.sh; its own service is not used) run as a child
+process with a configuration of its own, on free ports of 127.0.0.1.
+
+    front = TlsFront(workdir, sim.url).start()
+    front.url("h2")       # https://127.0.0.1:P/ with HTTP/2 offered by ALPN
+    front.url("h1")       # HTTP/1.1 only
+    front.url("badname")  # a certificate for kafka.wrong.example only
+    front.ca              # the CA that signed them (PEM)
+    front.other_ca        # a CA that signed nothing here
+    front.requests("h2")  # the access log: [{"proto": "HTTP/2.0", ...}]
+
+The certificates come from scripts/kafka-pki.sh (openssl, EC P-256, valid 2
+days, made fresh for each run).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness import SCRIPTS_DIR, Proc, free_port, wait_port
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SERVERS = ("h2", "h1", "badname")
+
+
+class TlsFront:
+    def __init__(self, workdir: Path, upstream: str, name: str = "nginx") -> None:
+        self.dir = Path(workdir) / name
+        self.upstream = upstream.rstrip("/")
+        self.name = name
+        self.ports = {}
+        self.proc = None
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "pki" / "ca.pem"
+
+    @property
+    def other_ca(self) -> Path:
+        return self.dir / "pki" / "other-ca.pem"
+
+    def url(self, server: str) -> str:
+        return f"https://127.0.0.1:{self.ports[server]}"
+
+    def start(self) -> "TlsFront":
+        if not Path(NGINX).exists():
+            raise RuntimeError("nginx not found: run scripts/install-deps.sh (nginx-light)")
+        pki = self.dir / "pki"
+        (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
+        res = subprocess.run([str(SCRIPTS_DIR / "kafka-pki.sh"), str(pki)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError(f"kafka-pki.sh failed:\n{res.stdout[-2000:]}")
+        self.ports = {s: free_port() for s in SERVERS}
+        conf = self.dir / "nginx.conf"
+        conf.write_text(self._conf(pki))
+        self.proc = Proc([NGINX, "-p", str(self.dir), "-c", str(conf),
+                          "-e", str(self.dir / "error.log")],
+                         self.dir, name=self.name).start()
+        for s, port in self.ports.items():
+            if not wait_port("127.0.0.1", port, timeout=15):
+                self.proc.print_tail()
+                raise RuntimeError(f"nginx did not listen on {port} ({s})")
+        return self
+
+    def _conf(self, pki: Path) -> str:
+        servers = []
+        for s, port in self.ports.items():
+            cert = pki / ("badname.pem" if s == "badname" else "broker.pem")
+            http2 = " http2" if s == "h2" else ""
+            servers.append(f"""
+    server {{
+        listen 127.0.0.1:{port} ssl{http2};
+        ssl_certificate {cert};
+        ssl_certificate_key {cert};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        access_log {self.dir / (s + '.access.log')} brw;
+        location / {{
+            proxy_pass {self.upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+        }}
+    }}""")
+        t = self.dir / "tmp"
+        return f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {self.dir / 'nginx.pid'};
+error_log {self.dir / 'error.log'} warn;
+events {{ worker_connections 1024; }}
+http {{
+    client_body_temp_path {t}/body;
+    proxy_temp_path {t}/proxy;
+    fastcgi_temp_path {t}/fastcgi;
+    uwsgi_temp_path {t}/uwsgi;
+    scgi_temp_path {t}/scgi;
+    log_format brw escape=json '{{"proto":"$server_protocol","tls":"$ssl_protocol",'
+                               '"reused":"$ssl_session_reused","conn":"$connection",'
+                               '"uri":"$request_uri","status":"$status"}}';
+    keepalive_requests 100000;
+{''.join(servers)}
+}}
+"""
+
+    def requests(self, server: str) -> list:
+        path = self.dir / f"{server}.access.log"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def stop(self) -> None:
+        if self.proc and self.proc.running():
+            self.proc.terminate(timeout=10)
