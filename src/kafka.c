@@ -992,6 +992,16 @@ static void cread_work(uv_work_t *req) {
 static void close_step(brw_kafka_t *k);
 static void destroy_clients(brw_kafka_t *k);
 
+/* Once the clients are closing and no job on libuv's pool (the metadata
+ * probe, a committed-offset read) uses them any more, they are destroyed:
+ * from brw_kafka_close, or from the last job's after-work callback. */
+static void release_clients(brw_kafka_t *k) {
+  if (!k->closing || k->probing || k->creads)
+    return;
+  destroy_clients(k);
+  close_step(k);
+}
+
 /* The read is over: on the loop thread. */
 static void cread_done(uv_work_t *req, int status) {
   cread_t *r = req->data;
@@ -1002,11 +1012,7 @@ static void cread_done(uv_work_t *req, int status) {
   if (r->abandoned) {
     rd_kafka_topic_partition_list_destroy(r->parts);
     free(r);
-    /* brw_kafka_close waited for the pool to let go of the clients. */
-    if (k->closing && !k->probing && !k->creads) {
-      destroy_clients(k);
-      close_step(k);
-    }
+    release_clients(k);
     return;
   }
   rd_kafka_resp_err_t err = status ? RD_KAFKA_RESP_ERR__DESTROY : r->err;
@@ -1109,7 +1115,7 @@ static void rebal_finish_now(brw_kafka_t *k) {
     k->rebal = op;
     if (!op->assign && k->h.on_revoke)
       revoke_call(k, op, 1);
-    if (k->rebal == op) {
+    if (k->rebal) { /* the handler did not call brw_kafka_revoke_done */
       rebal_apply(k, op);
       k->rebal = NULL;
       rebal_free(op);
@@ -1446,10 +1452,7 @@ static void probe_done(uv_work_t *req, int status) {
   brw_kafka_t *k = p->k;
   k->probing = 0;
   if (k->closing) {
-    if (!k->creads) {
-      destroy_clients(k);
-      close_step(k);
-    }
+    release_clients(k);
     return;
   }
   int all = 1, stale = k->probe_stale;
@@ -1975,17 +1978,14 @@ void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
   k->qp.poll.data = k;
   uv_close((uv_handle_t *)&k->qc.poll, on_closed);
   uv_close((uv_handle_t *)&k->qp.poll, on_closed);
-  /* A metadata probe on the thread pool still uses the clients: they are
-   * destroyed when it is over (the request under way, at most
-   * PROBE_TIMEOUT_MS; the others are skipped), from its after-work callback.
-   * A probe not started yet is canceled. */
-  if (k->probing || k->creads) {
-    if (k->probing) {
-      atomic_store(&k->probe.stop, 1);
-      uv_cancel((uv_req_t *)&k->probe.req);
-    }
-    return;
+  /* A metadata probe or a committed-offset read on the thread pool may
+   * still use the clients: they are destroyed when the last is over (the
+   * probe's request under way, at most PROBE_TIMEOUT_MS, the others
+   * skipped; the read, at most COMMITTED_TIMEOUT_MS), from its after-work
+   * callback (release_clients). A probe not started yet is canceled. */
+  if (k->probing) {
+    atomic_store(&k->probe.stop, 1);
+    uv_cancel((uv_req_t *)&k->probe.req);
   }
-  destroy_clients(k);
-  close_step(k);
+  release_clients(k);
 }
