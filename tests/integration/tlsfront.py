@@ -7,12 +7,16 @@ process with a configuration of its own, on free ports of 127.0.0.1.
     front.url("h2")       # https://127.0.0.1:P/ with HTTP/2 offered by ALPN
     front.url("h1")       # HTTP/1.1 only
     front.url("badname")  # a certificate for kafka.wrong.example only
+    front.url("expired")  # a certificate for 127.0.0.1 that expired a day ago
     front.ca              # the CA that signed them (PEM)
     front.other_ca        # a CA that signed nothing here
     front.requests("h2")  # the access log: [{"proto": "HTTP/2.0", ...}]
 
-The certificates come from scripts/kafka-pki.sh (openssl, EC P-256, valid 2
-days, made fresh for each run).
+The certificates come from scripts/kafka-pki.sh (openssl, EC P-256, made
+fresh for each run; valid 2 days, but for expired.pem). Every server but h2
+offers HTTP/1.1 only. The access log records per request the protocol, the
+TLS version, "r" in `reused` when the connection resumed a TLS session
+("." for a full handshake), and nginx's connection serial number `conn`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from pathlib import Path
 from harness import SCRIPTS_DIR, Proc, free_port, wait_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-SERVERS = ("h2", "h1", "badname")
+SERVERS = ("h2", "h1", "badname", "expired")
+CERTS = {"badname": "badname.pem", "expired": "expired.pem"}  # else broker.pem
 
 
 class TlsFront:
@@ -72,7 +77,7 @@ class TlsFront:
     def _conf(self, pki: Path) -> str:
         servers = []
         for s, port in self.ports.items():
-            cert = pki / ("badname.pem" if s == "badname" else "broker.pem")
+            cert = pki / CERTS.get(s, "broker.pem")
             http2 = " http2" if s == "h2" else ""
             servers.append(f"""
     server {{
