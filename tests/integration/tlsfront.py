@@ -17,16 +17,27 @@ fresh for each run; valid 2 days, but for expired.pem). Every server but h2
 offers HTTP/1.1 only. The access log records per request the protocol, the
 TLS version, "r" in `reused` when the connection resumed a TLS session
 ("." for a full handshake), and nginx's connection serial number `conn`.
+
+The HTTPS tests (test_tls.py, test_http2.py) share two helpers on top of it:
+
+    run = pipeline(args, checks, kafka, sim, front, work, "h1", ids, case="h1")
+    run.reqs       # what the server saw of this worker (access-log entries)
+    run.metrics    # the worker's /metrics before SIGTERM (parse_metrics)
+    run.lines      # the worker's JSON log lines
+    connections(run.reqs)  # {conn: reused} in the order nginx opened them
+
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
-from harness import SCRIPTS_DIR, Proc, free_port, wait_port
+from harness import SCRIPTS_DIR, Proc, free_port, log, produce, wait_port
+from pipeline import API_KEY, Worker, compare_with_truth, event, wait_reports, worker_config
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVERS = ("h2", "h1", "badname", "expired")
@@ -129,3 +140,80 @@ http {{
     def stop(self) -> None:
         if self.proc and self.proc.running():
             self.proc.terminate(timeout=10)
+
+
+# -- the HTTPS tests' pipeline run ---------------------------------------
+
+M = "bsg_report_worker_"
+
+
+class ApiUrl:
+    """What pipeline.worker_config reads of a Sim: its url."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+class Run:
+    def __init__(self, reqs: list, metrics: dict, lines: list) -> None:
+        self.reqs = reqs
+        self.metrics = metrics
+        self.lines = lines
+
+    def metric(self, name: str, label=None) -> float:
+        return self.metrics.get((M + name, label), 0.0)
+
+    def metric_sum(self, name: str) -> float:
+        """A labelled metric summed over its labels."""
+        return sum(v for (n, _), v in self.metrics.items() if n == M + name)
+
+
+def connections(reqs: list) -> dict:
+    """{conn: reused of its first request}, in the order nginx numbered the
+    connections."""
+    out: dict = {}
+    for r in sorted(reqs, key=lambda r: int(r.get("conn") or 0)):
+        out.setdefault(r["conn"], r["reused"])
+    return out
+
+
+def pipeline(args, checks, kafka, sim, front: TlsFront, work: Path, server: str,
+             ids: list, case: str, **config) -> Run:
+    """One worker reports `ids` through the front's `server` (http.ca_file =
+    the front's CA, and `config`): every campaign reported equal to the
+    simulator's truth, SIGTERM exit 0, no API key in its output (checked
+    here). Returns what the server saw of it, its metrics before SIGTERM and
+    its log."""
+    bs = kafka.bootstrap
+    topics = {k: f"tls.{case}.{k}" for k in ("input", "output", "dlq")}
+    kafka.create_topics({topics["input"]: 2, topics["output"]: 1, topics["dlq"]: 1})
+    produce(bs, topics["input"], [(str(c), event(c)) for c in ids])
+    cfg = worker_config(bs, ApiUrl(front.url(server)), f"brw-e2e-tls-{case}", topics,
+                        **{"http.ca_file": str(front.ca), "metrics.listen": "127.0.0.1:0",
+                           **config})
+    served = len(front.requests(server))  # by the earlier workers
+    w = Worker(args.bin_dir, work, cfg, name=f"w-{case}").start()
+    try:
+        try:
+            w.metrics_url()  # up, its configuration taken
+        except RuntimeError as e:
+            checks.fail(f"{case}: the worker runs", str(e))
+            return Run([], {}, w.log_lines())
+        finals = wait_reports(bs, topics["output"], set(ids), timeout=120)
+        by_id = {r.json()["campaign_id"]: r.json() for r in finals}
+        checks.eq(sorted(set(ids) - set(by_id))[:5], [], f"{case}: every campaign reported")
+        wrong = [c for c, r in by_id.items() if compare_with_truth(r, sim.truth(c))]
+        checks.eq(wrong[:5], [], f"{case}: reports equal the simulator's truth")
+        metrics = w.scrape()
+        w.proc.signal(signal.SIGTERM)
+        checks.eq(w.proc.wait(timeout=60), 0, f"{case}: SIGTERM exit 0")
+    finally:
+        if w.proc.running():
+            w.proc.print_tail()
+            w.proc.kill()
+    out = w.proc.stderr_text() + w.proc.stdout_text()
+    checks.check(API_KEY not in out, f"{case}: no API key in the output")
+    reqs = front.requests(server)[served:]
+    log(f"{case}: {len(reqs)} requests, protocols {sorted({r['proto'] for r in reqs})}, "
+        f"TLS {sorted({r['tls'] for r in reqs})}, {len(connections(reqs))} connections")
+    return Run(reqs, metrics, w.log_lines())

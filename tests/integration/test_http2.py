@@ -1,0 +1,116 @@
+"""End to end over HTTP/2 (issue 12): the worker talks to bsg-api-sim through
+a real TLS server (Debian's nginx terminating TLS and offering h2 by ALPN,
+tests/integration/tlsfront.py) on a real Kafka broker; http.version chooses
+the protocol. HTTPS/1.1, TLS session reuse and the TLS failures are
+test_tls.py's.
+
+- http.version=auto (the default) against a server offering h2, with
+  http.max_connections=2: every campaign reported with the simulator's
+  truth, every request HTTP/2 (nginx's access log), at most 2 connections
+  for hundreds of requests (multiplexed),
+  api_responses_by_version_total{version="2"} counts them, and the log has
+  one INFO "API protocol" line with http_version "2".
+- http.version=1.1 against the same server: every request HTTP/1.1.
+- http.version=2 against a server offering HTTP/1.1 only: the campaigns are
+  still reported, over HTTP/1.1, and a WARN line (once, or rate-limited)
+  says the API answered over HTTP/1.1 although http.version is 2.
+Each worker: SIGTERM exit 0, no API key in any output.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Checks, KafkaBroker, log, parse_args, run_main  # noqa: E402
+from pipeline import Sim, scratch_dir  # noqa: E402
+from tlsfront import Run, TlsFront, connections, pipeline  # noqa: E402
+
+
+def by_version(run: Run) -> dict:
+    """{version: responses} of api_responses_by_version_total, zeros left out."""
+    return {k[1]: v for k, v in run.metrics.items()
+            if k[0] == "bsg_report_worker_api_responses_by_version_total" and v}
+
+
+def protocol_lines(run: Run) -> list:
+    return [l for l in run.lines if l.get("msg", "").startswith("API protocol")]
+
+
+def check_protocol(checks: Checks, case: str, run: Run, proto: str, version: str) -> None:
+    """Every request `proto` at the server, every response `version` in the
+    worker's metric, and its "API protocol" line says `version` over TLS."""
+    reqs = run.reqs
+    checks.check(len(reqs) >= 50, f"{case}: the requests went through the TLS server ({len(reqs)})")
+    checks.eq(sorted({r["proto"] for r in reqs}), [proto], f"{case}: every request {proto}")
+    checks.eq(by_version(run), {version: float(len(reqs))},
+              f"{case}: api_responses_by_version_total{{version=\"{version}\"}} counts every "
+              f"response, no other version")
+    lines = protocol_lines(run)
+    log(f"{case}: {lines}")
+    checks.check(lines and lines[0].get("level") == "info"
+                 and lines[0].get("http_version") == version and lines[0].get("tls") is True,
+                 f"{case}: INFO \"API protocol\" http_version {version!r}, tls true",
+                 str(lines[:2]))
+    checks.eq(len(lines), 1, f"{case}: ... logged once (the protocol did not change)")
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+    checks = Checks()
+    work = scratch_dir("http2")
+    t0 = time.monotonic()
+    with KafkaBroker() as kafka:
+        sim = Sim(args.bin_dir, work, "--seed", "21", "--time-scale", "600").start()
+        front = TlsFront(work, sim.url).start()
+        try:
+            # auto: HTTP/2 by ALPN, multiplexed over at most 2 connections.
+            t = time.monotonic()
+            run = pipeline(args, checks, kafka, sim, front, work, "h2",
+                           list(range(970001, 970101)), case="h2-auto",
+                           **{"http.max_connections": "2"})
+            log(f"h2-auto: {time.monotonic() - t:.1f} s")
+            check_protocol(checks, "h2-auto", run, "HTTP/2.0", "2")
+            conns = connections(run.reqs)
+            tls_conns = run.metric("api_connections_total", "tls")
+            checks.check(len(conns) <= 2 and len(run.reqs) >= 100,
+                         f"h2-auto: http.max_connections=2 bounds connections, not requests "
+                         f"({len(conns)} connections for {len(run.reqs)} requests)")
+            checks.eq(tls_conns, float(len(conns)),
+                      "h2-auto: api_connections_total{transport=\"tls\"} = the connections "
+                      "the server saw")
+
+            # http.version=1.1 against the same server: no h2 offered by ALPN.
+            t = time.monotonic()
+            run = pipeline(args, checks, kafka, sim, front, work, "h2",
+                           list(range(971001, 971061)), case="h2-as-1.1",
+                           **{"http.version": "1.1"})
+            log(f"h2-as-1.1: {time.monotonic() - t:.1f} s")
+            check_protocol(checks, "h2-as-1.1", run, "HTTP/1.1", "1.1")
+
+            # http.version=2 against a server without h2: HTTP/1.1, and a WARN.
+            t = time.monotonic()
+            run = pipeline(args, checks, kafka, sim, front, work, "h1",
+                           list(range(972001, 972061)), case="h1-as-2",
+                           **{"http.version": "2"})
+            log(f"h1-as-2: {time.monotonic() - t:.1f} s")
+            check_protocol(checks, "h1-as-2", run, "HTTP/1.1", "1.1")
+            warns = [l for l in run.lines if l.get("level") == "warn"
+                     and "HTTP/1.1" in l.get("msg", "") and "http.version" in l.get("msg", "")]
+            log(f"h1-as-2: {warns[:1]}")
+            checks.check(1 <= len(warns) <= 5,
+                         f"h1-as-2: WARN: the API answered over HTTP/1.1 although http.version "
+                         f"is 2 (once or rate-limited: {len(warns)} lines for "
+                         f"{len(run.reqs)} responses)")
+        finally:
+            front.stop()
+            sim.stop()
+    log(f"whole test: {time.monotonic() - t0:.1f} s")
+    return checks.summary()
+
+
+if __name__ == "__main__":
+    run_main(main)
