@@ -8,6 +8,8 @@ process with a configuration of its own, on free ports of 127.0.0.1.
     front.url("h1")       # HTTP/1.1 only
     front.url("badname")  # a certificate for kafka.wrong.example only
     front.url("expired")  # a certificate for 127.0.0.1 that expired a day ago
+    front.url("h1short")  # HTTP/1.1, each connection closed after 5 requests
+                          # (new connections all along: TLS session reuse)
     front.ca              # the CA that signed them (PEM)
     front.other_ca        # a CA that signed nothing here
     front.requests("h2")  # the access log: [{"proto": "HTTP/2.0", ...}]
@@ -40,7 +42,8 @@ from harness import SCRIPTS_DIR, Proc, free_port, log, produce, wait_port
 from pipeline import API_KEY, Worker, compare_with_truth, event, wait_reports, worker_config
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-SERVERS = ("h2", "h1", "badname", "expired")
+SERVERS = ("h2", "h1", "badname", "expired", "h1short")
+SHORT_KEEPALIVE = 5  # requests per connection on h1short
 CERTS = {"badname": "badname.pem", "expired": "expired.pem"}  # else broker.pem
 
 
@@ -90,6 +93,7 @@ class TlsFront:
         for s, port in self.ports.items():
             cert = pki / CERTS.get(s, "broker.pem")
             http2 = " http2" if s == "h2" else ""
+            short = f"keepalive_requests {SHORT_KEEPALIVE};" if s == "h1short" else ""
             servers.append(f"""
     server {{
         listen 127.0.0.1:{port} ssl{http2};
@@ -97,6 +101,7 @@ class TlsFront:
         ssl_certificate_key {cert};
         ssl_protocols TLSv1.2 TLSv1.3;
         access_log {self.dir / (s + '.access.log')} brw;
+        {short}
         location / {{
             proxy_pass {self.upstream};
             proxy_http_version 1.1;
