@@ -7,7 +7,8 @@ test_tls.py's.
 - http.version=auto (the default) against a server offering h2, with
   http.max_connections=2: every campaign reported with the simulator's
   truth, every request HTTP/2 (nginx's access log), at most 2 connections
-  for hundreds of requests (multiplexed),
+  for hundreds of requests, more requests at once at the server than
+  connections (multiplexed; measured: about 70 at once on one connection),
   api_responses_by_version_total{version="2"} counts them, and the log has
   one INFO "API protocol" line with http_version "2".
 - http.version=1.1 against the same server: every request HTTP/1.1.
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Checks, KafkaBroker, log, parse_args, run_main  # noqa: E402
 from pipeline import Sim, scratch_dir  # noqa: E402
-from tlsfront import Run, TlsFront, connections, pipeline  # noqa: E402
+from tlsfront import Run, TlsFront, connections, most_in_flight, pipeline  # noqa: E402
 
 
 def by_version(run: Run) -> dict:
@@ -47,7 +48,8 @@ def check_protocol(checks: Checks, case: str, run: Run, proto: str, version: str
     TLS: INFO "API protocol", or (http.version=2 answered with HTTP/1.1)
     the WARN."""
     reqs = run.reqs
-    checks.check(len(reqs) >= 50, f"{case}: the requests went through the TLS server ({len(reqs)})")
+    checks.check(len(reqs) >= 50,
+                 f"{case}: the requests went through the TLS server ({len(reqs)})")
     checks.eq(sorted({r["proto"] for r in reqs}), [proto], f"{case}: every request {proto}")
     checks.eq(by_version(run), {version: float(len(reqs))},
               f"{case}: api_responses_by_version_total{{version=\"{version}\"}} counts every "
@@ -90,6 +92,9 @@ def main() -> int:
             checks.check(len(conns) <= 2 and len(run.reqs) >= 100,
                          f"h2-auto: http.max_connections=2 bounds connections, not requests "
                          f"({len(conns)} connections for {len(run.reqs)} requests)")
+            most = most_in_flight(run.reqs)
+            checks.check(most > 2, f"h2-auto: more requests at once than connections: "
+                         f"multiplexed (at most {most} at once at the server)")
 
             # http.version=1.1 against the same server: no h2 offered by ALPN.
             t = time.monotonic()

@@ -14,8 +14,9 @@ test_http2.py's.
   requests (so that the worker opens connections all along the run, up to
   4 at a time): the first connection makes a full handshake, and at least
   75 % of the later ones resume a session (nginx's $ssl_session_reused;
-  measured: 32 or 33 of 36, as libcurl 7.88 with connections opened concurrently
-  does a full handshake now and then; curl --parallel does the same);
+  measured: 32 or 33 of 36, as libcurl 7.88 with connections opened
+  concurrently does a full handshake now and then; curl --parallel does
+  the same);
   api_connections_total{transport="tls"} equals the connections the server
   saw. TLS handshakes per 1,000 fetches (all, and full ones) are logged.
 - An unknown CA (http.ca_file names a CA that signed nothing here), an
@@ -146,7 +147,8 @@ def refused(args, checks: Checks, kafka: KafkaBroker, front: TlsFront, work: Pat
         m = w.scrape()
         fails = m.get(("bsg_report_worker_api_auth_failures_total", "tls"), 0.0)
         logins = m.get(("bsg_report_worker_api_login_failures_total", None), 0.0)
-        checks.check(fails > 0, f"{case}: api_auth_failures_total{{reason=\"tls\"}} > 0 ({fails:.0f})")
+        checks.check(fails > 0,
+                     f"{case}: api_auth_failures_total{{reason=\"tls\"}} > 0 ({fails:.0f})")
         lines = [l for l in w.log_lines() if l.get("level") in ("warn", "error")]
         tls_lines = [l for l in lines if re.search(says, l.get("msg", ""))]
         for l in tls_lines[:1]:
@@ -154,7 +156,8 @@ def refused(args, checks: Checks, kafka: KafkaBroker, front: TlsFront, work: Pat
         checks.check(len(tls_lines) >= 1, f"{case}: the log says what TLS refused (/{says}/)",
                      json.dumps([l.get("msg") for l in lines[:3]]))
         checks.check(len(tls_lines) <= 5,
-                     f"{case}: ... rate-limited ({len(tls_lines)} lines for {logins:.0f} failed logins)")
+                     f"{case}: ... rate-limited ({len(tls_lines)} lines for {logins:.0f} "
+                     f"failed logins)")
         checks.eq(front.requests(server)[served:], [],
                   f"{case}: no request reached the server (the key never left)")
         checks.check(w.proc.running(), f"{case}: the worker stays up")

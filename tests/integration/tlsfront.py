@@ -18,16 +18,17 @@ The certificates come from scripts/kafka-pki.sh (openssl, EC P-256, made
 fresh for each run; valid 2 days, but for expired.pem). Every server but h2
 offers HTTP/1.1 only. The access log records per request the protocol, the
 TLS version, "r" in `reused` when the connection resumed a TLS session
-("." for a full handshake), and nginx's connection serial number `conn`.
+("." for a full handshake), nginx's connection serial number `conn`, and
+when the request ended (`end`, epoch seconds) after how long (`time`).
 
-The HTTPS tests (test_tls.py, test_http2.py) share two helpers on top of it:
+The HTTPS tests (test_tls.py, test_http2.py) share helpers on top of it:
 
     run = pipeline(args, checks, kafka, sim, front, work, "h1", ids, case="h1")
     run.reqs       # what the server saw of this worker (access-log entries)
     run.metrics    # the worker's /metrics before SIGTERM (parse_metrics)
     run.lines      # the worker's JSON log lines
     connections(run.reqs)  # {conn: reused} in the order nginx opened them
-
+    most_in_flight(run.reqs)  # the most requests the server had at once
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ http {{
     scgi_temp_path {t}/scgi;
     log_format brw escape=json '{{"proto":"$server_protocol","tls":"$ssl_protocol",'
                                '"reused":"$ssl_session_reused","conn":"$connection",'
-                               '"uri":"$request_uri","status":"$status"}}';
+                               '"uri":"$request_uri","status":"$status",'
+                               '"end":"$msec","time":"$request_time"}}';
     keepalive_requests 100000;
 {''.join(servers)}
 }}
@@ -180,6 +182,20 @@ def connections(reqs: list) -> dict:
     for r in sorted(reqs, key=lambda r: int(r.get("conn") or 0)):
         out.setdefault(r["conn"], r["reused"])
     return out
+
+
+def most_in_flight(reqs: list) -> int:
+    """The most requests under way at the server at one time (from each
+    request's end and duration, at nginx's millisecond resolution)."""
+    edges = []
+    for r in reqs:
+        end = float(r["end"])
+        edges += [(end - float(r["time"]), 1), (end, -1)]
+    most = cur = 0
+    for _, d in sorted(edges, key=lambda e: (e[0], e[1])):  # ends before starts
+        cur += d
+        most = max(most, cur)
+    return most
 
 
 def pipeline(args, checks, kafka, sim, front: TlsFront, work: Path, server: str,
