@@ -18,10 +18,11 @@ broker.
   port: the requests go direct, every campaign reported.
 - http.proxy replaces HTTPS_PROXY of the environment (a closed port): the
   requests go through the configured proxy.
-- The proxy down (http.proxy at a closed port, no bypass): no report, the
-  worker stays up, /readyz 503 account_auth saying the API cannot be
-  reached, the log naming the proxy's address; then a proxy comes up on
-  that port: every campaign reported, SIGTERM exit 0.
+- The proxy down (http.proxy with credentials at a closed port, no
+  bypass): no report, the worker stays up, /readyz 503 account_auth saying
+  the API cannot be reached, the log naming the proxy's port, the password
+  nowhere; then the proxy comes up on that port: every campaign reported,
+  /readyz 200, SIGTERM exit 0.
 
 The test removes every proxy variable from its own environment first, so
 that the workers (which inherit it) see only the ones a case sets.
@@ -209,14 +210,14 @@ def case_bypass(e: Env, case: str, first_id: int, extra: dict, env: Optional[dic
 
 
 def case_down(e: Env) -> None:
-    """d) the proxy down, then up on the port the worker points at."""
+    """d) the proxy down, then up on the port the worker points at. With
+    credentials: the failures' lines and answers must not show them."""
     case, server = "down", "h2"
-    port = free_port()
+    proxy = ForwardProxy(e.work, name="proxy-late", auth=(PROXY_USER, PROXY_PASS))
+    port = proxy.port  # nothing listens there until proxy.start()
     bs = e.kafka.bootstrap
     before = len(e.front.requests(server))
-    w, topics, ids = start_worker(e, case, server, 1250001,
-                                  {"http.proxy": f"http://127.0.0.1:{port}"})
-    proxy = None
+    w, topics, ids = start_worker(e, case, server, 1250001, {"http.proxy": proxy.url})
     try:
         base = w.metrics_url()
         body = {}
@@ -245,8 +246,11 @@ def case_down(e: Env) -> None:
         reports = consume_all(bs, topics["output"], timeout=3)
         e.checks.eq(len(reports), 0, f"{case}: no report while the proxy is down")
         e.checks.check(w.proc.running(), f"{case}: the worker stays up")
+        seen = json.dumps(body) + http_get(base + "/metrics")[1].decode(errors="replace")
+        e.checks.check(PROXY_PASS not in seen + w.proc.stdout_text() + w.proc.stderr_text(),
+                       f"{case}: no proxy password in /readyz, /metrics or the output")
 
-        proxy = ForwardProxy(e.work, name="proxy-late", port=port).start()
+        proxy.start()
         t0 = time.monotonic()
         all_reported(e, case, topics, ids)
         log(f"{case}: every campaign reported {time.monotonic() - t0:.1f} s after the proxy came up")
@@ -255,12 +259,13 @@ def case_down(e: Env) -> None:
         e.checks.check(wait_until(lambda: http_get(base + "/readyz")[0] == 200, timeout=15),
                        f"{case}: /readyz 200 once the proxy is up")
         sigterm(e, case, w)
+        e.checks.check(PROXY_PASS not in w.proc.stdout_text() + w.proc.stderr_text(),
+                       f"{case}: no proxy password in the output at the end")
     finally:
         if w.proc.running():
             w.proc.print_tail()
             w.proc.kill()
-        if proxy:
-            proxy.stop()
+        proxy.stop()
 
 
 def main() -> int:
