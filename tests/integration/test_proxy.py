@@ -115,6 +115,10 @@ def through_proxy(e: Env, case: str, proxy: ForwardProxy, server: str, connects_
         f"protocols {sorted({r['proto'] for r in reqs})}")
     e.checks.check(len(connects) >= 1, f"{case}: the proxy log shows CONNECTs ({len(connects)})")
     e.checks.eq(sorted(set(connects)), [target], f"{case}: every CONNECT to the TLS server's port")
+    # One nginx connection per tunnel: none came direct.
+    conns = {r["conn"] for r in reqs}
+    e.checks.eq(len(conns), len(connects),
+                f"{case}: the TLS server's connections are the tunnels (none direct)")
     # Each tunnel is one connection of the worker's: kept alive, they are
     # never more than http.max_connections.
     e.checks.check(len(connects) <= MAX_CONNECTIONS,
