@@ -23,6 +23,8 @@ broker.
   the API cannot be reached, the log naming the proxy's port, the password
   nowhere; then the proxy comes up on that port: every campaign reported,
   /readyz 200, SIGTERM exit 0.
+- http.proxy with a wrong password: the proxy refuses the tunnel (401),
+  which the log says; /readyz 503, no report, the password nowhere.
 
 The test removes every proxy variable from its own environment first, so
 that the workers (which inherit it) see only the ones a case sets.
@@ -107,8 +109,9 @@ def served(e: Env, case: str, server: str, before: int) -> list:
 
 
 def through_proxy(e: Env, case: str, proxy: ForwardProxy, server: str, connects_before: int,
-                  reqs: list) -> None:
-    """The proxy tunnelled to the TLS server's port only, with few tunnels."""
+                  reqs: list, w: Worker) -> None:
+    """The proxy tunnelled to the TLS server's port only, with few tunnels,
+    each a TLS connection the worker counted."""
     connects = proxy.connects()[connects_before:]
     target = f"127.0.0.1:{e.front.ports[server]}"
     log(f"{case}: {len(connects)} CONNECTs through {proxy.name}, {len(reqs)} requests, "
@@ -124,6 +127,11 @@ def through_proxy(e: Env, case: str, proxy: ForwardProxy, server: str, connects_
     e.checks.check(len(connects) <= MAX_CONNECTIONS,
                    f"{case}: tunnels kept alive ({len(connects)} CONNECTs for "
                    f"{len(reqs)} requests, http.max_connections {MAX_CONNECTIONS})")
+    m = w.scrape()
+    e.checks.eq((m.get(("bsg_report_worker_api_connections_total", "tls")),
+                 m.get(("bsg_report_worker_api_connections_total", "tcp"))),
+                (float(len(connects)), 0.0),
+                f"{case}: api_connections_total counts each tunnel as one TLS connection")
 
 
 def sigterm(e: Env, case: str, w: Worker) -> None:
@@ -146,7 +154,7 @@ def proxied(e: Env, case: str, server: str, proxy: ForwardProxy, first_id: int, 
         reqs = served(e, case, server, before)
         e.checks.eq(sorted({r["proto"] for r in reqs}), [proto],
                     f"{case}: {proto} inside the tunnel")
-        through_proxy(e, case, proxy, server, cbefore, reqs)
+        through_proxy(e, case, proxy, server, cbefore, reqs, w)
         if running:
             running(w)
         sigterm(e, case, w)
@@ -177,8 +185,6 @@ def case_config_auth(e: Env, proxy: ForwardProxy) -> None:
     def not_in_metrics(w: Worker) -> None:
         _, metrics = http_get(w.metrics_url() + "/metrics")
         metrics = metrics.decode(errors="replace")
-        conns = [l for l in metrics.splitlines() if "api_connections_total" in l]
-        log(f"{case}: {conns}")
         e.checks.check(PROXY_PASS not in metrics, f"{case}: no proxy password in /metrics")
 
     def not_in_output(w: Worker) -> None:
@@ -213,53 +219,85 @@ def case_bypass(e: Env, case: str, first_id: int, extra: dict, env: Optional[dic
             w.proc.kill()
 
 
+def blocked(e: Env, case: str, w: Worker, server: str, topics: dict, before: int,
+            needle: str, secret: str) -> None:
+    """The worker cannot reach the API through its proxy: /readyz 503
+    account_auth saying the API cannot be reached, a WARN/ERROR line with
+    `needle` (what the operator must see), no request at the TLS server, no
+    report, the worker up, `secret` nowhere."""
+    base = w.metrics_url()
+    body = {}
+
+    def not_ready() -> bool:
+        nonlocal body
+        code, raw = http_get(base + "/readyz")
+        body = json.loads(raw or b"{}")
+        return code == 503 and "account_auth" in body.get("blocked", {})
+
+    ok = wait_until(not_ready, timeout=30, interval=0.5)
+    detail = body.get("blocked", {}).get("account_auth", {}).get("detail", "")
+    log(f"{case}: /readyz {json.dumps(body)[:400]}")
+    e.checks.check(ok, f"{case}: /readyz 503 account_auth")
+    e.checks.check("cannot be reached" in detail,
+                   f"{case}: the readiness detail says the API cannot be reached", detail)
+    if "proxy" not in detail:
+        log(f"{case}: NOTE the readiness detail does not mention the proxy: {detail!r}")
+    lines = [l for l in w.log_lines() if l.get("level") in ("warn", "error")]
+    for l in lines[:3]:
+        log(f"{case}: log {json.dumps(l)[:300]}")
+    e.checks.check(any(needle in json.dumps(l) for l in lines),
+                   f"{case}: a WARN/ERROR line says {needle!r}")
+    e.checks.eq(len(e.front.requests(server)) - before, 0,
+                f"{case}: no request reached the TLS server")
+    reports = consume_all(e.kafka.bootstrap, topics["output"], timeout=3)
+    e.checks.eq(len(reports), 0, f"{case}: no report")
+    e.checks.check(w.proc.running(), f"{case}: the worker stays up")
+    seen = json.dumps(body) + http_get(base + "/metrics")[1].decode(errors="replace")
+    e.checks.check(secret not in seen + w.proc.stdout_text() + w.proc.stderr_text(),
+                   f"{case}: no proxy password in /readyz, /metrics or the output")
+
+
+def case_wrong_credentials(e: Env, proxy: ForwardProxy) -> None:
+    """http.proxy with a wrong password: the proxy refuses the CONNECTs
+    (tinyproxy answers 401 to wrong credentials, 407 to none), and curl's
+    words for it, in the log, say the tunnel failed and the status."""
+    case, server = "wrong-credentials", "h2"
+    wrong = "WrongPr0xyPass-51d2"
+    url = proxy.url.replace(PROXY_PASS, wrong)
+    before, cbefore = len(e.front.requests(server)), len(proxy.connects())
+    w, topics, _ = start_worker(e, case, server, 1280001, {"http.proxy": url})
+    try:
+        blocked(e, case, w, server, topics, before, "CONNECT tunnel failed, response 401",
+                wrong)
+        e.checks.check(len(proxy.connects()) > cbefore,
+                       f"{case}: the worker's CONNECTs reached the proxy")
+        sigterm(e, case, w)
+        e.checks.check(wrong not in w.proc.stdout_text() + w.proc.stderr_text(),
+                       f"{case}: no proxy password in the output at the end")
+    finally:
+        if w.proc.running():
+            w.proc.print_tail()
+            w.proc.kill()
+
+
 def case_down(e: Env) -> None:
     """d) the proxy down, then up on the port the worker points at. With
     credentials: the failures' lines and answers must not show them."""
     case, server = "down", "h2"
     proxy = ForwardProxy(e.work, name="proxy-late", auth=(PROXY_USER, PROXY_PASS))
     port = proxy.port  # nothing listens there until proxy.start()
-    bs = e.kafka.bootstrap
     before = len(e.front.requests(server))
     w, topics, ids = start_worker(e, case, server, 1250001, {"http.proxy": proxy.url})
     try:
+        # curl's words for a connection refused name the proxy's port.
+        blocked(e, case, w, server, topics, before, f"port {port}", PROXY_PASS)
         base = w.metrics_url()
-        body = {}
-
-        def not_ready() -> bool:
-            nonlocal body
-            code, raw = http_get(base + "/readyz")
-            body = json.loads(raw or b"{}")
-            return code == 503 and "account_auth" in body.get("blocked", {})
-
-        ok = wait_until(not_ready, timeout=30, interval=0.5)
-        detail = body.get("blocked", {}).get("account_auth", {}).get("detail", "")
-        log(f"{case}: /readyz {json.dumps(body)[:400]}")
-        e.checks.check(ok, f"{case}: /readyz 503 account_auth")
-        e.checks.check("cannot be reached" in detail,
-                       f"{case}: the readiness detail says the API cannot be reached", detail)
-        if "proxy" not in detail:
-            log(f"{case}: NOTE the readiness detail does not mention the proxy: {detail!r}")
-        lines = [l for l in w.log_lines() if l.get("level") in ("warn", "error")]
-        for l in lines[:3]:
-            log(f"{case}: log {json.dumps(l)[:300]}")
-        e.checks.check(any(str(port) in json.dumps(l) for l in lines),
-                       f"{case}: a WARN/ERROR line names the proxy's port {port}")
-        e.checks.eq(len(e.front.requests(server)) - before, 0,
-                    f"{case}: no request reached the TLS server")
-        reports = consume_all(bs, topics["output"], timeout=3)
-        e.checks.eq(len(reports), 0, f"{case}: no report while the proxy is down")
-        e.checks.check(w.proc.running(), f"{case}: the worker stays up")
-        seen = json.dumps(body) + http_get(base + "/metrics")[1].decode(errors="replace")
-        e.checks.check(PROXY_PASS not in seen + w.proc.stdout_text() + w.proc.stderr_text(),
-                       f"{case}: no proxy password in /readyz, /metrics or the output")
-
         proxy.start()
         t0 = time.monotonic()
         all_reported(e, case, topics, ids)
         log(f"{case}: every campaign reported {time.monotonic() - t0:.1f} s after the proxy came up")
         reqs = served(e, case, server, before)
-        through_proxy(e, case, proxy, server, 0, reqs)
+        through_proxy(e, case, proxy, server, 0, reqs, w)
         e.checks.check(wait_until(lambda: http_get(base + "/readyz")[0] == 200, timeout=15),
                        f"{case}: /readyz 200 once the proxy is up")
         sigterm(e, case, w)
@@ -297,6 +335,7 @@ def main() -> int:
             case_bypass(e, "no-proxy-env-config", 1270001, {"http.proxy": closed},
                         {"NO_PROXY": "127.0.0.1"})
             case_config_over_env(e, open_proxy, closed)
+            case_wrong_credentials(e, auth_proxy)
             case_down(e)
         finally:
             auth_proxy.stop()
