@@ -23,7 +23,7 @@ broker.
   the API cannot be reached, the log naming the proxy's port, the password
   nowhere; then the proxy comes up on that port: every campaign reported,
   /readyz 200, SIGTERM exit 0.
-- http.proxy with a wrong password: the proxy refuses the tunnel (401),
+- HTTPS_PROXY with a wrong password: the proxy refuses the tunnel (401),
   which the log says; /readyz 503, no report, the password nowhere.
 
 The test removes every proxy variable from its own environment first, so
@@ -258,14 +258,15 @@ def blocked(e: Env, case: str, w: Worker, server: str, topics: dict, before: int
 
 
 def case_wrong_credentials(e: Env, proxy: ForwardProxy) -> None:
-    """http.proxy with a wrong password: the proxy refuses the CONNECTs
-    (tinyproxy answers 401 to wrong credentials, 407 to none), and curl's
-    words for it, in the log, say the tunnel failed and the status."""
+    """HTTPS_PROXY with a wrong password (the environment's proxy
+    credentials are as secret as http.proxy's): the proxy refuses the
+    CONNECTs (tinyproxy answers 401 to wrong credentials, 407 to none), and
+    curl's words for it, in the log, say the tunnel failed and the status."""
     case, server = "wrong-credentials", "h2"
     wrong = "WrongPr0xyPass-51d2"
     url = proxy.url.replace(PROXY_PASS, wrong)
     before, cbefore = len(e.front.requests(server)), len(proxy.connects())
-    w, topics, _ = start_worker(e, case, server, 1280001, {"http.proxy": url})
+    w, topics, _ = start_worker(e, case, server, 1280001, {}, env={"HTTPS_PROXY": url})
     try:
         blocked(e, case, w, server, topics, before, "CONNECT tunnel failed, response 401",
                 wrong)
