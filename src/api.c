@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A bearer is renewed (refreshed) this long before its `exp`, and assumed to
  * live this long when the JWT carries no `exp`. */
@@ -238,12 +239,17 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
   api->http = http;
   api->cfg = cfg;
   api->naccounts = (int)cfg->naccounts;
-  static const char *const proxy_env[] = {"https_proxy", "HTTPS_PROXY",
-                                          "all_proxy", "ALL_PROXY"};
+  /* The variables curl reads for api.url's scheme (only the lower-case
+   * http_proxy for http://, as curl does). */
+  static const char *const proxy_env[] = {"all_proxy", "ALL_PROXY",
+                                          "https_proxy", "HTTPS_PROXY",
+                                          "http_proxy"};
+  int plain = cfg->api_url && !strncasecmp(cfg->api_url, "http://", 7);
   api->via_proxy = cfg->http_proxy != NULL;
   for (size_t i = 0; i < sizeof(proxy_env) / sizeof(proxy_env[0]); i++) {
     const char *v = getenv(proxy_env[i]);
-    if (v && *v)
+    int applies = i < 2 || (plain ? i == 4 : i < 4);
+    if (applies && v && *v)
       api->via_proxy = 1;
   }
   api->accounts =
