@@ -15,20 +15,37 @@ test_tls.py's.
 - http.version=2 against a server offering HTTP/1.1 only: the campaigns are
   still reported, over HTTP/1.1, and a WARN line (once, or rate-limited)
   says the API answered over HTTP/1.1 although http.version is 2.
+- http.version=2 over plain http:// (nginx's h2c listener): HTTP/2 by prior
+  knowledge, counted as transport="tcp" connections, "API protocol" with
+  tls false. Not run with libcurl below 8.0.0 (Debian 12 has 7.88.1): its
+  second request on an h2c connection fails, "Error in the HTTP2 framing
+  layer" (curl issue 10634; curl --http2-prior-knowledge fails the same).
+Each run also checks api_connections_total{transport} against the
+connections nginx saw.
 Each worker: SIGTERM exit 0, no API key in any output.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Checks, KafkaBroker, log, parse_args, run_main  # noqa: E402
+from harness import Checks, KafkaBroker, binary, log, parse_args, run_main  # noqa: E402
 from pipeline import Sim, scratch_dir  # noqa: E402
 from tlsfront import Run, TlsFront, connections, most_in_flight, pipeline  # noqa: E402
+
+
+def libcurl_version(bin_dir) -> tuple:
+    """The libcurl the worker runs with, from --version."""
+    out = subprocess.run([str(binary(bin_dir, "bsg-report-worker")), "--version"],
+                         stdout=subprocess.PIPE, text=True, timeout=30).stdout
+    m = re.search(r"libcurl/(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
 def by_version(run: Run) -> dict:
@@ -42,11 +59,13 @@ def protocol_lines(run: Run) -> list:
     return [l for l in run.lines if "http_version" in l]
 
 
-def check_protocol(checks: Checks, case: str, run: Run, proto: str, version: str) -> None:
+def check_protocol(checks: Checks, case: str, run: Run, proto: str, version: str,
+                   tls: bool = True) -> None:
     """Every request `proto` at the server, every response `version` in the
-    worker's metric, and one line says the API answers with `version` over
-    TLS: INFO "API protocol", or (http.version=2 answered with HTTP/1.1)
-    the WARN."""
+    worker's metric, api_connections_total{transport} the server's
+    connections, and one line says the API answers with `version` over TLS
+    (or not): INFO "API protocol", or (http.version=2 answered with
+    HTTP/1.1) the WARN."""
     reqs = run.reqs
     checks.check(len(reqs) >= 50,
                  f"{case}: the requests went through the TLS server ({len(reqs)})")
@@ -55,9 +74,12 @@ def check_protocol(checks: Checks, case: str, run: Run, proto: str, version: str
               f"{case}: api_responses_by_version_total{{version=\"{version}\"}} counts every "
               f"response, no other version")
     conns = connections(reqs)
-    checks.eq(run.metric("api_connections_total", "tls"), float(len(conns)),
-              f"{case}: api_connections_total{{transport=\"tls\"}} = the connections the "
-              f"server saw ({len(conns)})")
+    transport, other = ("tls", "tcp") if tls else ("tcp", "tls")
+    checks.eq(run.metric("api_connections_total", transport), float(len(conns)),
+              f"{case}: api_connections_total{{transport=\"{transport}\"}} = the connections "
+              f"the server saw ({len(conns)})")
+    checks.eq(run.metric("api_connections_total", other), 0.0,
+              f"{case}: api_connections_total{{transport=\"{other}\"}} = 0")
     lines = protocol_lines(run)
     log(f"{case}: {lines}")
     first = lines[0] if lines else {}
@@ -67,8 +89,9 @@ def check_protocol(checks: Checks, case: str, run: Run, proto: str, version: str
     else:
         what = "INFO \"API protocol\""
         ok = first.get("level") == "info" and first.get("msg", "").startswith("API protocol")
-    checks.check(ok and first.get("http_version") == version and first.get("tls") is True,
-                 f"{case}: {what} says http_version {version!r}, tls true", str(lines[:2]))
+    checks.check(ok and first.get("http_version") == version and first.get("tls") is tls,
+                 f"{case}: {what} says http_version {version!r}, tls {str(tls).lower()}",
+                 str(lines[:2]))
     checks.eq(len(lines), 1, f"{case}: ... logged once (the protocol did not change)")
 
 
@@ -119,6 +142,20 @@ def main() -> int:
                          f"{len(run.reqs)} responses)")
             checks.eq([l for l in protocol_lines(run) if l.get("level") == "info"], [],
                       "h1-as-2: ... instead of the INFO line")
+
+            # http.version=2 over plain http://: HTTP/2 by prior knowledge (h2c).
+            curl = libcurl_version(args.bin_dir)
+            if curl < (8, 0, 0):
+                log(f"h2c: not run: libcurl {'.'.join(map(str, curl))} fails every request "
+                    f"after the first on an h2c connection (\"Error in the HTTP2 framing "
+                    f"layer\", curl issue 10634, fixed in 8.0.0)")
+            else:
+                t = time.monotonic()
+                run = pipeline(args, checks, kafka, sim, front, work, "h2c",
+                               list(range(973001, 973061)), case="h2c",
+                               **{"http.version": "2"})
+                log(f"h2c: {time.monotonic() - t:.1f} s")
+                check_protocol(checks, "h2c", run, "HTTP/2.0", "2", tls=False)
         finally:
             front.stop()
             sim.stop()
