@@ -48,12 +48,6 @@ def libcurl_version(bin_dir) -> tuple:
     return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
-def by_version(run: Run) -> dict:
-    """{version: responses} of api_responses_by_version_total, zeros left out."""
-    return {k[1]: v for k, v in run.metrics.items()
-            if k[0] == "bsg_report_worker_api_responses_by_version_total" and v}
-
-
 def protocol_lines(run: Run) -> list:
     """The lines that say which protocol the API answered with."""
     return [l for l in run.lines if "http_version" in l]
@@ -70,7 +64,7 @@ def check_protocol(checks: Checks, case: str, run: Run, proto: str, version: str
     checks.check(len(reqs) >= 50,
                  f"{case}: the requests went through the TLS server ({len(reqs)})")
     checks.eq(sorted({r["proto"] for r in reqs}), [proto], f"{case}: every request {proto}")
-    checks.eq(by_version(run), {version: float(len(reqs))},
+    checks.eq(run.by_label("api_responses_by_version_total"), {version: float(len(reqs))},
               f"{case}: api_responses_by_version_total{{version=\"{version}\"}} counts every "
               f"response, no other version")
     conns = connections(reqs)

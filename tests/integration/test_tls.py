@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Checks, KafkaBroker, consume_all, log, parse_args, produce, run_main  # noqa: E402
 from pipeline import (API_KEY, Sim, Worker, event, http_get, scratch_dir,  # noqa: E402
                       wait_until, worker_config)
-from tlsfront import SHORT_KEEPALIVE, ApiUrl, TlsFront, connections, pipeline  # noqa: E402
+from tlsfront import SHORT_KEEPALIVE, ApiUrl, Run, TlsFront, connections, pipeline  # noqa: E402
 
 N = 60
 
@@ -69,9 +69,7 @@ def https11(args, checks: Checks, kafka: KafkaBroker, sim: Sim, front: TlsFront,
               "h1: api_connections_total{transport=\"tcp\"} = 0 over HTTPS")
     checks.eq(run.metric_sum("api_requests_total"), float(len(reqs)),
               "h1: api_requests_total = the requests the server saw")
-    by_version = {k[1]: v for k, v in run.metrics.items()
-                  if k[0] == "bsg_report_worker_api_responses_by_version_total" and v}
-    checks.eq(by_version, {"1.1": float(len(reqs))},
+    checks.eq(run.by_label("api_responses_by_version_total"), {"1.1": float(len(reqs))},
               "h1: api_responses_by_version_total: every response HTTP/1.1")
     handshakes(run, "h1")
 
@@ -146,20 +144,17 @@ def refused(args, checks: Checks, kafka: KafkaBroker, front: TlsFront, work: Pat
                      detail)
         # A few more login attempts (backoff from 100 ms) for the rate limit.
         time.sleep(3)
-        m = w.scrape()
-        fails = m.get(("bsg_report_worker_api_auth_failures_total", "tls"), 0.0)
-        logins = m.get(("bsg_report_worker_api_login_failures_total", None), 0.0)
+        m = Run([], w.scrape(), [])
+        fails = m.metric("api_auth_failures_total", "tls")
+        logins = m.metric("api_login_failures_total")
         log(f"{case}: failed logins {logins:.0f}, auth failures by reason "
-            f"{ {k[1]: v for k, v in m.items() if k[0].endswith('api_auth_failures_total') and v} }, "
-            f"retries by class "
-            f"{ {k[1]: v for k, v in m.items() if k[0].endswith('api_retries_total') and v} }, "
-            f"requests by class "
-            f"{ {k[1]: v for k, v in m.items() if k[0].endswith('api_requests_total') and v} }, "
-            f"connections "
-            f"{ {k[1]: v for k, v in m.items() if k[0].endswith('api_connections_total')} }")
+            f"{m.by_label('api_auth_failures_total')}, retries by class "
+            f"{m.by_label('api_retries_total')}, requests by class "
+            f"{m.by_label('api_requests_total')}, connections "
+            f"{m.by_label('api_connections_total')}")
         checks.check(fails > 0,
                      f"{case}: api_auth_failures_total{{reason=\"tls\"}} > 0 ({fails:.0f})")
-        retries = m.get(("bsg_report_worker_api_retries_total", "tls"), 0.0)
+        retries = m.metric("api_retries_total", "tls")
         checks.check(retries > 0,
                      f"{case}: api_retries_total{{class=\"tls\"}} > 0 ({retries:.0f})")
         lines = [l for l in w.log_lines() if l.get("level") in ("warn", "error")]

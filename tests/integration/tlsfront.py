@@ -28,6 +28,8 @@ The HTTPS tests (test_tls.py, test_http2.py) share helpers on top of it:
     run = pipeline(args, checks, kafka, sim, front, work, "h1", ids, case="h1")
     run.reqs       # what the server saw of this worker (access-log entries)
     run.metrics    # the worker's /metrics before SIGTERM (parse_metrics)
+    run.metric("api_connections_total", "tls"), run.metric_sum(name),
+    run.by_label(name)  # one sample, a sum over labels, {label: value}
     run.lines      # the worker's JSON log lines
     connections(run.reqs)  # {conn: reused} in the order nginx opened them
     most_in_flight(run.reqs)  # the most requests the server had at once
@@ -177,6 +179,10 @@ class Run:
     def metric_sum(self, name: str) -> float:
         """A labelled metric summed over its labels."""
         return sum(v for (n, _), v in self.metrics.items() if n == M + name)
+
+    def by_label(self, name: str) -> dict:
+        """{label value: value} of a labelled metric, zeros left out."""
+        return {k[1]: v for k, v in self.metrics.items() if k[0] == M + name and v}
 
 
 def connections(reqs: list) -> dict:
