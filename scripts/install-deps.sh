@@ -51,6 +51,9 @@ packages=(
     # HTTP/2) in front of bsg-api-sim, run by the test with a configuration
     # of its own on free ports; the package's own service is not used.
     nginx-light
+    # tests/integration/test_proxy.py: a real forward proxy (CONNECT to the
+    # TLS server) run by the test on a free port; its service is not used.
+    tinyproxy
 )
 
 missing=()

@@ -83,6 +83,10 @@ struct brw_api_s {
    * pump_soon). */
   uv_idle_t idle;
   long transfers;   /* requests handed to curl and not finished */
+  /* The HTTP version and transport of the last answer (0: none yet), for
+   * the line that says when they change and for the transfer cap. */
+  int http_version;
+  int http_tls;
   int pending_closes;
   void (*close_cb)(void *);
   void *close_arg;
@@ -107,11 +111,45 @@ void brw_api_set_metrics(brw_api_t *api, brw_metrics_t *m) {
   api->m = m;
 }
 
+/* An answer's HTTP version as http.version spells it: "1.1", "2". */
+static const char *version_name(int v) {
+  return v == 10 ? "1.0" : v == 11 ? "1.1" : v == 20 ? "2" : "3";
+}
+
+/* Logs the HTTP version and transport when they change (the first answer,
+ * a server that starts or stops offering HTTP/2): one line per change. */
+static void note_protocol(brw_api_t *api, const brw_http_resp_t *resp) {
+  if (resp->http_version == 0 ||
+      (resp->http_version == api->http_version && resp->tls == api->http_tls))
+    return;
+  api->http_version = resp->http_version;
+  api->http_tls = resp->tls;
+  const char *ver = version_name(resp->http_version);
+  const char *want = api->cfg->http_version ? api->cfg->http_version : "auto";
+  json_t *f = json_pack("{ss sb ss}", "http_version", ver, "tls", resp->tls,
+                        "http.version", want);
+  if (resp->http_version < 20 && !strcmp(want, "2"))
+    brw_logj(BRW_LOG_WARN, f,
+             "the API answered over HTTP/%s although http.version is 2: the "
+             "server (or a proxy in between) does not offer HTTP/2",
+             ver);
+  else
+    brw_logj(BRW_LOG_INFO, f, "API protocol: HTTP/%s%s", ver,
+             resp->tls ? " over TLS" : "");
+}
+
 /* Counts one answered (or failed) request by status class, with its
- * duration. */
+ * duration, the connections it opened and its HTTP version. */
 static void count_response(brw_api_t *api, const brw_http_resp_t *resp) {
+  note_protocol(api, resp);
   if (!api->m)
     return;
+  if (resp->new_connections > 0)
+    brw_metrics_inc(api->m, BRW_M_API_CONNECTIONS, resp->tls ? "tls" : "tcp",
+                    (double)resp->new_connections);
+  if (resp->http_version)
+    brw_metrics_inc(api->m, BRW_M_API_RESPONSES_BY_VERSION,
+                    version_name(resp->http_version), 1);
   static const char *classes[] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
   long st = resp->outcome == BRW_HTTP_OK ? resp->status : 0;
   const char *cls = st >= 100 && st < 600 ? classes[st / 100] : "error";
@@ -160,13 +198,19 @@ static void pump_soon(account_t *a) {
     uv_idle_start(&a->api->idle, on_idle);
 }
 
-/* Requests are handed to curl only while fewer than http.max_connections
+/* Requests are handed to curl only while fewer than it can send at once
  * are under way: curl would queue the rest itself, but its queue costs time
  * per queued transfer on every removal (quadratic under a burst,
  * docs/PERFORMANCE.md), holds memory per transfer, and starts each
- * transfer's timeout while it waits. The rest wait in the accounts' queues. */
+ * transfer's timeout while it waits. The rest wait in the accounts' queues.
+ * What curl can send at once: one request per connection over HTTP/1.1,
+ * http.max_streams per connection once the API answers over HTTP/2 (until
+ * then, and when a server stops offering it, HTTP/1.1 is assumed). */
 static int have_capacity(const brw_api_t *api) {
-  return api->transfers < api->cfg->http_max_connections;
+  long cap = api->cfg->http_max_connections;
+  if (api->http_version >= 20 && api->cfg->http_max_streams > 1)
+    cap *= api->cfg->http_max_streams;
+  return api->transfers < cap;
 }
 
 /* A transfer finished or was canceled: every account with work waiting
@@ -531,7 +575,7 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
     }
   } else if (resp->outcome != BRW_HTTP_OK) {
     snprintf(msg, sizeof(msg), "%s: %s", what, resp->error);
-    label = "transport";
+    label = resp->outcome == BRW_HTTP_TLS ? "tls" : "transport";
   } else {
     brw_api_error_message(resp->body, resp->len, apimsg, sizeof(apimsg));
     snprintf(msg, sizeof(msg), "%s: HTTP %ld %s", what, resp->status, apimsg);

@@ -1774,8 +1774,17 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   char ua[128];
   snprintf(ua, sizeof(ua), "bsg-report-worker/%s (+%s)", BRW_VERSION,
            curl_version_info(CURLVERSION_NOW)->version);
-  brw_http_opts_t hopts = {cfg->http_max_connections, cfg->http_timeout_ms,
-                           cfg->http_max_response, cfg->http_ca_file, ua};
+  brw_http_opts_t hopts = {
+      .max_connections = cfg->http_max_connections,
+      .timeout_ms = cfg->http_timeout_ms,
+      .max_response = cfg->http_max_response,
+      .ca_file = cfg->http_ca_file,
+      .user_agent = ua,
+      .version = (brw_http_version_t)brw_http_version_parse(cfg->http_version),
+      .max_streams = cfg->http_max_streams,
+      .proxy = cfg->http_proxy,
+      .no_proxy = cfg->http_no_proxy,
+      .proxy_ca_file = cfg->http_proxy_ca_file};
   r = brw_http_new(loop, &hopts, &app->http);
   if (r) {
     snprintf(errbuf, errlen, "http client: %s", brw_strerror(r));

@@ -120,11 +120,13 @@ static int set_api_timezone(brw_config_t *cfg, const config_key_t *k,
                             const char *value, char *why, size_t whylen);
 static int check_url(const char *value, char *why, size_t whylen);
 static int check_listen(const char *value, char *why, size_t whylen);
+static int check_proxy_url(const char *value, char *why, size_t whylen);
 static int check_timezone(const char *value, char *why, size_t whylen);
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error",
                                          NULL};
 static const char *const log_formats[] = {"json", "text", NULL};
+static const char *const http_versions[] = {"auto", "1.1", "2", NULL};
 
 #define G_KAFKA "Kafka"
 #define G_API "BSG API"
@@ -261,6 +263,41 @@ static const config_key_t keys[] = {
      .off = F(http_ca_file),
      .flags = KF_OPTIONAL,
      .doc = "CA bundle for TLS; unset: the system's default bundle."},
+    {.name = "http.version",
+     .type = KT_ENUM,
+     .def = "auto",
+     .group = G_HTTP,
+     .off = F(http_version),
+     .choices = http_versions,
+     .doc = "auto (HTTP/2 when the TLS server offers it), 1.1 or 2."},
+    {.name = "http.max_streams",
+     .type = KT_INT,
+     .def = "100",
+     .group = G_HTTP,
+     .off = F(http_max_streams),
+     .min = 1,
+     .max = 1000,
+     .doc = "Requests in flight per HTTP/2 connection."},
+    {.name = "http.proxy",
+     .type = KT_STRING,
+     .group = G_HTTP,
+     .off = F(http_proxy),
+     .check = check_proxy_url,
+     .flags = KF_OPTIONAL,
+     .doc = "Proxy URL for the API; unset: HTTPS_PROXY etc. as curl reads "
+            "them."},
+    {.name = "http.no_proxy",
+     .type = KT_STRING,
+     .group = G_HTTP,
+     .off = F(http_no_proxy),
+     .flags = KF_OPTIONAL,
+     .doc = "Hosts that bypass the proxy; unset: NO_PROXY."},
+    {.name = "http.proxy_ca_file",
+     .type = KT_STRING,
+     .group = G_HTTP,
+     .off = F(http_proxy_ca_file),
+     .flags = KF_OPTIONAL,
+     .doc = "CA bundle for an https:// proxy; unset: the system's bundle."},
 
     {.name = "poll.initial_delay",
      .type = KT_DURATION,
@@ -783,6 +820,34 @@ static int check_url(const char *value, char *why, size_t whylen) {
     }
   }
   return 0;
+}
+
+/* A proxy URL: a scheme curl knows for proxies (it would take a URL
+ * without one as http://, which hides typos such as "htps://"), then what
+ * check_url asks of any URL. */
+static int check_proxy_url(const char *value, char *why, size_t whylen) {
+  static const char *const schemes[] = {"http://",    "https://",
+                                        "socks4://",  "socks4a://",
+                                        "socks5://",  "socks5h://"};
+  for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+    size_t n = strlen(schemes[i]);
+    if (!strncasecmp(value, schemes[i], n)) {
+      const char *rest = value + n;
+      if (!*rest || *rest == '/')
+        break;
+      for (const char *p = rest; *p; p++) {
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+          fail(why, whylen, "must not contain spaces or control characters");
+          return -1;
+        }
+      }
+      return 0;
+    }
+  }
+  fail(why, whylen,
+       "must start with http://, https://, socks4://, socks4a://, socks5:// "
+       "or socks5h:// and a host");
+  return -1;
 }
 
 /* "" and "off" disable the listener; otherwise the text must end in a
@@ -2092,6 +2157,15 @@ void brw_config_pin_secrets(const brw_config_t *cfg) {
   }
   pin_userinfo(cfg->api_url);
   pin_userinfo(cfg->brokers);
+  pin_userinfo(cfg->http_proxy);
+  /* curl reads these itself when http.proxy is unset; a password in one
+   * must not reach a log line either (curl's error texts do not quote it,
+   * but a message of ours might). */
+  static const char *const proxy_env[] = {"https_proxy", "HTTPS_PROXY",
+                                          "http_proxy",  "HTTP_PROXY",
+                                          "all_proxy",   "ALL_PROXY"};
+  for (size_t i = 0; i < sizeof(proxy_env) / sizeof(proxy_env[0]); i++)
+    pin_userinfo(getenv(proxy_env[i]));
 }
 
 /* ------------------------------------------------------------------------ */

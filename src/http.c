@@ -72,11 +72,18 @@ typedef struct {
 struct brw_http_s {
   uv_loop_t *loop;
   CURLM *multi;
+  /* The TLS session cache of every handle: without it each easy handle
+   * keeps its own, and a connection opened by a handle that never talked
+   * to the server makes a full handshake. */
+  CURLSH *share;
   uv_timer_t timer; /* curl's timeout, when it is > 0 ms */
   uv_idle_t kick;   /* curl's timeout of 0 ms: the next loop iteration */
   brw_http_opts_t opts;
   char *ca_file;
   char *user_agent;
+  char *proxy;
+  char *no_proxy;
+  char *proxy_ca_file;
   brw_list_t reqs; /* in-flight requests */
   size_t nreqs;
   sock_ctx_t **socks; /* socket contexts by fd */
@@ -112,6 +119,7 @@ struct brw_http_req_s {
   size_t len;
   size_t cap;
   int too_large;
+  int tls;                /* the URL is https:// */
   int64_t retry_after_ms;
   brw_http_cb cb;
   void *arg;
@@ -121,6 +129,16 @@ struct brw_http_req_s {
 
 static void check_multi_info(brw_http_t *h);
 
+/* Frees the client's copies of its string options. The proxy URL may hold
+ * a password. */
+static void opts_free(brw_http_t *h) {
+  free(h->ca_file);
+  free(h->user_agent);
+  brw_secret_free(h->proxy);
+  free(h->no_proxy);
+  free(h->proxy_ca_file);
+}
+
 static void maybe_finish_close(brw_http_t *h) {
   if (!h->closing || h->pending_closes > 0)
     return;
@@ -129,8 +147,7 @@ static void maybe_finish_close(brw_http_t *h) {
   free(h->socks);
   free(h->pool);
   free(h->bufs);
-  free(h->ca_file);
-  free(h->user_agent);
+  opts_free(h);
   free(h);
   if (cb)
     cb(arg);
@@ -519,7 +536,21 @@ static CURL *easy_new(brw_http_t *h) {
   SETOPT(CURLOPT_TIMEOUT_MS, (long)h->opts.timeout_ms);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)h->opts.timeout_ms);
   SETOPT(CURLOPT_USERAGENT, h->user_agent);
-  SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  if (h->opts.version == BRW_HTTP_V_1_1) {
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  } else {
+    /* HTTP/2 by ALPN; per request: BRW_HTTP_V_2 over plain http:// and
+     * CURLOPT_PIPEWAIT (brw_http_request). */
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  }
+  if (h->share)
+    SETOPT(CURLOPT_SHARE, h->share);
+  if (h->proxy)
+    SETOPT(CURLOPT_PROXY, h->proxy);
+  if (h->no_proxy)
+    SETOPT(CURLOPT_NOPROXY, h->no_proxy);
+  if (h->proxy_ca_file)
+    SETOPT(CURLOPT_PROXY_CAINFO, h->proxy_ca_file);
   SETOPT(CURLOPT_ACCEPT_ENCODING, "");
   SETOPT(CURLOPT_WRITEFUNCTION, on_body);
   SETOPT(CURLOPT_HEADERFUNCTION, on_header);
@@ -665,6 +696,34 @@ static void req_free(brw_http_req_t *r) {
   free(r);
 }
 
+/* CURLINFO_HTTP_VERSION as 10, 11, 20 or 30; 0 when no response came. */
+static int http_version_number(long v) {
+  switch (v) {
+  case CURL_HTTP_VERSION_1_0:
+    return 10;
+  case CURL_HTTP_VERSION_1_1:
+    return 11;
+  case CURL_HTTP_VERSION_2_0:
+    return 20;
+#ifdef CURL_HTTP_VERSION_3
+  case CURL_HTTP_VERSION_3:
+    return 30;
+#endif
+  default:
+    return 0;
+  }
+}
+
+int brw_http_version_parse(const char *s) {
+  if (!s || !strcmp(s, "auto"))
+    return BRW_HTTP_V_AUTO;
+  if (!strcmp(s, "1.1"))
+    return BRW_HTTP_V_1_1;
+  if (!strcmp(s, "2"))
+    return BRW_HTTP_V_2;
+  return -1;
+}
+
 /* Drains curl's completion messages. Each finished request's callback runs
  * here; callbacks may start or cancel other requests. */
 static void check_multi_info(brw_http_t *h) {
@@ -691,6 +750,16 @@ static void check_multi_info(brw_http_t *h) {
       resp.error = "response body over the size cap";
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp.status);
     curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &resp.total_s);
+    long ver = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &ver);
+    resp.http_version = http_version_number(ver);
+    curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &resp.new_connections);
+    resp.tls = r->tls;
+    if (resp.new_connections > 0) {
+      h->stats.connections += (uint64_t)resp.new_connections;
+      if (r->tls)
+        h->stats.tls_handshakes += (uint64_t)resp.new_connections;
+    }
     resp.body = r->buf ? r->buf : "";
     resp.len = r->len;
     r->cb(&resp, r->arg);
@@ -707,8 +776,14 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   h->opts = *opts;
   h->ca_file = opts->ca_file ? strdup(opts->ca_file) : NULL;
   h->user_agent = strdup(opts->user_agent ? opts->user_agent : "brw");
+  h->proxy = opts->proxy ? strdup(opts->proxy) : NULL;
+  h->no_proxy = opts->no_proxy ? strdup(opts->no_proxy) : NULL;
+  h->proxy_ca_file = opts->proxy_ca_file ? strdup(opts->proxy_ca_file) : NULL;
   h->opts.ca_file = h->ca_file;
   h->opts.user_agent = h->user_agent;
+  h->opts.proxy = h->proxy;
+  h->opts.no_proxy = h->no_proxy;
+  h->opts.proxy_ca_file = h->proxy_ca_file;
   /* Twice the connections: a handle per running transfer, and as many
    * waiting to be reused by the callbacks that start the next ones. */
   h->pool_max =
@@ -716,23 +791,28 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   h->pool = calloc(h->pool_max, sizeof(*h->pool));
   h->bufs = calloc(h->pool_max, sizeof(*h->bufs));
   brw_list_init(&h->reqs);
-  if (!h->user_agent || (opts->ca_file && !h->ca_file) || !h->pool ||
-      !h->bufs) {
+  int rc = 0;
+  if (!h->user_agent || (opts->ca_file && !h->ca_file) ||
+      (opts->proxy && !h->proxy) || (opts->no_proxy && !h->no_proxy) ||
+      (opts->proxy_ca_file && !h->proxy_ca_file) || !h->pool || !h->bufs)
+    rc = BRW_ENOMEM;
+  else if (!(h->multi = curl_multi_init()))
+    rc = BRW_EHTTP;
+  if (rc) {
     free(h->pool);
     free(h->bufs);
-    free(h->ca_file);
-    free(h->user_agent);
+    opts_free(h);
     free(h);
-    return BRW_ENOMEM;
+    return rc;
   }
-  h->multi = curl_multi_init();
-  if (!h->multi) {
-    free(h->pool);
-    free(h->bufs);
-    free(h->ca_file);
-    free(h->user_agent);
-    free(h);
-    return BRW_EHTTP;
+  /* One thread uses the share: no lock callbacks. Without it (out of
+   * memory) each handle keeps its own session cache, as curl does. */
+  h->share = curl_share_init();
+  if (h->share &&
+      curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+          CURLSHE_OK) {
+    curl_share_cleanup(h->share);
+    h->share = NULL;
   }
   curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
   curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
@@ -748,6 +828,9 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   if (opts->max_connections > 0)
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, opts->max_connections);
   curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  if (opts->max_streams > 0)
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                      opts->max_streams);
   uv_timer_init(loop, &h->timer);
   h->timer.data = h;
   uv_idle_init(loop, &h->kick);
@@ -809,6 +892,21 @@ brw_http_req_t *brw_http_request(brw_http_t *h, const char *method,
   CURL *e = r->easy;
   if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
     goto err;
+  r->tls = !strncasecmp(url, "https://", 8);
+  if (h->opts.version == BRW_HTTP_V_2)
+    /* Over plain http:// there is no ALPN: HTTP/2 by prior knowledge. */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     r->tls ? (long)CURL_HTTP_VERSION_2TLS
+                            : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+  /* Where HTTP/2 may come, a request waits for a connection that may
+   * multiplex it rather than opening one more while the first one's ALPN
+   * is not known yet. Not over plain HTTP/1.1: there it would wait for the
+   * first answer to learn that the connection cannot multiplex. */
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT,
+                   h->opts.version != BRW_HTTP_V_1_1 &&
+                           (r->tls || h->opts.version == BRW_HTTP_V_2)
+                       ? 1L
+                       : 0L);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -870,6 +968,11 @@ void brw_http_close(brw_http_t *h, void (*cb)(void *arg), void *arg) {
   h->multi = NULL;
   while (h->npool > 0)
     curl_easy_cleanup(h->pool[--h->npool]);
+  /* Every handle is gone now (a closing client pools none), so the share
+   * is no longer in use. */
+  if (h->share)
+    curl_share_cleanup(h->share);
+  h->share = NULL;
   while (h->nbufs > 0)
     free(h->bufs[--h->nbufs]);
   for (int i = 0; i < AUTH_CACHE_SIZE; i++) {

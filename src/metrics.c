@@ -66,8 +66,13 @@ static const char *const k_record_kinds[] = {"report", "progress", "dlq",
 static const char *const k_auth_failure[] = {
     "rejected", "expired",  "expires_soon", "bad_jwt",   "bad_char",
     "empty",    "missing",  "not_string",   "not_json",  "too_long",
-    "429",      "5xx",      "4xx",          "transport", "local",
-    NULL};
+    "429",      "5xx",      "4xx",          "transport", "tls",
+    "local",    NULL};
+
+/* How a new connection to the API was made; the HTTP versions of its
+ * answers (src/api.c). */
+static const char *const k_transports[] = {"tls", "tcp", NULL};
+static const char *const k_http_versions[] = {"1.1", "2", NULL};
 
 static const char *const k_outcomes[] = {"done", "stopped", "spam", "expired",
                                          NULL};
@@ -230,7 +235,8 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "Failed logins and refreshes, by reason: rejected (401/403 at "
         "login), an unusable bearer in a 200 (expired, expires_soon, "
         "bad_jwt, bad_char, empty, missing, not_string, not_json, "
-        "too_long), or the answer (429, 5xx, 4xx, transport, local).",
+        "too_long), or the answer (429, 5xx, 4xx, transport, tls: the TLS "
+        "handshake or the server's certificate failed, local).",
         "reason", k_auth_failure),
     [BRW_M_REVOKE_SECONDS] = HISTOGRAM(
         "rebalance_revoke_seconds",
@@ -243,6 +249,16 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "Input partitions assigned to this worker, revoked from it, or lost "
         "(revoked without a commit), by rebalances.",
         "direction", k_moved),
+    [BRW_M_API_CONNECTIONS] = COUNTER_L(
+        "api_connections_total",
+        "Connections to the API (or its proxy) that requests had to open, by "
+        "transport: each tls one is a TLS handshake (full or resumed). Per "
+        "1,000 api_requests_total, the cost of connection reuse.",
+        "transport", k_transports),
+    [BRW_M_API_RESPONSES_BY_VERSION] = COUNTER_L(
+        "api_responses_by_version_total",
+        "API responses by HTTP version (1.1, 2; http.version).",
+        "version", k_http_versions),
     /* The libraries the process runs with (include/brw/versions.h): one
      * info gauge each, since a metric has one label. */
     [BRW_M_LIBRDKAFKA_INFO] = {.name = P "librdkafka_info",

@@ -53,6 +53,11 @@ typedef struct {
   uint64_t http_timeout_ms;  /* 10s */
   uint64_t http_max_response; /* 1MiB */
   char *http_ca_file;         /* NULL: system default */
+  char *http_version;         /* "auto", "1.1" or "2" */
+  long http_max_streams;      /* 100: per HTTP/2 connection */
+  char *http_proxy;           /* NULL: curl's environment variables */
+  char *http_no_proxy;        /* NULL: NO_PROXY */
+  char *http_proxy_ca_file;   /* NULL: system default */
   /* Scheduling (§5) */
   uint64_t poll_initial_delay_ms;  /* 30s */
   uint64_t poll_finished_delay_ms; /* 1s */

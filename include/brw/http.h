@@ -3,7 +3,9 @@
  *
  * Every callback runs on the loop thread. Connections are kept alive and
  * reused, and so are curl easy handles and a socket's uv_poll_t (for as long
- * as curl keeps the connection); HTTP/2 is used when a TLS server offers it.
+ * as curl keeps the connection) and TLS sessions (one cache for all
+ * handles, so a new connection resumes); HTTP/2 is used when a TLS server
+ * offers it, unless the options ask for HTTP/1.1.
  * Response bodies are capped: a larger body aborts the transfer. */
 #ifndef BRW_HTTP_H
 #define BRW_HTTP_H
@@ -15,12 +17,25 @@
 typedef struct brw_http_s brw_http_t;
 typedef struct brw_http_req_s brw_http_req_t;
 
+/* The HTTP versions a client asks for (http.version). */
+typedef enum {
+  BRW_HTTP_V_AUTO = 0, /* HTTP/2 when a TLS server offers it by ALPN */
+  BRW_HTTP_V_1_1,      /* HTTP/1.1 only */
+  BRW_HTTP_V_2         /* HTTP/2: by ALPN over TLS, by prior knowledge (h2c)
+                          over plain http:// */
+} brw_http_version_t;
+
 typedef struct {
   long max_connections; /* total and per host */
   uint64_t timeout_ms;  /* whole transfer */
   uint64_t max_response; /* body cap in bytes */
   const char *ca_file;   /* NULL: the system's CA bundle */
   const char *user_agent;
+  brw_http_version_t version;
+  long max_streams;          /* per HTTP/2 connection; 0: curl's default */
+  const char *proxy;         /* NULL: curl's environment variables */
+  const char *no_proxy;      /* NULL: NO_PROXY */
+  const char *proxy_ca_file; /* NULL: the system's CA bundle */
 } brw_http_opts_t;
 
 typedef enum {
@@ -41,6 +56,10 @@ typedef struct {
   size_t len;
   int64_t retry_after_ms; /* from Retry-After (seconds or HTTP date); -1 */
   double total_s;         /* transfer time */
+  int http_version;       /* of the response: 10, 11, 20, 30; 0 without */
+  long new_connections;   /* connections this request had to open */
+  int tls;                /* over https:// (each new connection: a TLS
+                             handshake, full or resumed) */
 } brw_http_resp_t;
 
 /* Runs once per request that was started, unless it was canceled. The
@@ -90,7 +109,13 @@ typedef struct {
   uint64_t idle_wakeups;   /* events on kept-alive sockets no transfer used */
   uint64_t auth_built;     /* Authorization lines formatted */
   size_t auth_cached;      /* Authorization lines cached now */
+  uint64_t connections;    /* connections requests had to open */
+  uint64_t tls_handshakes; /* of those, to https:// URLs */
 } brw_http_stats_t;
+
+/* The value of http.version ("auto", "1.1", "2"; NULL: auto). Returns -1
+ * for anything else. */
+int brw_http_version_parse(const char *s);
 
 /* Fills *out with the client's counters. */
 void brw_http_stats(const brw_http_t *h, brw_http_stats_t *out);

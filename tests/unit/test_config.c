@@ -281,6 +281,21 @@ static void test_set_good(void **state) {
   assert_string_equal(cfg.http_ca_file, "/etc/ca.pem");
   SET_OK("http.ca_file", "");
   assert_null(cfg.http_ca_file);
+  assert_string_equal(cfg.http_version, "auto");
+  SET_OK("http.version", "1.1");
+  assert_string_equal(cfg.http_version, "1.1");
+  SET_OK("http.version", "2");
+  assert_string_equal(cfg.http_version, "2");
+  assert_int_equal(cfg.http_max_streams, 100);
+  SET_OK("http.max_streams", "8");
+  assert_int_equal(cfg.http_max_streams, 8);
+  assert_null(cfg.http_proxy);
+  SET_OK("http.proxy", "socks5h://proxy.example:1080");
+  assert_string_equal(cfg.http_proxy, "socks5h://proxy.example:1080");
+  SET_OK("http.proxy", "");
+  assert_null(cfg.http_proxy);
+  SET_OK("http.no_proxy", "localhost,.internal.example,10.0.0.0/8");
+  assert_string_equal(cfg.http_no_proxy, "localhost,.internal.example,10.0.0.0/8");
   SET_OK("metrics.listen", "off");
   assert_string_equal(cfg.metrics_listen, "off");
   SET_OK("metrics.listen", "");
@@ -349,6 +364,16 @@ static void test_set_bad(void **state) {
       {"log.level", "loud",
        "log.level: \"loud\" is not one of debug, info, warn, error"},
       {"log.format", "xml", "log.format: \"xml\" is not one of json, text"},
+      {"http.version", "3", "http.version: \"3\" is not one of auto, 1.1, 2"},
+      {"http.max_streams", "0",
+       "http.max_streams: \"0\" must be between 1 and 1000"},
+      /* A typo in the scheme; the value (it may hold a password) is not
+       * quoted. */
+      {"http.proxy", "htps://bob:pa55w0rd@proxy:3128",
+       "http.proxy: must start with http://, https://, socks4://, "
+       "socks4a://, socks5:// or socks5h:// and a host"},
+      {"http.proxy", "http://proxy :3128",
+       "http.proxy: must not contain spaces or control characters"},
       {"brokers", "", "brokers: must not be empty"},
       {"api.url", "ftp://x",
        "api.url: \"ftp://x\" must start with http:// or https:// and a host"},
@@ -678,7 +703,7 @@ static void test_env_names(void **state) {
   assert_int_equal(brw_config_env_name("poll.max_age", a, 8), BRW_ERANGE);
   while (brw_config_key_info(n, &ki) == 0)
     n++;
-  assert_int_equal(n, 37);
+  assert_int_equal(n, 42);
   assert_int_equal(brw_config_key_info(n, &ki), BRW_ENOENT);
   /* No two keys share a variable. */
   for (size_t i = 0; i < n; i++) {
@@ -1122,9 +1147,15 @@ static void test_url_userinfo_redacted(void **state) {
         assert_non_null(strstr(err, "unknown librdkafka property"));
     }
   }
+  assert_int_equal(brw_config_set(&cfg, "http.proxy",
+                                  "http://bob:pa55w0rd@proxy:3128", err,
+                                  sizeof(err)),
+                   0);
   char *out = capture_print(&cfg);
   assert_null(strstr(out, "pa55w0rd"));
   assert_null(strstr(out, SECRET));
+  assert_non_null(
+      strstr(out, "\nhttp.proxy = http://[REDACTED]@proxy:3128\n"));
   assert_non_null(
       strstr(out, "\napi.url = https://[REDACTED]@api.example.com\n"));
   assert_non_null(strstr(out, "\nkafka.client.rack = "
@@ -1390,7 +1421,7 @@ static void test_example_conf(void **state) {
     p += len;
   }
   on[n] = '\0';
-  assert_int_equal(settings, 45); /* 36 keys, 1 account, 8 kafka */
+  assert_int_equal(settings, 50); /* 41 keys, 1 account, 8 kafka */
   write_temp(tmp, sizeof(tmp), on);
   char *argv2[] = {"w", "--config", tmp, NULL};
   assert_int_equal(load(&cfg, argv2, no_env, &action, err, sizeof(err)), 0);

@@ -39,6 +39,9 @@ typedef struct {
   size_t len;
   char error[CURL_ERROR_SIZE];
   int64_t retry_after_ms;
+  int http_version;
+  long new_connections; /* summed over the calls */
+  int tls;
 } result_t;
 
 typedef struct {
@@ -59,6 +62,9 @@ static void on_resp(const brw_http_resp_t *resp, void *arg) {
   snprintf(r->body, sizeof(r->body), "%.*s", (int)resp->len, resp->body);
   snprintf(r->error, sizeof(r->error), "%s", resp->error);
   r->retry_after_ms = resp->retry_after_ms;
+  r->http_version = resp->http_version;
+  r->new_connections += resp->new_connections;
+  r->tls = resp->tls;
 }
 
 static void on_http_closed(void *arg) {
@@ -403,6 +409,12 @@ static void test_tls_to_plain_port(void **state) {
   assert_true(run_until(fx, pred_called, &r, WAIT_MS));
   assert_int_equal(r.outcome, BRW_HTTP_TLS);
   assert_int_equal(r.status, 0);
+  assert_int_equal(r.tls, 1);
+  assert_int_equal(r.http_version, 0);
+  /* The connection was made and its handshake failed: one attempt. */
+  brw_http_stats_t st;
+  brw_http_stats(fx->h, &st);
+  assert_int_equal(st.tls_handshakes, 1);
   fx_close(fx);
 }
 
@@ -532,6 +544,57 @@ static void test_keepalive(void **state) {
   }
   assert_int_equal(testsrv_count(fx->srv, "GET", "/ok"), 5);
   assert_int_equal(testsrv_connections(fx->srv), 1);
+  /* What the response and the counters say of it: HTTP/1.1 (the server
+   * has no HTTP/2), one plain connection opened, no TLS handshake. */
+  assert_int_equal(r.http_version, 11);
+  assert_int_equal(r.tls, 0);
+  brw_http_stats_t st;
+  brw_http_stats(fx->h, &st);
+  assert_int_equal(st.connections, 1);
+  assert_int_equal(st.tls_handshakes, 0);
+  fx_close(fx);
+}
+
+/* http.proxy: a proxy that is down fails the request as a connection
+ * failure; a host in http.no_proxy goes direct through the same client
+ * options. */
+static void test_proxy_options(void **state) {
+  fx_t *fx = *state;
+  result_t r;
+  uv_tcp_t probe; /* a port nothing listens on: bound, closed */
+  struct sockaddr_in addr;
+  int len = sizeof(addr);
+  uv_loop_t tmp;
+  assert_int_equal(uv_loop_init(&tmp), 0);
+  assert_int_equal(uv_tcp_init(&tmp, &probe), 0);
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  assert_int_equal(uv_tcp_bind(&probe, (struct sockaddr *)&addr, 0), 0);
+  assert_int_equal(
+      uv_tcp_getsockname(&probe, (struct sockaddr *)&addr, &len), 0);
+  uv_close((uv_handle_t *)&probe, NULL);
+  uv_run(&tmp, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&tmp), 0);
+  char proxy[64];
+  snprintf(proxy, sizeof(proxy), "http://user:pw@127.0.0.1:%d",
+           ntohs(addr.sin_port));
+
+  brw_http_opts_t o = default_opts();
+  o.proxy = proxy;
+  fx_open(fx, &o, handler, NULL);
+  request(fx, "GET", "/ok", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_CONNECT);
+  assert_int_equal(testsrv_count(fx->srv, "GET", "/ok"), 0);
+  assert_null(strstr(r.error, "pw"));
+  fx_close(fx);
+
+  o.no_proxy = "127.0.0.1";
+  fx_open(fx, &o, handler, NULL);
+  request(fx, "GET", "/ok", NULL, NULL, &r);
+  assert_true(run_until(fx, pred_called, &r, WAIT_MS));
+  assert_int_equal(r.outcome, BRW_HTTP_OK);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(testsrv_count(fx->srv, "GET", "/ok"), 1);
   fx_close(fx);
 }
 
@@ -990,6 +1053,7 @@ int main(void) {
       FX_TEST(test_close_in_flight),
       FX_TEST(test_close_unused),
       FX_TEST(test_keepalive),
+      FX_TEST(test_proxy_options),
       FX_TEST(test_reuse_many),
       FX_TEST(test_zero_timeout_chain),
       FX_TEST(test_get_after_post),
