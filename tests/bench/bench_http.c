@@ -4,7 +4,8 @@
  *  - the simulator's ceiling (it is not the bottleneck of a worker run);
  *  - the client-side floor: CPU per request of bare libcurl, to compare
  *    with the worker's CPU per fetch, over plain HTTP/1.1 (simceiling) and
- *    over HTTPS/1.1 and HTTP/2 through a TLS server (transport).
+ *    over HTTPS/1.1 and HTTP/2 through a TLS server (transport; there with
+ *    --epoll: the default loop is no floor over many connections).
  *
  *   bench_http [OPTIONS] BASE_URL API_KEY [INFLIGHT [SECONDS [IDS]]]
  *
@@ -12,7 +13,7 @@
  * requests in flight for SECONDS (default 5) over campaign ids 1..IDS
  * (default 10000, round robin). Options (before or after the arguments):
  *   --ca FILE        CA bundle that verifies an https:// server
- * (CURLOPT_CAINFO; default: the system's)
+ *                    (CURLOPT_CAINFO; default: the system's)
  *   --http 1.1|2     1.1: HTTP/1.1 only (ALPN offers http/1.1 only);
  *                    2: HTTP/2, by ALPN over TLS (a server without h2 gets
  *                    HTTP/1.1), by prior knowledge over http://, with
@@ -21,7 +22,8 @@
  *                    opening one); default: curl's (HTTP/1.1 over http://,
  *                    HTTP/2 by ALPN over https://, no PIPEWAIT)
  *   --max-conns N    connections at most (CURLMOPT_MAX_HOST_CONNECTIONS and
- *                    MAX_TOTAL_CONNECTIONS); default INFLIGHT
+ *                    MAX_TOTAL_CONNECTIONS), 1..1024; default INFLIGHT
+ *                    (at most 1024)
  *   --streams N      HTTP/2 streams per connection at most
  *                    (CURLMOPT_MAX_CONCURRENT_STREAMS); default 100
  *   --warmup S       seconds of the same load before the measured window
@@ -31,8 +33,9 @@
  *                    instead of curl_multi_perform + curl_multi_poll (which
  *                    visit every transfer and poll() every socket on each
  *                    wake-up: more CPU with many connections)
- * The easy handles (and the login's) share one TLS session cache, so a new
- * connection resumes the session, as the worker's do.
+ * The easy handles (and the login's) share one TLS session cache, as the
+ * worker's do: a connection opened once a session ticket has arrived
+ * resumes the session (the first ones, opened at once, may not).
  * Prints one JSON line about the measured window:
  *   {"requests":N,"ok":N,"seconds":S,"rps":R,"cpu_s":C,"cpu_us_per_request":U,
  *    "connects":K,"http2":H}
