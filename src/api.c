@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A bearer is renewed (refreshed) this long before its `exp`, and assumed to
  * live this long when the JWT carries no `exp`. */
@@ -87,6 +88,9 @@ struct brw_api_s {
    * the line that says when they change and for the transfer cap. */
   int http_version;
   int http_tls;
+  /* A proxy is set (http.proxy, or a variable curl reads): the readiness
+   * detail of an unreachable API names it. */
+  int via_proxy;
   int pending_closes;
   void (*close_cb)(void *);
   void *close_arg;
@@ -235,6 +239,19 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
   api->http = http;
   api->cfg = cfg;
   api->naccounts = (int)cfg->naccounts;
+  /* The variables curl reads for api.url's scheme (only the lower-case
+   * http_proxy for http://, as curl does). */
+  static const char *const proxy_env[] = {"all_proxy", "ALL_PROXY",
+                                          "https_proxy", "HTTPS_PROXY",
+                                          "http_proxy"};
+  int plain = cfg->api_url && !strncasecmp(cfg->api_url, "http://", 7);
+  api->via_proxy = cfg->http_proxy != NULL;
+  for (size_t i = 0; i < sizeof(proxy_env) / sizeof(proxy_env[0]); i++) {
+    const char *v = getenv(proxy_env[i]);
+    int applies = i < 2 || (plain ? i == 4 : i < 4);
+    if (applies && v && *v)
+      api->via_proxy = 1;
+  }
   api->accounts =
       calloc(cfg->naccounts ? cfg->naccounts : 1, sizeof(account_t));
   if (!api->accounts) {
@@ -630,6 +647,11 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
                    ? "logins fail: TLS with the API fails (its certificate "
                      "is not trusted or does not name the host; the log "
                      "says which): check http.ca_file and api.url"
+               : resp->outcome != BRW_HTTP_OK && api->via_proxy
+                   ? "logins fail: the API cannot be reached through the "
+                     "proxy (http.proxy, or HTTPS_PROXY/ALL_PROXY unless "
+                     "NO_PROXY exempts the API): check that it is up and "
+                     "allows CONNECT to the API's host and port"
                : resp->outcome != BRW_HTTP_OK
                    ? "logins fail: the API cannot be reached"
                    : "logins fail: the API answers them with an error",

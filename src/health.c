@@ -23,8 +23,10 @@ static const struct {
                                     "the consumer group has not assigned "
                                     "partitions yet"},
     [BRW_BLOCK_ACCOUNT_AUTH] = {"account_auth", 1,
-                                "check the account's API key, the API's "
-                                "login answers, and for TLS http.ca_file"},
+                                "the detail says which: the account's API "
+                                "key, the API's login answers, TLS "
+                                "(http.ca_file), or the way to the API "
+                                "(api.url, the proxy)"},
     [BRW_BLOCK_RECORD_REFUSED] = {"record_refused", 0,
                                   "check the output topics' max.message.bytes "
                                   "and the producer's message.max.bytes"},
