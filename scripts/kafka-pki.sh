@@ -2,6 +2,8 @@
 # Make the certificates of the test broker's TLS listeners with openssl: a
 # CA, broker certificates signed by it, a client certificate (mTLS), and a
 # second CA that signed nothing the broker uses (for "unknown CA" tests).
+# The HTTPS tests' TLS server (tests/integration/tlsfront.py) uses the same
+# files, and an expired server certificate (for "expired certificate" tests).
 # Everything is PEM; keys are EC P-256 (fast to make), PKCS#8.
 #
 # Usage: scripts/kafka-pki.sh DIR [CLIENT_KEY_PASSWORD]
@@ -11,14 +13,18 @@
 #                      keystore), subject alt names IP:127.0.0.1, DNS:localhost
 #   badname.pem        the same for a certificate naming kafka.wrong.example
 #                      only (hostname-mismatch tests connect to 127.0.0.1)
+#   expired.pem        the same as broker.pem (same names, same CA) for a
+#                      certificate that has expired: valid from 3 days ago
+#                      to 1 day ago
 #   client.crt         the client certificate (CN=bsg-report-worker), signed
 #                      by the CA
 #   client.key         its key; encrypted (AES-256) with CLIENT_KEY_PASSWORD
 #                      when one is given, as librdkafka's ssl.key.password
 #                      reads it
 #   other-ca.pem       a CA that signed nothing of the above
-# Valid for 2 days: made fresh by each test run. Needs the `openssl` CLI
-# (Debian's openssl package; scripts/install-deps.sh installs it).
+# The others are valid for 2 days from now: made fresh by each test run.
+# Needs the `openssl` CLI (Debian's openssl package; scripts/install-deps.sh
+# installs it) and GNU date.
 set -euo pipefail
 
 dir="${1:?usage: kafka-pki.sh DIR [CLIENT_KEY_PASSWORD]}"
@@ -71,6 +77,24 @@ leaf badname "kafka.wrong.example" "$server_ext
 subjectAltName=DNS:kafka.wrong.example"
 cat "$tmp/badname.key" "$tmp/badname.crt" ca.pem >badname.pem
 
+# An expired server certificate. `openssl x509 -req` in OpenSSL 3.0 starts
+# a certificate now (-not_before/-not_after came in 3.4); `openssl ca` takes
+# any -startdate/-enddate, with a throwaway CA database in $tmp.
+key "$tmp/expired.key"
+openssl req -new -key "$tmp/expired.key" -subj "/CN=127.0.0.1" -out "$tmp/expired.csr"
+printf '%s\n' "$server_ext" "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$tmp/expired.ext"
+: >"$tmp/index.txt"
+printf '%s\n' "[ca]" "default_ca = test" "[test]" "database = $tmp/index.txt" \
+    "new_certs_dir = $tmp" "serial = $tmp/ca.srl" "default_md = sha256" \
+    "policy = any" "unique_subject = no" "[any]" "commonName = supplied" \
+    >"$tmp/ca.cnf"
+openssl ca -batch -config "$tmp/ca.cnf" -cert ca.pem -keyfile "$tmp/ca.key" \
+    -rand_serial -notext -extfile "$tmp/expired.ext" \
+    -startdate "$(date -u -d '3 days ago' +%Y%m%d%H%M%SZ)" \
+    -enddate "$(date -u -d '1 day ago' +%Y%m%d%H%M%SZ)" \
+    -in "$tmp/expired.csr" -out "$tmp/expired.crt" 2>/dev/null
+cat "$tmp/expired.key" "$tmp/expired.crt" ca.pem >expired.pem
+
 leaf client "bsg-report-worker" 'basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth'
@@ -81,4 +105,4 @@ if [[ -n "$client_pass" ]]; then
 else
     cp "$tmp/client.key" client.key
 fi
-chmod 600 client.key broker.pem badname.pem
+chmod 600 client.key broker.pem badname.pem expired.pem
