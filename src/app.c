@@ -47,6 +47,8 @@
  * written at most once per interval, saying how many were held back. A
  * given-up record is an ERROR, at most one line a second. */
 #define DLQ_LOG_INTERVAL_MS 10000
+/* At most one line a minute about failing fetches (each is at DEBUG). */
+#define FETCH_FAIL_LOG_INTERVAL_MS 60000
 #define DROP_LOG_INTERVAL_MS 1000
 /* error.message is a header: a long API error text is cut to this. */
 #define DLQ_MESSAGE_MAX 512
@@ -207,6 +209,7 @@ struct brw_app_s {
    * refused records, one for given-up records. */
   brw_log_limit_t dlq_log[10];
   brw_log_limit_t refused_log;
+  brw_log_limit_t fetch_fail_log;
   brw_log_limit_t drop_log;
   size_t refused_open; /* completions refused at least once, not yet done */
   uint64_t last_refused_ms; /* uv_now() of the last refusal */
@@ -1072,11 +1075,23 @@ static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
     if (ra > d)
       d = ra;
   }
-  brw_logj(BRW_LOG_DEBUG,
-           json_pack("{sI ss sI ss}", "campaign_id", (json_int_t)c->key.id,
+  /* Each failure at DEBUG; a WARN a minute when fetches fail while the
+   * account can log in (a login that fails has its own lines, and a 401
+   * mid-use is followed by a login): a server that answers logins but no
+   * detail (5xx, a broken HTTP/2 framing, a proxy cutting requests) would
+   * otherwise leave nothing above DEBUG while no report comes. */
+  uint64_t held = 0;
+  int warn = strcmp(res->error_class, "401") &&
+             brw_api_account_usable(app->api, c->key.account, NULL) &&
+             log_allowed(app, &app->fetch_fail_log,
+                         FETCH_FAIL_LOG_INTERVAL_MS, &held);
+  brw_logj(warn ? BRW_LOG_WARN : BRW_LOG_DEBUG,
+           json_pack("{sI ss sI ss sI}", "campaign_id", (json_int_t)c->key.id,
                      "class", res->error_class, "retry_ms", (json_int_t)d,
-                     "error", res->message),
-           "fetch failed, retrying");
+                     "error", res->message, "suppressed", (json_int_t)held),
+           warn ? "API fetches fail, retrying with backoff (one line a "
+                  "minute; api_retries_total counts them by class)"
+                : "fetch failed, retrying");
   campaign_schedule(c, d);
 }
 

@@ -33,6 +33,7 @@
 #include "brw/config.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1572,6 +1573,19 @@ int brw_config_validate(const brw_config_t *cfg, char *errbuf, size_t errlen) {
     if (!acc->key || !*acc->key)
       return fail(errbuf, errlen, "accounts.%s.key: no API key", acc->name);
   }
+
+  /* HTTP/2 by prior knowledge (h2c) fails every request after the first
+   * on a connection with libcurl before 8.0.0 ("Error in the HTTP2 framing
+   * layer", curl issue 10634; Debian 12 has 7.88.1): refused at start
+   * rather than failing every fetch. */
+  if (cfg->http_version && !strcmp(cfg->http_version, "2") && cfg->api_url &&
+      !strncasecmp(cfg->api_url, "http://", 7) &&
+      curl_version_info(CURLVERSION_NOW)->version_num < 0x080000)
+    return fail(errbuf, errlen,
+                "http.version: 2 over plain http:// (HTTP/2 by prior "
+                "knowledge) needs libcurl 8.0.0 or later, this one is %s "
+                "(curl issue 10634); use https:// or http.version = auto",
+                curl_version_info(CURLVERSION_NOW)->version);
 
   /* Plain http:// would send the API keys (login) and the bearers (every
    * request) in clear text; only loopback, where nothing crosses a network,

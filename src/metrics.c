@@ -143,7 +143,10 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "api_refreshes_total", "Bearer refreshes (POST /api/auth/refresh)."),
     [BRW_M_API_RETRIES] =
         COUNTER_L("api_retries_total",
-                  "Failed API requests that will be retried, by error class.",
+                  "Failed detail fetches that will be retried, by error "
+                  "class: their own request failed, or (auth, or the login's "
+                  "class such as tls or connect) the account's login did and "
+                  "they were waiting for it.",
                   "class", k_retry_class),
     [BRW_M_CAMPAIGN_STATUS_UNKNOWN] =
         COUNTER("campaign_status_unknown_total",

@@ -261,6 +261,21 @@ def wait_until(pred, timeout: float, interval: float = 0.2) -> bool:
     return bool(pred())
 
 
+def wait_blocked(metrics_url: str, reason: str, timeout: float = 30) -> tuple:
+    """Polls /readyz until it answers 503 with `reason` among the blocked
+    ones. Returns (whether it did, the last body, that reason's detail)."""
+    body: dict = {}
+
+    def blocked() -> bool:
+        nonlocal body
+        code, raw = http_get(metrics_url + "/readyz")
+        body = json.loads(raw or b"{}")
+        return code == 503 and reason in body.get("blocked", {})
+
+    ok = wait_until(blocked, timeout=timeout, interval=0.5)
+    return ok, body, body.get("blocked", {}).get(reason, {}).get("detail", "")
+
+
 def scratch_dir(name: str) -> Path:
     base = Path(os.environ.get("BRW_TEST_TMPDIR", "/tmp"))
     d = base / f"brw-{name}-{os.getpid()}"

@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Checks, KafkaBroker, binary, log, parse_args, run_main  # noqa: E402
-from pipeline import Sim, scratch_dir  # noqa: E402
+from pipeline import API_KEY, Sim, scratch_dir  # noqa: E402
 from tlsfront import Run, TlsFront, connections, most_in_flight, pipeline  # noqa: E402
 
 
@@ -46,6 +46,26 @@ def libcurl_version(bin_dir) -> tuple:
                          stdout=subprocess.PIPE, text=True, timeout=30).stdout
     m = re.search(r"libcurl/(\d+)\.(\d+)\.(\d+)", out)
     return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+
+
+def h2c_refused(args, checks: Checks, front: TlsFront, work: Path, curl: tuple) -> None:
+    """http.version=2 over plain http:// with a libcurl that breaks h2c: the
+    worker exits 2 at start naming http.version, before any request."""
+    exe = binary(args.bin_dir, "bsg-report-worker")
+    before = len(front.requests("h2c"))
+    res = subprocess.run([str(exe), f"--api.url={front.url('h2c')}", "--http.version=2",
+                          f"--api.key={API_KEY}", "--brokers=127.0.0.1:9",
+                          "--metrics.listen=off"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         timeout=60, cwd=work)
+    out = res.stdout + res.stderr
+    log(f"h2c on libcurl {'.'.join(map(str, curl))}: exit {res.returncode}: "
+        f"{res.stderr.strip()[:300]}")
+    checks.eq(res.returncode, 2, "h2c: refused at start (exit 2) on libcurl < 8.0.0")
+    checks.check("http.version" in res.stderr and "8.0.0" in res.stderr,
+                 "h2c: the error names http.version and the libcurl it needs", res.stderr[:300])
+    checks.check(API_KEY not in out, "h2c: no API key in the output")
+    checks.eq(len(front.requests("h2c")) - before, 0, "h2c: no request was sent")
 
 
 def protocol_lines(run: Run) -> list:
@@ -140,9 +160,10 @@ def main() -> int:
             # http.version=2 over plain http://: HTTP/2 by prior knowledge (h2c).
             curl = libcurl_version(args.bin_dir)
             if curl < (8, 0, 0):
-                log(f"h2c: not run: libcurl {'.'.join(map(str, curl))} fails every request "
-                    f"after the first on an h2c connection (\"Error in the HTTP2 framing "
-                    f"layer\", curl issue 10634, fixed in 8.0.0)")
+                # libcurl fails every request after the first on an h2c
+                # connection ("Error in the HTTP2 framing layer", curl issue
+                # 10634, fixed in 8.0.0): the worker refuses the setting.
+                h2c_refused(args, checks, front, work, curl)
             else:
                 t = time.monotonic()
                 run = pipeline(args, checks, kafka, sim, front, work, "h2c",

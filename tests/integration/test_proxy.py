@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (Checks, KafkaBroker, consume_all, free_port, log, parse_args,  # noqa: E402
                      produce, run_main)
 from pipeline import (API_KEY, Sim, Worker, compare_with_truth, event,  # noqa: E402
-                      http_get, scratch_dir, wait_reports, wait_until, worker_config)
+                      http_get, scratch_dir, wait_blocked, wait_reports, wait_until,
+                      worker_config)
 from proxyfwd import ForwardProxy  # noqa: E402
 from tlsfront import TlsFront  # noqa: E402
 
@@ -227,16 +228,7 @@ def blocked(e: Env, case: str, w: Worker, server: str, topics: dict, before: int
     `needle` (what the operator must see), no request at the TLS server, no
     report, the worker up, `secret` nowhere."""
     base = w.metrics_url()
-    body = {}
-
-    def not_ready() -> bool:
-        nonlocal body
-        code, raw = http_get(base + "/readyz")
-        body = json.loads(raw or b"{}")
-        return code == 503 and "account_auth" in body.get("blocked", {})
-
-    ok = wait_until(not_ready, timeout=30, interval=0.5)
-    detail = body.get("blocked", {}).get("account_auth", {}).get("detail", "")
+    ok, body, detail = wait_blocked(base, "account_auth")
     log(f"{case}: /readyz {json.dumps(body)[:400]}")
     e.checks.check(ok, f"{case}: /readyz 503 account_auth")
     e.checks.check("cannot be reached" in detail and "proxy" in detail,

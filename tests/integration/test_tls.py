@@ -42,8 +42,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Checks, KafkaBroker, consume_all, log, parse_args, produce, run_main  # noqa: E402
-from pipeline import (API_KEY, Sim, Worker, event, http_get, scratch_dir,  # noqa: E402
-                      wait_until, worker_config)
+from pipeline import (API_KEY, Sim, Worker, event, scratch_dir, wait_blocked,  # noqa: E402
+                      worker_config)
 from tlsfront import SHORT_KEEPALIVE, ApiUrl, Run, TlsFront, connections, pipeline  # noqa: E402
 
 N = 60
@@ -127,16 +127,7 @@ def refused(args, checks: Checks, kafka: KafkaBroker, front: TlsFront, work: Pat
     w = Worker(args.bin_dir, work, cfg, name=f"w-{case}").start()
     try:
         base = w.metrics_url()
-        body = {}
-
-        def not_ready() -> bool:
-            nonlocal body
-            code, raw = http_get(base + "/readyz")
-            body = json.loads(raw or b"{}")
-            return code == 503 and "account_auth" in body.get("blocked", {})
-
-        ok = wait_until(not_ready, timeout=30, interval=0.5)
-        detail = body.get("blocked", {}).get("account_auth", {}).get("detail", "")
+        ok, body, detail = wait_blocked(base, "account_auth")
         log(f"{case}: /readyz {json.dumps(body)[:300]}")
         checks.check(ok, f"{case}: /readyz 503 account_auth")
         checks.check("TLS" in detail and "http.ca_file" in detail,
