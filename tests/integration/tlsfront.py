@@ -10,6 +10,8 @@ process with a configuration of its own, on free ports of 127.0.0.1.
     front.url("expired")  # a certificate for 127.0.0.1 that expired a day ago
     front.url("h1short")  # HTTP/1.1, each connection closed after 5 requests
                           # (new connections all along: TLS session reuse)
+    front.url("h2short")  # HTTP/2, each connection ended (GOAWAY) after 40
+                          # requests
     front.url("h2c")      # http://127.0.0.1:P/, no TLS: HTTP/2 by prior
                           # knowledge only (and HTTP/1.1)
     front.ca              # the CA that signed them (PEM)
@@ -17,8 +19,8 @@ process with a configuration of its own, on free ports of 127.0.0.1.
     front.requests("h2")  # the access log: [{"proto": "HTTP/2.0", ...}]
 
 The certificates come from scripts/kafka-pki.sh (openssl, EC P-256, made
-fresh for each run; valid 2 days, but for expired.pem). Every server but h2
-and h2c offers HTTP/1.1 only. The access log records per request the protocol, the
+fresh for each run; valid 2 days, but for expired.pem). Every server but h2,
+h2short and h2c offers HTTP/1.1 only. The access log records per request the protocol, the
 TLS version, "r" in `reused` when the connection resumed a TLS session
 ("." for a full handshake), nginx's connection serial number `conn`, and
 when the request ended (`end`, epoch seconds) after how long (`time`).
@@ -47,8 +49,9 @@ from harness import SCRIPTS_DIR, Proc, free_port, log, produce, wait_port
 from pipeline import API_KEY, Worker, compare_with_truth, event, wait_reports, worker_config
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-SERVERS = ("h2", "h1", "badname", "expired", "h1short", "h2c")
+SERVERS = ("h2", "h1", "badname", "expired", "h1short", "h2short", "h2c")
 SHORT_KEEPALIVE = 5  # requests per connection on h1short
+H2_SHORT_KEEPALIVE = 40  # requests per connection on h2short
 CERTS = {"badname": "badname.pem", "expired": "expired.pem"}  # else broker.pem
 
 
@@ -98,12 +101,13 @@ class TlsFront:
         servers = []
         for s, port in self.ports.items():
             cert = pki / CERTS.get(s, "broker.pem")
-            http2 = " http2" if s in ("h2", "h2c") else ""
+            http2 = " http2" if s in ("h2", "h2short", "h2c") else ""
             tls = "" if s == "h2c" else f"""
         ssl_certificate {cert};
         ssl_certificate_key {cert};
         ssl_protocols TLSv1.2 TLSv1.3;"""
-            short = f"keepalive_requests {SHORT_KEEPALIVE};" if s == "h1short" else ""
+            short = (f"keepalive_requests {SHORT_KEEPALIVE};" if s == "h1short" else
+                     f"keepalive_requests {H2_SHORT_KEEPALIVE};" if s == "h2short" else "")
             servers.append(f"""
     server {{
         listen 127.0.0.1:{port}{' ssl' if tls else ''}{http2};{tls}
