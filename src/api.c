@@ -5,6 +5,7 @@
 #include "brw/log.h"
 #include "brw/ratelimit.h"
 #include "brw/timeutil.h"
+#include "brw/vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,20 +391,23 @@ static void drop_bearer(account_t *a) {
   a->bearer = NULL;
 }
 
+/* A retry class's name (brw/vocab.h), static. */
+#define CLS(c) (brw_retry_class_names[BRW_RETRY_##c])
+
 static const char *transport_class(brw_http_outcome_t o) {
   switch (o) {
   case BRW_HTTP_CONNECT:
-    return "connect";
+    return CLS(CONNECT);
   case BRW_HTTP_DNS:
-    return "dns";
+    return CLS(DNS);
   case BRW_HTTP_TLS:
-    return "tls";
+    return CLS(TLS);
   case BRW_HTTP_TIMEOUT:
-    return "timeout";
+    return CLS(TIMEOUT);
   case BRW_HTTP_TOO_LARGE:
-    return "too_large";
+    return CLS(TOO_LARGE);
   default:
-    return "transport";
+    return CLS(TRANSPORT);
   }
 }
 
@@ -586,7 +590,7 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
        * come meanwhile wait for the next attempt. */
       login_failed(a, LOGIN_NO_BEARER, label, no_bearer_reason(st), 200,
                    -1, msg, NULL);
-      fail_waiters(a, BRW_FETCH_RETRY, "auth", 200, -1, msg);
+      fail_waiters(a, BRW_FETCH_RETRY, CLS(AUTH), 200, -1, msg);
       account_pump(a);
       return;
     }
@@ -639,9 +643,9 @@ static void on_auth(const brw_http_resp_t *resp, void *arg) {
   if (resp->outcome != BRW_HTTP_OK)
     cls = transport_class(resp->outcome);
   else
-    cls = resp->status == 429   ? "429"
-          : resp->status >= 500 ? "5xx"
-                                : "login";
+    cls = resp->status == 429   ? CLS(429)
+          : resp->status >= 500 ? CLS(5XX)
+                                : CLS(LOGIN);
   login_failed(a, LOGIN_TRANSIENT, label,
                resp->outcome == BRW_HTTP_TLS
                    ? "logins fail: TLS with the API fails (its certificate "
@@ -775,7 +779,7 @@ static void account_pump(account_t *a) {
       login_failed(a, LOGIN_TRANSIENT, "local",
                    "logins fail: the request cannot be started", 0, -1, m,
                    NULL);
-      fail_waiters(a, BRW_FETCH_RETRY, "local", 0, -1, m);
+      fail_waiters(a, BRW_FETCH_RETRY, CLS(LOCAL), 0, -1, m);
     }
   }
   int started = 0;
@@ -791,7 +795,7 @@ static void account_pump(account_t *a) {
     brw_fetch_t *f = brw_list_entry(a->ready.next, brw_fetch_t, node);
     brw_list_remove(&f->node);
     if (send_detail(f) != 0)
-      fetch_fail(f, BRW_FETCH_RETRY, "local", 0, -1,
+      fetch_fail(f, BRW_FETCH_RETRY, CLS(LOCAL), 0, -1,
                  "cannot start the request");
   }
 }
@@ -818,14 +822,14 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
                            f->api->cfg->api_tz, &res.detail, err,
                            sizeof(err)) != 0) {
       snprintf(m, sizeof(m), "bad response: %s", err);
-      fetch_fail(f, BRW_FETCH_RETRY, "bad_body", st, -1, m);
+      fetch_fail(f, BRW_FETCH_RETRY, CLS(BAD_BODY), st, -1, m);
       return;
     }
     if (res.detail.id != f->id) {
       snprintf(m, sizeof(m), "bad response: detail of campaign %llu",
                (unsigned long long)res.detail.id);
       brw_detail_clear(&res.detail);
-      fetch_fail(f, BRW_FETCH_RETRY, "bad_body", st, -1, m);
+      fetch_fail(f, BRW_FETCH_RETRY, CLS(BAD_BODY), st, -1, m);
       return;
     }
     res.status = BRW_FETCH_OK;
@@ -856,22 +860,22 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
       account_pump(a);
       return;
     }
-    fetch_fail(f, BRW_FETCH_RETRY, "401", st, -1, m);
+    fetch_fail(f, BRW_FETCH_RETRY, CLS(401), st, -1, m);
     return;
   }
   if (st == 404) {
-    fetch_fail(f, BRW_FETCH_NOT_FOUND, "404", st, -1, m);
+    fetch_fail(f, BRW_FETCH_NOT_FOUND, CLS(404), st, -1, m);
     return;
   }
   if (st == 429 || st == 408) {
-    fetch_fail(f, BRW_FETCH_RETRY, "429", st, resp->retry_after_ms, m);
+    fetch_fail(f, BRW_FETCH_RETRY, CLS(429), st, resp->retry_after_ms, m);
     return;
   }
   if (st >= 500 || st < 200) {
-    fetch_fail(f, BRW_FETCH_RETRY, "5xx", st, resp->retry_after_ms, m);
+    fetch_fail(f, BRW_FETCH_RETRY, CLS(5XX), st, resp->retry_after_ms, m);
     return;
   }
-  fetch_fail(f, BRW_FETCH_REJECTED, "4xx", st, -1, m);
+  fetch_fail(f, BRW_FETCH_REJECTED, CLS(4XX), st, -1, m);
 }
 
 brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,

@@ -189,7 +189,8 @@ typedef struct {
   uint64_t skipped;
   uint64_t polls;
   uint64_t reports;
-  uint64_t reports_by[5]; /* done, stopped, spam, expired, other */
+  /* By brw_outcome_t; the last: another outcome (never, today). */
+  uint64_t reports_by[BRW_OUTCOME__COUNT + 1];
   uint64_t progress;
   uint64_t dlq;
   uint64_t acked;
@@ -748,12 +749,11 @@ static void on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
               rec->value_len, h, okey, oval);
 }
 
+/* The outcome's index in brw_outcome_names; BRW_OUTCOME__COUNT for
+ * anything else (a progress status). */
 static int outcome_index(const char *o) {
-  static const char *names[] = {"done", "stopped", "spam", "expired"};
-  for (int i = 0; i < 4; i++)
-    if (!strcmp(o, names[i]))
-      return i;
-  return 4;
+  int i = brw_vocab_find(brw_outcome_names, o);
+  return i < 0 ? BRW_OUTCOME__COUNT : i;
 }
 
 /* Publishes a report for a campaign. A final report takes the campaign's
@@ -922,7 +922,7 @@ static void campaign_dlq(campaign_t *c, const char *reason,
 static void campaign_expire(campaign_t *c) {
   brw_app_t *app = c->app;
   if (c->seen.body)
-    campaign_finalize(c, "expired");
+    campaign_finalize(c, brw_outcome_names[BRW_OUTCOME_EXPIRED]);
   else if (brw_api_account_failed(app->api, c->key.account))
     campaign_dlq(c, BRW_REASON_AUTH_FAILED,
                  "the account's API key is rejected");
@@ -933,7 +933,7 @@ static void campaign_expire(campaign_t *c) {
     campaign_dlq(c, BRW_REASON_BAD_RESPONSE,
                  c->last_error ? c->last_error : c->last_error_class);
   else
-    campaign_finalize(c, "expired"); /* never fetched before the deadline */
+    campaign_finalize(c, brw_outcome_names[BRW_OUTCOME_EXPIRED]); /* never fetched before the deadline */
 }
 
 /* The monotonic clock of the deadlines: the timers' own (uv_now), so that a
@@ -1076,12 +1076,15 @@ static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
       d = ra;
   }
   /* Each failure at DEBUG; a WARN a minute when fetches fail while the
-   * account can log in (a login that fails has its own lines, and a 401
-   * mid-use is followed by a login): a server that answers logins but no
-   * detail (5xx, a broken HTTP/2 framing, a proxy cutting requests) would
-   * otherwise leave nothing above DEBUG while no report comes. */
+   * account can log in (a login that fails has its own lines, a 401
+   * mid-use is followed by a login, and a 404 within the grace period is
+   * a campaign the API does not show yet): a server that answers logins
+   * but no detail (5xx, a broken HTTP/2 framing, a proxy cutting
+   * requests) would otherwise leave nothing above DEBUG while no report
+   * comes. */
   uint64_t held = 0;
-  int warn = strcmp(res->error_class, "401") &&
+  int warn = res->status != BRW_FETCH_NOT_FOUND &&
+             strcmp(res->error_class, brw_retry_class_names[BRW_RETRY_401]) &&
              brw_api_account_usable(app->api, c->key.account, NULL) &&
              log_allowed(app, &app->fetch_fail_log,
                          FETCH_FAIL_LOG_INTERVAL_MS, &held);
@@ -1148,7 +1151,7 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
     return;
   }
   if (deadline_passed(c)) {
-    campaign_finalize(c, "expired");
+    campaign_finalize(c, brw_outcome_names[BRW_OUTCOME_EXPIRED]);
     return;
   }
   if (app->cfg->emit_progress && changed)
@@ -1999,12 +2002,17 @@ static void log_summary(brw_app_t *app) {
                      (json_int_t)s->late, "skipped", (json_int_t)s->skipped,
                      "polls",
                      (json_int_t)s->polls, "reports", (json_int_t)s->reports,
-                     "reports_by_outcome", "done",
-                     (json_int_t)s->reports_by[0], "stopped",
-                     (json_int_t)s->reports_by[1], "spam",
-                     (json_int_t)s->reports_by[2], "expired",
-                     (json_int_t)s->reports_by[3], "other",
-                     (json_int_t)s->reports_by[4], "dlq", (json_int_t)s->dlq,
+                     "reports_by_outcome",
+                     brw_outcome_names[BRW_OUTCOME_DONE],
+                     (json_int_t)s->reports_by[BRW_OUTCOME_DONE],
+                     brw_outcome_names[BRW_OUTCOME_STOPPED],
+                     (json_int_t)s->reports_by[BRW_OUTCOME_STOPPED],
+                     brw_outcome_names[BRW_OUTCOME_SPAM],
+                     (json_int_t)s->reports_by[BRW_OUTCOME_SPAM],
+                     brw_outcome_names[BRW_OUTCOME_EXPIRED],
+                     (json_int_t)s->reports_by[BRW_OUTCOME_EXPIRED], "other",
+                     (json_int_t)s->reports_by[BRW_OUTCOME__COUNT], "dlq",
+                     (json_int_t)s->dlq,
                      "acked", (json_int_t)s->acked),
            "summary");
 }

@@ -21,33 +21,15 @@
 
 static const char *const k_event_types[] = {"sent", "finished", NULL};
 
-/* Reasons of events refused at intake (SPEC §3). */
-static const char *const k_invalid[] = {BRW_REASON_INVALID_JSON,
-                                        BRW_REASON_INVALID_ID,
-                                        BRW_REASON_UNKNOWN_TYPE,
-                                        BRW_REASON_UNKNOWN_ACCOUNT,
-                                        BRW_REASON_TOO_LARGE,
-                                        BRW_REASON_INVALID_EVENT,
-                                        NULL};
+/* Intake reasons, DLQ reasons, retry classes, poll bases and outcomes:
+ * brw/vocab.h's tables. */
 
-/* Every DLQ reason (SPEC §4 error.reason). */
-static const char *const k_dlq[] = {
-    BRW_REASON_INVALID_JSON, BRW_REASON_INVALID_ID,
-    BRW_REASON_UNKNOWN_TYPE, BRW_REASON_UNKNOWN_ACCOUNT,
-    BRW_REASON_TOO_LARGE,    BRW_REASON_INVALID_EVENT,
-    BRW_REASON_NOT_FOUND,    BRW_REASON_AUTH_FAILED,
-    BRW_REASON_BAD_RESPONSE, NULL};
+
 
 /* HTTP status class of an API answer; "error" when none arrived. */
 static const char *const k_status_class[] = {"2xx", "3xx",   "4xx",
                                              "5xx", "error", NULL};
 
-/* The error classes of src/api.c (brw_fetch_result_t.error_class). */
-static const char *const k_poll_basis[] = {"backoff", "estimate",
-                                            "scheduled_start", NULL};
-static const char *const k_retry_class[] = {
-    "connect", "dns",      "tls", "timeout", "too_large", "transport", "5xx",
-    "429",     "bad_body", "401", "404",     "4xx",       "local",     NULL};
 
 /* The reasons of src/health.c (brw_health_name), in its order; test_health
  * checks that the two lists agree. */
@@ -74,8 +56,6 @@ static const char *const k_auth_failure[] = {
 static const char *const k_transports[] = {"tls", "tcp", NULL};
 static const char *const k_http_versions[] = {"1.1", "2", NULL};
 
-static const char *const k_outcomes[] = {"done", "stopped", "spam", "expired",
-                                         NULL};
 
 /* Prometheus' default buckets, from 5 ms to 10 s. */
 static const double b_api_duration[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -115,7 +95,7 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
     [BRW_M_EVENTS_INVALID] = COUNTER_L(
         "events_invalid_total",
         "Input events refused at intake (sent to the DLQ), by reason.",
-        "reason", k_invalid),
+        "reason", brw_intake_reason_names),
     [BRW_M_EVENTS_MERGED] =
         COUNTER("events_merged_total",
                 "Input events merged into a campaign already tracked."),
@@ -147,21 +127,21 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
                   "class: their own request failed, or (auth, or the login's "
                   "class such as tls or connect) the account's login did and "
                   "they were waiting for it.",
-                  "class", k_retry_class),
+                  "class", brw_retry_class_names),
     [BRW_M_CAMPAIGN_STATUS_UNKNOWN] =
         COUNTER("campaign_status_unknown_total",
                 "Campaign details with a status the worker does not know."),
     [BRW_M_REPORTS_PUBLISHED] =
         COUNTER_L("reports_published_total",
                   "Final reports acknowledged by the broker, by outcome.",
-                  "outcome", k_outcomes),
+                  "outcome", brw_outcome_names),
     [BRW_M_PROGRESS_REPORTS] =
         COUNTER("progress_reports_total",
                 "Progress reports acknowledged by the broker."),
     [BRW_M_DLQ_RECORDS] =
         COUNTER_L("dlq_records_total",
                   "Records acknowledged on the dead-letter topic, by reason.",
-                  "reason", k_dlq),
+                  "reason", brw_dlq_reason_names),
     [BRW_M_POLLS_PER_CAMPAIGN] = HISTOGRAM(
         "polls_per_campaign",
         "Detail fetches per campaign, observed at its final report.", b_polls),
@@ -169,7 +149,7 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "polls_scheduled_total",
         "Next polls scheduled after a non-terminal answer, by what chose the "
         "delay (backoff, estimate of the end of a send, scheduled start).",
-        "basis", k_poll_basis),
+        "basis", brw_basis_names),
     [BRW_M_REPORT_DELAY] =
         HISTOGRAM("report_delay_seconds",
                   "Seconds from the fetch that saw the terminal status to the "

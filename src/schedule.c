@@ -1,14 +1,8 @@
 #include "brw/schedule.h"
 
 const char *brw_schedule_basis_name(brw_schedule_basis_t b) {
-  switch (b) {
-  case BRW_BASIS_ESTIMATE:
-    return "estimate";
-  case BRW_BASIS_SCHEDULED_START:
-    return "scheduled_start";
-  default:
-    return "backoff";
-  }
+  return (unsigned)b < BRW_BASIS__COUNT ? brw_basis_names[b]
+                                        : brw_basis_names[BRW_BASIS_BACKOFF];
 }
 
 double brw_send_rate(const brw_poll_sample_t *cur, const brw_poll_sample_t *prev,

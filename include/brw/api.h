@@ -37,8 +37,8 @@ typedef struct {
   size_t body_len;
   long http_status;       /* 0 without a response */
   int64_t retry_after_ms; /* from Retry-After, -1 when absent */
-  const char *error_class; /* static: "connect", "timeout", "5xx", "429",
-                              "bad_body", "too_large", "auth", ... */
+  const char *error_class; /* static: a name of brw_retry_class_names
+                              (brw/vocab.h); "ok" on success */
   char message[256];      /* one line for logs and DLQ error.message */
 } brw_fetch_result_t;
 

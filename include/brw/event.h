@@ -3,6 +3,8 @@
 #ifndef BRW_EVENT_H
 #define BRW_EVENT_H
 
+#include "brw/vocab.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,16 +24,7 @@ typedef struct {
   int64_t occurred_at_ms;                 /* 0 when absent */
 } brw_event_t;
 
-/* Stable DLQ reason codes (SPEC §4 `error.reason`). */
-#define BRW_REASON_INVALID_JSON "invalid_json"
-#define BRW_REASON_INVALID_ID "invalid_campaign_id"
-#define BRW_REASON_UNKNOWN_TYPE "unknown_type"
-#define BRW_REASON_UNKNOWN_ACCOUNT "unknown_account"
-#define BRW_REASON_TOO_LARGE "too_large"
-#define BRW_REASON_INVALID_EVENT "invalid_event"
-#define BRW_REASON_NOT_FOUND "not_found"
-#define BRW_REASON_AUTH_FAILED "auth_failed"
-#define BRW_REASON_BAD_RESPONSE "bad_response"
+/* The DLQ reason codes (BRW_REASON_*) are in brw/vocab.h. */
 
 /* Parses and validates one event value of `len` bytes (not NUL-terminated;
  * may be NULL with len 0).

@@ -4,6 +4,8 @@
 #ifndef BRW_SCHEDULE_H
 #define BRW_SCHEDULE_H
 
+#include "brw/vocab.h"
+
 #include "brw/backoff.h"
 #include "brw/bsg.h"
 
@@ -29,12 +31,8 @@ typedef struct {
   uint64_t mono_ms;
 } brw_poll_sample_t;
 
-/* What chose a delay; the names are a metrics label. */
-typedef enum {
-  BRW_BASIS_BACKOFF = 0,
-  BRW_BASIS_ESTIMATE,
-  BRW_BASIS_SCHEDULED_START
-} brw_schedule_basis_t;
+/* What chose a delay (brw_schedule_basis_t, brw/vocab.h); its name, a
+ * metrics label. */
 const char *brw_schedule_basis_name(brw_schedule_basis_t b);
 
 /* The pace of a send in messages resolved per ms: from the previous fetch

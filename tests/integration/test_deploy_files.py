@@ -1185,11 +1185,11 @@ def check_schemas(ctx: Ctx) -> None:
             f"{[e for e in bad if not schemas.errors('event', e)]}")
 
     # DLQ: reasons are the worker's own codes; the envelope helper.
-    hdr = (ROOT / "include" / "brw" / "event.h").read_text()
+    hdr = (ROOT / "include" / "brw" / "vocab.h").read_text()
     codes = set(re.findall(r'#define BRW_REASON_\w+ "([a-z_]+)"', hdr))
     enum = set(((ctx.docs.get("schemas/dlq-record.schema.json") or {}).get("properties", {})
                 .get("headers", {}).get("properties", {}).get("error.reason", {}).get("enum") or []))
-    c.check(codes and codes == enum, "schemas: DLQ reasons are exactly include/brw/event.h's codes",
+    c.check(codes and codes == enum, "schemas: DLQ reasons are exactly include/brw/vocab.h's codes",
             f"header {sorted(codes)} schema {sorted(enum)}")
     from harness import Record
     rec = Record(topic="bsg.campaign.events.dlq", partition=0, offset=3, key=b"bad-1", value=b"\xffnot json",
