@@ -2,19 +2,16 @@
 
 #include <string.h>
 
-/* In the order of the enums (tests/unit/test_vocab.c checks the lengths
- * and the schemas). */
+/* Each table from its list in brw/vocab.h, in the enum's order. */
+#define BRW_X_(e, s) s,
 
 const char *const brw_outcome_names[BRW_OUTCOME__COUNT + 1] = {
-    "done", "stopped", "spam", "expired", NULL};
+    BRW_OUTCOMES(BRW_X_) NULL};
 
 const char *const brw_dlq_reason_names[BRW_DLQ__COUNT + 1] = {
-    BRW_REASON_INVALID_JSON,    BRW_REASON_INVALID_ID,
-    BRW_REASON_UNKNOWN_TYPE,    BRW_REASON_UNKNOWN_ACCOUNT,
-    BRW_REASON_TOO_LARGE,       BRW_REASON_INVALID_EVENT,
-    BRW_REASON_NOT_FOUND,       BRW_REASON_AUTH_FAILED,
-    BRW_REASON_BAD_RESPONSE,    NULL};
+    BRW_DLQ_REASONS(BRW_X_) NULL};
 
+/* The first BRW_DLQ__INTAKE DLQ reasons (test_vocab checks the prefix). */
 const char *const brw_intake_reason_names[BRW_DLQ__INTAKE + 1] = {
     BRW_REASON_INVALID_JSON, BRW_REASON_INVALID_ID,
     BRW_REASON_UNKNOWN_TYPE, BRW_REASON_UNKNOWN_ACCOUNT,
@@ -22,12 +19,12 @@ const char *const brw_intake_reason_names[BRW_DLQ__INTAKE + 1] = {
     NULL};
 
 const char *const brw_retry_class_names[BRW_RETRY__COUNT + 1] = {
-    "connect", "dns", "tls",   "timeout", "too_large", "transport",
-    "5xx",     "429", "bad_body", "401",  "404",       "4xx",
-    "local",   "auth", "login", NULL};
+    BRW_RETRY_CLASSES(BRW_X_) NULL};
 
 const char *const brw_basis_names[BRW_BASIS__COUNT + 1] = {
-    "backoff", "estimate", "scheduled_start", NULL};
+    BRW_BASES(BRW_X_) NULL};
+
+#undef BRW_X_
 
 int brw_vocab_find(const char *const *names, const char *name) {
   if (!name)

@@ -1,19 +1,24 @@
 /* The words the worker's outputs share: report outcomes, DLQ reasons, retry
- * classes and poll bases. Each is one enum here and one NULL-ended name
- * table in src/vocab.c, indexed by the enum; the code names them through
- * these, src/metrics.c creates its label sets from the tables, and
- * tests/unit/test_vocab.c checks them against schemas/. Adding a word:
- * the enum and the table here and in vocab.c, the schema when it is part
- * of a record, and the code that emits it. */
+ * classes and poll bases. Each is one list here (an X macro: the enum
+ * constant's suffix and the word), from which the enum below and the
+ * NULL-ended name table of src/vocab.c, indexed by the enum, are made; the
+ * code names them through these, src/metrics.c creates its label sets from
+ * the tables, and tests/unit/test_vocab.c checks them against schemas/.
+ * Adding a word touches this file, the schema when the word is part of a
+ * record, and the code that emits it. */
 #ifndef BRW_VOCAB_H
 #define BRW_VOCAB_H
 
 /* Final report outcomes (SPEC §4 `outcome`). */
+#define BRW_OUTCOMES(X)                                                        \
+  X(DONE, "done")                                                              \
+  X(STOPPED, "stopped")                                                        \
+  X(SPAM, "spam")                                                              \
+  X(EXPIRED, "expired") /* the deadline passed before a final status */
 typedef enum {
-  BRW_OUTCOME_DONE = 0,
-  BRW_OUTCOME_STOPPED,
-  BRW_OUTCOME_SPAM,
-  BRW_OUTCOME_EXPIRED, /* the deadline passed before a final status */
+#define BRW_X_(e, s) BRW_OUTCOME_##e,
+  BRW_OUTCOMES(BRW_X_)
+#undef BRW_X_
   BRW_OUTCOME__COUNT
 } brw_outcome_t;
 extern const char *const brw_outcome_names[BRW_OUTCOME__COUNT + 1];
@@ -30,16 +35,20 @@ extern const char *const brw_outcome_names[BRW_OUTCOME__COUNT + 1];
 #define BRW_REASON_NOT_FOUND "not_found"
 #define BRW_REASON_AUTH_FAILED "auth_failed"
 #define BRW_REASON_BAD_RESPONSE "bad_response"
+#define BRW_DLQ_REASONS(X)                                                     \
+  X(INVALID_JSON, BRW_REASON_INVALID_JSON)                                     \
+  X(INVALID_ID, BRW_REASON_INVALID_ID)                                         \
+  X(UNKNOWN_TYPE, BRW_REASON_UNKNOWN_TYPE)                                     \
+  X(UNKNOWN_ACCOUNT, BRW_REASON_UNKNOWN_ACCOUNT)                               \
+  X(TOO_LARGE, BRW_REASON_TOO_LARGE)                                           \
+  X(INVALID_EVENT, BRW_REASON_INVALID_EVENT)                                   \
+  X(NOT_FOUND, BRW_REASON_NOT_FOUND)                                           \
+  X(AUTH_FAILED, BRW_REASON_AUTH_FAILED)                                       \
+  X(BAD_RESPONSE, BRW_REASON_BAD_RESPONSE)
 typedef enum {
-  BRW_DLQ_INVALID_JSON = 0,
-  BRW_DLQ_INVALID_ID,
-  BRW_DLQ_UNKNOWN_TYPE,
-  BRW_DLQ_UNKNOWN_ACCOUNT,
-  BRW_DLQ_TOO_LARGE,
-  BRW_DLQ_INVALID_EVENT,
-  BRW_DLQ_NOT_FOUND,
-  BRW_DLQ_AUTH_FAILED,
-  BRW_DLQ_BAD_RESPONSE,
+#define BRW_X_(e, s) BRW_DLQ_##e,
+  BRW_DLQ_REASONS(BRW_X_)
+#undef BRW_X_
   BRW_DLQ__COUNT
 } brw_dlq_reason_t;
 #define BRW_DLQ__INTAKE (BRW_DLQ_INVALID_EVENT + 1)
@@ -49,31 +58,39 @@ extern const char *const brw_intake_reason_names[BRW_DLQ__INTAKE + 1];
 
 /* Why a detail fetch failed and will be retried (brw_fetch_result_t's
  * error_class, api_retries_total's label). */
+#define BRW_RETRY_CLASSES(X)                                                   \
+  X(CONNECT, "connect") /* connection refused or unreachable */                \
+  X(DNS, "dns")                                                                \
+  X(TLS, "tls")                                                                \
+  X(TIMEOUT, "timeout")                                                        \
+  X(TOO_LARGE, "too_large") /* body over http.max_response */                  \
+  X(TRANSPORT, "transport") /* any other transport error */                    \
+  X(5XX, "5xx")                                                                \
+  X(429, "429")                                                                \
+  X(BAD_BODY, "bad_body") /* 200 with something that is not a detail */        \
+  X(401, "401")           /* bearer refused: a login follows */                \
+  X(404, "404")           /* not found (yet): the grace period runs */         \
+  X(4XX, "4xx")                                                                \
+  X(LOCAL, "local") /* out of memory, a request curl would not start */        \
+  X(AUTH, "auth")   /* the account's login gave no usable bearer */            \
+  X(LOGIN, "login") /* the account's login answered another 4xx */
 typedef enum {
-  BRW_RETRY_CONNECT = 0, /* connection refused or unreachable */
-  BRW_RETRY_DNS,
-  BRW_RETRY_TLS,
-  BRW_RETRY_TIMEOUT,
-  BRW_RETRY_TOO_LARGE, /* body over http.max_response */
-  BRW_RETRY_TRANSPORT, /* any other transport error */
-  BRW_RETRY_5XX,
-  BRW_RETRY_429,
-  BRW_RETRY_BAD_BODY, /* 200 with something that is not a detail */
-  BRW_RETRY_401,      /* bearer refused: a login follows */
-  BRW_RETRY_404,      /* not found (yet): the grace period runs */
-  BRW_RETRY_4XX,
-  BRW_RETRY_LOCAL,    /* out of memory, a request curl would not start */
-  BRW_RETRY_AUTH,     /* the account's login gave no usable bearer */
-  BRW_RETRY_LOGIN,    /* the account's login answered another 4xx */
+#define BRW_X_(e, s) BRW_RETRY_##e,
+  BRW_RETRY_CLASSES(BRW_X_)
+#undef BRW_X_
   BRW_RETRY__COUNT
 } brw_retry_class_t;
 extern const char *const brw_retry_class_names[BRW_RETRY__COUNT + 1];
 
 /* What chose a poll delay (src/schedule.c; polls_scheduled_total). */
+#define BRW_BASES(X)                                                           \
+  X(BACKOFF, "backoff")                                                        \
+  X(ESTIMATE, "estimate")                                                      \
+  X(SCHEDULED_START, "scheduled_start")
 typedef enum {
-  BRW_BASIS_BACKOFF = 0,
-  BRW_BASIS_ESTIMATE,
-  BRW_BASIS_SCHEDULED_START,
+#define BRW_X_(e, s) BRW_BASIS_##e,
+  BRW_BASES(BRW_X_)
+#undef BRW_X_
   BRW_BASIS__COUNT
 } brw_schedule_basis_t;
 extern const char *const brw_basis_names[BRW_BASIS__COUNT + 1];
