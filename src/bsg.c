@@ -382,7 +382,7 @@ static int detail_parse(const char *body, size_t len, const brw_tz_t *tz,
   if (body[i] == '<')
     return bad(errbuf, errlen, "body is HTML, not JSON");
 
-  if (summary && brw_detail_summary_fast(body, len, tz, out))
+  if (summary && brw__bsg_fast_summary(body, len, tz, out))
     return 0;
   root = json_loadb(body, len, 0, &jerr);
   if (!root) {

@@ -300,8 +300,8 @@ static void time_of(const value_t *v, const brw_tz_t *tz, int64_t *ms) {
     *ms = 0;
 }
 
-int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
-                            brw_detail_t *out) {
+int brw__bsg_fast_summary(const char *body, size_t len, const brw_tz_t *tz,
+                          brw_detail_t *out) {
   /* Only printable ASCII (and JSON whitespace), no \u escapes. */
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)body[i];

@@ -9,7 +9,7 @@
 /* Fills *out as brw_detail_summary would and returns 1, or returns 0 (and
  * leaves *out alone) when the body is for the jansson path to read. `body`
  * is not empty. */
-int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
-                            brw_detail_t *out);
+int brw__bsg_fast_summary(const char *body, size_t len, const brw_tz_t *tz,
+                          brw_detail_t *out);
 
 #endif
