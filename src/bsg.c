@@ -8,6 +8,7 @@
  * logging; callers log and count what they need to. */
 #include "brw/bsg.h"
 #include "bsg_fast.h"
+#include "bsg_vocab.h"
 #include "brw/error.h"
 #include "brw/log.h"
 #include "brw/timeutil.h"
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* Bytes of a price's decimal text, terminator included. */
 #define PRICE_MAX 64
@@ -27,31 +27,6 @@
 #define JWT_EXP_MAX (INT64_MAX / 1000)
 /* Bytes of API-supplied text quoted in an error message. */
 #define SNIPPET_MAX 48
-
-static const char *const status_names[] = {
-    "unknown", "creation", "moderation", "scheduled", "sending",
-    "paused",  "stopped",  "done",       "spam"};
-
-brw_status_t brw_status_parse(const char *s) {
-  if (!s)
-    return BRW_STATUS_UNKNOWN;
-  for (size_t i = 1; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
-    if (!strcasecmp(s, status_names[i]))
-      return (brw_status_t)i;
-  }
-  return BRW_STATUS_UNKNOWN;
-}
-
-const char *brw_status_name(brw_status_t st) {
-  if ((size_t)st >= sizeof(status_names) / sizeof(status_names[0]))
-    return status_names[0];
-  return status_names[st];
-}
-
-int brw_status_is_terminal(brw_status_t st) {
-  return st == BRW_STATUS_DONE || st == BRW_STATUS_STOPPED ||
-         st == BRW_STATUS_SPAM;
-}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -105,31 +80,15 @@ static json_t *get(const json_t *obj, const char *key) {
   return json_is_null(v) ? NULL : v;
 }
 
-/* The first of `keys` (NULL-terminated) present with a non-null value. */
-static json_t *get_alias(const json_t *obj, const char *const *keys) {
-  for (; *keys; keys++) {
-    json_t *v = get(obj, *keys);
+/* The first of the n aliases of a field, from brw__bsg_vocab_keys[first],
+ * present with a non-null value. */
+static json_t *get_alias(const json_t *obj, int first, int n) {
+  for (int i = first; i < first + n; i++) {
+    json_t *v = get(obj, brw__bsg_vocab_keys[i]);
     if (v)
       return v;
   }
   return NULL;
-}
-
-/* Parses a non-empty string of ASCII digits of length n into *out without
- * overflowing. Returns 0 or -1. */
-static int parse_digits(const char *s, size_t n, int64_t *out) {
-  int64_t x = 0;
-  if (n == 0)
-    return -1;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    if (x > (INT64_MAX - (s[i] - '0')) / 10)
-      return -1;
-    x = x * 10 + (s[i] - '0');
-  }
-  *out = x;
-  return 0;
 }
 
 /* An integer given as a JSON integer or a decimal string (the API sends
@@ -140,15 +99,9 @@ static int json_to_int(const json_t *v, int64_t *out) {
     return 0;
   }
   if (json_is_string(v))
-    return parse_digits(json_string_value(v), json_string_length(v), out);
+    return brw__bsg_vocab_digits(json_string_value(v), json_string_length(v),
+                                 out);
   return -1;
-}
-
-static int64_t sat_add(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r))
-    return b > 0 ? INT64_MAX : INT64_MIN;
-  return r;
 }
 
 /* A new reference to a string copy of v, or to null for anything that is
@@ -176,68 +129,11 @@ static int stats_add(json_t *dst, const json_t *src) {
     have = json_object_get(dst, key);
     if (have)
       cur = json_integer_value(have);
-    if (json_object_set_new(dst, key, json_integer(sat_add(cur, n))) != 0)
+    if (json_object_set_new(dst, key,
+                            json_integer(brw__bsg_vocab_sat_add(cur, n))) != 0)
       return BRW_ENOMEM;
   }
   return 0;
-}
-
-/* Which sum a counter goes into (SPEC §2 statistics; the reasons are in
- * docs/design.md, "Statistics and rates"). The counters split the messages
- * by their current status, so each message is in exactly one: `read` is a
- * delivered message that was also read (Viber, RCS) and counts as
- * delivered; `unknown` (no delivery report will come) is neither delivered,
- * failed nor pending, and enters only the denominator of the rates, as do
- * counters this table does not know. */
-enum { SUM_NONE, SUM_DELIVERED, SUM_FAILED, SUM_PENDING };
-static int counter_sum(const char *key) {
-  static const struct {
-    const char *key;
-    int sum;
-  } k[] = {{"delivered", SUM_DELIVERED},   {"read", SUM_DELIVERED},
-           {"failed", SUM_FAILED},         {"undelivered", SUM_FAILED},
-           {"expired", SUM_FAILED},        {"not_viber_user", SUM_FAILED},
-           {"not_rcs_user", SUM_FAILED},   {"sent", SUM_PENDING},
-           {"scheduled", SUM_PENDING},     {"moderation", SUM_PENDING},
-           {"accepted", SUM_PENDING},      {"sending", SUM_PENDING}};
-  for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
-    if (!strcmp(key, k[i].key))
-      return k[i].sum;
-  return SUM_NONE;
-}
-
-static void sums_add(brw_detail_t *d, const char *key, int64_t n) {
-  switch (counter_sum(key)) {
-  case SUM_DELIVERED:
-    d->delivered = sat_add(d->delivered, n);
-    break;
-  case SUM_FAILED:
-    d->failed = sat_add(d->failed, n);
-    break;
-  case SUM_PENDING:
-    d->pending = sat_add(d->pending, n);
-    break;
-  default:
-    break;
-  }
-}
-
-/* One counter's share of the statistics fingerprint: FNV-1a of the key,
- * mixed with the value. Shares are added, so the order of keys does not
- * matter. */
-static uint64_t stat_share(const char *key, int64_t n) {
-  uint64_t h = 14695981039346656037ull;
-  for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-    h = (h ^ *p) * 1099511628211ull;
-  h ^= (uint64_t)n + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  h = (h ^ (h >> 31)) * 0xBF58476D1CE4E5B9ull;
-  return h ^ (h >> 29);
-}
-
-void brw_detail_count(brw_detail_t *d, const char *key, int64_t total) {
-  sums_add(d, key, total);
-  d->counted = sat_add(d->counted, total);
-  d->stats_hash += stat_share(key, total);
 }
 
 /* Sums and fingerprint of a summed statistics object. */
@@ -247,7 +143,7 @@ static void stats_summarize(const json_t *stats, brw_detail_t *d) {
   d->delivered = d->failed = d->pending = d->counted = 0;
   d->stats_hash = 0;
   json_object_foreach((json_t *)stats, key, v) {
-    brw_detail_count(d, key, json_integer_value(v));
+    brw__bsg_vocab_count(d, key, json_integer_value(v));
   }
 }
 
@@ -255,9 +151,9 @@ static void stats_summarize(const json_t *stats, brw_detail_t *d) {
  * API zone and re-formatted as RFC 3339 UTC. An unparseable value is null in
  * the output (and 0 in *ms): a bad time must not discard a whole detail.
  * Returns a new reference, NULL only on out of memory. */
-static json_t *time_field(const json_t *data, const char *const *keys,
+static json_t *time_field(const json_t *data, int first, int n,
                           const brw_tz_t *tz, int64_t *ms) {
-  json_t *v = get_alias(data, keys);
+  json_t *v = get_alias(data, first, n);
   char buf[32];
   int64_t t;
   *ms = 0;
@@ -270,9 +166,9 @@ static json_t *time_field(const json_t *data, const char *const *keys,
 
 /* The instant of a timestamp field as time_field reads it, without the
  * text (0 when absent or unparseable). */
-static void time_ms(const json_t *data, const char *const *keys,
-                    const brw_tz_t *tz, int64_t *ms) {
-  json_t *v = get_alias(data, keys);
+static void time_ms(const json_t *data, int first, int n, const brw_tz_t *tz,
+                    int64_t *ms) {
+  json_t *v = get_alias(data, first, n);
   if (!json_is_string(v) ||
       brw_time_parse_tz(json_string_value(v), tz, ms) != 0)
     *ms = 0;
@@ -294,13 +190,6 @@ static json_t *total_field(const json_t *v, int64_t *n) {
  * it). */
 static int build_campaign(const json_t *data, const brw_tz_t *tz,
                           brw_detail_t *d, const char *status_lc) {
-  static const char *const k_type[] = {"type", "message_type", NULL};
-  static const char *const k_start[] = {"started_at", "start_date", "start_at",
-                                        NULL};
-  static const char *const k_actual[] = {"actual_start_at", "real_start_at",
-                                         NULL};
-  static const char *const k_created[] = {"created_at", "creation_at", NULL};
-  static const char *const k_finished[] = {"finished_at", NULL};
   json_t *c, *stats, *v;
   char price[PRICE_MAX];
   int64_t unused;
@@ -318,17 +207,26 @@ static int build_campaign(const json_t *data, const brw_tz_t *tz,
   fail |= json_object_set_new(c, "name", string_or_null(get(data, "name")));
   fail |= json_object_set_new(c, "sender", string_or_null(get(data, "sender")));
   fail |=
-      json_object_set_new(c, "type", string_or_null(get_alias(data, k_type)));
+      json_object_set_new(c, "type",
+                          string_or_null(get_alias(data, BRW__BSG_VOCAB_TYPE,
+                                                   BRW__BSG_VOCAB_TYPE_N)));
   fail |= json_object_set_new(c, "status", json_string(status_lc));
-  fail |= json_object_set_new(
-      c, "started_at", time_field(data, k_start, tz, &d->scheduled_start_ms));
-  fail |=
-      json_object_set_new(c, "actual_start_at",
-                          time_field(data, k_actual, tz, &d->actual_start_ms));
+  fail |= json_object_set_new(c, "started_at",
+                              time_field(data, BRW__BSG_VOCAB_STARTED_AT,
+                                         BRW__BSG_VOCAB_START_N, tz,
+                                         &d->scheduled_start_ms));
+  fail |= json_object_set_new(c, "actual_start_at",
+                              time_field(data, BRW__BSG_VOCAB_ACTUAL_START_AT,
+                                         BRW__BSG_VOCAB_ACTUAL_N, tz,
+                                         &d->actual_start_ms));
   fail |= json_object_set_new(c, "created_at",
-                              time_field(data, k_created, tz, &d->created_ms));
-  fail |= json_object_set_new(
-      c, "finished_at", time_field(data, k_finished, tz, &d->finished_ms));
+                              time_field(data, BRW__BSG_VOCAB_CREATED_AT,
+                                         BRW__BSG_VOCAB_CREATED_N, tz,
+                                         &d->created_ms));
+  fail |= json_object_set_new(c, "finished_at",
+                              time_field(data, BRW__BSG_VOCAB_FINISHED_AT,
+                                         BRW__BSG_VOCAB_FINISHED_N, tz,
+                                         &d->finished_ms));
 
   v = get(data, "statistics");
   if (json_is_object(v)) {
@@ -370,15 +268,13 @@ static int build_campaign(const json_t *data, const brw_tz_t *tz,
  * build_campaign computes them. Returns 0 or BRW_ENOMEM. */
 static int build_summary(const json_t *data, const brw_tz_t *tz,
                          brw_detail_t *d) {
-  static const char *const k_start[] = {"started_at", "start_date", "start_at",
-                                        NULL};
-  static const char *const k_actual[] = {"actual_start_at", "real_start_at",
-                                         NULL};
   json_t *v, *t;
   const char *key;
   int64_t n;
-  time_ms(data, k_start, tz, &d->scheduled_start_ms);
-  time_ms(data, k_actual, tz, &d->actual_start_ms);
+  time_ms(data, BRW__BSG_VOCAB_STARTED_AT, BRW__BSG_VOCAB_START_N, tz,
+          &d->scheduled_start_ms);
+  time_ms(data, BRW__BSG_VOCAB_ACTUAL_START_AT, BRW__BSG_VOCAB_ACTUAL_N, tz,
+          &d->actual_start_ms);
   if (json_to_int(get(data, "total_messages"), &d->total_messages) != 0 ||
       d->total_messages < 0)
     d->total_messages = -1;
@@ -388,7 +284,7 @@ static int build_summary(const json_t *data, const brw_tz_t *tz,
     json_object_foreach(v, key, t) {
       if (json_to_int(t, &n) != 0)
         continue;
-      brw_detail_count(d, key, n);
+      brw__bsg_vocab_count(d, key, n);
     }
   } else if (json_is_array(v)) {
     size_t i;
@@ -486,7 +382,7 @@ static int detail_parse(const char *body, size_t len, const brw_tz_t *tz,
   if (body[i] == '<')
     return bad(errbuf, errlen, "body is HTML, not JSON");
 
-  if (summary && brw_detail_summary_fast(body, len, tz, out))
+  if (summary && brw__bsg_fast_summary(body, len, tz, out))
     return 0;
   root = json_loadb(body, len, 0, &jerr);
   if (!root) {

@@ -15,6 +15,7 @@
  * FAST_MAX_DEPTH, more than FAST_MAX_STATS statistics keys, and strings it
  * would have to truncate. fuzz/fuzz_detail.c checks that both paths agree. */
 #include "bsg_fast.h"
+#include "bsg_vocab.h"
 
 #include "brw/timeutil.h"
 
@@ -32,24 +33,12 @@
 enum { R_OTHER, R_ROOT, R_DATA, R_STATS, R_STATS_ARRAY, R_STATS_ITEM };
 
 /* The fields of one scope (the root, or "data"), as jansson's
- * json_object_get would see them. */
-enum {
-  K_STATUS,
-  K_ID,
-  K_STARTED_AT,
-  K_START_DATE,
-  K_START_AT,
-  K_ACTUAL_START_AT,
-  K_REAL_START_AT,
-  K_TOTAL,
-  K_PHONES,
-  K_STATISTICS,
-  K_COUNT
-};
-static const char *const k_names[K_COUNT] = {
-    "status",          "id",           "started_at",     "start_date",
-    "start_at",        "actual_start_at", "real_start_at", "total_messages",
-    "total_phones",    "statistics"};
+ * json_object_get would see them, are the first NKEYS keys of the
+ * vocabulary (src/bsg_vocab.h). */
+#define NKEYS BRW__BSG_VOCAB_SUMMARY_KEYS
+/* fast_t.key when the pending value is the root's "data". */
+#define K_DATA NKEYS
+_Static_assert(NKEYS <= 32, "scope_t.seen has one bit per key");
 
 enum { V_ABSENT = 0, V_NULL, V_STRING, V_INT, V_OTHER };
 
@@ -67,7 +56,7 @@ typedef struct {
 } stat_t;
 
 typedef struct {
-  value_t v[K_COUNT];
+  value_t v[NKEYS];
   unsigned seen; /* keys met, to refuse duplicates */
   stat_t stats[FAST_MAX_STATS];
   int nstats;
@@ -96,7 +85,7 @@ static scope_t *cur_scope(fast_t *f) {
 /* A value at the current position: where does it go? */
 static value_t *slot(fast_t *f) {
   int r = f->role[f->depth];
-  if ((r == R_ROOT || r == R_DATA) && f->key >= 0 && f->key < K_COUNT)
+  if ((r == R_ROOT || r == R_DATA) && f->key >= 0 && f->key < NKEYS)
     return &cur_scope(f)->v[f->key];
   return NULL;
 }
@@ -121,10 +110,7 @@ static int stat_value(fast_t *f, int is_int, int64_t n) {
       if (sc->stats[i].seen_in_item == item)
         return (f->fail = 1, 0); /* a duplicate key in one object */
       sc->stats[i].seen_in_item = item;
-      int64_t t;
-      if (__builtin_add_overflow(sc->stats[i].total, n, &t))
-        t = n > 0 ? INT64_MAX : INT64_MIN;
-      sc->stats[i].total = t;
+      sc->stats[i].total = brw__bsg_vocab_sat_add(sc->stats[i].total, n);
       return 1;
     }
   }
@@ -153,7 +139,7 @@ static int stat_other(fast_t *f) {
 }
 
 static int scalar(fast_t *f, int type, int64_t i, const char *s, size_t len) {
-  if (f->role[f->depth] == R_ROOT && f->key == K_COUNT)
+  if (f->role[f->depth] == R_ROOT && f->key == K_DATA)
     return (f->fail = 1, 0); /* "data" is not an object */
   value_t *v = slot(f);
   if (v) {
@@ -168,21 +154,6 @@ static int scalar(fast_t *f, int type, int64_t i, const char *s, size_t len) {
     }
   }
   return 1;
-}
-
-static int digits(const char *s, size_t n, int64_t *out) {
-  int64_t x = 0;
-  if (n == 0)
-    return -1;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    if (x > (INT64_MAX - (s[i] - '0')) / 10)
-      return -1;
-    x = x * 10 + (s[i] - '0');
-  }
-  *out = x;
-  return 0;
 }
 
 static int on_null(void *ctx) {
@@ -219,7 +190,7 @@ static int on_number(void *ctx, const char *s, size_t len) {
 static int on_string(void *ctx, const unsigned char *s, size_t len) {
   fast_t *f = ctx;
   int64_t n;
-  int is_int = digits((const char *)s, len, &n) == 0;
+  int is_int = brw__bsg_vocab_digits((const char *)s, len, &n) == 0;
   int r = f->role[f->depth];
   if (r == R_STATS || r == R_STATS_ITEM)
     return is_int ? stat_value(f, 1, n) : stat_other(f);
@@ -236,11 +207,12 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len) {
       if (f->has_data)
         return (f->fail = 1, 0);
       f->has_data = 1;
-      f->key = K_COUNT; /* the next value is "data" */
+      f->key = K_DATA; /* the next value is "data" */
       return 1;
     }
-    for (int i = 0; i < K_COUNT; i++) {
-      if (strlen(k_names[i]) == len && !memcmp(k, k_names[i], len)) {
+    for (int i = 0; i < NKEYS; i++) {
+      const char *name = brw__bsg_vocab_keys[i];
+      if (strlen(name) == len && !memcmp(k, name, len)) {
         if (sc->seen & (1u << i))
           return (f->fail = 1, 0);
         sc->seen |= 1u << i;
@@ -271,10 +243,10 @@ static int on_start_map(void *ctx) {
   int r = f->role[f->depth];
   if (f->depth == 0)
     return push(f, R_ROOT);
-  if (r == R_ROOT && f->key == K_COUNT)
+  if (r == R_ROOT && f->key == K_DATA)
     return push(f, R_DATA);
-  if ((r == R_ROOT || r == R_DATA) && f->key == K_STATISTICS) {
-    cur_scope(f)->v[K_STATISTICS].type = V_OTHER;
+  if ((r == R_ROOT || r == R_DATA) && f->key == BRW__BSG_VOCAB_STATISTICS) {
+    cur_scope(f)->v[BRW__BSG_VOCAB_STATISTICS].type = V_OTHER;
     return push(f, R_STATS);
   }
   if (r == R_STATS_ARRAY) {
@@ -290,10 +262,10 @@ static int on_start_map(void *ctx) {
 static int on_start_array(void *ctx) {
   fast_t *f = ctx;
   int r = f->role[f->depth];
-  if (f->depth == 0 || (r == R_ROOT && f->key == K_COUNT))
+  if (f->depth == 0 || (r == R_ROOT && f->key == K_DATA))
     return (f->fail = 1, 0); /* not an object */
-  if ((r == R_ROOT || r == R_DATA) && f->key == K_STATISTICS) {
-    cur_scope(f)->v[K_STATISTICS].type = V_OTHER;
+  if ((r == R_ROOT || r == R_DATA) && f->key == BRW__BSG_VOCAB_STATISTICS) {
+    cur_scope(f)->v[BRW__BSG_VOCAB_STATISTICS].type = V_OTHER;
     return push(f, R_STATS_ARRAY);
   }
   if (!stat_other(f))
@@ -315,7 +287,7 @@ static const yajl_callbacks callbacks = {
     on_null,    on_bool,      NULL,   NULL,           on_number, on_string,
     on_start_map, on_map_key, on_end, on_start_array, on_end};
 
-/* The first alias present with a non-null value, as get_alias. */
+/* The first of n aliases present with a non-null value, as get_alias. */
 static const value_t *alias(const scope_t *sc, int first, int n) {
   for (int i = first; i < first + n; i++)
     if (sc->v[i].type != V_ABSENT && sc->v[i].type != V_NULL)
@@ -328,8 +300,8 @@ static void time_of(const value_t *v, const brw_tz_t *tz, int64_t *ms) {
     *ms = 0;
 }
 
-int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
-                            brw_detail_t *out) {
+int brw__bsg_fast_summary(const char *body, size_t len, const brw_tz_t *tz,
+                          brw_detail_t *out) {
   /* Only printable ASCII (and JSON whitespace), no \u escapes. */
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)body[i];
@@ -350,7 +322,7 @@ int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
   f->fail = 0;
   f->end = 0;
   for (int i = 0; i < 2; i++) {
-    for (int k = 0; k < K_COUNT; k++)
+    for (int k = 0; k < NKEYS; k++)
       f->scope[i].v[k].type = V_ABSENT;
     f->scope[i].seen = 0;
     f->scope[i].nstats = 0;
@@ -370,20 +342,24 @@ int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
     if (!strchr(" \t\n\r", body[i]))
       ok = 0;
   const scope_t *sc = &f->scope[f->has_data];
-  const value_t *st = &sc->v[K_STATUS], *id = &sc->v[K_ID];
+  const value_t *st = &sc->v[BRW__BSG_VOCAB_STATUS],
+                *id = &sc->v[BRW__BSG_VOCAB_ID];
   int64_t idn;
   /* Everything else (errors included) is for the reference path. */
   if (!ok || st->type != V_STRING || st->len == 0 ||
       !((id->type == V_INT) ||
-        (id->type == V_STRING && digits(id->s, id->len, &idn) == 0)))
+        (id->type == V_STRING &&
+         brw__bsg_vocab_digits(id->s, id->len, &idn) == 0)))
     return 0;
   if (id->type == V_INT)
     idn = id->i;
   if (idn <= 0)
     return 0;
   /* Negative integer totals are bad responses (figures_check). */
-  if ((sc->v[K_TOTAL].type == V_INT && sc->v[K_TOTAL].i < 0) ||
-      (sc->v[K_PHONES].type == V_INT && sc->v[K_PHONES].i < 0))
+  if ((sc->v[BRW__BSG_VOCAB_TOTAL_MESSAGES].type == V_INT &&
+       sc->v[BRW__BSG_VOCAB_TOTAL_MESSAGES].i < 0) ||
+      (sc->v[BRW__BSG_VOCAB_TOTAL_PHONES].type == V_INT &&
+       sc->v[BRW__BSG_VOCAB_TOTAL_PHONES].i < 0))
     return 0;
   memset(out, 0, sizeof(*out));
   out->id = (uint64_t)idn;
@@ -395,17 +371,19 @@ int brw_detail_summary_fast(const char *body, size_t len, const brw_tz_t *tz,
     out->status_raw[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
   }
   out->status_raw[n] = '\0';
-  time_of(alias(sc, K_STARTED_AT, 3), tz, &out->scheduled_start_ms);
-  time_of(alias(sc, K_ACTUAL_START_AT, 2), tz, &out->actual_start_ms);
-  const value_t *t = &sc->v[K_TOTAL];
+  time_of(alias(sc, BRW__BSG_VOCAB_STARTED_AT, BRW__BSG_VOCAB_START_N), tz,
+          &out->scheduled_start_ms);
+  time_of(alias(sc, BRW__BSG_VOCAB_ACTUAL_START_AT, BRW__BSG_VOCAB_ACTUAL_N),
+          tz, &out->actual_start_ms);
+  const value_t *t = &sc->v[BRW__BSG_VOCAB_TOTAL_MESSAGES];
   int64_t tn = -1;
   if ((t->type == V_INT && t->i >= 0) ||
-      (t->type == V_STRING && digits(t->s, t->len, &tn) == 0))
+      (t->type == V_STRING && brw__bsg_vocab_digits(t->s, t->len, &tn) == 0))
     tn = t->type == V_INT ? t->i : tn;
   else
     tn = -1;
   out->total_messages = tn;
   for (int i = 0; i < sc->nstats; i++)
-    brw_detail_count(out, sc->stats[i].key, sc->stats[i].total);
+    brw__bsg_vocab_count(out, sc->stats[i].key, sc->stats[i].total);
   return 1;
 }

@@ -420,7 +420,7 @@ static void test_summary(void **state) {
  * reference way. */
 static int fast_takes(const char *body) {
   brw_detail_t d;
-  return brw_detail_summary_fast(body, strlen(body), 0, &d);
+  return brw__bsg_fast_summary(body, strlen(body), 0, &d);
 }
 
 static void test_summary_fast_path(void **state) {
@@ -545,7 +545,7 @@ static void detail_refused(const char *body, const char *why) {
       BRW_EBADRESP);
   assert_string_equal(e2, errbuf);
   /* The fast path leaves it to the reference. */
-  assert_int_equal(brw_detail_summary_fast(body, strlen(body), 0, &m), 0);
+  assert_int_equal(brw__bsg_fast_summary(body, strlen(body), 0, &m), 0);
 }
 
 static void test_figures_refused(void **state) {
