@@ -1211,7 +1211,7 @@ def check_schemas(ctx: Ctx) -> None:
         c.check("report.schema.json" in str(e) and "$.schema" in str(e), "schemas: validate() names the file and path")
 
     # Progress outcomes are the worker's non-terminal status names.
-    bsg_c = (ROOT / "src" / "bsg.c").read_text()
+    bsg_c = (ROOT / "src" / "bsg_vocab.c").read_text()
     m = re.search(r"status_names\[\]\s*=\s*\{([^}]*)\}", bsg_c)
     statuses = set(re.findall(r'"([a-z]+)"', m.group(1))) if m else set()
     outcomes = set(((ctx.docs.get("schemas/report.schema.json") or {}).get("properties", {})
