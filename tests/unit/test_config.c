@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "srcpath.h"
 #include "brw/config.h"
 #include "brw/error.h"
 #include "brw/log.h"
@@ -20,15 +21,9 @@ static char *no_env[] = {NULL};
 static char key_env_default[] = "BSG_API_KEY=" SECRET;
 static char *key_env[] = {key_env_default, NULL};
 
-/* The repository root, from this file's path (CMake passes absolute paths),
- * joined with `rel`. */
+/* `rel` in the repository (tests/unit/support/srcpath.c). */
 static void src_path(char *buf, size_t len, const char *rel) {
-  static const char suffix[] = "tests/unit/test_config.c";
-  const char *f = __FILE__;
-  size_t fl = strlen(f), sl = strlen(suffix);
-  assert_true(fl >= sl);
-  assert_string_equal(f + fl - sl, suffix);
-  snprintf(buf, len, "%.*s%s", (int)(fl - sl), f, rel);
+  assert_int_equal(srcpath(buf, len, rel), 0);
 }
 
 /* Writes text into a new temporary file; returns its path (static slot). */

@@ -11,19 +11,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "srcpath.h"
 #include "brw/metrics.h"
 #include "brw/schedule.h"
 #include "brw/vocab.h"
 
-/* The repository root, from this file's path (CMake passes absolute paths),
- * joined with `rel`. */
+/* `rel` in the repository (tests/unit/support/srcpath.c). */
 static void src_path(char *buf, size_t len, const char *rel) {
-  static const char suffix[] = "tests/unit/test_vocab.c";
-  const char *f = __FILE__;
-  size_t fl = strlen(f), sl = strlen(suffix);
-  assert_true(fl >= sl);
-  assert_string_equal(f + fl - sl, suffix);
-  snprintf(buf, len, "%.*s%s", (int)(fl - sl), f, rel);
+  assert_int_equal(srcpath(buf, len, rel), 0);
 }
 
 /* A table has exactly `n` names, none empty, no two the same. */
