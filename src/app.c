@@ -1053,28 +1053,17 @@ static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
   brw_app_t *app = c->app;
   const brw_config_t *cfg = app->cfg;
   set_last_error(c, res);
-  if (res->status == BRW_FETCH_NOT_FOUND) {
-    /* An interval: on the monotonic clock. uv_now counts from boot, so it
-     * is never 0 here, which stands for "no 404 yet". */
-    uint64_t now = mono_now(app);
-    if (!c->not_found_since)
-      c->not_found_since = now ? now : 1;
-    if (now >= c->not_found_since &&
-        now - c->not_found_since >= cfg->poll_not_found_grace_ms) {
-      campaign_dlq(c, BRW_REASON_NOT_FOUND, "campaign not found after the "
-                                            "grace period");
-      return;
-    }
+  /* The grace period is an interval: on the monotonic clock. */
+  if (res->status == BRW_FETCH_NOT_FOUND &&
+      brw_schedule_not_found_over(&c->not_found_since, mono_now(app),
+                                  cfg->poll_not_found_grace_ms)) {
+    campaign_dlq(c, BRW_REASON_NOT_FOUND, "campaign not found after the "
+                                          "grace period");
+    return;
   }
-  uint64_t d = brw_backoff_ms(cfg->retry_min_ms, cfg->retry_max_ms,
-                              c->err_attempt++, cfg->poll_jitter, &app->rng);
-  if (res->retry_after_ms > 0) {
-    uint64_t ra = (uint64_t)res->retry_after_ms;
-    if (ra > cfg->retry_max_ms)
-      ra = cfg->retry_max_ms;
-    if (ra > d)
-      d = ra;
-  }
+  uint64_t d = brw_schedule_retry(cfg->retry_min_ms, cfg->retry_max_ms,
+                                  cfg->poll_jitter, &c->err_attempt,
+                                  res->retry_after_ms, &app->rng);
   /* Each failure at DEBUG; a WARN a minute when fetches fail while the
    * account can log in (a login that fails has its own lines, a 401
    * mid-use is followed by a login, and a 404 within the grace period is

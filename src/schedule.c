@@ -103,3 +103,25 @@ brw_timer_action_t brw_timer_action(uint64_t deadline, uint64_t now,
   *delay_ms = left > UINT64_MAX - answer_ms ? UINT64_MAX : left + answer_ms;
   return BRW_TIMER_WAIT;
 }
+
+uint64_t brw_schedule_retry(uint64_t retry_min_ms, uint64_t retry_max_ms,
+                            double jitter, unsigned *attempt,
+                            int64_t retry_after_ms, brw_rng_t *rng) {
+  uint64_t d =
+      brw_backoff_ms(retry_min_ms, retry_max_ms, (*attempt)++, jitter, rng);
+  if (retry_after_ms > 0) {
+    uint64_t ra = (uint64_t)retry_after_ms;
+    if (ra > retry_max_ms)
+      ra = retry_max_ms;
+    if (ra > d)
+      d = ra;
+  }
+  return d;
+}
+
+int brw_schedule_not_found_over(uint64_t *since, uint64_t now,
+                                uint64_t grace_ms) {
+  if (!*since)
+    *since = now ? now : 1;
+  return now >= *since && now - *since >= grace_ms;
+}

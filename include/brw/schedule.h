@@ -72,6 +72,26 @@ uint64_t brw_schedule_next(const brw_schedule_opts_t *o,
 int brw_schedule_resets(const brw_schedule_opts_t *o, brw_status_t from,
                         brw_status_t to);
 
+/* ---- after a failed fetch (SPEC §5 retry.*, poll.not_found_grace) ------ */
+
+/* The delay before the next attempt after a failed fetch: the jittered
+ * backoff of *attempt (brw_backoff_ms between retry_min_ms and
+ * retry_max_ms; *attempt then counts one more), or the server's
+ * Retry-After (retry_after_ms > 0) when that is longer, itself capped at
+ * retry_max_ms, so that no answer can park a campaign for longer than the
+ * operator allowed. */
+uint64_t brw_schedule_retry(uint64_t retry_min_ms, uint64_t retry_max_ms,
+                            double jitter, unsigned *attempt,
+                            int64_t retry_after_ms, brw_rng_t *rng);
+
+/* The 404 grace period: a campaign the API does not show yet is polled on
+ * until `grace_ms` after its first 404. *since (monotonic ms; 0: no 404
+ * yet) records that first 404 at `now`; returns 1 once the grace period has
+ * passed (the campaign goes to the DLQ as not_found), else 0. A clock that
+ * reads 0 is taken as 1, so that a 404 is never lost. */
+int brw_schedule_not_found_over(uint64_t *since, uint64_t now,
+                                uint64_t grace_ms);
+
 /* ---- campaign deadlines (SPEC §5 poll.max_age) ------------------------
  *
  * A deadline counts from the first event's occurred_at, a wall-clock time,

@@ -324,6 +324,67 @@ static void test_deadline_survives_wall_steps(void **state) {
   }
 }
 
+/* After a failed fetch: the backoff grows per attempt within retry.min and
+ * retry.max; a longer Retry-After wins, capped at retry.max; a shorter one
+ * (or none, or a negative one) leaves the backoff. */
+static void test_retry_delay(void **state) {
+  (void)state;
+  brw_rng_t rng;
+  brw_rng_seed(&rng, 3);
+  unsigned attempt = 0;
+  /* Without jitter: 1 s, 2 s, 4 s, ... capped at 60 s. */
+  assert_int_equal(brw_schedule_retry(1000, 60000, 0, &attempt, -1, &rng),
+                   1000);
+  assert_int_equal(attempt, 1);
+  assert_int_equal(brw_schedule_retry(1000, 60000, 0, &attempt, -1, &rng),
+                   2000);
+  assert_int_equal(brw_schedule_retry(1000, 60000, 0, &attempt, 0, &rng),
+                   4000);
+  attempt = 20;
+  assert_int_equal(brw_schedule_retry(1000, 60000, 0, &attempt, -1, &rng),
+                   60000);
+  /* Retry-After longer than the backoff: taken. */
+  attempt = 0;
+  assert_int_equal(brw_schedule_retry(1000, 60000, 0, &attempt, 30000, &rng),
+                   30000);
+  assert_int_equal(attempt, 1);
+  /* ... but never past retry.max. */
+  assert_int_equal(
+      brw_schedule_retry(1000, 60000, 0, &attempt, 3600000, &rng), 60000);
+  /* Shorter than the backoff: the backoff. */
+  attempt = 4; /* 16 s */
+  assert_int_equal(brw_schedule_retry(1000, 60000, 0, &attempt, 5000, &rng),
+                   16000);
+  /* With jitter every delay stays in [min, max] and honours Retry-After. */
+  for (unsigned i = 0; i < 200; i++) {
+    attempt = i % 12;
+    uint64_t d = brw_schedule_retry(1000, 60000, 0.5, &attempt,
+                                    i % 3 ? -1 : 7000, &rng);
+    assert_true(d >= 1000 && d <= 60000);
+    if (i % 3 == 0)
+      assert_true(d >= 7000);
+  }
+}
+
+/* The 404 grace period runs from the first 404 on the monotonic clock. */
+static void test_not_found_grace(void **state) {
+  (void)state;
+  uint64_t since = 0;
+  assert_int_equal(brw_schedule_not_found_over(&since, 5000, 600000), 0);
+  assert_int_equal(since, 5000); /* the first 404 */
+  assert_int_equal(brw_schedule_not_found_over(&since, 604999, 600000), 0);
+  assert_int_equal(since, 5000); /* later ones do not move it */
+  assert_int_equal(brw_schedule_not_found_over(&since, 605000, 600000), 1);
+  /* A clock reading 0 still records the 404. */
+  since = 0;
+  assert_int_equal(brw_schedule_not_found_over(&since, 0, 10), 0);
+  assert_int_equal(since, 1);
+  assert_int_equal(brw_schedule_not_found_over(&since, 11, 10), 1);
+  /* No grace: the first 404 ends it. */
+  since = 0;
+  assert_int_equal(brw_schedule_not_found_over(&since, 42, 0), 1);
+}
+
 /* The pace between two fetches is measured on the monotonic clock: a wall
  * step back between them used to hide it, a step forward to slow it. */
 static void test_send_rate_monotonic(void **state) {
@@ -357,6 +418,8 @@ int main(void) {
       cmocka_unit_test(test_timer_action),
       cmocka_unit_test(test_deadline_survives_wall_steps),
       cmocka_unit_test(test_send_rate_monotonic),
+      cmocka_unit_test(test_retry_delay),
+      cmocka_unit_test(test_not_found_grace),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
