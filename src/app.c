@@ -1272,7 +1272,7 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
     if (ev.type == BRW_EVENT_FINISHED && !c->fetch) {
       uint64_t at = brw_timer_due(&c->timer), now = uv_now(app->loop);
       uint64_t due = brw_timer_pending(&c->timer) && at > now ? at - now : 0;
-      if (due > cfg->poll_finished_delay_ms) {
+      if (brw_schedule_bring_forward(due, cfg->poll_finished_delay_ms)) {
         c->poll_attempt = 0;
         campaign_schedule(c, cfg->poll_finished_delay_ms);
       }
@@ -1333,9 +1333,9 @@ static void on_message(void *ctx, const brw_kafka_message_t *msg) {
   brw_tracker_insert(&app->table, &c->key);
   app->tracked++;
   brw_metrics_set(app->m, BRW_M_CAMPAIGNS_TRACKED, NULL, (double)app->tracked);
-  campaign_schedule(c, ev.type == BRW_EVENT_FINISHED
-                           ? cfg->poll_finished_delay_ms
-                           : cfg->poll_initial_delay_ms);
+  campaign_schedule(c, brw_schedule_first(cfg->poll_initial_delay_ms,
+                                          cfg->poll_finished_delay_ms,
+                                          ev.type == BRW_EVENT_FINISHED));
   update_backpressure(app);
 }
 

@@ -125,3 +125,13 @@ int brw_schedule_not_found_over(uint64_t *since, uint64_t now,
     *since = now ? now : 1;
   return now >= *since && now - *since >= grace_ms;
 }
+
+uint64_t brw_schedule_first(uint64_t initial_delay_ms,
+                            uint64_t finished_delay_ms, int finished) {
+  return finished ? finished_delay_ms : initial_delay_ms;
+}
+
+int brw_schedule_bring_forward(uint64_t due_in_ms,
+                               uint64_t finished_delay_ms) {
+  return due_in_ms > finished_delay_ms;
+}

@@ -72,6 +72,21 @@ uint64_t brw_schedule_next(const brw_schedule_opts_t *o,
 int brw_schedule_resets(const brw_schedule_opts_t *o, brw_status_t from,
                         brw_status_t to);
 
+/* ---- events (SPEC §5 poll.initial_delay, poll.finished_delay) --------- */
+
+/* The delay of a new campaign's first fetch: poll.finished_delay after a
+ * campaign.finished (the send is over, the report is near), else
+ * poll.initial_delay. */
+uint64_t brw_schedule_first(uint64_t initial_delay_ms,
+                            uint64_t finished_delay_ms, int finished);
+
+/* A campaign.finished for a campaign already tracked, whose next fetch is
+ * due in `due_in_ms` (0: now or no timer): 1 when the fetch is to be
+ * brought forward to poll.finished_delay (it is due later than that; the
+ * success backoff then restarts), else 0 (it stays). */
+int brw_schedule_bring_forward(uint64_t due_in_ms,
+                               uint64_t finished_delay_ms);
+
 /* ---- after a failed fetch (SPEC §5 retry.*, poll.not_found_grace) ------ */
 
 /* The delay before the next attempt after a failed fetch: the jittered

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -277,8 +278,13 @@ def wait_blocked(metrics_url: str, reason: str, timeout: float = 30) -> tuple:
 
 
 def scratch_dir(name: str) -> Path:
+    """A new directory for the test's logs. Made unique by mkdtemp: it was
+    brw-NAME-PID, and when a later run got the same pid (pids restart low
+    in a container) its processes appended to the old logs, so the
+    simulator's first "listening" line was the old run's port, and the
+    worker talked to nothing."""
     base = Path(os.environ.get("BRW_TEST_TMPDIR", "/tmp"))
-    d = base / f"brw-{name}-{os.getpid()}"
-    d.mkdir(parents=True, exist_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix=f"brw-{name}-{os.getpid()}-", dir=base))
     log(f"logs of this test: {d}")
     return d

@@ -366,6 +366,21 @@ static void test_retry_delay(void **state) {
   }
 }
 
+/* The first fetch, and a campaign.finished for a tracked campaign. */
+static void test_event_delays(void **state) {
+  (void)state;
+  assert_int_equal(brw_schedule_first(30000, 1000, 0), 30000);
+  assert_int_equal(brw_schedule_first(30000, 1000, 1), 1000);
+  /* finished_delay longer than initial_delay is the operator's choice. */
+  assert_int_equal(brw_schedule_first(0, 5000, 1), 5000);
+  /* Brought forward only when due later than poll.finished_delay. */
+  assert_int_equal(brw_schedule_bring_forward(600000, 1000), 1);
+  assert_int_equal(brw_schedule_bring_forward(1001, 1000), 1);
+  assert_int_equal(brw_schedule_bring_forward(1000, 1000), 0);
+  assert_int_equal(brw_schedule_bring_forward(0, 1000), 0);
+  assert_int_equal(brw_schedule_bring_forward(0, 0), 0);
+}
+
 /* The 404 grace period runs from the first 404 on the monotonic clock. */
 static void test_not_found_grace(void **state) {
   (void)state;
@@ -420,6 +435,7 @@ int main(void) {
       cmocka_unit_test(test_send_rate_monotonic),
       cmocka_unit_test(test_retry_delay),
       cmocka_unit_test(test_not_found_grace),
+      cmocka_unit_test(test_event_delays),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
