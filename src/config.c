@@ -789,6 +789,17 @@ int brw_config_url_is_loopback(const char *url) {
   return 0;
 }
 
+/* What follows a URL's scheme: no spaces or control characters. */
+static int check_url_chars(const char *rest, char *why, size_t whylen) {
+  for (const char *p = rest; *p; p++) {
+    if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+      fail(why, whylen, "must not contain spaces or control characters");
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static int check_url(const char *value, char *why, size_t whylen) {
   const char *rest = NULL;
   char shown[WHY_MAX / 2];
@@ -814,18 +825,12 @@ static int check_url(const char *value, char *why, size_t whylen) {
    * the value printed by --check-config read back as a different URL
    * (found by fuzz/fuzz_config.c). The value is not quoted: it may hold a
    * control character, and the message must stay one line. */
-  for (const char *p = rest; *p; p++) {
-    if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
-      fail(why, whylen, "must not contain spaces or control characters");
-      return -1;
-    }
-  }
-  return 0;
+  return check_url_chars(rest, why, whylen);
 }
 
 /* A proxy URL: a scheme curl knows for proxies (it would take a URL
  * without one as http://, which hides typos such as "htps://"), then what
- * check_url asks of any URL. */
+ * check_url asks of any URL (check_url_chars). */
 static int check_proxy_url(const char *value, char *why, size_t whylen) {
   static const char *const schemes[] = {"http://",    "https://",
                                         "socks4://",  "socks4a://",
@@ -836,13 +841,7 @@ static int check_proxy_url(const char *value, char *why, size_t whylen) {
       const char *rest = value + n;
       if (!*rest || *rest == '/')
         break;
-      for (const char *p = rest; *p; p++) {
-        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
-          fail(why, whylen, "must not contain spaces or control characters");
-          return -1;
-        }
-      }
-      return 0;
+      return check_url_chars(rest, why, whylen);
     }
   }
   fail(why, whylen,
