@@ -1,0 +1,261 @@
+#include "brw/campaign.h"
+
+#include <string.h>
+
+static const char *const state_names[BRW_CAMPAIGN__COUNT + 1] = {
+#define BRW_X_(e, s) s,
+    BRW_CAMPAIGN_STATES(BRW_X_)
+#undef BRW_X_
+        NULL};
+
+const char *brw_campaign_state_name(brw_campaign_state_t s) {
+  return (unsigned)s < BRW_CAMPAIGN__COUNT ? state_names[s] : "?";
+}
+
+/* Attempt counters are a byte each: the backoff reaches poll.max_interval
+ * (or retry.max) long before 255 doublings, so saturating changes nothing. */
+static uint8_t attempt_byte(unsigned a) {
+  return a > UINT8_MAX ? UINT8_MAX : (uint8_t)a;
+}
+
+static void step_init(brw_campaign_step_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->basis = -1;
+}
+
+/* Arms the timer for `delay_ms`, never past the deadline: the moment the
+ * deadline passes, the campaign is looked at. */
+static void arm(const brw_campaign_t *c, uint64_t now, uint64_t delay_ms,
+                brw_campaign_step_t *out) {
+  out->arm = 1;
+  out->timer_ms = brw_deadline_cap(c->deadline, now, delay_ms);
+}
+
+static void end_report(brw_campaign_t *c, brw_outcome_t outcome,
+                       brw_campaign_step_t *out) {
+  c->state = BRW_CAMPAIGN_ENDED;
+  out->end = BRW_CEND_REPORT;
+  out->outcome = outcome;
+}
+
+static void end_dlq(brw_campaign_t *c, brw_dlq_reason_t reason,
+                    const char *message, int last_error,
+                    brw_campaign_step_t *out) {
+  c->state = BRW_CAMPAIGN_ENDED;
+  out->end = BRW_CEND_DLQ;
+  out->reason = reason;
+  out->message = message;
+  out->last_error = last_error;
+}
+
+/* The deadline passed (SPEC §5 poll.max_age). A campaign that was seen is
+ * reported as `expired` with its last detail (SPEC §4). One that never
+ * answered with a detail goes to the DLQ with the reason it did not: the
+ * account's key is rejected, the API does not know the campaign, or it
+ * answered with errors; one that was never even fetched (the deadline
+ * came before the first fetch, or a fetch never answered) is an `expired`
+ * report without a detail. */
+static void expire(brw_campaign_t *c, int account_failed,
+                   brw_campaign_step_t *out) {
+  if (c->seen)
+    end_report(c, BRW_OUTCOME_EXPIRED, out);
+  else if (account_failed)
+    end_dlq(c, BRW_DLQ_AUTH_FAILED, "the account's API key is rejected", 0,
+            out);
+  else if (c->not_found_since)
+    end_dlq(c, BRW_DLQ_NOT_FOUND, "not found", 1, out);
+  else if (c->error_class)
+    end_dlq(c, BRW_DLQ_BAD_RESPONSE,
+            brw_retry_class_names[c->error_class - 1], 1, out);
+  else
+    end_report(c, BRW_OUTCOME_EXPIRED, out);
+}
+
+/* Schedules the next attempt after a failure: the retry backoff, or the
+ * server's Retry-After when longer (brw_schedule_retry). */
+static void retry(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                  uint64_t now, int64_t retry_after_ms, brw_rng_t *rng,
+                  brw_campaign_step_t *out) {
+  unsigned a = c->err_attempt;
+  uint64_t d = brw_schedule_retry(o->retry_min_ms, o->retry_max_ms,
+                                  o->sched.jitter, &a, retry_after_ms, rng);
+  c->err_attempt = attempt_byte(a);
+  c->state = BRW_CAMPAIGN_RETRYING;
+  arm(c, now, d, out);
+}
+
+int64_t brw_campaign_first_event_ms(int64_t occurred_at_ms, int64_t wall_ms) {
+  return occurred_at_ms > 0 && occurred_at_ms < wall_ms ? occurred_at_ms
+                                                        : wall_ms;
+}
+
+void brw_campaign_start(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                        uint64_t now, int64_t wall_ms, int64_t first_event_ms,
+                        int finished, brw_campaign_step_t *out) {
+  memset(c, 0, sizeof(*c));
+  step_init(out);
+  c->pending = -1;
+  c->state = BRW_CAMPAIGN_NEW;
+  /* The wall clock is read here once; from now on the deadline lives on
+   * the monotonic clock. */
+  c->deadline = brw_deadline_at(first_event_ms, o->max_age_ms, wall_ms, now);
+  arm(c, now,
+      brw_schedule_first(o->initial_delay_ms, o->finished_delay_ms, finished),
+      out);
+}
+
+/* A further event. A campaign.finished says the send is over, so the report
+ * is near: a next fetch due later than poll.finished_delay is brought
+ * forward to it, and the success backoff starts again. Not while a fetch is
+ * out: its answer comes first. */
+static void on_event(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                     const brw_campaign_input_t *in,
+                     brw_campaign_step_t *out) {
+  if (!in->finished || c->state == BRW_CAMPAIGN_FETCHING ||
+      !brw_schedule_bring_forward(in->due_in_ms, o->finished_delay_ms))
+    return;
+  c->poll_attempt = 0;
+  arm(c, in->now, o->finished_delay_ms, out);
+}
+
+/* The timer fired: past the deadline the campaign ends; a fetch out is
+ * given until the deadline plus http.timeout (the watchdog); otherwise the
+ * fetch starts, watched the same way (brw_timer_action). */
+static void on_timer(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                     const brw_campaign_input_t *in,
+                     brw_campaign_step_t *out) {
+  uint64_t d = 0;
+  int fetching = c->state == BRW_CAMPAIGN_FETCHING;
+  switch (brw_timer_action(c->deadline, in->now, fetching, o->answer_ms, &d)) {
+  case BRW_TIMER_EXPIRE:
+    expire(c, in->account_failed, out);
+    return;
+  case BRW_TIMER_WAIT:
+    out->arm = 1;
+    out->timer_ms = d;
+    return;
+  case BRW_TIMER_FETCH:
+    break;
+  }
+  c->state = BRW_CAMPAIGN_FETCHING;
+  out->fetch = 1;
+  brw_timer_action(c->deadline, in->now, 1, o->answer_ms, &d);
+  out->arm = 1;
+  out->timer_ms = d;
+}
+
+/* A fetch failed. Past the deadline the campaign ends with what it has; a
+ * 404 is polled on for poll.not_found_grace after the first of a run (the
+ * API may not show a new campaign yet), then goes to the DLQ; anything else
+ * is retried with backoff. */
+static void on_failed(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                      const brw_campaign_input_t *in, brw_rng_t *rng,
+                      brw_campaign_step_t *out) {
+  c->error_class = (uint8_t)(in->error_class + 1);
+  /* A 404 starts the grace period even at the deadline, so that a campaign
+   * the API never showed goes to the DLQ as not_found. */
+  int over = in->error_class == BRW_RETRY_404 &&
+             brw_schedule_not_found_over(&c->not_found_since, in->now,
+                                         o->not_found_grace_ms);
+  if (in->now >= c->deadline) {
+    expire(c, in->account_failed, out);
+    return;
+  }
+  if (over) {
+    end_dlq(c, BRW_DLQ_NOT_FOUND,
+            "campaign not found after the grace period", 0, out);
+    return;
+  }
+  retry(c, o, in->now, in->retry_after_ms, rng, out);
+}
+
+/* The outcome of a final status (done, stopped, spam: the same words). */
+static brw_outcome_t status_outcome(brw_status_t st) {
+  int i = brw_vocab_find(brw_outcome_names, brw_status_name(st));
+  return i < 0 ? BRW_OUTCOME_EXPIRED : (brw_outcome_t)i;
+}
+
+/* A detail came. A final status ends the campaign with its report; past the
+ * deadline it ends as `expired` with this detail; otherwise the next poll
+ * is scheduled (brw_schedule_next), after a progress report when the
+ * status or the statistics changed. */
+static void on_fetched(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                       const brw_campaign_input_t *in, brw_rng_t *rng,
+                       brw_campaign_step_t *out) {
+  brw_status_t st = in->status;
+  c->polls++;
+  c->err_attempt = 0;
+  c->not_found_since = 0;
+  c->error_class = 0;
+  int changed = !c->seen || c->status != st || c->stats_hash != in->stats_hash;
+  if (c->seen && brw_schedule_resets(&o->sched, (brw_status_t)c->status, st))
+    c->poll_attempt = 0;
+  /* The previous detail as a sample; its wall time is derived from the
+   * monotonic interval, which is what the pace is measured on. */
+  brw_poll_sample_t prev = {BRW_STATUS_UNKNOWN, -1, -1, 0, 0};
+  if (c->seen) {
+    prev.status = (brw_status_t)c->status;
+    prev.pending = c->pending;
+    prev.mono_ms = c->last_fetch_mono;
+    prev.at_ms = in->wall_ms - (int64_t)(in->now - c->last_fetch_mono);
+    if (prev.at_ms <= 0)
+      prev.at_ms = 1;
+  }
+  c->seen = 1;
+  c->status = (uint8_t)st;
+  c->pending = in->pending;
+  c->stats_hash = in->stats_hash;
+  c->last_fetch_mono = in->now;
+  if (brw_status_is_terminal(st)) {
+    end_report(c, status_outcome(st), out);
+    return;
+  }
+  if (in->now >= c->deadline) {
+    end_report(c, BRW_OUTCOME_EXPIRED, out);
+    return;
+  }
+  out->progress = o->emit_progress && changed;
+  brw_poll_sample_t cur = {st, in->total, in->pending, in->wall_ms, in->now};
+  unsigned a = c->poll_attempt;
+  brw_schedule_basis_t basis;
+  uint64_t d = brw_schedule_next(&o->sched, &cur, &prev,
+                                 in->scheduled_start_ms, in->actual_start_ms,
+                                 in->wall_ms, &a, rng, &basis);
+  c->poll_attempt = attempt_byte(a);
+  c->state = BRW_CAMPAIGN_POLLING;
+  out->basis = (int)basis;
+  arm(c, in->now, d, out);
+}
+
+void brw_campaign_on(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                     const brw_campaign_input_t *in, brw_rng_t *rng,
+                     brw_campaign_step_t *out) {
+  step_init(out);
+  if (c->state == BRW_CAMPAIGN_ENDED)
+    return;
+  int fetching = c->state == BRW_CAMPAIGN_FETCHING;
+  switch (in->kind) {
+  case BRW_CIN_EVENT:
+    on_event(c, o, in, out);
+    return;
+  case BRW_CIN_TIMER:
+    on_timer(c, o, in, out);
+    return;
+  case BRW_CIN_FETCHED:
+    if (fetching)
+      on_fetched(c, o, in, rng, out);
+    return;
+  case BRW_CIN_FAILED:
+    if (fetching)
+      on_failed(c, o, in, rng, out);
+    return;
+  case BRW_CIN_NOT_STARTED:
+    if (fetching)
+      retry(c, o, in->now, 0, rng, out);
+    return;
+  case BRW_CIN_REVOKED:
+    c->state = BRW_CAMPAIGN_ENDED;
+    out->end = BRW_CEND_FORGET;
+    return;
+  }
+}
