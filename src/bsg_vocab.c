@@ -8,31 +8,33 @@
 
 /* ---- statuses ----------------------------------------------------------- */
 
-/* Indexed by brw_status_t. The report's outcomes are these names plus
- * "expired" (schemas/report.schema.json). */
-static const char *const status_names[] = {
-    "unknown", "creation", "moderation", "scheduled", "sending",
-    "paused",  "stopped",  "done",       "spam"};
+/* The names are brw/vocab.h's list (brw_status_names); the report's
+ * outcomes are the final ones plus "expired". */
 
 brw_status_t brw_status_parse(const char *s) {
   if (!s)
     return BRW_STATUS_UNKNOWN;
-  for (size_t i = 1; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
-    if (!strcasecmp(s, status_names[i]))
+  for (int i = 1; i < BRW_STATUS__COUNT; i++) {
+    if (!strcasecmp(s, brw_status_names[i]))
       return (brw_status_t)i;
   }
   return BRW_STATUS_UNKNOWN;
 }
 
 const char *brw_status_name(brw_status_t st) {
-  if ((size_t)st >= sizeof(status_names) / sizeof(status_names[0]))
-    return status_names[0];
-  return status_names[st];
+  return (unsigned)st < BRW_STATUS__COUNT ? brw_status_names[st]
+                                          : brw_status_names[0];
 }
 
 int brw_status_is_terminal(brw_status_t st) {
-  return st == BRW_STATUS_DONE || st == BRW_STATUS_STOPPED ||
-         st == BRW_STATUS_SPAM;
+  switch (st) {
+#define BRW_X_(e, s) case BRW_STATUS_##e:
+    BRW_STATUSES(BRW_VOCAB_SKIP, BRW_X_)
+#undef BRW_X_
+    return 1;
+  default:
+    return 0;
+  }
 }
 
 /* ---- keys and aliases --------------------------------------------------- */

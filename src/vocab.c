@@ -5,6 +5,9 @@
 /* Each table from its list in brw/vocab.h, in the enum's order. */
 #define BRW_X_(e, s) s,
 
+const char *const brw_status_names[BRW_STATUS__COUNT + 1] = {
+    BRW_STATUSES(BRW_X_, BRW_X_) NULL};
+
 const char *const brw_outcome_names[BRW_OUTCOME__COUNT + 1] = {
     BRW_OUTCOMES(BRW_X_) NULL};
 

@@ -5,22 +5,13 @@
 #define BRW_BSG_H
 
 #include "brw/timeutil.h"
+#include "brw/vocab.h"
 
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-  BRW_STATUS_UNKNOWN = 0, /* an unrecognised value: non-terminal */
-  BRW_STATUS_CREATION,
-  BRW_STATUS_MODERATION,
-  BRW_STATUS_SCHEDULED,
-  BRW_STATUS_SENDING,
-  BRW_STATUS_PAUSED,
-  BRW_STATUS_STOPPED,
-  BRW_STATUS_DONE,
-  BRW_STATUS_SPAM
-} brw_status_t;
+/* brw_status_t and the status names: brw/vocab.h. */
 
 /* Case-insensitive; unknown text gives BRW_STATUS_UNKNOWN. */
 brw_status_t brw_status_parse(const char *s);

@@ -1,5 +1,5 @@
-/* The words the worker's outputs share: report outcomes, DLQ reasons, retry
- * classes and poll bases. Each is one list here (an X macro: the enum
+/* The words the worker's outputs share: campaign statuses, report outcomes,
+ * DLQ reasons, retry classes and poll bases. Each is one list here (an X macro: the enum
  * constant's suffix and the word), from which the enum below and the
  * NULL-ended name table of src/vocab.c, indexed by the enum, are made; the
  * code names them through these, src/metrics.c creates its label sets from
@@ -9,12 +9,35 @@
 #ifndef BRW_VOCAB_H
 #define BRW_VOCAB_H
 
-/* Final report outcomes (SPEC §4 `outcome`). */
+/* Campaign statuses (SPEC §2), as the API's words lower-cased: a report's
+ * campaign.status, and a progress report's outcome. Those given to FINAL
+ * end a campaign (src/campaign.c) and are final reports' outcomes too.
+ * UNKNOWN stands for a word the worker does not know: in progress. */
+#define BRW_STATUSES(X, FINAL)                                                 \
+  X(UNKNOWN, "unknown")                                                        \
+  X(CREATION, "creation")                                                      \
+  X(MODERATION, "moderation")                                                  \
+  X(SCHEDULED, "scheduled")                                                    \
+  X(SENDING, "sending")                                                        \
+  X(PAUSED, "paused")                                                          \
+  FINAL(STOPPED, "stopped")                                                    \
+  FINAL(DONE, "done")                                                          \
+  FINAL(SPAM, "spam")
+typedef enum {
+#define BRW_X_(e, s) BRW_STATUS_##e,
+  BRW_STATUSES(BRW_X_, BRW_X_)
+#undef BRW_X_
+  BRW_STATUS__COUNT
+} brw_status_t;
+extern const char *const brw_status_names[BRW_STATUS__COUNT + 1];
+/* Expands to nothing: leaves a word out of a list. */
+#define BRW_VOCAB_SKIP(e, s)
+
+/* Final report outcomes (SPEC §4 `outcome`): the final statuses, and
+ * EXPIRED when the deadline passed before one. */
 #define BRW_OUTCOMES(X)                                                        \
-  X(DONE, "done")                                                              \
-  X(STOPPED, "stopped")                                                        \
-  X(SPAM, "spam")                                                              \
-  X(EXPIRED, "expired") /* the deadline passed before a final status */
+  BRW_STATUSES(BRW_VOCAB_SKIP, X)                                              \
+  X(EXPIRED, "expired")
 typedef enum {
 #define BRW_X_(e, s) BRW_OUTCOME_##e,
   BRW_OUTCOMES(BRW_X_)

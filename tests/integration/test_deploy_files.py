@@ -1210,9 +1210,8 @@ def check_schemas(ctx: Ctx) -> None:
     except schemas.SchemaMismatch as e:
         c.check("report.schema.json" in str(e) and "$.schema" in str(e), "schemas: validate() names the file and path")
 
-    # Progress outcomes are the worker's non-terminal status names.
-    bsg_c = (ROOT / "src" / "bsg_vocab.c").read_text()
-    m = re.search(r"status_names\[\]\s*=\s*\{([^}]*)\}", bsg_c)
+    # Progress outcomes are the worker's status names (BRW_STATUSES).
+    m = re.search(r"#define BRW_STATUSES\(X, FINAL\)((?:[^\n]*\\\n)*[^\n]*)", hdr)
     statuses = set(re.findall(r'"([a-z]+)"', m.group(1))) if m else set()
     outcomes = set(((ctx.docs.get("schemas/report.schema.json") or {}).get("properties", {})
                     .get("outcome", {}).get("enum") or []))

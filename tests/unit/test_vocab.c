@@ -14,6 +14,7 @@
 #include "srcpath.h"
 #include "brw/metrics.h"
 #include "brw/schedule.h"
+#include "brw/bsg.h"
 #include "brw/vocab.h"
 
 /* `rel` in the repository (tests/unit/support/srcpath.c). */
@@ -38,7 +39,17 @@ static void check_table(const char *const *names, size_t n) {
 
 static void test_tables_match_enums(void **state) {
   (void)state;
+  check_table(brw_status_names, BRW_STATUS__COUNT);
   check_table(brw_outcome_names, BRW_OUTCOME__COUNT);
+  /* The final statuses are the outcomes bar expired, by the same word. */
+  int finals = 0;
+  for (int i = 0; i < BRW_STATUS__COUNT; i++) {
+    int o = brw_vocab_find(brw_outcome_names, brw_status_names[i]);
+    assert_int_equal(o >= 0, brw_status_is_terminal((brw_status_t)i));
+    finals += o >= 0;
+  }
+  assert_int_equal(finals, BRW_OUTCOME__COUNT - 1);
+  assert_int_equal(brw_status_parse("SENDING"), BRW_STATUS_SENDING);
   check_table(brw_dlq_reason_names, BRW_DLQ__COUNT);
   check_table(brw_intake_reason_names, BRW_DLQ__INTAKE);
   check_table(brw_retry_class_names, BRW_RETRY__COUNT);
@@ -122,6 +133,10 @@ static void test_schemas_list_the_words(void **state) {
   n = schema_enum("schemas/report.schema.json", report_path, &root, words, 64);
   for (int i = 0; i < BRW_OUTCOME__COUNT; i++)
     assert_true(brw_vocab_find(words, brw_outcome_names[i]) >= 0);
+  /* ... and exactly the statuses plus expired. */
+  for (int i = 0; i < BRW_STATUS__COUNT; i++)
+    assert_true(brw_vocab_find(words, brw_status_names[i]) >= 0);
+  assert_int_equal(n, BRW_STATUS__COUNT + 1);
   json_decref(root);
 }
 
