@@ -2,6 +2,9 @@
 
 #include <string.h>
 
+/* A million of them are embedded in campaigns (docs/PERFORMANCE.md). */
+_Static_assert(sizeof(brw_campaign_t) <= 56, "brw_campaign_t grew");
+
 static const char *const state_names[BRW_CAMPAIGN__COUNT + 1] = {
 #define BRW_X_(e, s) s,
     BRW_CAMPAIGN_STATES(BRW_X_)

@@ -9,20 +9,17 @@
  * policy with a fake clock. "When next" is src/schedule.c's; this module
  * says which of its rules applies.
  *
- *            first event
- *                 |
- *                 v            timer                 detail, not final
- *               NEW ------------------> FETCHING -----------------> POLLING
- *                                     ^    |  |  <----------------   |
- *                                     |    |  |        timer         |
- *                       timer         |    |  |                      |
- *            RETRYING ----------------+    |  |  final status, or    |
- *                ^   <---------------------+  |  the deadline passed |
- *                |   failed (404 within       v                      v
- *                |   grace, 5xx, ...)       ENDED <------------------+
- *                +--------------------------------- (timer at the deadline,
- *                                                    404 past the grace
- *                                                    period, revoked)
+ *                      timer                  a detail, not final
+ *   first event -> NEW ------> FETCHING -------------------------> POLLING
+ *                              ^  |  \         a failure              |
+ *                              |  |   `-----------------> RETRYING    |
+ *                              |  |                          |        |
+ *                              +--|--------- timer ----------+--------+
+ *                                 |
+ *    a final status; a detail or  |   and from any state: the timer at
+ *    a failure past the deadline; |   the deadline, a revocation
+ *    404s past the grace period   v
+ *                               ENDED: a report, a DLQ record, or forgotten
  *
  * Every state but ENDED has its timer armed, so a campaign cannot be
  * forgotten: in NEW, POLLING and RETRYING it fires for the next fetch (never
