@@ -1,0 +1,267 @@
+/* Internal to the app: shared by src/app.c and the files split from it, and
+ * by nothing else (the public API is include/brw/app.h). Which file owns
+ * what:
+ * - src/app.c: wiring and lifecycle (brw_app_new/start/stop/free), signals,
+ *   the shutdown stages, the summary line, on_fatal.
+ * - src/app_output.c: producing (completions, reports, DLQ records), the
+ *   dedupe memory of reported campaigns, delivery reports and refused
+ *   records.
+ * - src/app_health.c: the health reasons, backpressure, the event loop lag,
+ *   the health tick, /healthz and /readyz.
+ * - src/app_rebalance.c: commits, assignment and revocation.
+ * - src/app_campaign.c: the campaigns (table, timers, fetches, outcomes) and
+ *   the intake of input events (brw__app_on_message).
+ * Every function declared here runs on the loop thread; the comment above
+ * its definition says what it does. Helpers used by one file only stay
+ * static in that file. */
+#ifndef BRW_APP_INT_H
+#define BRW_APP_INT_H
+
+#include "brw/admin.h"
+#include "brw/api.h"
+#include "brw/app.h"
+#include "brw/backoff.h"
+#include "brw/health.h"
+#include "brw/http.h"
+#include "brw/kafka.h"
+#include "brw/list.h"
+#include "brw/log.h"
+#include "brw/metrics.h"
+#include "brw/partitions.h"
+#include "brw/schedule.h"
+#include "brw/timers.h"
+#include "brw/tracker.h"
+#include "brw/vocab.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* The health tick: how often the reasons are evaluated (and the event loop
+ * lag is measured). */
+#define HEALTH_TICK_MS 1000
+/* event_loop_lag_seconds is the largest lag of this many last ticks, so that
+ * a stall between two scrapes (every 15-30 s) is still seen. A tick's lag
+ * is the larger of how late it fired and the longest iteration since the
+ * last tick (see on_loop_check). */
+#define LOOP_LAG_WINDOW 15
+
+/* What a produced record completes once the broker acknowledges it. */
+typedef struct {
+  brw_list_t node; /* app->completions */
+  int32_t partition;
+  uint64_t generation;
+  uint64_t campaign_id; /* final reports: remembered once acknowledged */
+  int32_t account;
+  int kind; /* 0 report, 1 dlq, 2 progress */
+  /* How often the broker refused this record (see on_refused): the limit
+   * it is built to shrinks with each refusal (refusal_limit). */
+  uint8_t level;
+  uint8_t refused; /* counted in app->refused_open */
+  /* Final reports: the campaign's first event (owned, key bytes first), so
+   * that a report the broker refuses can go to the DLQ as too_large. */
+  char *ev;
+  uint32_t ev_key_len;
+  uint32_t ev_value_len;
+  char outcome[32]; /* report outcome or DLQ reason */
+  uint64_t t_final; /* uv_hrtime() when the outcome was decided */
+  int n;
+  int64_t offsets[];
+} completion_t;
+
+/* What the last successful fetch of a campaign saw: the summary that
+ * scheduling needs, and the body itself, from which the report's object is
+ * built only when a report is sent (brw_detail_parse). */
+typedef struct {
+  int64_t total;   /* total_messages, -1 when unknown */
+  int64_t pending; /* unresolved messages, -1 before a detail */
+  int64_t scheduled_start_ms;
+  int64_t actual_start_ms;
+  uint64_t stats_hash;
+  char *body; /* owned, body_len bytes, NULL before the first detail */
+  uint32_t body_len;
+  uint8_t status; /* brw_status_t */
+} seen_t;
+
+/* One tracked campaign. Kept small: a worker may track a million of them
+ * (docs/PERFORMANCE.md counts the bytes). */
+typedef struct campaign_s {
+  brw_tracker_node_t key; /* first: the table's node */
+  brw_list_t pnode;       /* in part->campaigns */
+  brw_app_t *app;
+  brw_part_t *part;
+  brw_timer_t timer; /* in app->timers */
+  brw_fetch_t *fetch;
+  /* Input offsets waiting for this campaign's outcome: the first event's,
+   * and those of merged events (an array only once there are any). */
+  int64_t first_offset;
+  int64_t *more_offsets;
+  int32_t nmore, capmore;
+  int64_t first_event_ms; /* wall clock: the report's first_event_at */
+  /* Monotonic times (uv_now ms, the timers' clock), so that a step of the
+   * wall clock neither moves a deadline nor stretches a grace period
+   * (brw_deadline_at in schedule.h). */
+  uint64_t deadline;        /* poll.max_age after the first event */
+  uint64_t not_found_since; /* the first 404 of a run of them, 0: none */
+  uint64_t last_fetch_mono; /* the last successful fetch, 0 before it */
+  int64_t last_fetch_ms;    /* the same on the wall clock, for the API's
+                               times in the adaptive schedule */
+  int32_t events;
+  int32_t polls;
+  unsigned poll_attempt;
+  unsigned err_attempt;
+  const char *last_error_class; /* static */
+  char *last_error;             /* owned, set by a failed fetch */
+  char *traceparent;
+  /* The first event's key and value, for a campaign-level DLQ record: one
+   * allocation, the key's bytes first. */
+  char *ev;
+  uint32_t ev_key_len;
+  uint32_t ev_value_len;
+  seen_t seen;
+} campaign_t;
+
+/* A campaign whose final report was acknowledged, remembered for
+ * dedupe.window so that a late event for it completes at once instead of
+ * starting a second tracking and a second report. */
+typedef struct {
+  brw_tracker_node_t key; /* first: the table's node */
+  brw_list_t node;        /* app->recent_fifo, oldest first */
+  uint64_t expires;       /* uv_now() time */
+} recent_t;
+
+/* How long a condition has held, or has been gone (uv_now() times; 0 is
+ * "not so"). */
+typedef struct {
+  uint64_t on_since;
+  uint64_t off_since;
+} hold_t;
+
+typedef struct {
+  uint64_t events;
+  uint64_t invalid;
+  uint64_t merged;
+  uint64_t late;
+  uint64_t skipped;
+  uint64_t polls;
+  uint64_t reports;
+  /* By brw_outcome_t; the last: another outcome (never, today). */
+  uint64_t reports_by[BRW_OUTCOME__COUNT + 1];
+  uint64_t progress;
+  uint64_t dlq;
+  uint64_t acked;
+  uint64_t commits;
+} app_stats_t;
+
+struct brw_app_s {
+  uv_loop_t *loop;
+  const brw_config_t *cfg;
+  brw_http_t *http;
+  brw_api_t *api;
+  brw_kafka_t *kafka;
+  brw_metrics_t *m;
+  brw_health_t *health; /* why progress stops (logged, /readyz, metric) */
+  brw_admin_t *admin;
+  /* Log limits: one per DLQ reason (the last slot takes any other), one for
+   * refused records, one for given-up records. */
+  brw_log_limit_t dlq_log[10];
+  brw_log_limit_t refused_log;
+  brw_log_limit_t fetch_fail_log;
+  brw_log_limit_t drop_log;
+  size_t refused_open; /* completions refused at least once, not yet done */
+  uint64_t last_refused_ms; /* uv_now() of the last refusal */
+  uint64_t suppressed_seen; /* brw_log_suppressed_total() at the last tick */
+  brw_tracker_t table;
+  brw_tracker_t recent;
+  brw_list_t recent_fifo;
+  brw_partitions_t parts; /* the input partitions held, their commits */
+  brw_list_t completions;
+  size_t tracked;
+  brw_rng_t rng;
+  brw_timers_t timers; /* the campaigns' timers, on one uv timer */
+  brw_schedule_opts_t sched;
+  uv_timer_t commit_timer;
+  uv_timer_t flush_timer;
+  uv_timer_t health_timer; /* the health tick */
+  uint64_t tick_due_ms;    /* uv_hrtime() ms at which the tick is due */
+  unsigned ticks_on_time;  /* ticks in a row without lag */
+  uint64_t lag_ms[LOOP_LAG_WINDOW]; /* the last ticks' lags, a ring */
+  uv_check_t loop_check;   /* measures each loop iteration's busy time */
+  uint64_t busy_t, busy_idle; /* uv_hrtime() and idle time, last check */
+  uint64_t busy_max_ns;    /* the longest iteration since the last tick */
+  unsigned lag_next;
+  uint64_t started_ms; /* uv_now() at brw_app_start */
+  uint64_t unjoined_ms; /* since when not joined: the start, or a lost
+                           assignment */
+  int joined;          /* an assignment arrived (maybe empty) and was not
+                          lost since */
+  /* The revocation under way (one at a time: the kafka module waits for
+   * brw_kafka_revoke_done before it hands over the next rebalance event). */
+  struct {
+    int active;
+    int committing; /* 0: waiting for the records under way; 1: for the
+                       commit */
+    uint64_t began;    /* uv_now() */
+    uint64_t deadline; /* uv_now() time the current phase ends */
+  } revoke;
+  uv_timer_t revoke_timer; /* deadlines, and kicks from callbacks */
+  hold_t hold_backlog; /* records wait for the producer queue */
+  hold_t hold_max;     /* paused at max.tracked */
+  uv_signal_t sigterm;
+  uv_signal_t sigint;
+  int started;
+  int stopping;
+  int exit_code;
+  uint64_t stop_started; /* uv_now() when the shutdown began */
+  int flushed;           /* the producer flush step is over */
+  int stage;             /* 0, 1 clients closing, 2 handles closing, 3 done */
+  int closes_pending;    /* uv handles (and clients) still closing */
+  app_stats_t st;
+  char instance[128];
+};
+
+/* Producing (src/app_output.c). */
+completion_t *brw__app_completion_new(brw_app_t *app, brw_part_t *pt, int kind,
+                                      const int64_t *offsets, int n);
+completion_t *brw__app_campaign_completion(campaign_t *c, int kind,
+                                           int with_offsets);
+int brw__app_recent_has(brw_app_t *app, int32_t partition, int32_t account,
+                        uint64_t id);
+void brw__app_on_delivered(void *ctx, void *opaque);
+int brw__app_log_allowed(brw_app_t *app, brw_log_limit_t *l, uint64_t interval,
+                         uint64_t *held);
+void brw__app_dlq_send(brw_app_t *app, int32_t partition, const void *key,
+                       size_t key_len, size_t key_max, const void *value,
+                       size_t value_len, int64_t source_offset,
+                       const char *reason, const char *message,
+                       completion_t *comp);
+void brw__app_on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
+                         const char *reason);
+void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
+                          const char *outcome);
+
+/* Health and backpressure (src/app_health.c). */
+void brw__app_on_connection(void *ctx, int up);
+void brw__app_update_backpressure(brw_app_t *app);
+uint64_t brw__app_hr_ms(void);
+void brw__app_on_loop_check(uv_check_t *h);
+void brw__app_on_health_timer(uv_timer_t *t);
+int brw__app_on_live(void *ctx, char *why, size_t len);
+void brw__app_on_ready(void *ctx, brw_admin_readiness_t *out);
+
+/* Commits and rebalances (src/app_rebalance.c). */
+void brw__app_commit_now(brw_app_t *app, int only_revoking, int async);
+void brw__app_on_commit_done(void *ctx, int err,
+                             const brw_kafka_positions_t *offsets);
+void brw__app_on_commit_timer(uv_timer_t *t);
+void brw__app_on_assign(void *ctx, const brw_kafka_positions_t *parts);
+void brw__app_revoke_finish(brw_app_t *app);
+void brw__app_revoke_kick(brw_app_t *app);
+void brw__app_on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
+                        int now);
+
+/* Campaigns and intake (src/app_campaign.c). */
+void brw__app_campaign_drop(campaign_t *c);
+void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg);
+
+#endif
