@@ -33,8 +33,10 @@ done
 packages=(
     build-essential cmake pkg-config
     librdkafka-dev libcurl4-openssl-dev libuv1-dev libjansson-dev
+    # zlib1g-dev: the worker's own (src/pack.c), and librdkafka's build's.
+    zlib1g-dev
     dpkg-dev debian-archive-keyring
-    libssl-dev libsasl2-dev zlib1g-dev libzstd-dev liblz4-dev
+    libssl-dev libsasl2-dev libzstd-dev liblz4-dev
     libcmocka-dev libmicrohttpd-dev libyajl-dev
     python3 python3-confluent-kafka python3-jsonschema python3-yaml
     curl ca-certificates openssl

@@ -124,6 +124,7 @@ DEBIAN12_PACKAGES = {
     "dpkg-dev", "debian-archive-keyring", "libssl-dev", "libsasl2-dev",
     "zlib1g-dev", "libzstd-dev", "liblz4-dev",
     "libssl3", "libsasl2-2", "zlib1g", "libzstd1", "liblz4-1",
+    # zlib1g-dev and zlib1g are also the worker's own (src/pack.c).
 }
 # The image builds the current librdkafka line (scripts/rdkafka.sh), not
 # Debian 12's librdkafka-dev: its build dependencies instead.
