@@ -68,6 +68,8 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   int r = brw_tracker_init(&app->table);
   if (!r)
     r = brw_tracker_init(&app->recent);
+  if (!r)
+    r = brw_pack_new(&app->pack);
   if (r)
     goto err;
   char ua[128];
@@ -113,10 +115,18 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
     if (r)
       goto err;
   }
-  app->sched.min_interval_ms = cfg->poll_min_interval_ms;
-  app->sched.max_interval_ms = cfg->poll_max_interval_ms;
-  app->sched.jitter = cfg->poll_jitter;
-  app->sched.adaptive = cfg->poll_adaptive;
+  app->life.sched.min_interval_ms = cfg->poll_min_interval_ms;
+  app->life.sched.max_interval_ms = cfg->poll_max_interval_ms;
+  app->life.sched.jitter = cfg->poll_jitter;
+  app->life.sched.adaptive = cfg->poll_adaptive;
+  app->life.initial_delay_ms = cfg->poll_initial_delay_ms;
+  app->life.finished_delay_ms = cfg->poll_finished_delay_ms;
+  app->life.retry_min_ms = cfg->retry_min_ms;
+  app->life.retry_max_ms = cfg->retry_max_ms;
+  app->life.not_found_grace_ms = cfg->poll_not_found_grace_ms;
+  app->life.max_age_ms = cfg->poll_max_age_ms;
+  app->life.answer_ms = cfg->http_timeout_ms;
+  app->life.emit_progress = cfg->emit_progress;
   if (brw_timers_init(&app->timers, loop) != 0) {
     r = BRW_ENOMEM;
     goto err;
@@ -339,7 +349,7 @@ void brw_app_stop(brw_app_t *app) {
     if (!pt)
       continue;
     while (!brw_list_empty(&pt->campaigns))
-      brw__app_campaign_drop(
+      brw__app_campaign_revoke(
           brw_list_entry(pt->campaigns.next, campaign_t, pnode));
   }
   uv_timer_stop(&app->commit_timer);
@@ -362,6 +372,7 @@ int brw_app_free(brw_app_t *app) {
   }
   brw_tracker_free(&app->recent);
   brw_tracker_free(&app->table);
+  brw_pack_free(app->pack);
   brw_health_free(app->health);
   brw_metrics_free(app->m);
   free(app);

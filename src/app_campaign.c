@@ -8,12 +8,14 @@
 
 #include "brw/api.h"
 #include "brw/bsg.h"
+#include "brw/campaign.h"
 #include "brw/error.h"
 #include "brw/event.h"
 #include "brw/kafka.h"
 #include "brw/list.h"
 #include "brw/log.h"
 #include "brw/metrics.h"
+#include "brw/pack.h"
 #include "brw/partitions.h"
 #include "brw/schedule.h"
 #include "brw/timers.h"
@@ -26,23 +28,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The first fetch after a deadline-capped timer fires this late at most, so
- * that a fetch in flight at the deadline has its answer first. */
+/* A traceparent header longer than this is not kept (a W3C one is 55). */
 #define TRACEPARENT_MAX 128
 /* A merged event's offset waits for its campaign's outcome in the
  * campaign's array up to this many; further ones complete at once (see
  * on_message), so that a flood of duplicates costs no memory. */
 #define MERGED_OFFSETS_MAX 64
+_Static_assert(MERGED_OFFSETS_MAX <= UINT8_MAX,
+               "campaign_t counts merged offsets in a byte");
 /* At most one line a minute about failing fetches (each is at DEBUG). */
 #define FETCH_FAIL_LOG_INTERVAL_MS 60000
 
-static void campaign_schedule(campaign_t *c, uint64_t delay_ms);
-
 /* ------------------------------------------------------------------------ */
-/* Campaigns                                                                */
+/* Campaigns: src/campaign.c decides, this file carries the steps out.      */
 
 static void campaign_free(campaign_t *c) {
-  free(c->seen.body);
+  free(c->detail);
   free(c->more_offsets);
   free(c->last_error);
   free(c->traceparent);
@@ -68,65 +69,81 @@ void brw__app_campaign_drop(campaign_t *c) {
   brw__app_update_backpressure(app);
 }
 
-static void campaign_finalize(campaign_t *c, const char *outcome) {
-  brw__app_report_send(c->app, c, 1, outcome);
-  brw__app_campaign_drop(c);
-}
-
-static void campaign_dlq(campaign_t *c, const char *reason,
-                         const char *message) {
-  brw_app_t *app = c->app;
-  brw__app_dlq_send(app, c->part->partition, c->ev, c->ev_key_len, SIZE_MAX,
-                    c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len,
-                    c->first_offset, reason, message,
-                    brw__app_campaign_completion(c, 1, 1));
-  brw__app_campaign_drop(c);
-}
-
-/* The deadline passed: report what was seen, or send the event to the DLQ
- * when the API never answered usefully. */
-static void campaign_expire(campaign_t *c) {
-  brw_app_t *app = c->app;
-  if (c->seen.body)
-    campaign_finalize(c, brw_outcome_names[BRW_OUTCOME_EXPIRED]);
-  else if (brw_api_account_failed(app->api, c->key.account))
-    campaign_dlq(c, BRW_REASON_AUTH_FAILED,
-                 "the account's API key is rejected");
-  else if (c->not_found_since)
-    campaign_dlq(c, BRW_REASON_NOT_FOUND,
-                 c->last_error ? c->last_error : "not found");
-  else if (c->last_error_class)
-    campaign_dlq(c, BRW_REASON_BAD_RESPONSE,
-                 c->last_error ? c->last_error : c->last_error_class);
-  else
-    campaign_finalize(c, brw_outcome_names[BRW_OUTCOME_EXPIRED]); /* never fetched before the deadline */
-}
-
-/* The monotonic clock of the deadlines: the timers' own (uv_now), so that a
- * timer armed for the deadline always finds it passed when it fires. */
+/* The monotonic clock of the lifecycle: the timers' own (uv_now), so that
+ * a timer armed for the deadline always finds it passed when it fires. */
 static uint64_t mono_now(const brw_app_t *app) {
   return uv_now(app->loop);
 }
 
-/* Whether the campaign's deadline has passed. */
-static int deadline_passed(const campaign_t *c) {
-  return mono_now(c->app) >= c->deadline;
-}
-
-static uint64_t cap_to_deadline(campaign_t *c, uint64_t delay) {
-  return brw_deadline_cap(c->deadline, mono_now(c->app), delay);
-}
-
 static void on_fetched(brw_fetch_result_t *res, void *arg);
 static void on_campaign_timer(brw_timer_t *t);
+static void campaign_input(campaign_t *c, brw_campaign_input_t *in);
 
-/* Starts (or moves) a campaign's timer. Fails only when the timer heap
- * cannot grow; then the campaign is forgotten with its offsets pending (the
- * events replay after a restart or rebalance) rather than left without a
- * timer forever. */
-static void timer_start(campaign_t *c, uint64_t delay_ms) {
-  if (brw_timer_start(&c->app->timers, &c->timer, delay_ms,
-                      on_campaign_timer) != 0) {
+/* Decides: applies an input to the campaign's lifecycle (brw_campaign_on)
+ * at the current time. State changes are logged at DEBUG, each with the
+ * input that made it, as curl logs its transfers' states. */
+static void campaign_decide(campaign_t *c, brw_campaign_input_t *in,
+                            brw_campaign_step_t *st) {
+  brw_app_t *app = c->app;
+  brw_campaign_state_t was = (brw_campaign_state_t)c->life.state;
+  in->now = mono_now(app);
+  brw_campaign_on(&c->life, &app->life, in, &app->rng, st);
+  if (c->life.state != was && brw_log_enabled(BRW_LOG_DEBUG))
+    brw_logj(BRW_LOG_DEBUG,
+             json_pack("{sI ss ss sI}", "campaign_id", (json_int_t)c->key.id,
+                       "from", brw_campaign_state_name(was), "to",
+                       brw_campaign_state_name(
+                           (brw_campaign_state_t)c->life.state),
+                       "timer_ms", (json_int_t)(st->arm ? st->timer_ms : 0)),
+             "campaign state");
+}
+
+/* Carries a step out, in its order: progress report, fetch, timer, end.
+ * After an end the campaign is freed (callers return without touching it).
+ * A fetch that cannot start goes back to the lifecycle as NOT_STARTED; a
+ * timer that cannot be armed (out of memory for the heap) forgets the
+ * campaign with its offsets pending, so that its events replay after a
+ * restart or rebalance rather than wait for a timer that never fires. */
+static void campaign_carry(campaign_t *c, const brw_campaign_step_t *st) {
+  brw_app_t *app = c->app;
+  if (st->progress)
+    brw__app_report_send(app, c, 0,
+                         brw_status_name((brw_status_t)c->life.status));
+  if (st->basis >= 0)
+    brw_metrics_inc(app->m, BRW_M_POLLS_SCHEDULED,
+                    brw_schedule_basis_name((brw_schedule_basis_t)st->basis),
+                    1);
+  switch (st->end) {
+  case BRW_CEND_REPORT:
+    brw__app_report_send(app, c, 1, brw_outcome_names[st->outcome]);
+    brw__app_campaign_drop(c);
+    return;
+  case BRW_CEND_DLQ:
+    brw__app_dlq_send(app, c->part->partition, c->ev, c->ev_key_len, SIZE_MAX,
+                      c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len,
+                      c->first_offset, brw_dlq_reason_names[st->reason],
+                      st->last_error && c->last_error ? c->last_error
+                                                      : st->message,
+                      brw__app_campaign_completion(c, 1, 1));
+    brw__app_campaign_drop(c);
+    return;
+  case BRW_CEND_FORGET:
+    brw__app_campaign_drop(c);
+    return;
+  case BRW_CEND_NONE:
+    break;
+  }
+  if (st->fetch) {
+    c->fetch = brw_api_fetch(app->api, c->key.account, c->key.id,
+                             c->traceparent, on_fetched, c);
+    if (!c->fetch) {
+      brw_campaign_input_t in = {.kind = BRW_CIN_NOT_STARTED};
+      campaign_input(c, &in);
+      return;
+    }
+  }
+  if (st->arm && brw_timer_start(&app->timers, &c->timer, st->timer_ms,
+                                 on_campaign_timer) != 0) {
     brw_logj(BRW_LOG_ERROR,
              json_pack("{sI}", "campaign_id", (json_int_t)c->key.id),
              "out of memory for a timer: campaign forgotten, its events "
@@ -135,108 +152,64 @@ static void timer_start(campaign_t *c, uint64_t delay_ms) {
   }
 }
 
-/* Every path ends the campaign, starts a fetch or arms the timer again
- * (brw_timer_action): a campaign is never left without a timer. */
+static void campaign_input(campaign_t *c, brw_campaign_input_t *in) {
+  brw_campaign_step_t st;
+  campaign_decide(c, in, &st);
+  campaign_carry(c, &st);
+}
+
+/* Its partition leaves, or the worker stops: the lifecycle forgets it
+ * (its offsets stay pending; the next owner or run resumes it). */
+void brw__app_campaign_revoke(campaign_t *c) {
+  brw_campaign_input_t in = {.kind = BRW_CIN_REVOKED};
+  brw_campaign_step_t st;
+  campaign_decide(c, &in, &st); /* FORGET: dropped whatever it says */
+  brw__app_campaign_drop(c);
+}
+
+/* The timer fired: the next fetch, or the watchdog of one, or the
+ * deadline. Whether the account's key is rejected decides a DLQ reason at
+ * the deadline. */
 static void on_campaign_timer(brw_timer_t *t) {
   campaign_t *c = brw_timer_entry(t, campaign_t, timer);
-  brw_app_t *app = c->app;
-  uint64_t delay = 0;
-  switch (brw_timer_action(c->deadline, mono_now(app), c->fetch != NULL,
-                           app->cfg->http_timeout_ms, &delay)) {
-  case BRW_TIMER_EXPIRE:
-    campaign_expire(c);
-    return;
-  case BRW_TIMER_WAIT:
-    timer_start(c, delay);
-    return;
-  case BRW_TIMER_FETCH:
-    break;
-  }
-  c->fetch = brw_api_fetch(app->api, c->key.account, c->key.id,
-                           c->traceparent, on_fetched, c);
-  if (!c->fetch) {
-    campaign_schedule(c, app->cfg->retry_min_ms);
-    return;
-  }
-  /* While the fetch is out (or waits for a login), the timer watches the
-   * deadline, plus the HTTP timeout so that a request under way can
-   * answer first. */
-  if (brw_timer_action(c->deadline, mono_now(app), 1,
-                       app->cfg->http_timeout_ms, &delay) == BRW_TIMER_WAIT)
-    timer_start(c, delay);
-  else
-    timer_start(c, app->cfg->http_timeout_ms);
+  brw_campaign_input_t in = {
+      .kind = BRW_CIN_TIMER,
+      .account_failed = brw_api_account_failed(c->app->api, c->key.account)};
+  campaign_input(c, &in);
 }
 
-static void campaign_schedule(campaign_t *c, uint64_t delay_ms) {
-  timer_start(c, cap_to_deadline(c, delay_ms));
-}
-
-/* Keeps what a successful fetch saw: the summary and a copy of the body.
- * Returns 0 or BRW_ENOMEM (then the previous body is kept). */
-static int seen_update(seen_t *s, const brw_fetch_result_t *res) {
-  if (res->body_len > UINT32_MAX)
-    return BRW_ENOMEM;
-  if (!s->body || s->body_len != res->body_len) {
-    char *b = realloc(s->body, res->body_len ? res->body_len : 1);
-    if (!b)
-      return BRW_ENOMEM;
-    s->body = b;
-  }
-  memcpy(s->body, res->body, res->body_len);
-  s->body_len = (uint32_t)res->body_len;
-  s->status = (uint8_t)res->detail.status;
-  s->total = res->detail.total_messages;
-  s->pending = res->detail.pending;
-  s->scheduled_start_ms = res->detail.scheduled_start_ms;
-  s->actual_start_ms = res->detail.actual_start_ms;
-  s->stats_hash = res->detail.stats_hash;
+/* Keeps the body of a detail, packed, in place of the previous one: an
+ * `expired` report is built from it (SPEC §4: the last detail seen).
+ * Returns 0 or BRW_ENOMEM (then the previous one is kept). */
+static int detail_keep(campaign_t *c, const brw_fetch_result_t *res) {
+  char *packed = NULL;
+  uint32_t len = 0;
+  int r = brw_pack_body(c->app->pack, res->body, res->body_len, &packed, &len);
+  if (r != 0)
+    return r;
+  free(c->detail);
+  c->detail = packed;
+  c->detail_len = len;
   return 0;
 }
 
-/* The next poll of a campaign that is not terminal (brw_schedule_next). */
-static uint64_t next_poll_delay(brw_app_t *app, campaign_t *c,
-                                const brw_poll_sample_t *prev,
-                                brw_schedule_basis_t *basis) {
-  brw_poll_sample_t cur = {(brw_status_t)c->seen.status, c->seen.total,
-                           c->seen.pending, c->last_fetch_ms,
-                           c->last_fetch_mono};
-  return brw_schedule_next(&app->sched, &cur, prev, c->seen.scheduled_start_ms,
-                           c->seen.actual_start_ms, brw_now_ms(),
-                           &c->poll_attempt, &app->rng, basis);
-}
-
-/* Keeps a failure's class and message for the DLQ record at the deadline. */
+/* Keeps a failure's message for the DLQ record at the deadline. */
 static void set_last_error(campaign_t *c, const brw_fetch_result_t *res) {
-  c->last_error_class = res->error_class;
   if (c->last_error && !strcmp(c->last_error, res->message))
     return;
   free(c->last_error);
   c->last_error = strdup(res->message); /* NULL: the class stands in */
 }
 
-static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
+/* Each failure at DEBUG; a WARN a minute when fetches fail while the
+ * account can log in (a login that fails has its own lines, a 401 mid-use
+ * is followed by a login, and a 404 within the grace period is a campaign
+ * the API does not show yet): a server that answers logins but no detail
+ * (5xx, a broken HTTP/2 framing, a proxy cutting requests) would otherwise
+ * leave nothing above DEBUG while no report comes. */
+static void log_fetch_failed(campaign_t *c, const brw_fetch_result_t *res,
+                             uint64_t retry_ms) {
   brw_app_t *app = c->app;
-  const brw_config_t *cfg = app->cfg;
-  set_last_error(c, res);
-  /* The grace period is an interval: on the monotonic clock. */
-  if (res->status == BRW_FETCH_NOT_FOUND &&
-      brw_schedule_not_found_over(&c->not_found_since, mono_now(app),
-                                  cfg->poll_not_found_grace_ms)) {
-    campaign_dlq(c, BRW_REASON_NOT_FOUND, "campaign not found after the "
-                                          "grace period");
-    return;
-  }
-  uint64_t d = brw_schedule_retry(cfg->retry_min_ms, cfg->retry_max_ms,
-                                  cfg->poll_jitter, &c->err_attempt,
-                                  res->retry_after_ms, &app->rng);
-  /* Each failure at DEBUG; a WARN a minute when fetches fail while the
-   * account can log in (a login that fails has its own lines, a 401
-   * mid-use is followed by a login, and a 404 within the grace period is
-   * a campaign the API does not show yet): a server that answers logins
-   * but no detail (5xx, a broken HTTP/2 framing, a proxy cutting
-   * requests) would otherwise leave nothing above DEBUG while no report
-   * comes. */
   uint64_t held = 0;
   int warn = res->status != BRW_FETCH_NOT_FOUND &&
              strcmp(res->error_class, brw_retry_class_names[BRW_RETRY_401]) &&
@@ -245,88 +218,74 @@ static void fetch_failed(campaign_t *c, brw_fetch_result_t *res) {
                                   FETCH_FAIL_LOG_INTERVAL_MS, &held);
   brw_logj(warn ? BRW_LOG_WARN : BRW_LOG_DEBUG,
            json_pack("{sI ss sI ss sI}", "campaign_id", (json_int_t)c->key.id,
-                     "class", res->error_class, "retry_ms", (json_int_t)d,
-                     "error", res->message, "suppressed", (json_int_t)held),
+                     "class", res->error_class, "retry_ms",
+                     (json_int_t)retry_ms, "error", res->message, "suppressed",
+                     (json_int_t)held),
            warn ? "API fetches fail, retrying with backoff (one line a "
                   "minute; api_retries_total counts them by class)"
                 : "fetch failed, retrying");
-  campaign_schedule(c, d);
 }
 
-/* A fetch finished (loop thread). */
+/* A fetch finished (loop thread): its result goes to the lifecycle. */
 static void on_fetched(brw_fetch_result_t *res, void *arg) {
   campaign_t *c = arg;
   brw_app_t *app = c->app;
+  brw_campaign_input_t in = {0};
+  brw_campaign_step_t st;
   c->fetch = NULL;
   brw_timer_stop(&app->timers, &c->timer);
   if (res->status != BRW_FETCH_OK) {
-    if (deadline_passed(c)) {
-      set_last_error(c, res);
-      campaign_expire(c);
-      return;
-    }
-    fetch_failed(c, res);
+    int cls = brw_vocab_find(brw_retry_class_names, res->error_class);
+    set_last_error(c, res);
+    in.kind = BRW_CIN_FAILED;
+    in.error_class = cls < 0 ? BRW_RETRY_TRANSPORT : (brw_retry_class_t)cls;
+    in.retry_after_ms = res->retry_after_ms;
+    in.account_failed = brw_api_account_failed(app->api, c->key.account);
+    campaign_decide(c, &in, &st);
+    if (st.end == BRW_CEND_NONE)
+      log_fetch_failed(c, res, st.timer_ms);
+    campaign_carry(c, &st);
     return;
   }
-  c->polls++;
   app->st.polls++;
-  c->err_attempt = 0;
-  c->not_found_since = 0;
-  c->last_error_class = NULL;
-  brw_status_t st = res->detail.status;
-  if (st == BRW_STATUS_UNKNOWN) {
+  const brw_detail_t *d = &res->detail;
+  if (d->status == BRW_STATUS_UNKNOWN) {
     brw_metrics_inc(app->m, BRW_M_CAMPAIGN_STATUS_UNKNOWN, NULL, 1);
     brw_logj(BRW_LOG_WARN,
              json_pack("{sI ss}", "campaign_id", (json_int_t)c->key.id,
-                       "status", res->detail.status_raw),
+                       "status", d->status_raw),
              "unknown campaign status; treated as in progress");
   }
-  /* What a progress report shows: the status and the statistics. */
-  int had = c->seen.body != NULL;
-  int changed = !had || c->seen.status != st ||
-                c->seen.stats_hash != res->detail.stats_hash;
-  if (had && brw_schedule_resets(&app->sched, (brw_status_t)c->seen.status, st))
-    c->poll_attempt = 0;
-  brw_poll_sample_t prev = {(brw_status_t)c->seen.status, c->seen.total,
-                            c->seen.pending, had ? c->last_fetch_ms : 0,
-                            had ? c->last_fetch_mono : 0};
-  if (seen_update(&c->seen, res) != 0) {
-    /* Cannot keep it: as if the fetch had failed, retried later. */
+  if (detail_keep(c, res) != 0) {
+    /* Cannot keep it: as if the fetch had not started, tried later. */
     brw_log_error("out of memory keeping the detail of campaign %" PRIu64,
                   c->key.id);
-    campaign_schedule(c, app->cfg->retry_min_ms);
+    in.kind = BRW_CIN_NOT_STARTED;
+    campaign_input(c, &in);
     return;
   }
-  c->last_fetch_ms = brw_now_ms();
-  c->last_fetch_mono = mono_now(app);
   free(c->last_error);
   c->last_error = NULL;
-  if (brw_status_is_terminal(st)) {
-    campaign_finalize(c, brw_status_name(st));
-    return;
-  }
-  if (deadline_passed(c)) {
-    campaign_finalize(c, brw_outcome_names[BRW_OUTCOME_EXPIRED]);
-    return;
-  }
-  if (app->cfg->emit_progress && changed)
-    brw__app_report_send(app, c, 0, brw_status_name(st));
-  brw_schedule_basis_t basis;
-  uint64_t delay = next_poll_delay(app, c, &prev, &basis);
-  brw_metrics_inc(app->m, BRW_M_POLLS_SCHEDULED,
-                  brw_schedule_basis_name(basis), 1);
-  campaign_schedule(c, delay);
+  in.kind = BRW_CIN_FETCHED;
+  in.wall_ms = brw_now_ms();
+  in.status = d->status;
+  in.total = d->total_messages;
+  in.pending = d->pending;
+  in.scheduled_start_ms = d->scheduled_start_ms;
+  in.actual_start_ms = d->actual_start_ms;
+  in.stats_hash = d->stats_hash;
+  campaign_input(c, &in);
 }
 
 /* Adds the offset of a merged event. */
 static int campaign_add_offset(campaign_t *c, int64_t off) {
   if (c->nmore == c->capmore) {
-    int32_t ncap = c->capmore ? c->capmore * 2 : 2;
+    int ncap = c->capmore ? c->capmore * 2 : 2;
     int64_t *n = realloc(c->more_offsets, sizeof(int64_t) * (size_t)ncap);
     if (!n)
       return BRW_ENOMEM;
     c->more_offsets = n;
-    c->capmore = ncap;
+    c->capmore = (uint8_t)ncap;
   }
   c->more_offsets[c->nmore++] = off;
   return 0;
@@ -437,14 +396,11 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
     } else if (campaign_add_offset(c, off) != 0) {
       return; /* stays pending: replayed, never lost */
     }
-    if (ev.type == BRW_EVENT_FINISHED && !c->fetch) {
-      uint64_t at = brw_timer_due(&c->timer), now = uv_now(app->loop);
-      uint64_t due = brw_timer_pending(&c->timer) && at > now ? at - now : 0;
-      if (brw_schedule_bring_forward(due, cfg->poll_finished_delay_ms)) {
-        c->poll_attempt = 0;
-        campaign_schedule(c, cfg->poll_finished_delay_ms);
-      }
-    }
+    brw_campaign_input_t in = {.kind = BRW_CIN_EVENT,
+                               .finished = ev.type == BRW_EVENT_FINISHED};
+    uint64_t at = brw_timer_due(&c->timer), now = mono_now(app);
+    in.due_in_ms = brw_timer_pending(&c->timer) && at > now ? at - now : 0;
+    campaign_input(c, &in);
     return;
   }
 
@@ -471,14 +427,8 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
   c->part = pt;
   c->first_offset = off;
   c->events = 1;
-  int64_t now = brw_now_ms();
-  c->first_event_ms = ev.occurred_at_ms > 0 && ev.occurred_at_ms < now
-                          ? ev.occurred_at_ms
-                          : now;
-  /* The wall clock is read here once; from now on the deadline lives on the
-   * monotonic clock. */
-  c->deadline = brw_deadline_at(c->first_event_ms, cfg->poll_max_age_ms, now,
-                                mono_now(app));
+  int64_t wall = brw_now_ms();
+  c->first_event_ms = brw_campaign_first_event_ms(ev.occurred_at_ms, wall);
   c->traceparent = header_traceparent(msg);
   /* event.max_size bounds the value and event.max_key_size the key (both
    * at most 1 GiB): together they bound what a campaign keeps. The check
@@ -493,16 +443,15 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
     c->ev_key_len = (uint32_t)klen;
     c->ev_value_len = (uint32_t)msg->value_len;
   }
-  c->seen.total = -1;
-  c->seen.pending = -1;
+  brw_campaign_step_t st;
+  brw_campaign_start(&c->life, &app->life, mono_now(app), wall,
+                     c->first_event_ms, ev.type == BRW_EVENT_FINISHED, &st);
   brw_timer_init(&c->timer);
   brw_list_init(&c->pnode);
   brw_list_insert_tail(&pt->campaigns, &c->pnode);
   brw_tracker_insert(&app->table, &c->key);
   app->tracked++;
   brw_metrics_set(app->m, BRW_M_CAMPAIGNS_TRACKED, NULL, (double)app->tracked);
-  campaign_schedule(c, brw_schedule_first(cfg->poll_initial_delay_ms,
-                                          cfg->poll_finished_delay_ms,
-                                          ev.type == BRW_EVENT_FINISHED));
   brw__app_update_backpressure(app);
+  campaign_carry(c, &st);
 }

@@ -21,12 +21,14 @@
 #include "brw/api.h"
 #include "brw/app.h"
 #include "brw/backoff.h"
+#include "brw/campaign.h"
 #include "brw/health.h"
 #include "brw/http.h"
 #include "brw/kafka.h"
 #include "brw/list.h"
 #include "brw/log.h"
 #include "brw/metrics.h"
+#include "brw/pack.h"
 #include "brw/partitions.h"
 #include "brw/schedule.h"
 #include "brw/timers.h"
@@ -69,22 +71,11 @@ typedef struct {
   int64_t offsets[];
 } completion_t;
 
-/* What the last successful fetch of a campaign saw: the summary that
- * scheduling needs, and the body itself, from which the report's object is
- * built only when a report is sent (brw_detail_parse). */
-typedef struct {
-  int64_t total;   /* total_messages, -1 when unknown */
-  int64_t pending; /* unresolved messages, -1 before a detail */
-  int64_t scheduled_start_ms;
-  int64_t actual_start_ms;
-  uint64_t stats_hash;
-  char *body; /* owned, body_len bytes, NULL before the first detail */
-  uint32_t body_len;
-  uint8_t status; /* brw_status_t */
-} seen_t;
-
 /* One tracked campaign. Kept small: a worker may track a million of them
- * (docs/PERFORMANCE.md counts the bytes). */
+ * (docs/PERFORMANCE.md counts the bytes). Its lifecycle's state is `life`
+ * (src/campaign.c decides); the rest is what carrying out its steps needs:
+ * the timer, the fetch, the offsets to complete and what a report or a DLQ
+ * record carries. */
 typedef struct campaign_s {
   brw_tracker_node_t key; /* first: the table's node */
   brw_list_t pnode;       /* in part->campaigns */
@@ -92,33 +83,25 @@ typedef struct campaign_s {
   brw_part_t *part;
   brw_timer_t timer; /* in app->timers */
   brw_fetch_t *fetch;
+  brw_campaign_t life;
   /* Input offsets waiting for this campaign's outcome: the first event's,
    * and those of merged events (an array only once there are any). */
   int64_t first_offset;
   int64_t *more_offsets;
-  int32_t nmore, capmore;
   int64_t first_event_ms; /* wall clock: the report's first_event_at */
-  /* Monotonic times (uv_now ms, the timers' clock), so that a step of the
-   * wall clock neither moves a deadline nor stretches a grace period
-   * (brw_deadline_at in schedule.h). */
-  uint64_t deadline;        /* poll.max_age after the first event */
-  uint64_t not_found_since; /* the first 404 of a run of them, 0: none */
-  uint64_t last_fetch_mono; /* the last successful fetch, 0 before it */
-  int64_t last_fetch_ms;    /* the same on the wall clock, for the API's
-                               times in the adaptive schedule */
-  int32_t events;
-  int32_t polls;
-  unsigned poll_attempt;
-  unsigned err_attempt;
-  const char *last_error_class; /* static */
-  char *last_error;             /* owned, set by a failed fetch */
+  char *last_error;       /* owned, set by a failed fetch */
   char *traceparent;
   /* The first event's key and value, for a campaign-level DLQ record: one
    * allocation, the key's bytes first. */
   char *ev;
+  /* The last detail's body, packed (src/pack.c), NULL before one: an
+   * `expired` report carries it (SPEC §4). */
+  char *detail;
+  uint32_t detail_len;
   uint32_t ev_key_len;
   uint32_t ev_value_len;
-  seen_t seen;
+  int32_t events;
+  uint8_t nmore, capmore; /* at most MERGED_OFFSETS_MAX */
 } campaign_t;
 
 /* A campaign whose final report was acknowledged, remembered for
@@ -179,7 +162,8 @@ struct brw_app_s {
   size_t tracked;
   brw_rng_t rng;
   brw_timers_t timers; /* the campaigns' timers, on one uv timer */
-  brw_schedule_opts_t sched;
+  brw_campaign_opts_t life; /* the lifecycle's settings (campaign.h) */
+  brw_pack_t *pack;         /* packs the campaigns' last details */
   uv_timer_t commit_timer;
   uv_timer_t flush_timer;
   uv_timer_t health_timer; /* the health tick */
@@ -262,6 +246,7 @@ void brw__app_on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
 
 /* Campaigns and intake (src/app_campaign.c). */
 void brw__app_campaign_drop(campaign_t *c);
+void brw__app_campaign_revoke(campaign_t *c);
 void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg);
 
 #endif

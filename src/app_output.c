@@ -10,8 +10,10 @@
 #include "brw/headers.h"
 #include "brw/kafka.h"
 #include "brw/list.h"
+#include "brw/error.h"
 #include "brw/log.h"
 #include "brw/metrics.h"
+#include "brw/pack.h"
 #include "brw/partitions.h"
 #include "brw/record.h"
 #include "brw/report.h"
@@ -498,19 +500,23 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
   brw_detail_t full;
   char perr[128];
   in.detail = NULL;
-  if (c->seen.body) {
-    /* The body passed brw_detail_summary, so this fails only for memory. */
-    if (brw_detail_parse(c->seen.body, c->seen.body_len,
-                         app->cfg->api_tz, &full, perr,
-                         sizeof(perr)) == 0)
+  if (c->detail) {
+    /* The body passed brw_detail_summary when it came, so this fails only
+     * for memory: the report then goes without its detail, said loudly. */
+    char *body = NULL;
+    size_t blen = 0;
+    int r = brw_pack_unbody(app->pack, c->detail, c->detail_len, &body, &blen);
+    if (r == 0 && brw_detail_parse(body, blen, app->cfg->api_tz, &full, perr,
+                                   sizeof(perr)) == 0)
       in.detail = &full;
     else
       brw_log_error("cannot rebuild the last detail of campaign %" PRIu64
                     ": %s",
-                    c->key.id, perr);
+                    c->key.id, r == 0 ? perr : brw_strerror(r));
+    free(body);
   }
   in.events = c->events;
-  in.polls = c->polls;
+  in.polls = c->life.polls;
   in.first_event_ms = c->first_event_ms;
   in.reported_ms = brw_now_ms();
   in.source_topic = app->cfg->topic_input;
@@ -590,11 +596,12 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
   if (final) {
     app->st.reports++;
     app->st.reports_by[outcome_index(outcome)]++;
-    brw_metrics_observe(app->m, BRW_M_POLLS_PER_CAMPAIGN, NULL, c->polls);
+    brw_metrics_observe(app->m, BRW_M_POLLS_PER_CAMPAIGN, NULL,
+                        c->life.polls);
     brw_logj(BRW_LOG_INFO,
              json_pack("{sI ss ss si si}", "campaign_id",
                        (json_int_t)c->key.id, "account", in.account,
-                       "outcome", outcome, "polls", c->polls, "partition",
+                       "outcome", outcome, "polls", c->life.polls, "partition",
                        c->part->partition),
              "campaign reported");
   } else {

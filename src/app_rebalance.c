@@ -75,7 +75,7 @@ void brw__app_on_assign(void *ctx, const brw_kafka_positions_t *parts) {
 static void forget_partition(brw_app_t *app, brw_part_t *pt) {
   while (!brw_list_empty(&pt->campaigns)) {
     campaign_t *c = brw_list_entry(pt->campaigns.next, campaign_t, pnode);
-    brw__app_campaign_drop(c);
+    brw__app_campaign_revoke(c);
   }
   brw_partitions_forget(&app->parts, pt);
   brw_metrics_set(app->m, BRW_M_PARTITIONS_ASSIGNED, NULL, app->parts.assigned);
@@ -174,7 +174,7 @@ void brw__app_on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
       continue;
     n++;
     while (!brw_list_empty(&pt->campaigns))
-      brw__app_campaign_drop(
+      brw__app_campaign_revoke(
           brw_list_entry(pt->campaigns.next, campaign_t, pnode));
   }
   brw_metrics_inc(app->m, BRW_M_PARTITIONS_MOVED, lost ? "lost" : "revoked",
