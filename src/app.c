@@ -287,25 +287,20 @@ static void finish_shutdown(brw_app_t *app) {
 
 static void log_summary(brw_app_t *app) {
   app_stats_t *s = &app->st;
+  json_t *by = json_object();
+  for (int i = 0; by && i <= BRW_OUTCOME__COUNT; i++)
+    json_object_set_new(by,
+                        i < BRW_OUTCOME__COUNT ? brw_outcome_names[i]
+                                               : "other",
+                        json_integer((json_int_t)s->reports_by[i]));
   brw_logj(BRW_LOG_INFO,
-           json_pack("{sI sI sI sI sI sI sI s{sI sI sI sI sI} sI sI}", "events",
+           json_pack("{sI sI sI sI sI sI sI so* sI sI}", "events",
                      (json_int_t)s->events, "invalid", (json_int_t)s->invalid,
                      "merged", (json_int_t)s->merged, "late",
                      (json_int_t)s->late, "skipped", (json_int_t)s->skipped,
-                     "polls",
-                     (json_int_t)s->polls, "reports", (json_int_t)s->reports,
-                     "reports_by_outcome",
-                     brw_outcome_names[BRW_OUTCOME_DONE],
-                     (json_int_t)s->reports_by[BRW_OUTCOME_DONE],
-                     brw_outcome_names[BRW_OUTCOME_STOPPED],
-                     (json_int_t)s->reports_by[BRW_OUTCOME_STOPPED],
-                     brw_outcome_names[BRW_OUTCOME_SPAM],
-                     (json_int_t)s->reports_by[BRW_OUTCOME_SPAM],
-                     brw_outcome_names[BRW_OUTCOME_EXPIRED],
-                     (json_int_t)s->reports_by[BRW_OUTCOME_EXPIRED], "other",
-                     (json_int_t)s->reports_by[BRW_OUTCOME__COUNT], "dlq",
-                     (json_int_t)s->dlq,
-                     "acked", (json_int_t)s->acked),
+                     "polls", (json_int_t)s->polls, "reports",
+                     (json_int_t)s->reports, "reports_by_outcome", by, "dlq",
+                     (json_int_t)s->dlq, "acked", (json_int_t)s->acked),
            "summary");
 }
 

@@ -34,8 +34,10 @@
  * campaign's array up to this many; further ones complete at once (see
  * on_message), so that a flood of duplicates costs no memory. */
 #define MERGED_OFFSETS_MAX 64
-_Static_assert(MERGED_OFFSETS_MAX <= UINT8_MAX,
-               "campaign_t counts merged offsets in a byte");
+_Static_assert(MERGED_OFFSETS_MAX <= UINT8_MAX &&
+                   TRACEPARENT_MAX <= UINT8_MAX,
+               "campaign_t counts merged offsets and traceparent bytes in a "
+               "byte each");
 /* At most one line a minute about failing fetches (each is at DEBUG). */
 #define FETCH_FAIL_LOG_INTERVAL_MS 60000
 
@@ -46,7 +48,6 @@ static void campaign_free(campaign_t *c) {
   free(c->detail);
   free(c->more_offsets);
   free(c->last_error);
-  free(c->traceparent);
   free(c->ev);
   free(c);
 }
@@ -135,7 +136,7 @@ static void campaign_carry(campaign_t *c, const brw_campaign_step_t *st) {
   }
   if (st->fetch) {
     c->fetch = brw_api_fetch(app->api, c->key.account, c->key.id,
-                             c->traceparent, on_fetched, c);
+                             brw__app_traceparent(c), on_fetched, c);
     if (!c->fetch) {
       brw_campaign_input_t in = {.kind = BRW_CIN_NOT_STARTED};
       campaign_input(c, &in);
@@ -291,24 +292,24 @@ static int campaign_add_offset(campaign_t *c, int64_t off) {
   return 0;
 }
 
-static char *header_traceparent(const brw_kafka_message_t *msg) {
+/* The event's traceparent header (borrowed from the message), when it is
+ * one a campaign can keep: at most TRACEPARENT_MAX bytes of the W3C
+ * character set (it goes into an HTTP header). Returns its length, 0 when
+ * none. */
+static size_t header_traceparent(const brw_kafka_message_t *msg,
+                                 const char **tp) {
   const void *v;
   size_t n;
   if (brw_kafka_message_header(msg, "traceparent", &v, &n) != 0 || !v ||
       n == 0 || n > TRACEPARENT_MAX)
-    return NULL;
-  /* Only the W3C character set: it goes into an HTTP header. */
+    return 0;
   for (size_t i = 0; i < n; i++) {
     char ch = ((const char *)v)[i];
     if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || ch == '-'))
-      return NULL;
+      return 0;
   }
-  char *s = malloc(n + 1);
-  if (s) {
-    memcpy(s, v, n);
-    s[n] = '\0';
-  }
-  return s;
+  *tp = v;
+  return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -429,19 +430,25 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
   c->events = 1;
   int64_t wall = brw_now_ms();
   c->first_event_ms = brw_campaign_first_event_ms(ev.occurred_at_ms, wall);
-  c->traceparent = header_traceparent(msg);
   /* event.max_size bounds the value and event.max_key_size the key (both
    * at most 1 GiB): together they bound what a campaign keeps. The check
    * below only guards the 32-bit lengths. */
+  const char *tp = NULL;
+  size_t tplen = header_traceparent(msg, &tp);
   size_t klen = msg->key_len <= UINT32_MAX - msg->value_len ? msg->key_len : 0;
-  if (klen + msg->value_len > 0 &&
-      (c->ev = malloc(klen + msg->value_len)) != NULL) {
+  size_t evlen = klen + msg->value_len + (tplen ? tplen + 1 : 0);
+  if (evlen > 0 && (c->ev = malloc(evlen)) != NULL) {
     if (klen)
       memcpy(c->ev, msg->key, klen);
     if (msg->value_len)
       memcpy(c->ev + klen, msg->value, msg->value_len);
+    if (tplen) {
+      memcpy(c->ev + klen + msg->value_len, tp, tplen);
+      c->ev[klen + msg->value_len + tplen] = '\0';
+    }
     c->ev_key_len = (uint32_t)klen;
     c->ev_value_len = (uint32_t)msg->value_len;
+    c->tp_len = (uint8_t)tplen;
   }
   brw_campaign_step_t st;
   brw_campaign_start(&c->life, &app->life, mono_now(app), wall,

@@ -90,9 +90,9 @@ typedef struct campaign_s {
   int64_t *more_offsets;
   int64_t first_event_ms; /* wall clock: the report's first_event_at */
   char *last_error;       /* owned, set by a failed fetch */
-  char *traceparent;
-  /* The first event's key and value, for a campaign-level DLQ record: one
-   * allocation, the key's bytes first. */
+  /* The first event's key and value, for a campaign-level DLQ record, and
+   * its traceparent header (tp_len bytes and a NUL, 0 when none): one
+   * allocation, in that order. */
   char *ev;
   /* The last detail's body, packed (src/pack.c), NULL before one: an
    * `expired` report carries it (SPEC §4). */
@@ -102,7 +102,14 @@ typedef struct campaign_s {
   uint32_t ev_value_len;
   int32_t events;
   uint8_t nmore, capmore; /* at most MERGED_OFFSETS_MAX */
+  uint8_t tp_len;         /* at most TRACEPARENT_MAX */
 } campaign_t;
+
+/* The traceparent of a campaign's first event (NUL-terminated, borrowed
+ * from c->ev), or NULL. */
+static inline const char *brw__app_traceparent(const campaign_t *c) {
+  return c->ev && c->tp_len ? c->ev + c->ev_key_len + c->ev_value_len : NULL;
+}
 
 /* A campaign whose final report was acknowledged, remembered for
  * dedupe.window so that a late event for it completes at once instead of
@@ -147,7 +154,7 @@ struct brw_app_s {
   brw_admin_t *admin;
   /* Log limits: one per DLQ reason (the last slot takes any other), one for
    * refused records, one for given-up records. */
-  brw_log_limit_t dlq_log[10];
+  brw_log_limit_t dlq_log[BRW_DLQ__COUNT + 1];
   brw_log_limit_t refused_log;
   brw_log_limit_t fetch_fail_log;
   brw_log_limit_t drop_log;

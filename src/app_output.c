@@ -182,25 +182,11 @@ void brw__app_on_delivered(void *ctx, void *opaque) {
   brw__app_update_backpressure(app);
 }
 
-/* The DLQ reasons with a log limit of their own; anything else shares the
- * last slot of app->dlq_log. */
-static const char *const dlq_log_reasons[] = {
-    BRW_REASON_INVALID_JSON,   BRW_REASON_INVALID_ID,
-    BRW_REASON_UNKNOWN_TYPE,   BRW_REASON_UNKNOWN_ACCOUNT,
-    BRW_REASON_TOO_LARGE,      BRW_REASON_INVALID_EVENT,
-    BRW_REASON_NOT_FOUND,      BRW_REASON_AUTH_FAILED,
-    BRW_REASON_BAD_RESPONSE};
-#define NDLQ_LOG_REASONS (sizeof(dlq_log_reasons) / sizeof(dlq_log_reasons[0]))
-_Static_assert(NDLQ_LOG_REASONS + 1 <=
-                   sizeof(((brw_app_t *)0)->dlq_log) /
-                       sizeof(((brw_app_t *)0)->dlq_log[0]),
-               "app->dlq_log needs a slot per reason and one for the rest");
-
+/* Each DLQ reason (brw_dlq_reason_names) has a log limit of its own; a
+ * word outside the table shares the last slot of app->dlq_log. */
 static brw_log_limit_t *dlq_log_limit(brw_app_t *app, const char *reason) {
-  for (size_t i = 0; i < NDLQ_LOG_REASONS; i++)
-    if (!strcmp(reason, dlq_log_reasons[i]))
-      return &app->dlq_log[i];
-  return &app->dlq_log[NDLQ_LOG_REASONS];
+  int i = brw_vocab_find(brw_dlq_reason_names, reason);
+  return &app->dlq_log[i < 0 ? BRW_DLQ__COUNT : i];
 }
 
 /* 1 when a line under limit `l` may be written now, with *held set to the
@@ -524,7 +510,7 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
   in.source_offset = c->first_offset;
   in.worker_version = BRW_VERSION;
   in.worker_instance = app->instance;
-  in.traceparent = c->traceparent;
+  in.traceparent = brw__app_traceparent(c);
   size_t len = 0;
   char *json = brw_report_build(&in, &len);
   if (in.detail)
@@ -535,8 +521,8 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
   }
   brw_headers_t *h = brw_headers_new();
   if (!h || brw_headers_add_str(h, "content-type", "application/json") ||
-      (c->traceparent &&
-       brw_headers_add_str(h, "traceparent", c->traceparent))) {
+      (in.traceparent &&
+       brw_headers_add_str(h, "traceparent", in.traceparent))) {
     brw_log_error("out of memory building a report");
     brw_headers_free(h);
     free(json);
