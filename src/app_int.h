@@ -98,6 +98,8 @@ typedef struct campaign_s {
    * `expired` report carries it (SPEC §4). */
   char *detail;
   uint32_t detail_len;
+  uint32_t detail_crc; /* its brw_pack_digest: an unchanged body is not
+                          packed again */
   uint32_t ev_key_len;
   uint32_t ev_value_len;
   int32_t events;

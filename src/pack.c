@@ -302,3 +302,15 @@ err:
   free(buf);
   return rc;
 }
+
+uint32_t brw_pack_digest(const char *body, size_t len) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  /* crc32 takes a uInt length: long bodies in pieces. */
+  while (len > 0) {
+    uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
+    crc = crc32(crc, (const Bytef *)body, n);
+    body += n;
+    len -= n;
+  }
+  return (uint32_t)crc;
+}

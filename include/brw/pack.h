@@ -49,4 +49,11 @@ int brw_pack_body(brw_pack_t *p, const char *body, size_t len, char **out,
 int brw_pack_unbody(brw_pack_t *p, const char *packed, uint32_t len,
                     char **body, size_t *body_len);
 
+/* A 32-bit digest of `len` bytes of `body` (CRC-32, zlib's): the caller
+ * compares it with the digest of the body it packed last and skips packing
+ * a body that did not change (most polls of a campaign that is not
+ * sending). A different body with the same digest (a chance of 2^-32 per
+ * changed body) would leave the previous one kept. */
+uint32_t brw_pack_digest(const char *body, size_t len);
+
 #endif
