@@ -126,33 +126,33 @@ static void fire(world_t *w) {
   input(w, in);
 }
 
-/* The fetch out answers `after` ms from now (the app stops the watchdog
- * first). */
-static void answer(world_t *w, uint64_t after, brw_status_t st,
-                   int64_t total, int64_t pending, uint64_t hash) {
+/* The fetch out comes back `after` ms from now with `in` (the app stops
+ * the watchdog first). */
+static void fetch_back(world_t *w, uint64_t after, brw_campaign_input_t in) {
   assert_true(w->fetch_out);
   w->fetch_out = 0;
   w->armed = 0;
   w->now += after;
+  input(w, in);
+}
+
+static void answer(world_t *w, uint64_t after, brw_status_t st,
+                   int64_t total, int64_t pending, uint64_t hash) {
   brw_campaign_input_t in = {.kind = BRW_CIN_FETCHED,
                              .status = st,
                              .total = total,
                              .pending = pending,
                              .stats_hash = hash};
-  input(w, in);
+  fetch_back(w, after, in);
 }
 
 static void failed(world_t *w, uint64_t after, brw_retry_class_t cls,
-                 int64_t retry_after_ms) {
-  assert_true(w->fetch_out);
-  w->fetch_out = 0;
-  w->armed = 0;
-  w->now += after;
+                   int64_t retry_after_ms) {
   brw_campaign_input_t in = {.kind = BRW_CIN_FAILED,
                              .error_class = cls,
                              .retry_after_ms = retry_after_ms,
                              .account_failed = w->account_failed};
-  input(w, in);
+  fetch_back(w, after, in);
 }
 
 static void event(world_t *w, uint64_t after, int finished) {
@@ -259,9 +259,7 @@ static void test_poll_adaptive(void **state) {
                              .pending = 10,
                              .scheduled_start_ms =
                                  T0 + (int64_t)w.now + 40 * 60 * 1000};
-  w.fetch_out = 0;
-  w.armed = 0;
-  input(&w, in);
+  fetch_back(&w, 0, in);
   assert_int_equal(w.last.basis, BRW_BASIS_SCHEDULED_START);
   /* 40 min away, capped at the deadline (60 min after the event). */
   assert_int_equal(w.due - w.now, 40 * MIN + 15 * SEC / 4);
@@ -321,10 +319,8 @@ static void test_retry(void **state) {
   assert_int_equal(w.due - w.now, 1 * SEC); /* counted afresh */
   /* A fetch that could not start is retried the same way. */
   fire_fetch(&w);
-  w.fetch_out = 0;
-  w.armed = 0;
   brw_campaign_input_t in = {.kind = BRW_CIN_NOT_STARTED};
-  input(&w, in);
+  fetch_back(&w, 0, in);
   assert_int_equal(w.c.state, BRW_CAMPAIGN_RETRYING);
   assert_int_equal(w.due - w.now, 2 * SEC);
 }
@@ -359,6 +355,15 @@ static void test_not_found_grace(void **state) {
   assert_true(w.now - first < 2 * MIN + 60 * SEC);
 }
 
+/* Every fetch fails with `cls` until the campaign ends. */
+static void fail_until_the_end(world_t *w, brw_retry_class_t cls) {
+  while (!w->ended) {
+    fire(w);
+    if (w->fetch_out)
+      failed(w, 0, cls, -1);
+  }
+}
+
 /* What the deadline ends with, by what was seen before it. */
 static void test_deadline_outcomes(void **state) {
   world_t w;
@@ -380,20 +385,12 @@ static void test_deadline_outcomes(void **state) {
   /* The account's key is rejected: auth_failed. */
   start(&w, default_opts(), 0, 0);
   w.account_failed = 1;
-  while (!w.ended) {
-    fire(&w);
-    if (w.fetch_out)
-      failed(&w, 0, BRW_RETRY_AUTH, -1);
-  }
+  fail_until_the_end(&w, BRW_RETRY_AUTH);
   assert_dlq(&w, BRW_DLQ_AUTH_FAILED);
 
   /* Errors only: bad_response, with the last error's message. */
   start(&w, default_opts(), 0, 0);
-  while (!w.ended) {
-    fire(&w);
-    if (w.fetch_out)
-      failed(&w, 0, BRW_RETRY_5XX, -1);
-  }
+  fail_until_the_end(&w, BRW_RETRY_5XX);
   assert_dlq(&w, BRW_DLQ_BAD_RESPONSE);
   assert_true(w.end.last_error);
   assert_string_equal(w.end.message, "5xx");
@@ -402,11 +399,7 @@ static void test_deadline_outcomes(void **state) {
   brw_campaign_opts_t o = default_opts();
   o.not_found_grace_ms = 2 * 60 * MIN;
   start(&w, o, 0, 0);
-  while (!w.ended) {
-    fire(&w);
-    if (w.fetch_out)
-      failed(&w, 0, BRW_RETRY_404, -1);
-  }
+  fail_until_the_end(&w, BRW_RETRY_404);
   assert_dlq(&w, BRW_DLQ_NOT_FOUND);
   assert_true(w.end.last_error);
 
@@ -617,10 +610,8 @@ static void test_random_lives(void **state) {
         if (w.last.fetch) {
           fetch_never_answers = pick(&r, 20) == 0;
           if (pick(&r, 30) == 0) { /* it could not start */
-            w.fetch_out = 0;
-            w.armed = 0;
             brw_campaign_input_t in = {.kind = BRW_CIN_NOT_STARTED};
-            input(&w, in);
+            fetch_back(&w, 0, in);
           }
         }
         continue;
