@@ -113,7 +113,7 @@ static const char dictionary[] =
     "\"alternative_channels\":{\"viber\":{\"sender\":\"\",\"fallback\":true}}}}"
     "\"total_messages\":\"1\",\"total_phones\":\"1\",\"total_price\":\"0.0"
     /* Last, nearest: a whole body in the documented spelling. */
-    "{\"data\":{\"id\":1,\"name\":\"Campaign 1\",\"sender\":\"\","
+    "{\"data\":{\"id\":1,\"name\":\"\",\"sender\":\"\","
     "\"type\":\"sms\",\"status\":\"\",\"created_at\":\"2000-01-01 00:00:00\","
     "\"started_at\":\"2000-01-01 00:00:00\","
     "\"actual_start_at\":\"2000-01-01 00:00:00\",\"actual_start_at\":null,"
