@@ -109,11 +109,14 @@ void brw_campaign_start(brw_campaign_t *c, const brw_campaign_opts_t *o,
 
 /* A further event. A campaign.finished says the send is over, so the report
  * is near: a next fetch due later than poll.finished_delay is brought
- * forward to it, and the success backoff starts again. Not while a fetch is
- * out: its answer comes first. */
+ * forward to it, and the success backoff starts again. While a fetch is
+ * out its answer comes first; the hint is kept for the poll after it (it
+ * was dropped once, and the next poll waited for the grown backoff). */
 static void on_event(brw_campaign_t *c, const brw_campaign_opts_t *o,
                      const brw_campaign_input_t *in,
                      brw_campaign_step_t *out) {
+  if (in->finished && c->state == BRW_CAMPAIGN_FETCHING)
+    c->finished_hint = 1;
   if (!in->finished || c->state == BRW_CAMPAIGN_FETCHING ||
       !brw_schedule_bring_forward(in->due_in_ms, o->finished_delay_ms))
     return;
@@ -225,6 +228,14 @@ static void on_fetched(brw_campaign_t *c, const brw_campaign_opts_t *o,
                                  in->scheduled_start_ms, in->actual_start_ms,
                                  in->wall_ms, &a, rng, &basis);
   c->poll_attempt = attempt_byte(a);
+  if (c->finished_hint) {
+    /* A campaign.finished came while this fetch was out. */
+    c->finished_hint = 0;
+    if (brw_schedule_bring_forward(d, o->finished_delay_ms)) {
+      c->poll_attempt = 0;
+      d = o->finished_delay_ms;
+    }
+  }
   c->state = BRW_CAMPAIGN_POLLING;
   out->basis = (int)basis;
   arm(c, in->now, d, out);

@@ -84,6 +84,7 @@ typedef struct {
                                0 when a detail came after it */
   uint8_t poll_attempt;     /* polls since the status last changed */
   uint8_t err_attempt;      /* failures in a row */
+  uint8_t finished_hint;    /* a campaign.finished came while fetching */
 } brw_campaign_t;
 
 typedef enum {

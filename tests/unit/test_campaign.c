@@ -477,8 +477,11 @@ static void test_finished_bring_forward(void **state) {
   event(&w, 1 * SEC, 1); /* due in 4 s: stays */
   assert_false(w.last.arm);
   fire_fetch(&w);
-  event(&w, 1 * SEC, 1); /* a fetch is out */
+  event(&w, 1 * SEC, 1); /* a fetch is out: its answer comes first ... */
   assert_false(w.last.arm);
+  answer(&w, 0, BRW_STATUS_SENDING, 10, 5, 1);
+  assert_int_equal(w.due - w.now, 5 * SEC); /* ... and the hint applies */
+  fire_fetch(&w);
   for (int i = 0; i < 4; i++) { /* the backoff grows ... */
     answer(&w, 0, BRW_STATUS_SENDING, 10, 5, 1);
     fire_fetch(&w);
