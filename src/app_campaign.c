@@ -91,8 +91,10 @@ static void campaign_decide(campaign_t *c, brw_campaign_input_t *in,
   brw_campaign_on(&c->life, &app->life, in, &app->rng, st);
   if (c->life.state != was && brw_log_enabled(BRW_LOG_DEBUG))
     brw_logj(BRW_LOG_DEBUG,
-             json_pack("{sI ss ss sI}", "campaign_id", (json_int_t)c->key.id,
-                       "from", brw_campaign_state_name(was), "to",
+             json_pack("{sI ss ss ss sI}", "campaign_id",
+                       (json_int_t)c->key.id, "input",
+                       brw_campaign_input_name(in->kind), "from",
+                       brw_campaign_state_name(was), "to",
                        brw_campaign_state_name(
                            (brw_campaign_state_t)c->life.state),
                        "timer_ms", (json_int_t)(st->arm ? st->timer_ms : 0)),

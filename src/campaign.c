@@ -15,6 +15,12 @@ const char *brw_campaign_state_name(brw_campaign_state_t s) {
   return (unsigned)s < BRW_CAMPAIGN__COUNT ? state_names[s] : "?";
 }
 
+const char *brw_campaign_input_name(brw_campaign_input_kind_t k) {
+  static const char *const names[] = {"event",  "timer",       "fetched",
+                                       "failed", "not_started", "revoked"};
+  return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}
+
 /* Attempt counters are a byte each: the backoff reaches poll.max_interval
  * (or retry.max) long before 255 doublings, so saturating changes nothing. */
 static uint8_t attempt_byte(unsigned a) {

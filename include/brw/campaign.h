@@ -97,6 +97,10 @@ typedef enum {
   BRW_CIN_REVOKED      /* its partition left, or the worker stops */
 } brw_campaign_input_kind_t;
 
+/* The input's name, static ("event", "timer", "fetched", "failed",
+ * "not_started", "revoked"). */
+const char *brw_campaign_input_name(brw_campaign_input_kind_t k);
+
 typedef struct {
   brw_campaign_input_kind_t kind;
   uint64_t now;   /* the monotonic clock (ms) */

@@ -546,6 +546,11 @@ static void test_results_need_a_fetch(void **state) {
     assert_non_null(brw_campaign_state_name((brw_campaign_state_t)s));
   assert_string_equal(brw_campaign_state_name(BRW_CAMPAIGN_FETCHING),
                       "fetching");
+  assert_string_equal(brw_campaign_input_name(BRW_CIN_NOT_STARTED),
+                      "not_started");
+  assert_string_equal(brw_campaign_input_name(BRW_CIN_REVOKED), "revoked");
+  assert_string_equal(brw_campaign_input_name((brw_campaign_input_kind_t)99),
+                      "?");
 }
 
 /* ---- properties over random sequences -------------------------------- */
