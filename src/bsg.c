@@ -147,32 +147,42 @@ static void stats_summarize(const json_t *stats, brw_detail_t *d) {
   }
 }
 
-/* Normalises one timestamp field: the first present alias is parsed with the
- * API zone and re-formatted as RFC 3339 UTC. An unparseable value is null in
- * the output (and 0 in *ms): a bad time must not discard a whole detail.
- * Returns a new reference, NULL only on out of memory. */
-static json_t *time_field(const json_t *data, int first, int n,
-                          const brw_tz_t *tz, int64_t *ms) {
+/* The instant of a timestamp field: the first present alias, parsed with
+ * the API zone. Returns 1 with *ms set, or 0 (and *ms 0) when the field is
+ * absent or unparseable. */
+static int time_ms(const json_t *data, int first, int n, const brw_tz_t *tz,
+                   int64_t *ms) {
   json_t *v = get_alias(data, first, n);
-  char buf[32];
-  int64_t t;
-  *ms = 0;
   if (!json_is_string(v) ||
-      brw_time_parse_tz(json_string_value(v), tz, &t) != 0)
-    return json_null();
-  *ms = t;
-  return json_string(brw_time_format(t, buf, sizeof(buf)));
+      brw_time_parse_tz(json_string_value(v), tz, ms) != 0) {
+    *ms = 0;
+    return 0;
+  }
+  return 1;
 }
 
-/* The instant of a timestamp field as time_field reads it, without the
- * text (0 when absent or unparseable). */
-static void time_ms(const json_t *data, int first, int n, const brw_tz_t *tz,
-                    int64_t *ms) {
-  json_t *v = get_alias(data, first, n);
-  if (!json_is_string(v) ||
-      brw_time_parse_tz(json_string_value(v), tz, ms) != 0)
-    *ms = 0;
+/* Normalises one timestamp field (time_ms) to RFC 3339 UTC. An unparseable
+ * value is null in the output (and 0 in *ms): a bad time must not discard a
+ * whole detail. Returns a new reference, NULL only on out of memory. */
+static json_t *time_field(const json_t *data, int first, int n,
+                          const brw_tz_t *tz, int64_t *ms) {
+  char buf[32];
+  if (!time_ms(data, first, n, tz, ms))
+    return json_null();
+  return json_string(brw_time_format(*ms, buf, sizeof(buf)));
 }
+
+/* The report's four times, in its key order, each with its aliases. */
+static const struct {
+  const char *name;
+  int first, n;
+} report_times[] = {
+    {"started_at", BRW__BSG_VOCAB_STARTED_AT, BRW__BSG_VOCAB_START_N},
+    {"actual_start_at", BRW__BSG_VOCAB_ACTUAL_START_AT,
+     BRW__BSG_VOCAB_ACTUAL_N},
+    {"created_at", BRW__BSG_VOCAB_CREATED_AT, BRW__BSG_VOCAB_CREATED_N},
+    {"finished_at", BRW__BSG_VOCAB_FINISHED_AT, BRW__BSG_VOCAB_FINISHED_N},
+};
 
 /* A counter-like total: a non-negative integer or decimal string, else
  * null. Sets *n (-1 when null). Returns a new reference or NULL (ENOMEM). */
@@ -211,22 +221,15 @@ static int build_campaign(const json_t *data, const brw_tz_t *tz,
                           string_or_null(get_alias(data, BRW__BSG_VOCAB_TYPE,
                                                    BRW__BSG_VOCAB_TYPE_N)));
   fail |= json_object_set_new(c, "status", json_string(status_lc));
-  fail |= json_object_set_new(c, "started_at",
-                              time_field(data, BRW__BSG_VOCAB_STARTED_AT,
-                                         BRW__BSG_VOCAB_START_N, tz,
-                                         &d->scheduled_start_ms));
-  fail |= json_object_set_new(c, "actual_start_at",
-                              time_field(data, BRW__BSG_VOCAB_ACTUAL_START_AT,
-                                         BRW__BSG_VOCAB_ACTUAL_N, tz,
-                                         &d->actual_start_ms));
-  fail |= json_object_set_new(c, "created_at",
-                              time_field(data, BRW__BSG_VOCAB_CREATED_AT,
-                                         BRW__BSG_VOCAB_CREATED_N, tz,
-                                         &d->created_ms));
-  fail |= json_object_set_new(c, "finished_at",
-                              time_field(data, BRW__BSG_VOCAB_FINISHED_AT,
-                                         BRW__BSG_VOCAB_FINISHED_N, tz,
-                                         &d->finished_ms));
+  int64_t *ms[] = {&d->scheduled_start_ms, &d->actual_start_ms,
+                   &d->created_ms, &d->finished_ms};
+  _Static_assert(sizeof(ms) / sizeof(ms[0]) ==
+                     sizeof(report_times) / sizeof(report_times[0]),
+                 "a field for each report time");
+  for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
+    fail |= json_object_set_new(c, report_times[i].name,
+                                time_field(data, report_times[i].first,
+                                           report_times[i].n, tz, ms[i]));
 
   v = get(data, "statistics");
   if (json_is_object(v)) {
