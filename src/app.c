@@ -103,6 +103,8 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
                             .on_fatal = on_fatal,
                             .on_connection = brw__app_on_connection,
                             .on_commit_done = brw__app_on_commit_done,
+                            .on_txn_done = brw__app_on_txn_done,
+                            .on_delivery_failed = brw__app_on_delivery_failed,
                             .ctx = app};
   r = brw_kafka_new(loop, cfg, &h, &app->kafka, errbuf, errlen);
   if (r)
@@ -137,6 +139,8 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   app->flush_timer.data = app;
   uv_timer_init(loop, &app->revoke_timer);
   app->revoke_timer.data = app;
+  uv_timer_init(loop, &app->txn_timer);
+  app->txn_timer.data = app;
   uv_timer_init(loop, &app->health_timer);
   app->health_timer.data = app;
   /* Busy time per iteration needs libuv's idle-time metric (libuv >=
@@ -181,8 +185,15 @@ static void on_signal(uv_signal_t *s, int signum) {
 int brw_app_start(brw_app_t *app) {
   uv_signal_start(&app->sigterm, on_signal, SIGTERM);
   uv_signal_start(&app->sigint, on_signal, SIGINT);
-  uv_timer_start(&app->commit_timer, brw__app_on_commit_timer,
-                 app->cfg->commit_interval_ms, app->cfg->commit_interval_ms);
+  /* At least once: the consumer commits what is complete every
+   * kafka.commit_interval. Exactly once: each transaction commits it. */
+  if (brw_kafka_transactional(app->kafka)) {
+    if (brw__app_txn_start(app) != 0)
+      return BRW_ENOMEM;
+  } else {
+    uv_timer_start(&app->commit_timer, brw__app_on_commit_timer,
+                   app->cfg->commit_interval_ms, app->cfg->commit_interval_ms);
+  }
   int r = brw_kafka_start(app->kafka);
   if (r)
     return r;
@@ -263,6 +274,7 @@ static void finish_shutdown(brw_app_t *app) {
     uv_handle_t *hs[] = {(uv_handle_t *)&app->commit_timer,
                          (uv_handle_t *)&app->flush_timer,
                          (uv_handle_t *)&app->revoke_timer,
+                         (uv_handle_t *)&app->txn_timer,
                          (uv_handle_t *)&app->health_timer,
                          (uv_handle_t *)&app->loop_check,
                          (uv_handle_t *)&app->sigterm,
@@ -304,11 +316,51 @@ static void log_summary(brw_app_t *app) {
            "summary");
 }
 
+static void on_flush_timer(uv_timer_t *t);
+
+/* The end of the flush step: the summary, then the clients close. */
+static void flushed(brw_app_t *app) {
+  uv_timer_stop(&app->flush_timer);
+  log_summary(app);
+  app->flushed = 1;
+  finish_shutdown(app);
+}
+
+/* Exactly once, shutdown step 2: the transaction cycle commits what is
+ * ready and closes (brw__app_txn_stop), within shutdown.timeout; no
+ * consumer commit follows (the transactions committed the offsets). What
+ * is left uncommitted after the timeout is reported again by the next
+ * owner, once. */
+static void flush_transactions(brw_app_t *app) {
+  brw__app_txn_stop(app);
+  if (!app->txn_closed && app->exit_code == 0 &&
+      uv_now(app->loop) - app->stop_started < app->cfg->shutdown_timeout_ms)
+    return;
+  if (!app->txn_closed)
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{sI}", "records",
+                       (json_int_t)brw_txn_pending(app->txn)),
+             "shutdown timeout: records of the open transaction are not "
+             "committed; their events will be reported by the next owner");
+  if (app->revoke.active)
+    brw__app_revoke_finish(app);
+  flushed(app);
+}
+
+void brw__app_shutdown_kick(brw_app_t *app) {
+  if (app->stopping && !app->flushed)
+    uv_timer_start(&app->flush_timer, on_flush_timer, 0, FLUSH_POLL_MS);
+}
+
 /* Shutdown, step 2: waits (without blocking the loop) until the producer
  * has no record in flight or shutdown.timeout passed, then commits what is
  * complete and closes everything. */
 static void on_flush_timer(uv_timer_t *t) {
   brw_app_t *app = t->data;
+  if (app->txn) {
+    flush_transactions(app);
+    return;
+  }
   size_t left = brw_kafka_in_flight(app->kafka);
   /* Also wait for an asynchronous commit under way, so that it cannot land
    * after (and overwrite) the final commit. After a fatal Kafka error
@@ -325,9 +377,7 @@ static void on_flush_timer(uv_timer_t *t) {
   /* A revocation still waiting ends with this commit. */
   if (app->revoke.active)
     brw__app_revoke_finish(app);
-  log_summary(app);
-  app->flushed = 1;
-  finish_shutdown(app);
+  flushed(app);
 }
 
 void brw_app_stop(brw_app_t *app) {
@@ -357,8 +407,11 @@ int brw_app_free(brw_app_t *app) {
     completion_t *c = brw_list_entry(app->completions.next, completion_t, node);
     brw_list_remove(&c->node);
     free(c->ev);
+    free(c->rec);
+    brw_headers_free(c->rec_hdrs);
     free(c);
   }
+  brw__app_txn_free(app);
   brw_partitions_free(&app->parts);
   while (!brw_list_empty(&app->recent_fifo)) {
     recent_t *r = brw_list_entry(app->recent_fifo.next, recent_t, node);

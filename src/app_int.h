@@ -11,6 +11,8 @@
  * - src/app_rebalance.c: commits, assignment and revocation.
  * - src/app_campaign.c: the campaigns (table, timers, fetches, outcomes) and
  *   the intake of input events (brw__app_on_message).
+ * - src/app_txn.c: exactly once (delivery.guarantee): carries out the
+ *   transaction cycle's steps (src/txn.c) with the kept records.
  * Every function declared here runs on the loop thread; the comment above
  * its definition says what it does. Helpers used by one file only stay
  * static in that file. */
@@ -33,6 +35,7 @@
 #include "brw/schedule.h"
 #include "brw/timers.h"
 #include "brw/tracker.h"
+#include "brw/txn.h"
 #include "brw/vocab.h"
 
 #include <stddef.h>
@@ -67,6 +70,18 @@ typedef struct {
   uint32_t ev_value_len;
   char outcome[32]; /* report outcome or DLQ reason */
   uint64_t t_final; /* uv_hrtime() when the outcome was decided */
+  /* Exactly once: the record as last built (key bytes, then value), kept
+   * until its transaction commits so that an abort can produce it again;
+   * its headers; the transaction it was last produced into. `taken`: the
+   * transaction cycle has it (freed only through its committed or dropped
+   * lists); `has_rec` 0: it completes its offsets without a record (given
+   * up); `marked`: its offsets are marked done (at its commit's start). */
+  char *rec;
+  brw_headers_t *rec_hdrs;
+  uint32_t rec_key_len;
+  uint32_t rec_value_len;
+  uint64_t seq;
+  uint8_t taken, has_rec, marked;
   int n;
   int64_t offsets[];
 } completion_t;
@@ -200,6 +215,19 @@ struct brw_app_s {
   uv_timer_t revoke_timer; /* deadlines, and kicks from callbacks */
   hold_t hold_backlog; /* records wait for the producer queue */
   hold_t hold_max;     /* paused at max.tracked */
+  /* Exactly once (src/app_txn.c); txn NULL: at least once. */
+  brw_txn_t *txn;
+  uv_timer_t txn_timer;
+  brw_kafka_positions_t txn_offsets; /* what the commit under way sends */
+  uint64_t txn_seq;                  /* the open transaction's number */
+  completion_t *txn_producing;       /* inside its brw_kafka_produce */
+  brw_txn_input_t *txn_pending;      /* inputs that came while a step
+                                        was carried out */
+  size_t txn_npending, txn_cappending;
+  int txn_busy;    /* a step is being carried out */
+  int txn_stopped; /* STOP was sent */
+  int txn_closed;  /* ... and the cycle closed */
+  brw_log_limit_t txn_log;
   uv_signal_t sigterm;
   uv_signal_t sigint;
   int started;
@@ -212,6 +240,9 @@ struct brw_app_s {
   app_stats_t st;
   char instance[128];
 };
+
+/* Goes on with the shutdown's flush step at once (src/app.c). */
+void brw__app_shutdown_kick(brw_app_t *app);
 
 /* Producing (src/app_output.c). */
 completion_t *brw__app_completion_new(brw_app_t *app, brw_part_t *pt, int kind,
@@ -232,6 +263,24 @@ void brw__app_on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
                          const char *reason);
 void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
                           const char *outcome);
+
+void brw__app_completion_free(brw_app_t *app, completion_t *c);
+void brw__app_completion_settle(brw_app_t *app, completion_t *c,
+                                int mark_offsets);
+
+/* Exactly once (src/app_txn.c). */
+int brw__app_txn_start(brw_app_t *app);
+void brw__app_txn_put(brw_app_t *app, completion_t *c, const void *key,
+                      size_t key_len, const void *value, size_t value_len,
+                      brw_headers_t *hdrs);
+void brw__app_txn_empty(brw_app_t *app, completion_t *c);
+void brw__app_txn_revoke(brw_app_t *app, int lost);
+void brw__app_txn_stop(brw_app_t *app);
+void brw__app_on_txn_done(void *ctx, brw_txn_call_t call,
+                          brw_txn_result_t result, const char *reason);
+void brw__app_on_delivery_failed(void *ctx, void *opaque, int err,
+                                 const char *reason);
+void brw__app_txn_free(brw_app_t *app);
 
 /* Health and backpressure (src/app_health.c). */
 void brw__app_on_connection(void *ctx, int up);

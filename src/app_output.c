@@ -63,6 +63,11 @@ static completion_t *completion_alloc(brw_app_t *app, brw_part_t *pt, int kind,
   c->ev = NULL;
   c->ev_key_len = c->ev_value_len = 0;
   c->outcome[0] = '\0';
+  c->rec = NULL;
+  c->rec_hdrs = NULL;
+  c->rec_key_len = c->rec_value_len = 0;
+  c->seq = 0;
+  c->taken = c->has_rec = c->marked = 0;
   c->n = n;
   if (pt && n > 0)
     brw_part_inflight_add(pt);
@@ -94,8 +99,10 @@ completion_t *brw__app_campaign_completion(campaign_t *c, int kind,
 }
 
 /* Unlinks and frees a completion. Once no refused one is left, the health
- * tick clears record_refused (after REFUSED_CLEAR_MS without a refusal). */
-static void completion_free(brw_app_t *app, completion_t *c) {
+ * tick clears record_refused (after REFUSED_CLEAR_MS without a refusal).
+ * Exactly once: only for one the transaction cycle does not hold (not
+ * taken, or in its committed or dropped list). */
+void brw__app_completion_free(brw_app_t *app, completion_t *c) {
   if (c->refused)
     app->refused_open--;
   if (c->n > 0 &&
@@ -103,7 +110,19 @@ static void completion_free(brw_app_t *app, completion_t *c) {
     brw__app_revoke_kick(app);
   brw_list_remove(&c->node);
   free(c->ev);
+  free(c->rec);
+  brw_headers_free(c->rec_hdrs);
   free(c);
+}
+
+/* A completion that will not be produced as it is (refused, given up, out
+ * of memory): freed, its offsets left pending; or, exactly once, when the
+ * transaction cycle holds it, kept without a record. */
+static void completion_abandon(brw_app_t *app, completion_t *c) {
+  if (app->txn && c->taken)
+    brw__app_txn_empty(app, c);
+  else
+    brw__app_completion_free(app, c);
 }
 
 /* Hands a record to the producer; `comp` comes back through on_delivered
@@ -111,13 +130,19 @@ static void completion_free(brw_app_t *app, completion_t *c) {
 static void produce(brw_app_t *app, const char *topic, const void *key,
                     size_t key_len, const void *value, size_t value_len,
                     brw_headers_t *hdrs, completion_t *comp) {
+  if (app->txn) {
+    /* Exactly once: kept, and produced when its transaction is open. */
+    brw__app_txn_put(app, comp, key, key_len, value, value_len, hdrs);
+    brw__app_update_backpressure(app);
+    return;
+  }
   brw_kafka_record_t rec = {topic,    key,  key_len, value,
                             value_len, hdrs, comp};
   int r = brw_kafka_produce(app->kafka, &rec);
   if (r != 0) {
     /* Only after a fatal error (shutdown follows) or out of memory: the
      * offsets stay pending and are replayed by the next run. */
-    completion_free(app, comp);
+    brw__app_completion_free(app, comp);
   }
   brw__app_update_backpressure(app);
 }
@@ -161,10 +186,15 @@ int brw__app_recent_has(brw_app_t *app, int32_t partition, int32_t account,
   return brw_tracker_find(&app->recent, partition, account, id) != NULL;
 }
 
-void brw__app_on_delivered(void *ctx, void *opaque) {
-  brw_app_t *app = ctx;
-  completion_t *c = opaque;
-  if (c->kind == 0) {
+/* A record is published (at least once: acknowledged; exactly once: its
+ * transaction committed, its offsets marked at the commit's start, so
+ * mark_offsets 0): counted, its campaign remembered, its offsets done, and
+ * the completion freed. */
+void brw__app_completion_settle(brw_app_t *app, completion_t *c,
+                                int mark_offsets) {
+  if (app->txn && !c->has_rec) {
+    /* Exactly once, given up (dlq_give_up counted it): no record. */
+  } else if (c->kind == 0) {
     recent_add(app, c->partition, c->account, c->campaign_id);
     brw_metrics_inc(app->m, BRW_M_REPORTS_PUBLISHED, c->outcome, 1);
     brw_metrics_observe(app->m, BRW_M_REPORT_DELAY, NULL,
@@ -174,12 +204,19 @@ void brw__app_on_delivered(void *ctx, void *opaque) {
   } else {
     brw_metrics_inc(app->m, BRW_M_PROGRESS_REPORTS, NULL, 1);
   }
-  for (int i = 0; i < c->n; i++)
+  for (int i = 0; mark_offsets && i < c->n; i++)
     brw_partitions_done(&app->parts, c->partition, c->generation,
                         c->offsets[i]);
   app->st.acked++;
-  completion_free(app, c);
+  brw__app_completion_free(app, c);
   brw__app_update_backpressure(app);
+}
+
+void brw__app_on_delivered(void *ctx, void *opaque) {
+  brw_app_t *app = ctx;
+  if (app->txn)
+    return; /* exactly once: settled when its transaction commits */
+  brw__app_completion_settle(app, opaque, 1);
 }
 
 /* Each DLQ reason (brw_dlq_reason_names) has a log limit of its own; a
@@ -222,10 +259,15 @@ static void dlq_give_up(brw_app_t *app, completion_t *c, const char *why) {
              "DLQ record given up, its event is completed without one: %s; "
              "read the event from the input topic at this offset",
              why);
+  if (app->txn) {
+    /* Exactly once: the offsets complete with the transaction. */
+    brw__app_txn_empty(app, c);
+    return;
+  }
   for (int i = 0; i < c->n; i++)
     brw_partitions_done(&app->parts, c->partition, c->generation,
                         c->offsets[i]);
-  completion_free(app, c);
+  brw__app_completion_free(app, c);
   brw__app_update_backpressure(app);
 }
 
@@ -254,7 +296,7 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
   if (!h) {
     brw_log_error("out of memory building a DLQ record's headers: not "
                   "produced; its events stay pending and are replayed");
-    completion_free(app, comp);
+    completion_abandon(app, comp);
     return;
   }
   brw_record_fit_t f;
@@ -415,7 +457,7 @@ void brw__app_on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
                   "suppressed", (json_int_t)held),
         "record refused for good, not produced again as it is: %s", reason);
   if (c->kind == 2) {
-    completion_free(app, c);
+    completion_abandon(app, c);
     return;
   }
   if (c->kind == 0) {

@@ -189,6 +189,20 @@ void brw__app_on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
   if (lost) {
     app->joined = 0;
     app->unjoined_ms = uv_now(app->loop);
+  }
+  if (app->txn) {
+    /* Exactly once: the transaction cycle commits every record ready now
+     * (or, lost, aborts and drops them) before the partitions go; the
+     * release comes through its step (src/app_txn.c). Inside the
+     * consumer's close the cycle is closed already (shutdown stopped it)
+     * and releases at once; if it is not, the revocation ends anyway and
+     * what is uncommitted is reported again by the next owner. */
+    brw__app_txn_revoke(app, lost);
+    if (now && app->revoke.active)
+      brw__app_revoke_finish(app);
+    return;
+  }
+  if (lost) {
     brw__app_revoke_finish(app);
   } else if (now || !app->kafka || n == 0) {
     if (n)

@@ -128,6 +128,8 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error",
                                          NULL};
 static const char *const log_formats[] = {"json", "text", NULL};
 static const char *const http_versions[] = {"auto", "1.1", "2", NULL};
+static const char *const guarantees[] = {"at_least_once", "exactly_once",
+                                         NULL};
 
 #define G_KAFKA "Kafka"
 #define G_API "BSG API"
@@ -188,6 +190,13 @@ static const config_key_t keys[] = {
      .max = DUR_MAX_MS,
      .flags = KF_THEN_KAFKA,
      .doc = "How often completed input offsets are committed."},
+    {.name = "delivery.guarantee",
+     .type = KT_ENUM,
+     .def = "at_least_once",
+     .group = G_KAFKA,
+     .off = F(delivery_guarantee),
+     .choices = guarantees,
+     .doc = "at_least_once, or exactly_once (Kafka transactions)."},
 
     {.name = "api.url",
      .type = KT_STRING,

@@ -41,6 +41,10 @@
  * thread pool); without its answer the events are replayed from the
  * committed offset, none skipped. */
 #define COMMITTED_TIMEOUT_MS 10000
+/* The longest one transactional call waits (exactly once): a call that
+ * times out is retriable, and src/txn.c decides what follows. Shutdown
+ * waits for a call under way. */
+#define TXN_CALL_TIMEOUT_MS 10000
 /* How much of a security failure's text is kept (brw_kafka_auth_failure). */
 #define AUTH_WHY_MAX 480
 
@@ -69,6 +73,7 @@ _Static_assert(BRW_KAFKA_ERR_INVALID_RECORD == RD_KAFKA_RESP_ERR_INVALID_RECORD,
 _Static_assert(BRW_KAFKA_ERR_INVALID_ARG == RD_KAFKA_RESP_ERR__INVALID_ARG,
                "code");
 _Static_assert(BRW_KAFKA_ERR_FAIL == RD_KAFKA_RESP_ERR__FAIL, "code");
+_Static_assert(BRW_KAFKA_ERR_FATAL == RD_KAFKA_RESP_ERR__FATAL, "code");
 
 /* A record waiting for the producer queue (or for a retry after a failed
  * delivery). Owns copies of everything. */
@@ -190,6 +195,15 @@ struct brw_kafka_s {
   int pending_closes;
   void (*close_cb)(void *);
   void *close_arg;
+  /* Exactly once (delivery.guarantee): the producer is transactional, its
+   * events are served as events (see drain_producer), and its
+   * transactional calls run on libuv's pool, one at a time. */
+  int eo;
+  rd_kafka_conf_t *pconf; /* a copy of the producer's configuration, for a
+                             rebuild */
+  struct txw_s *txw;      /* the call under way, or NULL */
+  struct txw_s *txw_held; /* a commit waiting for the backlog to drain */
+  int offsets_sent;       /* send_offsets done in this transaction */
 };
 
 static int drain_queue(qbridge_t *q);
@@ -437,6 +451,21 @@ static void go_fatal(brw_kafka_t *k, rd_kafka_t *rk) {
   }
 }
 
+/* Exactly once: a fatal error of the transactional producer (fenced by
+ * another producer with the same transactional.id, an unknown producer id,
+ * ...) does not stop the worker: the application's transaction cycle
+ * aborts and rebuilds the producer (src/txn.c). */
+static void producer_fatal(brw_kafka_t *k, rd_kafka_t *rk) {
+  char buf[512];
+  rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+  brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(ferr)),
+           "transactional producer failed for good, it will be made again: "
+           "%s",
+           buf);
+  if (k->h.on_delivery_failed)
+    k->h.on_delivery_failed(k->h.ctx, NULL, RD_KAFKA_RESP_ERR__FATAL, buf);
+}
+
 /* error_cb: runs on the loop thread (errors are served from the queues). Only
  * a fatal error is fatal; everything else librdkafka retries by itself.
  * "All brokers down" is not logged here: the application hears of it through
@@ -445,6 +474,10 @@ static void go_fatal(brw_kafka_t *k, rd_kafka_t *rk) {
 static void on_error(rd_kafka_t *rk, int err, const char *reason,
                      void *opaque) {
   brw_kafka_t *k = opaque;
+  if (err == RD_KAFKA_RESP_ERR__FATAL && k->eo && rk == k->rk_p) {
+    producer_fatal(k, rk);
+    return;
+  }
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     go_fatal(k, rk);
     return;
@@ -738,6 +771,8 @@ static backlog_rec_t *backlog_new(const char *topic, const void *key,
   return b;
 }
 
+static void txw_release_held(brw_kafka_t *k);
+
 /* Moves what fits from the backlog into the producer queue, oldest first, so
  * that order is kept. */
 static void flush_backlog(brw_kafka_t *k) {
@@ -783,6 +818,8 @@ static void flush_backlog(brw_kafka_t *k) {
     k->nbacklog--;
     backlog_free(b);
   }
+  if (k->txw_held && k->nbacklog == 0)
+    txw_release_held(k);
 }
 
 /* dr_msg_cb: on the loop thread, from the producer queue drain. A failed
@@ -803,7 +840,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
       k->h.on_delivered(k->h.ctx, rkm->_private);
     return;
   }
-  if (!k->fatal && brw_record_refusal_permanent(rkm->err)) {
+  if (!k->fatal && (brw_record_refusal_permanent(rkm->err) || k->eo)) {
     rd_kafka_headers_t *rh = NULL;
     if (rd_kafka_message_headers(rkm, &rh) != RD_KAFKA_RESP_ERR_NO_ERROR)
       rh = NULL;
@@ -815,8 +852,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                               rkm->len,
                               h,
                               rkm->_private};
-    refuse(k, &rec, rkm->err);
+    /* Exactly once: the transaction is lost with any failed record, and
+     * librdkafka retried it already; the application aborts and produces
+     * the transaction's records again (a refused one as on_refused made
+     * it). */
+    if (brw_record_refusal_permanent(rkm->err))
+      refuse(k, &rec, rkm->err);
     brw_headers_free(h);
+    if (k->eo && k->h.on_delivery_failed)
+      k->h.on_delivery_failed(k->h.ctx, rkm->_private, rkm->err,
+                              rd_kafka_err2str(rkm->err));
     return;
   }
   uint64_t held = 0;
@@ -852,7 +897,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 /* The application's headers become librdkafka's here, once: the backlog
  * and the retries keep librdkafka's copy. */
 int brw_kafka_produce(brw_kafka_t *k, const brw_kafka_record_t *rec) {
-  if (k->fatal) {
+  if (k->fatal || !k->rk_p) {
     brw_headers_free(rec->headers);
     return BRW_EFATAL;
   }
@@ -899,6 +944,255 @@ size_t brw_kafka_backlog(const brw_kafka_t *k) {
 
 size_t brw_kafka_in_flight(const brw_kafka_t *k) {
   return k->in_flight + k->nbacklog;
+}
+
+/* ---- exactly once: the transactional calls ----
+ *
+ * They block, so they run on libuv's pool, one at a time; the work function
+ * touches only its txw_t (and the producer, whose API is thread-safe), the
+ * after-work callback hands the result to the application on the loop. The
+ * producer's events keep being served on the loop meanwhile (drain_events),
+ * which is what commit and abort wait for. */
+
+static void release_clients(brw_kafka_t *k);
+static void on_timer(uv_timer_t *t);
+
+typedef struct txw_s {
+  uv_work_t req;
+  brw_kafka_t *k;
+  brw_txn_call_t call;
+  rd_kafka_t *rk;         /* the producer it runs on; REBUILD: the old one,
+                             destroyed by the work (may be NULL) */
+  rd_kafka_t *made;       /* REBUILD: the new producer */
+  rd_kafka_conf_t *conf;  /* REBUILD: the configuration it is made from */
+  rd_kafka_topic_partition_list_t *offsets;  /* COMMIT: to send, or NULL */
+  rd_kafka_consumer_group_metadata_t *cgmd;  /* COMMIT, with offsets */
+  int offsets_sent;       /* COMMIT: send_offsets went through */
+  brw_txn_result_t result;
+  char reason[512];
+} txw_t;
+
+static void txw_free(txw_t *w) {
+  if (w->offsets)
+    rd_kafka_topic_partition_list_destroy(w->offsets);
+  if (w->cgmd)
+    rd_kafka_consumer_group_metadata_destroy(w->cgmd);
+  if (w->conf)
+    rd_kafka_conf_destroy(w->conf);
+  free(w);
+}
+
+/* The class of a transactional error (docs/transactions.md): fatal first,
+ * then requires-abort, then retriable; an error with none of the flags
+ * (a call in the wrong state) cannot be cured by calling again: fatal. */
+static brw_txn_result_t txn_class(rd_kafka_error_t *e, char *reason,
+                                  size_t len) {
+  if (!e) {
+    reason[0] = '\0';
+    return BRW_TXN_OK;
+  }
+  snprintf(reason, len, "%s: %s", rd_kafka_error_name(e),
+           rd_kafka_error_string(e));
+  brw_txn_result_t r = rd_kafka_error_is_fatal(e) ? BRW_TXN_FATAL
+                       : rd_kafka_error_txn_requires_abort(e)
+                           ? BRW_TXN_REQUIRES_ABORT
+                       : rd_kafka_error_is_retriable(e) ? BRW_TXN_RETRIABLE
+                                                        : BRW_TXN_FATAL;
+  rd_kafka_error_destroy(e);
+  return r;
+}
+
+static void txw_work(uv_work_t *req) {
+  txw_t *w = req->data;
+  rd_kafka_error_t *e = NULL;
+  switch (w->call) {
+  case BRW_TXN_CALL_INIT:
+    e = rd_kafka_init_transactions(w->rk, TXN_CALL_TIMEOUT_MS);
+    break;
+  case BRW_TXN_CALL_COMMIT:
+    if (w->offsets) {
+      e = rd_kafka_send_offsets_to_transaction(w->rk, w->offsets, w->cgmd,
+                                               TXN_CALL_TIMEOUT_MS);
+      if (e)
+        break;
+      w->offsets_sent = 1;
+    }
+    e = rd_kafka_commit_transaction(w->rk, TXN_CALL_TIMEOUT_MS);
+    break;
+  case BRW_TXN_CALL_ABORT:
+    e = rd_kafka_abort_transaction(w->rk, TXN_CALL_TIMEOUT_MS);
+    break;
+  case BRW_TXN_CALL_REBUILD: {
+    char err[256];
+    if (w->rk)
+      rd_kafka_destroy(w->rk);
+    w->rk = NULL;
+    w->made = rd_kafka_new(RD_KAFKA_PRODUCER, w->conf, err, sizeof(err));
+    if (!w->made) {
+      snprintf(w->reason, sizeof(w->reason), "cannot make the producer: %s",
+               err);
+      w->result = BRW_TXN_FATAL;
+      return;
+    }
+    w->conf = NULL; /* the producer's now */
+    e = rd_kafka_init_transactions(w->made, TXN_CALL_TIMEOUT_MS);
+    break;
+  }
+  case BRW_TXN_CALL_NONE:
+    break;
+  }
+  w->result = txn_class(e, w->reason, sizeof(w->reason));
+}
+
+/* The producer leaves the loop (REBUILD): its queue no longer wakes it,
+ * and what it had in flight is forgotten (the application keeps every
+ * record of an uncommitted transaction and produces it again). */
+static void producer_detach(brw_kafka_t *k) {
+  if (k->qp.rkqu) {
+    rd_kafka_queue_io_event_enable(k->qp.rkqu, -1, NULL, 0);
+    rd_kafka_queue_destroy(k->qp.rkqu);
+    k->qp.rkqu = NULL;
+  }
+  k->rk_p = NULL;
+  k->in_flight = 0;
+}
+
+/* A new producer joins the loop, on the same wake-up pipe. */
+static void producer_attach(brw_kafka_t *k, rd_kafka_t *rk) {
+  k->rk_p = rk;
+  rd_kafka_set_log_queue(rk, NULL);
+  k->qp.rkqu = rd_kafka_queue_get_main(rk);
+  rd_kafka_queue_io_event_enable(k->qp.rkqu, k->qp.pipe[1], "1", 1);
+  k->all_down_p = 0;
+  k->reached[1] = 0;
+  k->auth_why[1][0] = '\0';
+  k->verify_why[1][0] = '\0';
+  set_connection(k);
+  /* Anything queued before the wake-up was enabled. */
+  uv_timer_start(&k->timer, on_timer, 0, SAFETY_MS);
+}
+
+static void backlog_clear(brw_kafka_t *k) {
+  while (!brw_list_empty(&k->backlog)) {
+    backlog_rec_t *b = brw_list_entry(k->backlog.next, backlog_rec_t, node);
+    brw_list_remove(&b->node);
+    backlog_free(b);
+  }
+  k->nbacklog = 0;
+}
+
+static void txw_done(uv_work_t *req, int status) {
+  txw_t *w = req->data;
+  brw_kafka_t *k = w->k;
+  k->txw = NULL;
+  if (w->made) {
+    if (k->closing)
+      rd_kafka_destroy(w->made);
+    else
+      producer_attach(k, w->made);
+    w->made = NULL;
+  }
+  if (w->offsets_sent)
+    k->offsets_sent = 1;
+  brw_txn_call_t call = w->call;
+  brw_txn_result_t result = status ? BRW_TXN_FATAL : w->result;
+  char reason[sizeof(w->reason)];
+  snprintf(reason, sizeof(reason), "%s",
+           status ? uv_strerror(status) : w->reason);
+  txw_free(w);
+  if (k->closing) {
+    release_clients(k);
+    return;
+  }
+  if (k->h.on_txn_done)
+    k->h.on_txn_done(k->h.ctx, call, result, reason[0] ? reason : NULL);
+}
+
+static int txw_start(brw_kafka_t *k, txw_t *w) {
+  int r = uv_queue_work(k->loop, &w->req, txw_work, txw_done);
+  if (r != 0) {
+    brw_log_error("cannot start a transactional call: %s", uv_strerror(r));
+    txw_free(w);
+    return BRW_ENOMEM;
+  }
+  k->txw = w;
+  return 0;
+}
+
+/* A commit held while the backlog was produced: the backlog is empty. */
+static void txw_release_held(brw_kafka_t *k) {
+  txw_t *w = k->txw_held;
+  k->txw_held = NULL;
+  w->rk = k->rk_p;
+  if (txw_start(k, w) != 0 && k->h.on_txn_done)
+    k->h.on_txn_done(k->h.ctx, BRW_TXN_CALL_COMMIT, BRW_TXN_RETRIABLE,
+                     "out of memory");
+}
+
+int brw_kafka_transactional(const brw_kafka_t *k) {
+  return k->eo;
+}
+
+int brw_kafka_txn_begin(brw_kafka_t *k) {
+  if (!k->eo || !k->rk_p)
+    return BRW_EKAFKA;
+  char reason[512];
+  rd_kafka_error_t *e = rd_kafka_begin_transaction(k->rk_p);
+  k->offsets_sent = 0;
+  if (!e)
+    return 0;
+  txn_class(e, reason, sizeof(reason));
+  brw_logj(BRW_LOG_WARN, NULL, "cannot begin a transaction: %s", reason);
+  return BRW_EKAFKA;
+}
+
+int brw_kafka_txn_call(brw_kafka_t *k, brw_txn_call_t call,
+                       const brw_kafka_positions_t *offsets) {
+  if (!k->eo || k->txw || k->txw_held || k->closing ||
+      call == BRW_TXN_CALL_NONE)
+    return BRW_EINVAL;
+  txw_t *w = calloc(1, sizeof(*w));
+  if (!w)
+    return BRW_ENOMEM;
+  w->req.data = w;
+  w->k = k;
+  w->call = call;
+  w->rk = k->rk_p;
+  switch (call) {
+  case BRW_TXN_CALL_COMMIT:
+    if (!k->offsets_sent && offsets && offsets->cnt > 0 && k->rk_c &&
+        !k->consumer_closed) {
+      w->cgmd = rd_kafka_consumer_group_metadata(k->rk_c);
+      if (w->cgmd)
+        w->offsets = positions_to_rd(k, offsets);
+    }
+    if (k->nbacklog > 0) {
+      /* Every record of the transaction goes before its commit: the
+       * backlog is produced first (flush_backlog starts the commit). */
+      k->txw_held = w;
+      return 0;
+    }
+    break;
+  case BRW_TXN_CALL_ABORT:
+    backlog_clear(k);
+    break;
+  case BRW_TXN_CALL_REBUILD:
+    backlog_clear(k);
+    w->conf = rd_kafka_conf_dup(k->pconf);
+    if (!w->conf) {
+      free(w);
+      return BRW_ENOMEM;
+    }
+    producer_detach(k);
+    break;
+  default:
+    break;
+  }
+  if (!w->rk && call != BRW_TXN_CALL_REBUILD) {
+    txw_free(w);
+    return BRW_EINVAL;
+  }
+  return txw_start(k, w);
 }
 
 /* ---- rebalances ----
@@ -996,7 +1290,7 @@ static void destroy_clients(brw_kafka_t *k);
  * probe, a committed-offset read) uses them any more, they are destroyed:
  * from brw_kafka_close, or from the last job's after-work callback. */
 static void release_clients(brw_kafka_t *k) {
-  if (!k->closing || k->probing || k->creads)
+  if (!k->closing || k->probing || k->creads || k->txw)
     return;
   destroy_clients(k);
   close_step(k);
@@ -1300,6 +1594,57 @@ static void consumer_error(brw_kafka_t *k, const rd_kafka_message_t *rkm) {
            "consumer: %s", rd_kafka_message_errstr(rkm));
 }
 
+/* Exactly once: the transactional producer's queue is served as events,
+ * not callbacks. commit_transaction and abort_transaction, on libuv's
+ * pool, wait for the delivery reports of the transaction's records; with
+ * callbacks they would serve the queue themselves, running the
+ * application's handlers on that thread. With events they only wait for
+ * the count of records to reach zero while this drain, on the loop, hands
+ * each report and line to the same handlers as the callbacks do. */
+static int drain_events(brw_kafka_t *k) {
+  int more = 1;
+  for (int i = 0; i < DRAIN_BATCH / 100 && k->rk_p; i++) {
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(k->qp.rkqu, 0);
+    if (!ev) {
+      more = 0;
+      break;
+    }
+    rd_kafka_t *rk = k->rk_p;
+    switch (rd_kafka_event_type(ev)) {
+    case RD_KAFKA_EVENT_DR: {
+      const rd_kafka_message_t *m;
+      while ((m = rd_kafka_event_message_next(ev)))
+        on_delivery(rk, m, k);
+      break;
+    }
+    case RD_KAFKA_EVENT_ERROR:
+      on_error(rk,
+               rd_kafka_event_error_is_fatal(ev) ? RD_KAFKA_RESP_ERR__FATAL
+                                                 : rd_kafka_event_error(ev),
+               rd_kafka_event_error_string(ev), k);
+      break;
+    case RD_KAFKA_EVENT_LOG: {
+      const char *fac = NULL, *str = NULL;
+      int level = 6;
+      if (rd_kafka_event_log(ev, &fac, &str, &level) == 0 && str)
+        log_kafka(rk, level, fac, str);
+      break;
+    }
+    case RD_KAFKA_EVENT_STATS: {
+      const char *j = rd_kafka_event_stats(ev);
+      if (j)
+        on_stats(rk, (char *)j, strlen(j), k);
+      break;
+    }
+    default:
+      break;
+    }
+    rd_kafka_event_destroy(ev);
+  }
+  flush_backlog(k);
+  return more;
+}
+
 /* Serves one queue: consumer messages (with rebalances, commits, logs and
  * errors as callbacks) or producer events (delivery reports, logs, errors).
  * Stops after DRAIN_BATCH items and returns 1 (more may be waiting): the
@@ -1333,6 +1678,8 @@ static int drain_queue(qbridge_t *q) {
   } else {
     if (!k->rk_p)
       return 0;
+    if (k->eo)
+      return drain_events(k);
     int more = 1;
     for (int i = 0; i < DRAIN_BATCH / 100; i++) {
       if (rd_kafka_poll(k->rk_p, 0) == 0) {
@@ -1437,7 +1784,7 @@ static void probe_start(brw_kafka_t *k) {
   p->req.data = p;
   p->k = k;
   for (int i = 0; i < BRW_KAFKA__TOPICS; i++)
-    p->rk[i] = i == BRW_KAFKA_INPUT ? k->rk_c : k->rk_p;
+    p->rk[i] = i == BRW_KAFKA_INPUT || k->eo ? k->rk_c : k->rk_p;
   if (uv_queue_work(k->loop, &p->req, probe_work, probe_done) == 0)
     k->probing = 1;
   else
@@ -1692,7 +2039,19 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   char bsz[32];
   snprintf(bsz, sizeof(bsz), "%llu",
            (unsigned long long)cfg->output_max_record_size);
+  char tid[512];
+  snprintf(tid, sizeof(tid), "%s-%s", cfg->group_id,
+           cfg->instance_id ? cfg->instance_id : "");
+  k->eo = brw_config_exactly_once(cfg);
   if (conf_set(pc, "enable.idempotence", "true", errbuf, errlen) ||
+      /* Exactly once: a transactional producer. transaction.timeout.ms is
+       * how long a transaction left open by a killed worker holds back
+       * read_committed readers before the broker aborts it (unless a
+       * restart with the same worker.instance fences it at once); Kafka
+       * Streams uses 10 s too. kafka.* may override both. */
+      (k->eo &&
+       (conf_set(pc, "transactional.id", tid, errbuf, errlen) ||
+        conf_set(pc, "transaction.timeout.ms", "10000", errbuf, errlen))) ||
       conf_set(pc, "batch.size", bsz, errbuf, errlen) ||
       conf_set(pc, "acks", "all", errbuf, errlen) ||
       conf_set(pc, "partitioner", "murmur2_random", errbuf, errlen) ||
@@ -1726,9 +2085,21 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
       goto err;
     }
   }
-  rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
   watch_cert_verify(pc);
-  rd_kafka_conf_set_stats_cb(pc, on_stats);
+  if (k->eo) {
+    rd_kafka_conf_set_events(pc, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
+                                     RD_KAFKA_EVENT_LOG |
+                                     RD_KAFKA_EVENT_STATS);
+    k->pconf = rd_kafka_conf_dup(pc);
+    if (!k->pconf) {
+      rd_kafka_conf_destroy(pc);
+      r = BRW_ENOMEM;
+      goto err;
+    }
+  } else {
+    rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+    rd_kafka_conf_set_stats_cb(pc, on_stats);
+  }
   k->rk_p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
   if (!k->rk_p) {
     rd_kafka_conf_destroy(pc);
@@ -1738,11 +2109,14 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
   }
 
   /* The topics the metadata probe looks up: the input topic through the
-   * consumer, the others through the producer that writes them. */
+   * consumer, the others through the producer that writes them; with
+   * exactly once all through the consumer, because the producer may be
+   * made again (brw_kafka_txn_call REBUILD) while a probe runs. */
   for (int i = 0; i < BRW_KAFKA__TOPICS; i++) {
     if (!k->topics[i] ||
         !(k->probe.rkt[i] = rd_kafka_topic_new(
-              i == BRW_KAFKA_INPUT ? k->rk_c : k->rk_p, k->topics[i], NULL))) {
+              i == BRW_KAFKA_INPUT || k->eo ? k->rk_c : k->rk_p,
+              k->topics[i], NULL))) {
       snprintf(errbuf, errlen, "kafka: cannot create a topic handle");
       r = BRW_EKAFKA;
       goto err;
@@ -1785,6 +2159,8 @@ err:
     rd_kafka_destroy(k->rk_c);
   if (k->rk_p)
     rd_kafka_destroy(k->rk_p);
+  if (k->pconf)
+    rd_kafka_conf_destroy(k->pconf);
   free(k->topic_input);
   free(k);
   *out = NULL;
@@ -1919,6 +2295,10 @@ static void close_step(brw_kafka_t *k) {
   }
   for (int i = 0; i < BRW_KAFKA__TOPICS; i++)
     free(k->topics[i]);
+  if (k->txw_held)
+    txw_free(k->txw_held);
+  if (k->pconf)
+    rd_kafka_conf_destroy(k->pconf);
   free(k->topic_input);
   free(k);
   if (cb)
@@ -1938,7 +2318,8 @@ static void destroy_clients(brw_kafka_t *k) {
     k->probe.rkt[i] = NULL;
   }
   rd_kafka_destroy(k->rk_c);
-  rd_kafka_destroy(k->rk_p);
+  if (k->rk_p)
+    rd_kafka_destroy(k->rk_p);
   k->rk_c = NULL;
   k->rk_p = NULL;
 }
@@ -1946,22 +2327,22 @@ static void destroy_clients(brw_kafka_t *k) {
 void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
   brw_kafka_close_consumer(k);
   k->closing = 1;
-  while (!brw_list_empty(&k->backlog)) {
-    backlog_rec_t *b = brw_list_entry(k->backlog.next, backlog_rec_t, node);
-    brw_list_remove(&b->node);
-    backlog_free(b);
-  }
-  k->nbacklog = 0;
+  backlog_clear(k);
   rd_kafka_queue_io_event_enable(k->qc.rkqu, -1, NULL, 0);
-  rd_kafka_queue_io_event_enable(k->qp.rkqu, -1, NULL, 0);
+  if (k->qp.rkqu) {
+    rd_kafka_queue_io_event_enable(k->qp.rkqu, -1, NULL, 0);
+    rd_kafka_queue_destroy(k->qp.rkqu);
+    k->qp.rkqu = NULL;
+  }
   rd_kafka_queue_destroy(k->qc.rkqu);
-  rd_kafka_queue_destroy(k->qp.rkqu);
   if (k->in_flight)
     brw_logj(BRW_LOG_WARN, json_pack("{sI}", "records", (json_int_t)k->in_flight),
              "records not acknowledged at close; their events will be "
              "replayed");
   /* Purge what is left so rd_kafka_destroy does not wait for it. */
-  rd_kafka_purge(k->rk_p, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  if (k->rk_p)
+    rd_kafka_purge(k->rk_p,
+                   RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   k->close_cb = cb;
   k->close_arg = arg;
   uv_timer_stop(&k->timer);

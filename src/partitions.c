@@ -220,6 +220,11 @@ static void resend(brw_partitions_t *t, int32_t p, int held_only) {
   pt->dirty = 1;
 }
 
+void brw_partitions_resend_all(brw_partitions_t *t) {
+  for (int32_t p = 0; p < t->nparts; p++)
+    resend(t, p, 1);
+}
+
 void brw_partitions_commit_failed(brw_partitions_t *t,
                                   const brw_kafka_positions_t *l) {
   for (int i = 0; i < l->cnt; i++)

@@ -40,6 +40,7 @@ typedef struct {
   char *topic_dlq;
   char *instance_id; /* worker.instance; default: hostname-pid */
   uint64_t commit_interval_ms; /* kafka.commit_interval (1s) */
+  char *delivery_guarantee;    /* "at_least_once" or "exactly_once" */
   /* API */
   char *api_url; /* "https://one-api.bsg.world" */
   int api_allow_insecure;       /* false: http:// only to a loopback host */
@@ -201,5 +202,11 @@ int brw_config_key_info(size_t i, brw_config_key_info_t *info);
 /* Writes the environment variable of a key ("poll.min_interval" ->
  * "BRW_POLL_MIN_INTERVAL") into buf. Returns 0 or BRW_ERANGE. */
 int brw_config_env_name(const char *key, char *buf, size_t len);
+
+/* delivery.guarantee = exactly_once. */
+static inline int brw_config_exactly_once(const brw_config_t *cfg) {
+  return cfg->delivery_guarantee &&
+         cfg->delivery_guarantee[0] == 'e'; /* the choices are checked */
+}
 
 #endif

@@ -34,6 +34,7 @@
 #include "brw/config.h"
 #include "brw/headers.h"
 #include "brw/metrics.h"
+#include "brw/txn.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +72,7 @@ typedef enum {
 #define BRW_KAFKA_ERR_INVALID_RECORD 87
 #define BRW_KAFKA_ERR_INVALID_ARG (-186) /* librdkafka's _INVALID_ARG */
 #define BRW_KAFKA_ERR_FAIL (-196)        /* librdkafka's _FAIL */
+#define BRW_KAFKA_ERR_FATAL (-150)       /* librdkafka's _FATAL */
 
 /* librdkafka's name of an error code ("MSG_SIZE_TOO_LARGE"), static. */
 const char *brw_kafka_err_name(int err);
@@ -166,6 +168,19 @@ typedef struct {
    * commit_failures_total counted it already. Borrowed list. */
   void (*on_commit_done)(void *ctx, int err,
                          const brw_kafka_positions_t *offsets);
+  /* Exactly once only (brw_kafka_transactional). A transactional call
+   * started by brw_kafka_txn_call ended, with its result class; `reason`
+   * is librdkafka's "NAME: text" (borrowed), NULL when it went well. */
+  void (*on_txn_done)(void *ctx, brw_txn_call_t call, brw_txn_result_t result,
+                      const char *reason);
+  /* Exactly once only. A record of the transaction failed (its delivery
+   * report has an error, after on_refused for a permanent refusal), or the
+   * producer failed for good (opaque NULL, err BRW_KAFKA_ERR_FATAL): the
+   * transaction cannot commit. Never retried by this module: the
+   * transaction is aborted and its records are produced again. `reason` is
+   * borrowed. */
+  void (*on_delivery_failed)(void *ctx, void *opaque, int err,
+                             const char *reason);
   void *ctx;
 } brw_kafka_handlers_t;
 
@@ -236,6 +251,37 @@ const char *brw_kafka_group_protocol(const brw_config_t *cfg);
  * during a cooperative rebalance no longer lose the assignment, else
  * "roundrobin" (eager). */
 const char *brw_kafka_default_strategy(int version);
+
+/* Exactly once (delivery.guarantee = exactly_once, docs/transactions.md).
+ * The producer is transactional: transactional.id "<group.id>-<worker.
+ * instance>" (kafka.producer.transactional.id overrides it),
+ * transaction.timeout.ms 10 s unless kafka.* sets it. The application
+ * (src/app_txn.c, driven by src/txn.c) produces only inside a transaction
+ * and commits the input offsets with it; consumer commits
+ * (brw_kafka_commit) are not used. */
+int brw_kafka_transactional(const brw_kafka_t *k);
+
+/* rd_kafka_begin_transaction (local, does not wait). Returns 0, or
+ * BRW_EKAFKA (logged): the transaction cannot begin. */
+int brw_kafka_txn_begin(brw_kafka_t *k);
+
+/* Starts a transactional call on libuv's pool (they block); its result
+ * comes through on_txn_done, never from inside this call. One at a time.
+ * - INIT: init_transactions.
+ * - COMMIT: send_offsets_to_transaction with `offsets` (borrowed, copied;
+ *   with their metadata, and the consumer's group metadata), unless this
+ *   transaction sent some already (a commit tried again), then
+ *   commit_transaction. A commit waits for the backlog to be produced
+ *   first.
+ * - ABORT: abort_transaction; the backlog is dropped (the caller produces
+ *   its records again).
+ * - REBUILD: the producer is destroyed and made again from the same
+ *   configuration (same transactional.id), then init_transactions; records
+ *   in flight and the backlog are dropped.
+ * Returns 0, BRW_EINVAL (not transactional, a call under way, closing) or
+ * BRW_ENOMEM. */
+int brw_kafka_txn_call(brw_kafka_t *k, brw_txn_call_t call,
+                       const brw_kafka_positions_t *offsets);
 
 /* Pauses or resumes fetching of every assigned partition. */
 void brw_kafka_pause(brw_kafka_t *k, int pause);

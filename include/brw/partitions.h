@@ -112,6 +112,11 @@ brw_part_t *brw_partitions_revoke(brw_partitions_t *t, int32_t p);
 int brw_partitions_commit_list(brw_partitions_t *t, int only_revoking,
                                brw_kafka_positions_t *out);
 
+/* Every held partition is sent again at the next commit, changed or not
+ * (exactly once: a transaction with no record still commits offsets, so
+ * that it is not empty). */
+void brw_partitions_resend_all(brw_partitions_t *t);
+
 /* A commit of `l` could not be sent: its partitions are sent again at the
  * next commit. */
 void brw_partitions_commit_failed(brw_partitions_t *t,
