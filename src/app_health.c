@@ -88,9 +88,13 @@ void brw__app_update_backpressure(brw_app_t *app) {
   size_t max = (size_t)app->cfg->max_tracked;
   int paused = brw_kafka_paused(app->kafka);
   int backlog = brw_kafka_backlog(app->kafka) > 0;
-  if (!paused && (app->tracked >= max || backlog))
+  /* Exactly once: records waiting for their transaction's commit count
+   * with the campaigns, so that a cycle that cannot commit pauses intake
+   * instead of growing without bound. */
+  size_t held = app->tracked + (app->txn ? brw_txn_pending(app->txn) : 0);
+  if (!paused && (held >= max || backlog))
     brw_kafka_pause(app->kafka, 1);
-  else if (paused && !backlog && app->tracked < max - max / 10)
+  else if (paused && !backlog && held < max - max / 10)
     brw_kafka_pause(app->kafka, 0);
   paused = brw_kafka_paused(app->kafka);
   brw_metrics_set(app->m, BRW_M_CONSUMPTION_PAUSED, NULL, paused);
@@ -98,7 +102,7 @@ void brw__app_update_backpressure(brw_app_t *app) {
                   paused ? app->parts.assigned : 0);
   uint64_t now = uv_now(app->loop);
   hold_update(&app->hold_backlog, backlog, now);
-  hold_update(&app->hold_max, paused && app->tracked >= max - max / 10, now);
+  hold_update(&app->hold_max, paused && held >= max - max / 10, now);
 }
 
 /* Raises `b` once `h` has held BACKPRESSURE_HOLD_MS without a break (with
@@ -116,9 +120,31 @@ static void hold_health(brw_app_t *app, const hold_t *h, brw_block_t b,
  * without a usable bearer. Runs from the health tick and before each
  * /readyz answer, so the answer is current. Details name topics and
  * accounts, never a key. */
+/* Exactly once: raised when no transactional call went well for
+ * TXN_STALL_MS while the cycle holds records or has no open transaction
+ * (init, abort or rebuild failing again and again); the detail has the
+ * state and the last error. Cleared by the next call that goes well. */
+#define TXN_STALL_MS 30000
+static void txn_health(brw_app_t *app, uint64_t now) {
+  brw_txn_state_t st = brw_txn_state(app->txn);
+  int idle_ok = st == BRW_TXN_OPEN || st == BRW_TXN_CLOSED;
+  if (now - app->txn_ok_ms >= TXN_STALL_MS &&
+      (brw_txn_pending(app->txn) > 0 || !idle_ok))
+    brw_health_raise(app->health, BRW_BLOCK_TXN_STALLED, now,
+                     "no transaction committed for %" PRIu64
+                     " s (state %s, %zu records waiting): %s",
+                     (now - app->txn_ok_ms) / 1000, brw_txn_state_name(st),
+                     brw_txn_pending(app->txn),
+                     app->txn_error[0] ? app->txn_error : "no error yet");
+  else if (now - app->txn_ok_ms < TXN_STALL_MS || idle_ok)
+    brw_health_clear(app->health, BRW_BLOCK_TXN_STALLED, now);
+}
+
 static void health_eval(brw_app_t *app, uint64_t now) {
   brw_health_t *h = app->health;
   char detail[480];
+  if (app->txn)
+    txn_health(app, now);
   if (app->kafka) {
     kafka_health(app, now);
     const char *name = NULL;

@@ -227,6 +227,9 @@ struct brw_app_s {
   int txn_busy;    /* a step is being carried out */
   int txn_stopped; /* STOP was sent */
   int txn_closed;  /* ... and the cycle closed */
+  uint64_t txn_ok_ms;  /* uv_now() of the last call that went well (or the
+                          start) */
+  char txn_error[192]; /* the last call's error, "" when none */
   brw_log_limit_t txn_log;
   uv_signal_t sigterm;
   uv_signal_t sigint;

@@ -23,6 +23,7 @@
 #include "brw/txn.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,6 +227,7 @@ int brw__app_txn_start(brw_app_t *app) {
       .max_abort_retries = 3,
   };
   brw_txn_step_t st;
+  app->txn_ok_ms = uv_now(app->loop);
   app->txn = brw_txn_new(&o, brw_rng_next(&app->rng), &st);
   if (!app->txn)
     return BRW_ENOMEM;
@@ -317,6 +319,14 @@ void brw__app_on_txn_done(void *ctx, brw_txn_call_t call,
       brw_partitions_commit_failed(&app->parts, &app->txn_offsets);
     }
     brw_kafka_positions_clear(&app->txn_offsets);
+  }
+  if (result == BRW_TXN_OK) {
+    app->txn_ok_ms = uv_now(app->loop);
+    app->txn_error[0] = '\0';
+  } else {
+    snprintf(app->txn_error, sizeof(app->txn_error), "%s %s: %s",
+             brw_txn_call_name(call), brw_txn_result_name(result),
+             reason ? reason : "");
   }
   uint64_t held = 0;
   if (result != BRW_TXN_OK &&

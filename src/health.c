@@ -47,6 +47,11 @@ static const struct {
                               "(mechanism, username, password) and "
                               "kafka.ssl.* (CA, client certificate and key) "
                               "against the brokers' listener"},
+    [BRW_BLOCK_TXN_STALLED] = {"transactions_stalled", 0,
+                               "the detail has the last transactional "
+                               "error: the transaction coordinator's "
+                               "health, ACLs on the transactional.id, "
+                               "two workers with one worker.instance"},
 };
 
 typedef struct {

@@ -196,7 +196,7 @@ struct brw_kafka_s {
   void (*close_cb)(void *);
   void *close_arg;
   /* Exactly once (delivery.guarantee): the producer is transactional, its
-   * events are served as events (see drain_producer), and its
+   * events are served as events (see drain_events), and its
    * transactional calls run on libuv's pool, one at a time. */
   int eo;
   rd_kafka_conf_t *pconf; /* a copy of the producer's configuration, for a

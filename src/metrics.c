@@ -37,7 +37,7 @@ static const char *const k_blocked[] = {
     "kafka_down",       "input_topic_missing", "group_not_joined",
     "account_auth",     "record_refused",      "producer_backlog",
     "max_tracked",      "event_loop_lag",      "output_topic_missing",
-    "kafka_auth",       NULL};
+    "kafka_auth",       "transactions_stalled", NULL};
 
 /* What a produced record was (src/app.c). */
 static const char *const k_record_kinds[] = {"report", "progress", "dlq",

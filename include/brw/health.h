@@ -49,6 +49,9 @@ typedef enum {
                                   their security settings: SASL, TLS
                                   certificates (not ready; replaces
                                   kafka_down) */
+  BRW_BLOCK_TXN_STALLED,       /* exactly once: no transaction committed
+                                  for a while with records waiting, or the
+                                  producer cannot init */
   BRW_BLOCK__COUNT
 } brw_block_t;
 
