@@ -26,7 +26,7 @@ build="${BRW_BUILD_DIR:-$root/build}"
 asan="${BRW_ASAN_BUILD_DIR:-$root/build-asan}"
 floor="${BRW_FLOOR_BUILD_DIR:-$root/build-floor}"
 # The end-to-end tests the floor line runs (ctest -R).
-floor_e2e='^e2e\.(test_pipeline|test_crash_restart|test_group_scaling)$'
+floor_e2e='^e2e\.(test_pipeline|test_crash_restart|test_group_scaling|test_exactly_once)$'
 jobs="$(nproc 2>/dev/null || echo 2)"
 start=$(date +%s)
 
@@ -57,7 +57,7 @@ echo "== tests under ASan/UBSan (librdkafka current) =="
   cd "$asan" && ctest --output-on-failure --timeout 900 -L 'unit|asan' "$@"
 ) || status=1
 
-echo "== tests: unit, pipeline, crash and group e2e (librdkafka 2.0.2) =="
+echo "== tests: unit, pipeline, crash, group and exactly-once e2e (librdkafka 2.0.2) =="
 (cd "$floor" && ctest --output-on-failure --timeout 900 -L unit "$@") ||
   status=1
 (cd "$floor" && ctest --output-on-failure --timeout 900 -R "$floor_e2e" "$@") ||
