@@ -219,6 +219,7 @@ struct brw_app_s {
   brw_txn_t *txn;
   uv_timer_t txn_timer;
   brw_kafka_positions_t txn_offsets; /* what the commit under way sends */
+  int txn_offsets_live;              /* ... until its result settles it */
   uint64_t txn_seq;                  /* the open transaction's number */
   completion_t *txn_producing;       /* inside its brw_kafka_produce */
   brw_txn_input_t *txn_pending;      /* inputs that came while a step

@@ -85,7 +85,6 @@ static void produce_kept(brw_app_t *app, completion_t *c) {
  * revocation or a stop with nothing ready) the positions held are sent
  * anyway, so that the transaction is not empty. */
 static void commit_offsets(brw_app_t *app, const brw_txn_step_t *st) {
-  brw_kafka_positions_clear(&app->txn_offsets);
   for (size_t i = 0; i < st->n_commit; i++) {
     completion_t *c = of_id(st->commit[i]);
     if (c->marked)
@@ -102,9 +101,33 @@ static void commit_offsets(brw_app_t *app, const brw_txn_step_t *st) {
   }
 }
 
+/* The offsets of a commit are settled by its result: confirmed when it
+ * went well; sent again later when it failed for good (the transaction is
+ * aborted). After a retriable failure they are kept for the commit's next
+ * attempt, which sends exactly them (or, when the failed attempt sent them
+ * already, nothing: librdkafka refuses send_offsets once the commit began),
+ * so that what is confirmed is what went. */
+static void settle_offsets(brw_app_t *app, brw_txn_result_t result) {
+  if (!app->txn_offsets_live)
+    return;
+  if (result == BRW_TXN_RETRIABLE)
+    return;
+  if (result == BRW_TXN_OK)
+    brw_partitions_commit_done(&app->parts, 0, &app->txn_offsets);
+  else
+    brw_partitions_commit_failed(&app->parts, &app->txn_offsets);
+  brw_kafka_positions_clear(&app->txn_offsets);
+  app->txn_offsets_live = 0;
+}
+
 static void start_call(brw_app_t *app, const brw_txn_step_t *st) {
-  if (st->call == BRW_TXN_CALL_COMMIT)
+  if (st->call == BRW_TXN_CALL_COMMIT && !app->txn_offsets_live) {
     commit_offsets(app, st);
+    app->txn_offsets_live = 1;
+  } else if (st->call != BRW_TXN_CALL_COMMIT) {
+    /* A commit given up after its retries: its offsets go again. */
+    settle_offsets(app, BRW_TXN_FATAL);
+  }
   brw_logj(BRW_LOG_DEBUG,
            json_pack("{ss sI sI}", "call", brw_txn_call_name(st->call),
                      "records", (json_int_t)st->n_commit, "partitions",
@@ -313,12 +336,10 @@ void brw__app_on_txn_done(void *ctx, brw_txn_call_t call,
     if (result == BRW_TXN_OK) {
       app->st.commits++;
       brw_metrics_inc(app->m, BRW_M_COMMITS, NULL, 1);
-      brw_partitions_commit_done(&app->parts, 0, &app->txn_offsets);
     } else {
       brw_metrics_inc(app->m, BRW_M_COMMIT_FAILURES, NULL, 1);
-      brw_partitions_commit_failed(&app->parts, &app->txn_offsets);
     }
-    brw_kafka_positions_clear(&app->txn_offsets);
+    settle_offsets(app, result);
   }
   if (result == BRW_TXN_OK) {
     app->txn_ok_ms = uv_now(app->loop);
