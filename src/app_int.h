@@ -75,13 +75,15 @@ typedef struct {
    * its headers; the transaction it was last produced into. `taken`: the
    * transaction cycle has it (freed only through its committed or dropped
    * lists); `has_rec` 0: it completes its offsets without a record (given
-   * up); `marked`: its offsets are marked done (at its commit's start). */
+   * up, or published already by a commit left in doubt); `given_up`: by
+   * the give-up paths (not counted as published); `marked`: its offsets are
+   * marked done (at its commit's start). */
   char *rec;
   brw_headers_t *rec_hdrs;
   uint32_t rec_key_len;
   uint32_t rec_value_len;
   uint64_t seq;
-  uint8_t taken, has_rec, marked;
+  uint8_t taken, has_rec, given_up, marked;
   int n;
   int64_t offsets[];
 } completion_t;
@@ -281,7 +283,8 @@ void brw__app_txn_empty(brw_app_t *app, completion_t *c);
 void brw__app_txn_revoke(brw_app_t *app, int lost);
 void brw__app_txn_stop(brw_app_t *app);
 void brw__app_on_txn_done(void *ctx, brw_txn_call_t call,
-                          brw_txn_result_t result, const char *reason);
+                          brw_txn_result_t result, const char *reason,
+                          const brw_kafka_positions_t *committed);
 void brw__app_on_delivery_failed(void *ctx, void *opaque, int err,
                                  const char *reason);
 void brw__app_txn_free(brw_app_t *app);

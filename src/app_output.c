@@ -67,7 +67,7 @@ static completion_t *completion_alloc(brw_app_t *app, brw_part_t *pt, int kind,
   c->rec_hdrs = NULL;
   c->rec_key_len = c->rec_value_len = 0;
   c->seq = 0;
-  c->taken = c->has_rec = c->marked = 0;
+  c->taken = c->has_rec = c->given_up = c->marked = 0;
   c->n = n;
   if (pt && n > 0)
     brw_part_inflight_add(pt);
@@ -192,7 +192,7 @@ int brw__app_recent_has(brw_app_t *app, int32_t partition, int32_t account,
  * the completion freed. */
 void brw__app_completion_settle(brw_app_t *app, completion_t *c,
                                 int mark_offsets) {
-  if (app->txn && !c->has_rec) {
+  if (app->txn && c->given_up) {
     /* Exactly once, given up (dlq_give_up counted it): no record. */
   } else if (c->kind == 0) {
     recent_add(app, c->partition, c->account, c->campaign_id);

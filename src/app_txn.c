@@ -18,7 +18,9 @@
 #include "brw/headers.h"
 #include "brw/kafka.h"
 #include "brw/log.h"
+#include "brw/list.h"
 #include "brw/metrics.h"
+#include "brw/offsets.h"
 #include "brw/partitions.h"
 #include "brw/txn.h"
 
@@ -120,7 +122,71 @@ static void settle_offsets(brw_app_t *app, brw_txn_result_t result) {
   app->txn_offsets_live = 0;
 }
 
+/* The partitions held, for a rebuild to read their committed offsets. */
+static void held_partitions(brw_app_t *app, brw_kafka_positions_t *out) {
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = brw_partitions_get(&app->parts, p);
+    if (pt && pt->assigned)
+      brw_kafka_positions_add(out, p, -1, NULL, 0); /* out of memory: the
+                                                       partition is not read */
+  }
+}
+
+/* 1 when every offset of `c` is below `pos` or in `done`. */
+static int covered(const completion_t *c, int64_t pos,
+                   const brw_offset_ranges_t *done) {
+  for (int i = 0; i < c->n; i++) {
+    size_t cursor = 0;
+    if (c->offsets[i] >= pos &&
+        !brw_offset_ranges_contain(done, &cursor, c->offsets[i]))
+      return 0;
+  }
+  return c->n > 0;
+}
+
+/* After a rebuild: a commit the old producer left in doubt (EndTxn sent,
+ * the answer lost, then fenced) is committed or aborted by the new
+ * producer's init_transactions. The records whose offsets the group's
+ * committed offsets already cover were published with them: they are not
+ * produced again (kept in the cycle without a record, so that their
+ * completions settle with the next commit). A record that completes no
+ * offset (a progress report) cannot be told apart and goes again. */
+static void resolve_in_doubt(brw_app_t *app,
+                             const brw_kafka_positions_t *committed) {
+  size_t skipped = 0;
+  for (int i = 0; i < committed->cnt; i++) {
+    const brw_kafka_pos_t *e = &committed->elems[i];
+    brw_part_t *pt = brw_partitions_get(&app->parts, e->partition);
+    if (e->err || e->offset < 0 || !pt || !pt->assigned)
+      continue;
+    brw_offset_ranges_t done = {0};
+    if (e->metadata_len &&
+        brw_offsets_decode(e->metadata, e->metadata_len, e->offset, &done) !=
+            0)
+      done.n = 0;
+    brw_list_t *it;
+    for (it = app->completions.next; it != &app->completions; it = it->next) {
+      completion_t *c = brw_list_entry(it, completion_t, node);
+      if (!c->taken || !c->has_rec || c->partition != e->partition ||
+          c->generation != pt->generation || !covered(c, e->offset, &done))
+        continue;
+      free(c->rec);
+      brw_headers_free(c->rec_hdrs);
+      c->rec = NULL;
+      c->rec_hdrs = NULL;
+      c->has_rec = 0;
+      skipped++;
+    }
+    free(done.ranges);
+  }
+  if (skipped)
+    brw_logj(BRW_LOG_WARN, json_pack("{sI}", "records", (json_int_t)skipped),
+             "transaction: the commit left in doubt by the old producer had "
+             "gone through; its records are not produced again");
+}
+
 static void start_call(brw_app_t *app, const brw_txn_step_t *st) {
+  brw_kafka_positions_t held = {0};
   if (st->call == BRW_TXN_CALL_COMMIT && !app->txn_offsets_live) {
     commit_offsets(app, st);
     app->txn_offsets_live = 1;
@@ -128,12 +194,18 @@ static void start_call(brw_app_t *app, const brw_txn_step_t *st) {
     /* A commit given up after its retries: its offsets go again. */
     settle_offsets(app, BRW_TXN_FATAL);
   }
+  if (st->call == BRW_TXN_CALL_REBUILD)
+    held_partitions(app, &held);
   brw_logj(BRW_LOG_DEBUG,
            json_pack("{ss sI sI}", "call", brw_txn_call_name(st->call),
                      "records", (json_int_t)st->n_commit, "partitions",
                      (json_int_t)app->txn_offsets.cnt),
            "transaction: %s", brw_txn_call_name(st->call));
-  if (brw_kafka_txn_call(app->kafka, st->call, &app->txn_offsets) != 0) {
+  int r = brw_kafka_txn_call(
+      app->kafka, st->call,
+      st->call == BRW_TXN_CALL_REBUILD ? &held : &app->txn_offsets);
+  brw_kafka_positions_clear(&held);
+  if (r != 0) {
     brw_txn_input_t in = {.kind = BRW_TXIN_CALL_DONE,
                           .now = uv_now(app->loop),
                           .result = BRW_TXN_RETRIABLE};
@@ -302,6 +374,7 @@ void brw__app_txn_put(brw_app_t *app, completion_t *c, const void *key,
 /* `c` completes its offsets without a record (given up): held by the cycle
  * like any other, so that its offsets are committed with a transaction. */
 void brw__app_txn_empty(brw_app_t *app, completion_t *c) {
+  c->given_up = 1;
   free(c->rec);
   brw_headers_free(c->rec_hdrs);
   c->rec = NULL;
@@ -330,8 +403,11 @@ void brw__app_txn_stop(brw_app_t *app) {
 }
 
 void brw__app_on_txn_done(void *ctx, brw_txn_call_t call,
-                          brw_txn_result_t result, const char *reason) {
+                          brw_txn_result_t result, const char *reason,
+                          const brw_kafka_positions_t *committed) {
   brw_app_t *app = ctx;
+  if (committed)
+    resolve_in_doubt(app, committed);
   if (call == BRW_TXN_CALL_COMMIT) {
     if (result == BRW_TXN_OK) {
       app->st.commits++;

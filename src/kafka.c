@@ -965,7 +965,10 @@ typedef struct txw_s {
                              destroyed by the work (may be NULL) */
   rd_kafka_t *made;       /* REBUILD: the new producer */
   rd_kafka_conf_t *conf;  /* REBUILD: the configuration it is made from */
-  rd_kafka_topic_partition_list_t *offsets;  /* COMMIT: to send, or NULL */
+  rd_kafka_topic_partition_list_t *offsets;  /* COMMIT: to send; REBUILD:
+                                                to read back; or NULL */
+  rd_kafka_t *rk_c;       /* REBUILD: the consumer, for the read */
+  int read_ok;            /* REBUILD: `offsets` hold what was read */
   rd_kafka_consumer_group_metadata_t *cgmd;  /* COMMIT, with offsets */
   int offsets_sent;       /* COMMIT: send_offsets went through */
   brw_txn_result_t result;
@@ -1036,6 +1039,13 @@ static void txw_work(uv_work_t *req) {
     }
     w->conf = NULL; /* the producer's now */
     e = rd_kafka_init_transactions(w->made, TXN_CALL_TIMEOUT_MS);
+    /* The old producer's transaction is committed or aborted by now: what
+     * the group's offsets say tells the application which of its records
+     * are published already. */
+    if (!e && w->offsets && w->rk_c)
+      w->read_ok = rd_kafka_committed(w->rk_c, w->offsets,
+                                      TXN_CALL_TIMEOUT_MS) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR;
     break;
   }
   case BRW_TXN_CALL_NONE:
@@ -1099,13 +1109,19 @@ static void txw_done(uv_work_t *req, int status) {
   char reason[sizeof(w->reason)];
   snprintf(reason, sizeof(reason), "%s",
            status ? uv_strerror(status) : w->reason);
+  brw_kafka_positions_t committed = {0};
+  int have = call == BRW_TXN_CALL_REBUILD && result == BRW_TXN_OK &&
+             w->read_ok && positions_from_rd(w->offsets, &committed) == 0;
   txw_free(w);
   if (k->closing) {
+    brw_kafka_positions_clear(&committed);
     release_clients(k);
     return;
   }
   if (k->h.on_txn_done)
-    k->h.on_txn_done(k->h.ctx, call, result, reason[0] ? reason : NULL);
+    k->h.on_txn_done(k->h.ctx, call, result, reason[0] ? reason : NULL,
+                     have ? &committed : NULL);
+  brw_kafka_positions_clear(&committed);
 }
 
 static int txw_start(brw_kafka_t *k, txw_t *w) {
@@ -1126,7 +1142,7 @@ static void txw_release_held(brw_kafka_t *k) {
   w->rk = k->rk_p;
   if (txw_start(k, w) != 0 && k->h.on_txn_done)
     k->h.on_txn_done(k->h.ctx, BRW_TXN_CALL_COMMIT, BRW_TXN_RETRIABLE,
-                     "out of memory");
+                     "out of memory", NULL);
 }
 
 int brw_kafka_transactional(const brw_kafka_t *k) {
@@ -1182,6 +1198,10 @@ int brw_kafka_txn_call(brw_kafka_t *k, brw_txn_call_t call,
     if (!w->conf) {
       free(w);
       return BRW_ENOMEM;
+    }
+    if (offsets && offsets->cnt > 0 && k->rk_c && !k->consumer_closed) {
+      w->offsets = positions_to_rd(k, offsets);
+      w->rk_c = k->rk_c;
     }
     producer_detach(k);
     break;

@@ -170,9 +170,15 @@ typedef struct {
                          const brw_kafka_positions_t *offsets);
   /* Exactly once only (brw_kafka_transactional). A transactional call
    * started by brw_kafka_txn_call ended, with its result class; `reason`
-   * is librdkafka's "NAME: text" (borrowed), NULL when it went well. */
+   * is librdkafka's "NAME: text" (borrowed), NULL when it went well.
+   * `committed`: after a REBUILD that went well, the group's committed
+   * positions and metadata of the partitions it was given, read after the
+   * new producer's init_transactions (which ends the old producer's
+   * transaction either way); NULL otherwise or when the read failed.
+   * Borrowed. */
   void (*on_txn_done)(void *ctx, brw_txn_call_t call, brw_txn_result_t result,
-                      const char *reason);
+                      const char *reason,
+                      const brw_kafka_positions_t *committed);
   /* Exactly once only. A record of the transaction failed (its delivery
    * report has an error, after on_refused for a permanent refusal), or the
    * producer failed for good (opaque NULL, err BRW_KAFKA_ERR_FATAL): the
@@ -277,7 +283,10 @@ int brw_kafka_txn_begin(brw_kafka_t *k);
  *   its records again).
  * - REBUILD: the producer is destroyed and made again from the same
  *   configuration (same transactional.id), then init_transactions; records
- *   in flight and the backlog are dropped.
+ *   in flight and the backlog are dropped. Then the committed offsets of
+ *   the partitions in `offsets` (their numbers; may be NULL) are read for
+ *   on_txn_done: a commit left in doubt by the old producer is resolved by
+ *   then.
  * Returns 0, BRW_EINVAL (not transactional, a call under way, closing) or
  * BRW_ENOMEM. */
 int brw_kafka_txn_call(brw_kafka_t *k, brw_txn_call_t call,
