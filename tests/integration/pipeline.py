@@ -253,6 +253,27 @@ def count_by(items, key):
     return out
 
 
+def sigterm_mid_run(checks, worker, shutdown_timeout: float = 10.0) -> None:
+    """SIGTERM to a busy worker: exit 0 within shutdown.timeout (+5 s)."""
+    t1 = time.monotonic()
+    worker.proc.signal(15)
+    rc = worker.proc.wait(timeout=60)
+    took = time.monotonic() - t1
+    checks.eq(rc, 0, "SIGTERM mid-run: exit code 0")
+    checks.check(took < shutdown_timeout + 5, f"SIGTERM mid-run: exited in {took:.1f} s "
+                 f"(shutdown.timeout {shutdown_timeout:.0f} s)")
+
+
+def uncovered_offsets(bootstrap: str, group: str, topic: str, partitions, handled: set) -> list:
+    """The input offsets below the group's committed positions that are not
+    in `handled` ((partition, offset) pairs whose report or DLQ record was
+    read): a commit that ran ahead of its records. Logs the positions."""
+    committed = committed_offsets(bootstrap, group, topic, partitions)
+    log(f"committed: { {p: c for p, (c, _) in committed.items()} }")
+    return [(p, o) for p, (pos, _) in committed.items() for o in range(pos or 0)
+            if (p, o) not in handled]
+
+
 def wait_until(pred, timeout: float, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
