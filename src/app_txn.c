@@ -420,6 +420,12 @@ void brw__app_on_txn_done(void *ctx, brw_txn_call_t call,
   if (result == BRW_TXN_OK) {
     app->txn_ok_ms = uv_now(app->loop);
     app->txn_error[0] = '\0';
+    if (call != BRW_TXN_CALL_INIT)
+      brw_metrics_inc(app->m, BRW_M_TRANSACTIONS,
+                      call == BRW_TXN_CALL_COMMIT  ? "committed"
+                      : call == BRW_TXN_CALL_ABORT ? "aborted"
+                                                   : "producer_rebuilt",
+                      1);
   } else {
     snprintf(app->txn_error, sizeof(app->txn_error), "%s %s: %s",
              brw_txn_call_name(call), brw_txn_result_name(result),

@@ -69,6 +69,8 @@ static const double b_report_delay[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 static const double b_revoke[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                   0.5,   1,    2.5,   5,    10};
 static const char *const k_moved[] = {"assigned", "revoked", "lost", NULL};
+static const char *const k_txn_outcomes[] = {"committed", "aborted",
+                                             "producer_rebuilt", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define COUNTER(n, h)                                                          \
@@ -227,6 +229,12 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "partitions' release: waiting for their reports under way, then for "
         "their commit (the loop runs meanwhile).",
         b_revoke),
+    [BRW_M_TRANSACTIONS] = COUNTER_L(
+        "transactions_total",
+        "Exactly once (delivery.guarantee): transactions committed, "
+        "transactions aborted (their records produced again), and "
+        "transactional producers made again after a fatal error.",
+        "outcome", k_txn_outcomes),
     [BRW_M_PARTITIONS_MOVED] = COUNTER_L(
         "partitions_moved_total",
         "Input partitions assigned to this worker, revoked from it, or lost "

@@ -81,6 +81,7 @@ typedef enum {
   BRW_M_PARTITIONS_MOVED,        /* counter {direction} */
   BRW_M_API_CONNECTIONS,         /* counter {transport} (src/api.c) */
   BRW_M_API_RESPONSES_BY_VERSION, /* counter {version} (src/api.c) */
+  BRW_M_TRANSACTIONS,            /* counter {outcome} (src/app_txn.c) */
   /* One info gauge per library, {version}, always 1 (the registry has one
    * label per metric, so build_info cannot carry them; src/app.c sets them
    * from include/brw/versions.h). */
