@@ -1927,17 +1927,55 @@ static rd_kafka_conf_t *base_conf(brw_kafka_t *k, const brw_config_t *cfg,
   return conf;
 }
 
-/* The value of a kafka.* key as the consumer sees it: kafka.consumer.*
- * wins over kafka.*, a later entry over an earlier one. */
-static const char *consumer_key(const brw_config_t *cfg, const char *key) {
+/* The value of a kafka.* key as one client sees it: kafka.consumer.* (or
+ * kafka.producer.*) wins over kafka.*, a later entry over an earlier one;
+ * NULL when no key sets it. */
+static const char *client_key(const brw_config_t *cfg, int producer,
+                              const char *key) {
   const char *v = NULL;
+  const brw_kv_t *own = producer ? cfg->kafka_producer : cfg->kafka_consumer;
+  size_t nown = producer ? cfg->nkafka_producer : cfg->nkafka_consumer;
   for (size_t i = 0; i < cfg->nkafka_common; i++)
     if (!strcmp(cfg->kafka_common[i].key, key))
       v = cfg->kafka_common[i].value;
-  for (size_t i = 0; i < cfg->nkafka_consumer; i++)
-    if (!strcmp(cfg->kafka_consumer[i].key, key))
-      v = cfg->kafka_consumer[i].value;
+  for (size_t i = 0; i < nown; i++)
+    if (!strcmp(own[i].key, key))
+      v = own[i].value;
   return v;
+}
+
+static const char *consumer_key(const brw_config_t *cfg, const char *key) {
+  return client_key(cfg, 0, key);
+}
+
+/* Exactly once: librdkafka refuses a message timeout longer than the
+ * transaction timeout, which the worker lowers to 10 s; a kafka.* key that
+ * sets one (or its alias) is named, as any bad configuration value is. */
+static int check_txn_timeouts(const brw_config_t *cfg, rd_kafka_conf_t *pc,
+                              char *errbuf, size_t errlen) {
+  static const char *const keys[] = {"message.timeout.ms",
+                                     "delivery.timeout.ms"};
+  char tt[32];
+  size_t tlen = sizeof(tt);
+  if (rd_kafka_conf_get(pc, "transaction.timeout.ms", tt, &tlen) !=
+      RD_KAFKA_CONF_OK)
+    return 0;
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    const char *v = client_key(cfg, 1, keys[i]);
+    int own = 0;
+    for (size_t j = 0; j < cfg->nkafka_producer; j++)
+      own |= !strcmp(cfg->kafka_producer[j].key, keys[i]);
+    if (v && strtoull(v, NULL, 10) > strtoull(tt, NULL, 10)) {
+      snprintf(errbuf, errlen,
+               "kafka.%s%s: %s ms exceeds the producer's "
+               "transaction.timeout.ms (%s ms) with delivery.guarantee = "
+               "exactly_once; lower it or raise "
+               "kafka.producer.transaction.timeout.ms",
+               own ? "producer." : "", keys[i], v, tt);
+      return BRW_ECONFIG;
+    }
+  }
+  return 0;
 }
 
 const char *brw_kafka_group_protocol(const brw_config_t *cfg) {
@@ -2106,6 +2144,11 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     }
   }
   watch_cert_verify(pc);
+  if (k->eo && (r = check_txn_timeouts(cfg, pc, errbuf, errlen)) != 0) {
+    rd_kafka_conf_destroy(pc);
+    goto err;
+  }
+  r = BRW_ECONFIG;
   if (k->eo) {
     rd_kafka_conf_set_events(pc, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
                                      RD_KAFKA_EVENT_LOG |

@@ -284,6 +284,34 @@ static void test_max_record_size_checked(void **state) {
   assert_non_null(f->k);
 }
 
+/* Exactly once: a message timeout over the transaction timeout (which
+ * librdkafka refuses) exits 2 naming the key that set it; raising the
+ * transaction timeout with it is fine, and so is the default. */
+static void test_txn_timeouts_checked(void **state) {
+  fx_t *f = *state;
+  char err[512] = "";
+  brw_kafka_handlers_t h = {.ctx = f};
+  assert_int_equal(brw_config_set(&f->cfg, "delivery.guarantee",
+                                  "exactly_once", err, sizeof(err)),
+                   0);
+  assert_int_equal(brw_config_set(&f->cfg, "kafka.producer.message.timeout.ms",
+                                  "300000", err, sizeof(err)),
+                   0);
+  assert_int_equal(
+      brw_kafka_new(&f->loop, &f->cfg, &h, &f->k, err, sizeof(err)),
+      BRW_ECONFIG);
+  assert_null(f->k);
+  assert_non_null(strstr(err, "kafka.producer.message.timeout.ms"));
+  assert_non_null(strstr(err, "transaction.timeout.ms (10000 ms)"));
+  assert_int_equal(brw_config_set(&f->cfg,
+                                  "kafka.producer.transaction.timeout.ms",
+                                  "300000", err, sizeof(err)),
+                   0);
+  start(f);
+  assert_non_null(f->k);
+  assert_true(brw_kafka_transactional(f->k));
+}
+
 /* The classic protocol's assignor follows the librdkafka version: eager
  * below 2.10.1 (2.0.2 is Debian 12's; 2.10.0 still has #5088), cooperative
  * from 2.10.1 on. */
@@ -417,6 +445,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_local_refusal_handed_back, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_retriable_error_delivered, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_txn_timeouts_checked, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_max_record_size_checked, setup,
                                       teardown),
