@@ -75,9 +75,15 @@ static void produce_kept(brw_app_t *app, completion_t *c) {
   int r = brw_kafka_produce(app->kafka, &rec);
   app->txn_producing = outer;
   if (r != 0) {
+    uint64_t held = 0;
     brw_txn_input_t in = {.kind = BRW_TXIN_DELIVERY_FAILED,
                           .now = uv_now(app->loop),
                           .seq = c->seq};
+    if (brw__app_log_allowed(app, &app->txn_log, TXN_LOG_INTERVAL_MS, &held))
+      brw_logj(BRW_LOG_WARN, json_pack("{sI}", "suppressed", (json_int_t)held),
+               "transaction: the producer does not take a record (%s); the "
+               "transaction is aborted and produced again",
+               brw_strerror(r));
     txn_feed(app, &in);
   }
 }
@@ -460,7 +466,9 @@ void brw__app_on_delivery_failed(void *ctx, void *opaque, int err,
   brw_app_t *app = ctx;
   completion_t *c = opaque;
   uint64_t held = 0;
-  if (err != ERR_PURGE_QUEUE && err != ERR_PURGE_INFLIGHT &&
+  /* A producer's fatal error was logged by the kafka module, and its
+   * rebuild follows; purged records of an abort are expected. */
+  if (c && err != ERR_PURGE_QUEUE && err != ERR_PURGE_INFLIGHT &&
       brw__app_log_allowed(app, &app->txn_log, TXN_LOG_INTERVAL_MS, &held))
     brw_logj(BRW_LOG_WARN,
              json_pack("{ss sI}", "error", brw_kafka_err_name(err),

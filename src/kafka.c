@@ -718,7 +718,7 @@ static rd_kafka_resp_err_t try_produce(brw_kafka_t *k, const char *topic,
   }
   uint64_t held = 0;
   if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL && err != RD_KAFKA_RESP_ERR__FATAL &&
-      !brw_record_refusal_permanent(err) &&
+      !brw_record_refusal_permanent(err) && !k->eo &&
       brw_log_limit(&k->retry_log, uv_now(k->loop), RETRY_LOG_MS, &held))
     brw_logj(BRW_LOG_ERROR,
              json_pack("{ss ss sI}", "topic", topic, "error",
@@ -772,6 +772,32 @@ static backlog_rec_t *backlog_new(const char *topic, const void *key,
 }
 
 static void txw_release_held(brw_kafka_t *k);
+static void txw_free(struct txw_s *w);
+
+/* Exactly once: a record of the open transaction could not be produced, or
+ * its delivery failed: the transaction cannot commit. The application
+ * hears of it (on_delivery_failed; opaque may be NULL), and a commit held
+ * for the backlog (brw_kafka_txn_call), which would never start, ends
+ * with requires-abort: the abort drops the backlog and the cycle produces
+ * every record again. The handlers may start the abort at once, which
+ * clears the backlog: the caller must not hold a backlog record. */
+static void eo_record_failed(brw_kafka_t *k, void *opaque,
+                             rd_kafka_resp_err_t err) {
+  struct txw_s *held = k->txw_held;
+  k->txw_held = NULL;
+  if (held)
+    txw_free(held);
+  if (k->h.on_delivery_failed)
+    k->h.on_delivery_failed(k->h.ctx, opaque, err, rd_kafka_err2str(err));
+  if (held && k->h.on_txn_done) {
+    char why[256];
+    snprintf(why, sizeof(why),
+             "%s: a record failed before the commit could start: %s",
+             rd_kafka_err2name(err), rd_kafka_err2str(err));
+    k->h.on_txn_done(k->h.ctx, BRW_TXN_CALL_COMMIT, BRW_TXN_REQUIRES_ABORT, why,
+                     NULL);
+  }
+}
 
 /* Moves what fits from the backlog into the producer queue, oldest first, so
  * that order is kept. */
@@ -788,6 +814,23 @@ static void flush_backlog(brw_kafka_t *k) {
       break;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       b->headers = NULL; /* librdkafka owns them now */
+    } else if (k->eo) {
+      /* Exactly once: no retry of its own. A record refused for good goes
+       * back to the application, which builds its smaller form for the
+       * redo; any failure loses the transaction (eo_record_failed). */
+      brw_list_remove(&b->node);
+      k->nbacklog--;
+      if (brw_record_refusal_permanent(err)) {
+        brw_headers_t *h = headers_from_rd(b->headers);
+        brw_kafka_record_t rec = {b->topic,     b->key, b->key_len, b->value,
+                                  b->value_len, h,      b->opaque};
+        refuse(k, &rec, err);
+        brw_headers_free(h);
+      }
+      void *opaque = b->opaque;
+      backlog_free(b);
+      eo_record_failed(k, opaque, err);
+      return;
     } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
       return;
     } else if (brw_record_refusal_permanent(err)) {
@@ -859,9 +902,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     if (brw_record_refusal_permanent(rkm->err))
       refuse(k, &rec, rkm->err);
     brw_headers_free(h);
-    if (k->eo && k->h.on_delivery_failed)
-      k->h.on_delivery_failed(k->h.ctx, rkm->_private, rkm->err,
-                              rd_kafka_err2str(rkm->err));
+    if (k->eo)
+      eo_record_failed(k, rkm->_private, rkm->err);
     return;
   }
   uint64_t held = 0;
@@ -923,6 +965,14 @@ int brw_kafka_produce(brw_kafka_t *k, const brw_kafka_record_t *rec) {
         rd_kafka_headers_destroy(rh);
       brw_headers_free(rec->headers);
       return 0;
+    }
+    if (k->eo && err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      /* Exactly once: the transaction cannot take it (its producer is in
+       * an abortable state, __STATE): the caller aborts and redoes. */
+      if (rh)
+        rd_kafka_headers_destroy(rh);
+      brw_headers_free(rec->headers);
+      return BRW_EKAFKA;
     }
   }
   brw_headers_free(rec->headers);
