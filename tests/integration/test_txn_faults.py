@@ -13,7 +13,10 @@ shows the fault met and handled:
 
   requires abort  TxnOffsetCommit ILLEGAL_GENERATION (a stale consumer
                   generation): the commit call fails requires_abort, the
-                  cycle aborts and produces the interval again
+                  cycle aborts and produces the interval again; once more
+                  with INVALID_PRODUCER_ID_MAPPING on that abort's EndTxn:
+                  librdkafka bumps the epoch inside abort_transaction
+                  (KIP-360), which succeeds
   abortable       AddPartitionsToTxn TOPIC_AUTHORIZATION_FAILED: the
                   producer fails the transaction in the background (its
                   records fail delivery), the cycle aborts
@@ -76,13 +79,17 @@ WARMUP = 20   # campaigns before the first fault
 BATCH = 12    # campaigns produced with each fault
 PHASE_TIMEOUT = 25.0
 
-# One phase per fault: (what, the brw-mock-kafka command, a pattern that
+# One phase per fault: (what, the brw-mock-kafka command(s), a pattern that
 # only that fault puts in the worker's log (librdkafka's lines, some of
 # them from kafka.producer.debug=eos), how the worker must handle it:
 # handled() says what each means).
 PHASES = [
     ("TxnOffsetCommit ILLEGAL_GENERATION", "push TxnOffsetCommit 1 ILLEGAL_GENERATION",
      r"generation id is not valid", "commit_abort"),
+    ("TxnOffsetCommit ILLEGAL_GENERATION, then EndTxn INVALID_PRODUCER_ID_MAPPING "
+     "in the abort",
+     ["push TxnOffsetCommit 1 ILLEGAL_GENERATION", "push EndTxn 1 INVALID_PRODUCER_ID_MAPPING"],
+     r"INVALID_PRODUCER_ID_MAPPING in state AbortingTransaction", "commit_abort"),
     ("AddPartitionsToTxn TOPIC_AUTHORIZATION_FAILED",
      "push AddPartitionsToTxn 1 TOPIC_AUTHORIZATION_FAILED",
      r"Topic authorization failed", "abort"),
@@ -262,7 +269,8 @@ def main() -> int:
         for what, command, sign, how in PHASES:
             start = len(worker.log_lines())
             t1 = time.monotonic()
-            mock.command(command)
+            for c in [command] if isinstance(command, str) else command:
+                mock.command(c)
             ids += batch(BATCH)
             ok = wait_until(lambda: not worker.proc.running()
                             or handled(sign, how, worker.log_lines()[start:]),
