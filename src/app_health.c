@@ -120,23 +120,32 @@ static void hold_health(brw_app_t *app, const hold_t *h, brw_block_t b,
  * without a usable bearer. Runs from the health tick and before each
  * /readyz answer, so the answer is current. Details name topics and
  * accounts, never a key. */
-/* Exactly once: raised when no transactional call went well for
- * TXN_STALL_MS while the cycle holds records or has no open transaction
- * (init, abort or rebuild failing again and again); the detail has the
- * state and the last error. Cleared by the next call that goes well. */
+/* Exactly once: raised while records have waited TXN_STALL_MS for a
+ * commit that goes well (aborts and redos that fail again and again
+ * count as waiting), or while the cycle has had no call go well for as
+ * long with no open transaction (init or rebuild failing); the detail has
+ * the state and the last error. Cleared once neither holds. */
 #define TXN_STALL_MS 30000
 static void txn_health(brw_app_t *app, uint64_t now) {
   brw_txn_state_t st = brw_txn_state(app->txn);
-  int idle_ok = st == BRW_TXN_OPEN || st == BRW_TXN_CLOSED;
-  if (now - app->txn_ok_ms >= TXN_STALL_MS &&
-      (brw_txn_pending(app->txn) > 0 || !idle_ok))
+  int open = st == BRW_TXN_OPEN || st == BRW_TXN_CLOSED;
+  uint64_t since = now;
+  if (app->txn_waiting_ms)
+    since = app->txn_commit_ms > app->txn_waiting_ms ? app->txn_commit_ms
+                                                     : app->txn_waiting_ms;
+  else if (!open)
+    since = app->txn_ok_ms;
+  if (now - since >= TXN_STALL_MS)
     brw_health_raise(app->health, BRW_BLOCK_TXN_STALLED, now,
                      "no transaction committed for %" PRIu64
                      " s (state %s, %zu records waiting): %s",
-                     (now - app->txn_ok_ms) / 1000, brw_txn_state_name(st),
+                     (now - since) / 1000, brw_txn_state_name(st),
                      brw_txn_pending(app->txn),
-                     app->txn_error[0] ? app->txn_error : "no error yet");
-  else if (now - app->txn_ok_ms < TXN_STALL_MS || idle_ok)
+                     app->txn_error[0] ? app->txn_error
+                     : app->kafka && brw_kafka_producer_error(app->kafka)[0]
+                         ? brw_kafka_producer_error(app->kafka)
+                         : "no error yet");
+  else
     brw_health_clear(app->health, BRW_BLOCK_TXN_STALLED, now);
 }
 

@@ -232,6 +232,8 @@ struct brw_app_s {
   int txn_closed;  /* ... and the cycle closed */
   uint64_t txn_ok_ms;  /* uv_now() of the last call that went well (or the
                           start) */
+  uint64_t txn_commit_ms; /* ... of the last commit that went well */
+  uint64_t txn_waiting_ms; /* since when records wait (0: none wait) */
   char txn_error[192]; /* the last call's error, "" when none */
   brw_log_limit_t txn_log;
   uv_signal_t sigterm;

@@ -312,6 +312,10 @@ static void txn_feed(brw_app_t *app, const brw_txn_input_t *in) {
   }
   app->txn_npending = 0;
   app->txn_busy = 0;
+  if (brw_txn_pending(app->txn) == 0)
+    app->txn_waiting_ms = 0;
+  else if (app->txn_waiting_ms == 0)
+    app->txn_waiting_ms = uv_now(app->loop);
 }
 
 int brw__app_txn_start(brw_app_t *app) {
@@ -328,7 +332,7 @@ int brw__app_txn_start(brw_app_t *app) {
       .max_abort_retries = 3,
   };
   brw_txn_step_t st;
-  app->txn_ok_ms = uv_now(app->loop);
+  app->txn_ok_ms = app->txn_commit_ms = uv_now(app->loop);
   app->txn = brw_txn_new(&o, brw_rng_next(&app->rng), &st);
   if (!app->txn)
     return BRW_ENOMEM;
@@ -425,7 +429,11 @@ void brw__app_on_txn_done(void *ctx, brw_txn_call_t call,
   }
   if (result == BRW_TXN_OK) {
     app->txn_ok_ms = uv_now(app->loop);
-    app->txn_error[0] = '\0';
+    if (call == BRW_TXN_CALL_COMMIT)
+      app->txn_commit_ms = app->txn_ok_ms;
+    /* An abort that went well keeps the error that made it. */
+    if (call != BRW_TXN_CALL_ABORT)
+      app->txn_error[0] = '\0';
     if (call != BRW_TXN_CALL_INIT)
       brw_metrics_inc(app->m, BRW_M_TRANSACTIONS,
                       call == BRW_TXN_CALL_COMMIT  ? "committed"
@@ -476,6 +484,9 @@ void brw__app_on_delivery_failed(void *ctx, void *opaque, int err,
              "transaction: a record failed, the transaction is aborted and "
              "produced again: %s",
              reason ? reason : "");
+  if (c && err != ERR_PURGE_QUEUE && err != ERR_PURGE_INFLIGHT)
+    snprintf(app->txn_error, sizeof(app->txn_error), "a record failed: %s",
+             reason ? reason : brw_kafka_err_name(err));
   brw_txn_input_t in = {.kind = BRW_TXIN_DELIVERY_FAILED,
                         .now = uv_now(app->loop),
                         .seq = c ? c->seq : app->txn_seq};

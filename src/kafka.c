@@ -135,6 +135,8 @@ typedef struct {
   rd_kafka_topic_partition_list_t *parts; /* owned; filled by the work */
   rd_kafka_resp_err_t err;
   int abandoned; /* the clients closed first: the result is not used */
+  int eo;        /* exactly once: a read that fails is tried again */
+  atomic_int stop; /* set with abandoned: no further attempt */
 } cread_t;
 
 /* The rate limit of one kind of librdkafka line: an error code (fac "") or
@@ -204,6 +206,7 @@ struct brw_kafka_s {
   struct txw_s *txw;      /* the call under way, or NULL */
   struct txw_s *txw_held; /* a commit waiting for the backlog to drain */
   int offsets_sent;       /* send_offsets done in this transaction */
+  char producer_error[256]; /* the producer's last error line, "" */
 };
 
 static int drain_queue(qbridge_t *q);
@@ -482,6 +485,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
     go_fatal(k, rk);
     return;
   }
+  if (k->eo && rk == k->rk_p)
+    snprintf(k->producer_error, sizeof(k->producer_error), "%s: %s",
+             rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
     if (rk == k->rk_c)
       k->all_down_c = 1;
@@ -1199,6 +1205,10 @@ int brw_kafka_transactional(const brw_kafka_t *k) {
   return k->eo;
 }
 
+const char *brw_kafka_producer_error(const brw_kafka_t *k) {
+  return k->producer_error;
+}
+
 int brw_kafka_txn_begin(brw_kafka_t *k) {
   if (!k->eo || !k->rk_p)
     return BRW_EKAFKA;
@@ -1348,9 +1358,34 @@ static void assign_done(brw_kafka_t *k, rebal_t *op,
   rebal_free(op);
 }
 
+/* The first partition error of a read, or 0. */
+static rd_kafka_resp_err_t part_error(const rd_kafka_topic_partition_list_t *l) {
+  for (int i = 0; l && i < l->cnt; i++)
+    if (l->elems[i].err)
+      return l->elems[i].err;
+  return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Exactly once: a read that fails is tried again, COMMITTED_EO_ATTEMPTS
+ * times per round on the pool, then the loop starts another round (and
+ * logs). A previous owner's transaction that holds offsets pending makes
+ * the broker answer UNSTABLE_OFFSET_COMMIT (librdkafka retries it until
+ * the call's timeout) until the transaction commits or the broker aborts
+ * it (transaction.timeout.ms, then its cleanup interval): without the
+ * completed-offset map the partitions would report again what that owner
+ * committed. */
+#define COMMITTED_EO_ATTEMPTS 6
+#define COMMITTED_EO_PAUSE_US 500000
+
 static void cread_work(uv_work_t *req) {
   cread_t *r = req->data;
-  r->err = rd_kafka_committed(r->rk, r->parts, COMMITTED_TIMEOUT_MS);
+  for (int i = 0;; i++) {
+    r->err = rd_kafka_committed(r->rk, r->parts, COMMITTED_TIMEOUT_MS);
+    if (!r->eo || (!r->err && !part_error(r->parts)) ||
+        i + 1 >= COMMITTED_EO_ATTEMPTS || atomic_load(&r->stop))
+      return;
+    usleep(COMMITTED_EO_PAUSE_US);
+  }
 }
 
 static void close_step(brw_kafka_t *k);
@@ -1380,6 +1415,24 @@ static void cread_done(uv_work_t *req, int status) {
     return;
   }
   rd_kafka_resp_err_t err = status ? RD_KAFKA_RESP_ERR__DESTROY : r->err;
+  if (r->eo && !k->closing && (err || part_error(r->parts))) {
+    rd_kafka_resp_err_t e = err ? err : part_error(r->parts);
+    uint64_t held = 0;
+    if (error_log_ok(k, e, "OFFSETREAD", &held))
+      brw_logj(BRW_LOG_WARN,
+               json_pack("{ss sI}", "error", rd_kafka_err2name(e),
+                         "suppressed", (json_int_t)held),
+               "cannot read the group's committed offsets yet: %s; the new "
+               "partitions wait and the read goes on (exactly once: without "
+               "their completed-offset maps, what a previous owner "
+               "committed would be reported again)",
+               rd_kafka_err2str(e));
+    if (uv_queue_work(k->loop, &r->req, cread_work, cread_done) == 0) {
+      k->cread = r;
+      k->creads++;
+      return;
+    }
+  }
   if (err) {
     brw_logj(BRW_LOG_WARN, json_pack("{ss}", "error", rd_kafka_err2name(err)),
              "cannot read committed offsets: %s; the new partitions replay "
@@ -1410,6 +1463,7 @@ static void rebal_next(brw_kafka_t *k) {
         r->req.data = r;
         r->k = k;
         r->rk = k->rk_c;
+        r->eo = k->eo;
         r->parts = rd_kafka_topic_partition_list_copy(op->parts);
       }
       if (r && r->parts &&
@@ -1465,6 +1519,7 @@ static void rebal_finish_now(brw_kafka_t *k) {
     rebal_t *op = k->rebal;
     if (op->assign && k->cread) {
       k->cread->abandoned = 1;
+      atomic_store(&k->cread->stop, 1);
       k->cread = NULL;
     }
     rebal_apply(k, op);

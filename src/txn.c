@@ -37,6 +37,12 @@ struct brw_txn_s {
    * commit that started after it: flush_upto is n_ready then. */
   uint8_t flush, flush_started;
   uint64_t flush_upto;
+  /* Aborts since the last commit that went well: from the second on, the
+   * redo waits a backoff (redo_wait, until retry_at), so that a record
+   * that fails at once every time (a topic the producer cannot write) does
+   * not spin abort after abort. */
+  unsigned aborts;
+  uint8_t redo_wait;
   uint8_t want_release; /* a revocation waits for its release */
   uint8_t lost;         /* ... and its assignment is lost */
   uint8_t stopping;
@@ -199,6 +205,7 @@ static void redo(brw_txn_t *t, uint64_t now, brw_txn_step_t *out) {
  * started after it covered every id taken before it; a stop then closes,
  * handing back what came after it. */
 static void committed(brw_txn_t *t, uint64_t now, brw_txn_step_t *out) {
+  t->aborts = 0;
   t->n_settled += t->txn.n;
   take(&t->done, &t->txn);
   swap(&t->txn, &t->buf);
@@ -279,6 +286,12 @@ static void abort_done(brw_txn_t *t, brw_txn_result_t r, uint64_t now,
   t->attempts++;
   switch (r) {
   case BRW_TXN_OK:
+    if (++t->aborts > 1 && !t->lost) {
+      t->redo_wait = 1;
+      t->retry_at = now + brw_backoff_ms(t->o.retry_min_ms, t->o.retry_max_ms,
+                                         t->aborts - 2, t->o.jitter, &t->rng);
+      return;
+    }
     redo(t, now, out);
     return;
   case BRW_TXN_RETRIABLE:
@@ -325,6 +338,19 @@ static void on_tick(brw_txn_t *t, uint64_t now, brw_txn_step_t *out) {
       t->due = now + t->o.interval_ms;
     return;
   }
+  if (t->redo_wait) {
+    if (now < t->retry_at)
+      return;
+    t->redo_wait = 0;
+    redo(t, now, out);
+    if (t->state != BRW_TXN_OPEN || out->call != BRW_TXN_CALL_NONE)
+      return;
+    /* Open again after the wait: a keep-alive that fell due meanwhile
+     * commits now, in this step (no tick at the same instant). */
+    if (now >= t->keepalive)
+      go(t, BRW_TXN_COMMITTING, BRW_TXN_CALL_COMMIT, out);
+    return;
+  }
   if (t->state != BRW_TXN_CLOSED && !t->call_out && now >= t->retry_at)
     start_call(t, (brw_txn_call_t)t->call, out);
 }
@@ -360,7 +386,8 @@ err:
  * no transaction to be open with records or in flight. Revocations do not
  * overlap (the rebalance waits for the release); one that comes while
  * another waits joins it, and lost wins. */
-static void on_revoke(brw_txn_t *t, int lost, brw_txn_step_t *out) {
+static void on_revoke(brw_txn_t *t, int lost, uint64_t now,
+                      brw_txn_step_t *out) {
   if (t->state == BRW_TXN_CLOSED) {
     out->release = 1;
     return;
@@ -379,7 +406,11 @@ static void on_revoke(brw_txn_t *t, int lost, brw_txn_step_t *out) {
   t->lost = 1;
   if (!t->stopping)
     t->flush = t->flush_started = 0;
-  if (t->state == BRW_TXN_OPEN && t->txn.n == 0)
+  if (t->redo_wait) {
+    /* No transaction is open: drop now rather than after the backoff. */
+    t->redo_wait = 0;
+    redo(t, now, out);
+  } else if (t->state == BRW_TXN_OPEN && t->txn.n == 0)
     settle_lost(t, out);
   else if (t->state == BRW_TXN_OPEN ||
            (t->state == BRW_TXN_COMMITTING && !t->call_out))
@@ -474,7 +505,7 @@ int brw_txn_on(brw_txn_t *t, const brw_txn_input_t *in, brw_txn_step_t *out) {
       go(t, BRW_TXN_ABORTING, BRW_TXN_CALL_ABORT, out);
     break;
   case BRW_TXIN_REVOKE:
-    on_revoke(t, in->lost, out);
+    on_revoke(t, in->lost, in->now, out);
     break;
   case BRW_TXIN_STOP:
     on_stop(t, out);

@@ -267,6 +267,11 @@ const char *brw_kafka_default_strategy(int version);
  * (brw_kafka_commit) are not used. */
 int brw_kafka_transactional(const brw_kafka_t *k);
 
+/* Exactly once: the transactional producer's last error as librdkafka
+ * said it ("NAME: text", such as why the open transaction failed in the
+ * background), "" when none. Borrowed, valid until the next drain. */
+const char *brw_kafka_producer_error(const brw_kafka_t *k);
+
 /* rd_kafka_begin_transaction (local, does not wait). Returns 0, or
  * BRW_EKAFKA (logged): the transaction cannot begin. */
 int brw_kafka_txn_begin(brw_kafka_t *k);

@@ -56,6 +56,7 @@ positions are not checked here. About 25 s."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -69,8 +70,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (Checks, _child_setup, binary, consume_all, log,  # noqa: E402
                      parse_args, produce, run_main)
-from pipeline import (Sim, Worker, compare_with_truth, event, scratch_dir,  # noqa: E402
-                      wait_until, worker_config)
+from pipeline import (Sim, Worker, compare_with_truth, event, http_get,  # noqa: E402
+                      scratch_dir, wait_until, worker_config)
 
 TOPICS = {"input": "tf.events", "output": "tf.reports", "dlq": "tf.dlq"}
 GROUP = "brw-e2e-txn-faults"
@@ -78,6 +79,7 @@ UNCOMMITTED = {"isolation.level": "read_uncommitted"}
 WARMUP = 20   # campaigns before the first fault
 BATCH = 12    # campaigns produced with each fault
 PHASE_TIMEOUT = 25.0
+STALL_ERRORS = 1000  # AddPartitionsToTxn refusals (the tool's most): until cleared
 
 # One phase per fault: (what, the brw-mock-kafka command(s), a pattern that
 # only that fault puts in the worker's log (librdkafka's lines, some of
@@ -189,7 +191,10 @@ def handled(sign: str, how: str, lines) -> bool:
     seen = [i for i, x in enumerate(m) if re.search(sign, x)]
     if not seen:
         return False
-    t = transitions(lines)
+    # The redo after an abort comes with the abort's result, or, from the
+    # second abort in a row, after a backoff (a tick): the same for here.
+    t = [(a, b, "call_done" if (a, b, i) == ("aborting", "open", "tick") else i)
+         for a, b, i in transitions(lines)]
     after = transitions(lines[seen[0]:])
     to = [b for _, b, _ in t]
     if how == "commit_abort":   # the commit call said requires_abort
@@ -241,6 +246,7 @@ def main() -> int:
             # The mock broker holds an empty fetch for all of
             # fetch.wait.max.ms, even when records arrive (src/demo/demo.c).
             "kafka.consumer.fetch.wait.max.ms": "50",
+            "metrics.listen": "127.0.0.1:0",
         })
         next_id = 500001
 
@@ -287,6 +293,39 @@ def main() -> int:
             if not worker.proc.running():
                 worker.proc.print_tail()
                 return checks.summary()
+
+        # A fault that lasts: every transaction fails (AddPartitionsToTxn
+        # refused), so records wait and the cycle aborts again and again.
+        # The redo backs off (retry.min doubling to retry.max) instead of
+        # spinning, /readyz lists transactions_stalled after 30 s with the
+        # last error, and once the fault is gone the records are committed
+        # and the reason clears.
+        start = len(worker.log_lines())
+        mock.command(f"push AddPartitionsToTxn {STALL_ERRORS} TOPIC_AUTHORIZATION_FAILED")
+        ids += batch(BATCH)
+        url = worker.metrics_url()
+
+        def blocked():
+            code, raw = http_get(url + "/readyz")
+            return json.loads(raw or b"{}").get("blocked", {}).get("transactions_stalled")
+
+        t1 = time.monotonic()
+        ok = wait_until(lambda: blocked() is not None, timeout=60, interval=0.5)
+        stalled = blocked() or {}
+        checks.check(ok, f"a lasting fault: /readyz lists transactions_stalled after "
+                     f"{time.monotonic() - t1:.0f} s", f"blocked: {stalled}")
+        checks.check("uthoriz" in stalled.get("detail", ""),
+                     "its detail has the last error (topic authorization failed)",
+                     stalled.get("detail", ""))
+        aborts = sum(1 for a, b, _ in transitions(worker.log_lines()[start:])
+                     if b == "aborting")
+        checks.check(0 < aborts < 200, f"the aborts back off: {aborts} in "
+                     f"{time.monotonic() - t1:.0f} s (no spinning)")
+        mock.command("clear AddPartitionsToTxn")
+        ok = wait_until(lambda: blocked() is None, timeout=30, interval=0.5)
+        checks.check(ok, "once the fault is gone, transactions_stalled clears")
+        checks.eq(worker.scrape().get(("bsg_report_worker_blocked_total", "transactions_stalled")),
+                  1.0, "blocked_total{transactions_stalled} counted it once")
 
         # Nothing lost: every campaign ends with a final report.
         want = set(ids)

@@ -514,10 +514,59 @@ static void test_delivery_failed(void **state) {
   assert_int_equal(w.last.call, BRW_TXN_CALL_NONE);
   done(&w, BRW_TXN_OK); /* the world makes it a requires-abort */
   assert_int_equal(w.last.call, BRW_TXN_CALL_ABORT);
-  done(&w, BRW_TXN_OK);
+  done(&w, BRW_TXN_OK); /* the second abort in a row: the redo waits */
+  assert_int_equal(w.last.n_produce, 0);
+  assert_int_equal(brw_txn_state(w.t), BRW_TXN_ABORTING);
+  fire(&w);
   ASSERT_IDS(w.last.produce, w.last.n_produce, 1, 2, 3);
   commit_ok(&w);
   ASSERT_IDS(w.last.committed, w.last.n_committed, 1, 2, 3);
+  finish(&w);
+}
+
+/* A record that fails at once every time: from the second abort in a row
+ * the redo waits a backoff that grows (retry.min doubling to retry.max),
+ * instead of spinning abort after abort; a commit that goes well resets
+ * it, and a lost assignment drops the records at once, not after the
+ * wait. */
+static void test_aborts_back_off(void **state) {
+  world_t w;
+  open_with(&w, 1);
+  uint64_t prev_gap = 0;
+  for (int i = 0; i < 6; i++) {
+    delivery_failed(&w, 1, w.seq);
+    assert_int_equal(w.last.call, BRW_TXN_CALL_ABORT);
+    uint64_t t0 = w.now;
+    done(&w, BRW_TXN_OK);
+    if (i == 0) {
+      ASSERT_IDS(w.last.produce, w.last.n_produce, 1); /* at once */
+      continue;
+    }
+    assert_int_equal(w.last.n_produce, 0);
+    fire(&w);
+    ASSERT_IDS(w.last.produce, w.last.n_produce, 1);
+    /* retry.min 100 ms doubling (no jitter in these cases). */
+    uint64_t gap = w.now - t0;
+    assert_int_equal(gap, 100u << (i - 1));
+    assert_true(gap > prev_gap);
+    prev_gap = gap;
+  }
+  fire(&w);
+  assert_int_equal(w.last.call, BRW_TXN_CALL_COMMIT);
+  done(&w, BRW_TXN_OK);
+  ASSERT_IDS(w.last.committed, w.last.n_committed, 1);
+  /* Reset: the next abort redoes at once. */
+  ready(&w);
+  delivery_failed(&w, 2, w.seq);
+  done(&w, BRW_TXN_OK);
+  ASSERT_IDS(w.last.produce, w.last.n_produce, 2);
+  /* Waiting for a redo, a lost assignment drops at once. */
+  delivery_failed(&w, 2, w.seq);
+  done(&w, BRW_TXN_OK);
+  assert_int_equal(w.last.n_produce, 0);
+  revoke(&w, 1);
+  assert_true(w.last.release);
+  ASSERT_IDS(w.last.dropped, w.last.n_dropped, 2);
   finish(&w);
 }
 
@@ -897,6 +946,7 @@ int main(void) {
       cmocka_unit_test(test_commit_retriable_too_often),
       cmocka_unit_test(test_requires_abort_redo),
       cmocka_unit_test(test_delivery_failed),
+      cmocka_unit_test(test_aborts_back_off),
       cmocka_unit_test(test_fatal_commit_rebuild),
       cmocka_unit_test(test_fatal_abort),
       cmocka_unit_test(test_revoke_commits_first),
