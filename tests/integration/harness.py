@@ -984,14 +984,15 @@ def consume_all(
     count: Optional[int] = None,
     timeout: float = 30.0,
     config: Optional[dict] = None,
+    or_end: bool = False,
 ) -> list[Record]:
     """Read a topic from the beginning of every partition.
 
     Stops when until(records) is true, when count records were read, or -
-    with neither - when every partition is read to its end; otherwise at the
-    timeout, returning what was read (check it). Uses a fresh group id and
-    assign() (no group join), auto.offset.reset=earliest, isolation
-    read_committed, and commits nothing."""
+    with neither, or with or_end - when every partition is read to its end;
+    otherwise at the timeout, returning what was read (check it). Uses a
+    fresh group id and assign() (no group join), auto.offset.reset=earliest,
+    isolation read_committed, and commits nothing."""
     ck = _ck()
     conf = {
         "bootstrap.servers": bootstrap,
@@ -1015,6 +1016,8 @@ def consume_all(
         eof: set = set()
 
         def done() -> bool:
+            if or_end and len(eof) == len(parts):
+                return True
             if until is not None:
                 return bool(until(records))
             if count is not None:

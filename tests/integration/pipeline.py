@@ -309,3 +309,104 @@ def scratch_dir(name: str) -> Path:
     d = Path(tempfile.mkdtemp(prefix=f"brw-{name}-{os.getpid()}-", dir=base))
     log(f"logs of this test: {d}")
     return d
+
+
+# ---------------------------------------------------------------------------
+# Tests that run in both delivery modes (--guarantee): test_group_scaling,
+# test_broker_outage, test_api_chaos. In exactly_once mode each worker slot
+# has its own worker.instance (a restart reuses its slot's), every reader is
+# read_committed (consume_all's default), and the checks become exact: one
+# final report per campaign, one DLQ record per DLQ'd event.
+
+GUARANTEES = ("at_least_once", "exactly_once")
+
+
+def add_guarantee_arg(p) -> None:
+    """--guarantee for parse_args(extra=...)."""
+    p.add_argument("--guarantee", choices=GUARANTEES, default="at_least_once",
+                   help="delivery.guarantee of the workers (exactly_once: a distinct "
+                        "worker.instance per worker slot, and 0 duplicates asserted)")
+
+
+def guarantee_config(guarantee: str, instance: str) -> dict:
+    """The worker settings of a mode: none for at_least_once (today's
+    runs, unchanged); for exactly_once the guarantee and the slot's
+    worker.instance (transactional.id = <group.id>-<instance>)."""
+    if guarantee != "exactly_once":
+        return {}
+    return {"delivery.guarantee": "exactly_once", "worker.instance": instance}
+
+
+def finals_by_campaign(records) -> dict:
+    """{campaign id: [final report values]} of report records."""
+    out: dict = {}
+    for r in records:
+        try:
+            v = r.json()
+        except ValueError:
+            continue
+        if v.get("final"):
+            out.setdefault(v.get("campaign_id"), []).append(v)
+    return out
+
+
+def final_ids_until(bootstrap: str, topic: str, target: int, timeout: float = 30.0) -> set:
+    """The campaign ids with a final report in the report topic, read
+    (read_committed) from the beginning until `target` of them are seen, the
+    end of every partition or the timeout. For progress checks while workers
+    run in exactly_once mode: a read_committed read to the end of every
+    partition then took up to ~8 s here (it needs all of them at their end
+    at once, while transactions commit every 200 ms), so a test that
+    waited for N reports with such reads went on with many more than N."""
+    seen: set = set()
+    done = [0]
+
+    def enough(records) -> bool:
+        for r in records[done[0]:]:
+            if _is_final(r):
+                seen.add(r.json().get("campaign_id"))
+        done[0] = len(records)
+        return len(seen) >= target
+    consume_all(bootstrap, topic, until=enough, timeout=timeout, or_end=True)
+    return seen
+
+
+def dlq_source(r):
+    """(partition, offset) of the input event a DLQ record stands for, from
+    its source.partition and source.offset headers; None without them."""
+    p, o = r.header("source.partition"), r.header("source.offset")
+    if p is None or o is None:
+        return None
+    return int(p), int(o)
+
+
+def interleave_bad(ids, bad_events, every: int) -> tuple[list, list]:
+    """The campaigns' events with bad_events (value, reason) put in after
+    every `every`-th campaign (from the middle of the first stretch), as
+    records for produce(); and [(index in records, reason)] of the bad
+    ones."""
+    recs, bad = [], []
+    for i, cid in enumerate(ids):
+        recs.append((str(cid), event(cid)))
+        if i % every == every // 2 and len(bad) < len(bad_events):
+            value, reason = bad_events[len(bad)]
+            bad.append((len(recs), reason))
+            recs.append((f"bad-{len(bad) - 1}", value))
+    return recs, bad
+
+
+def check_dlq_once(checks, bootstrap: str, topic: str, bad_at: dict, what: str) -> int:
+    """Reads the DLQ topic whole (read_committed) and checks exactly one
+    record per bad event, nothing else, each with its error.reason. bad_at:
+    {(partition, offset) of the bad input event: reason}. Prints the
+    figures; returns the number of duplicates."""
+    dlq = consume_all(bootstrap, topic, timeout=30)
+    per_source = count_by(dlq, dlq_source)
+    dups = sum(n - 1 for n in per_source.values())
+    print(f"{what}: {len(bad_at)} bad events in, {len(dlq)} DLQ records, "
+          f"{dups} duplicates", flush=True)
+    checks.eq(dups, 0, "exactly one DLQ record per bad event")
+    checks.eq(set(per_source), set(bad_at), "every bad event, and nothing else, in the DLQ")
+    reasons = {dlq_source(r): (r.header("error.reason") or b"").decode() for r in dlq}
+    checks.eq({s: reasons.get(s) for s in bad_at}, bad_at, "each DLQ record carries its reason")
+    return dups

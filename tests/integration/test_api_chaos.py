@@ -4,7 +4,14 @@ responses slower than the worker's HTTP timeout, 2 % malformed bodies and a
 token expiry every few seconds (plus 1 % truncated and 1 % HTML bodies). Every campaign is reported with the
 simulator's final truth; the request rate the simulator sees never exceeds
 the configured limit; neither the API key nor any bearer appears in any
-output."""
+output.
+
+--guarantee exactly_once: the worker runs with delivery.guarantee =
+exactly_once (worker.instance chaos-1, group brw-chaos-eo). Read with
+read_committed once the committed offsets reach the end of the input topic:
+every campaign exactly one final report (duplicates asserted 0), and no
+input event with more than one DLQ record (no event here is bad: the DLQ
+records, if any, are counted and printed)."""
 
 from __future__ import annotations
 
@@ -15,9 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Checks, KafkaBroker, log, parse_args, produce, run_main  # noqa: E402
-from pipeline import (check_schemas, API_KEY, Sim, Worker, compare_with_truth, event,  # noqa: E402
-                      scratch_dir, wait_reports, worker_config)
+from harness import (Checks, KafkaBroker, consume_all, log, parse_args, produce,  # noqa: E402
+                     run_main)
+from pipeline import (check_schemas, API_KEY, Sim, Worker, add_guarantee_arg,  # noqa: E402
+                      committed_at_end, compare_with_truth, count_by, dlq_source, event,
+                      finals_by_campaign, guarantee_config, scratch_dir, wait_reports,
+                      wait_until, worker_config)
 
 TOPICS = {"input": "chaos.events", "output": "chaos.reports", "dlq": "chaos.dlq"}
 N = 1000
@@ -25,7 +35,9 @@ RATE = 80
 
 
 def main() -> int:
-    args = parse_args(__doc__)
+    args = parse_args(__doc__, extra=add_guarantee_arg)
+    eo = args.guarantee == "exactly_once"
+    group = "brw-chaos" + ("-eo" if eo else "")
     checks = Checks()
     work = scratch_dir("chaos")
     ids = list(range(500001, 500001 + N))
@@ -40,9 +52,9 @@ def main() -> int:
         w = None
         try:
             produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
-            cfg = worker_config(bs, sim, "brw-chaos", TOPICS, **{
+            cfg = worker_config(bs, sim, group, TOPICS, **{
                 "api.rate_limit": str(RATE), "http.timeout": "1s",
-                "http.max_connections": "32"})
+                "http.max_connections": "32"}, **guarantee_config(args.guarantee, "chaos-1"))
             w = Worker(args.bin_dir, work, cfg).start()
             t0 = time.monotonic()
             finals = wait_reports(bs, TOPICS["output"], set(ids), timeout=400)
@@ -50,6 +62,25 @@ def main() -> int:
             by_id = {}
             for r in finals:
                 by_id.setdefault(r.json()["campaign_id"], []).append(r.json())
+            if eo:
+                # Once the offsets are committed at the end, every record the
+                # worker will publish for them is committed too: read the
+                # topics whole after that.
+                at_end, _ = committed_at_end(bs, group, TOPICS["input"])
+                checks.check(wait_until(at_end, timeout=60),
+                             "committed offsets reach the end of the input topic")
+                by_id = finals_by_campaign(consume_all(bs, TOPICS["output"], timeout=60))
+            dups = sum(len(v) - 1 for v in by_id.values())
+            print(f"chaos ({args.guarantee}): {N} campaigns in, {len(by_id)} reported, "
+                  f"{dups} duplicate reports", flush=True)
+            if eo:
+                checks.eq(dups, 0, "exactly one final report per campaign")
+                checks.eq(set(by_id) - set(ids), set(), "no report for an unknown campaign")
+                dlq = consume_all(bs, TOPICS["dlq"], timeout=30)
+                dlq_dups = sum(n - 1 for n in count_by(dlq, dlq_source).values())
+                print(f"chaos (exactly_once): {len(dlq)} DLQ records, {dlq_dups} duplicates",
+                      flush=True)
+                checks.eq(dlq_dups, 0, "no input event with two DLQ records")
             checks.eq(len(set(ids) - set(by_id)), 0, f"all {N} campaigns reported under faults")
             wrong = [(c, d) for c, rs in by_id.items()
                      for d in [compare_with_truth(rs[-1], sim.truth(c))] if d]

@@ -8,7 +8,16 @@ truth, the committed offsets reach the end of every partition, the worker is
 the same process throughout (never restarted, never exited), it logs that
 the brokers were all down (once: the connection failure is one line, then
 rate-limited, and kafka_down is raised once) and then reachable again, and
-SIGTERM exits 0."""
+SIGTERM exits 0.
+
+--guarantee exactly_once: the worker runs with delivery.guarantee =
+exactly_once (worker.instance outage-1, group brw-e2e-outage-eo), so the
+outage interrupts open transactions. Five bad events are interleaved with the
+campaigns and five more are produced just before the broker stops (their DLQ
+records may be in the transaction the outage interrupts). Read with
+read_committed once the committed offsets reach the end: every campaign
+exactly one final report (duplicates asserted 0, not only printed), every
+bad event exactly one DLQ record with its reason."""
 
 from __future__ import annotations
 
@@ -21,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
                      end_offsets, log, parse_args, produce, run_main)
-from pipeline import (http_get, Sim, Worker, compare_with_truth, event, scratch_dir,  # noqa: E402
-                      wait_until, worker_config)
+from pipeline import (BAD_EVENTS, http_get, Sim, Worker, add_guarantee_arg,  # noqa: E402
+                      check_dlq_once, compare_with_truth, event, final_ids_until,
+                      guarantee_config, interleave_bad, scratch_dir, wait_until,
+                      worker_config)
 
 TOPICS = {"input": "outage.events", "output": "outage.reports", "dlq": "outage.dlq"}
 N = 400
@@ -50,16 +61,18 @@ def final_reports(bs: str, timeout: float = 30.0) -> dict:
     return out
 
 
-def committed_map(bs: str, parts) -> dict:
+def committed_map(bs: str, parts, group: str = GROUP) -> dict:
     try:
-        return {p: o for p, (o, _) in committed_offsets(bs, GROUP, TOPICS["input"], parts).items()}
+        return {p: o for p, (o, _) in committed_offsets(bs, group, TOPICS["input"], parts).items()}
     except RuntimeError as e:  # the coordinator may still be loading
         log(f"committed offsets: {e}")
         return {}
 
 
 def main() -> int:
-    args = parse_args(__doc__)
+    args = parse_args(__doc__, extra=add_guarantee_arg)
+    eo = args.guarantee == "exactly_once"
+    group = GROUP + ("-eo" if eo else "")
     checks = Checks()
     work = scratch_dir("outage")
     ids = list(range(400001, 400001 + N))
@@ -70,21 +83,48 @@ def main() -> int:
         sim = Sim(args.bin_dir, work, "--seed", "23", "--time-scale", TIME_SCALE).start()
         worker = None
         try:
-            produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
+            bad_at = {}  # exactly once: {(partition, offset): reason} of bad events
+            if eo:
+                recs, bad = interleave_bad(ids, BAD_EVENTS[:5], every=N // 5)
+                at = produce(bs, TOPICS["input"], recs)
+                bad_at = {at[i]: reason for i, reason in bad}
+            else:
+                produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
             ends = end_offsets(bs, TOPICS["input"])
-            cfg = worker_config(bs, sim, GROUP, TOPICS, **{"api.rate_limit": "400",
-                                                            "metrics.listen": "127.0.0.1:0"})
+            cfg = worker_config(bs, sim, group, TOPICS, **{"api.rate_limit": "400",
+                                                            "metrics.listen": "127.0.0.1:0"},
+                                **guarantee_config(args.guarantee, "outage-1"))
             worker = Worker(args.bin_dir, work, cfg, name="worker").start()
             pid = worker.proc.pid
 
             # Mid-run: some campaigns reported, most still being tracked.
-            ok = wait_until(lambda: len(final_reports(bs, 20)) >= N // 5, timeout=180, interval=1.0)
+            if eo:
+                # Read only until N // 5: see final_ids_until.
+                seen = [0]
+
+                def enough():
+                    seen[0] = len(final_ids_until(bs, TOPICS["output"], N // 5, 20))
+                    return seen[0] >= N // 5
+                ok = wait_until(enough, timeout=180, interval=1.0)
+                before = seen[0]
+            else:
+                ok = wait_until(lambda: len(final_reports(bs, 20)) >= N // 5, timeout=180,
+                                interval=1.0)
             checks.check(ok, f"at least {N // 5} campaigns reported before the outage")
-            before = len(final_reports(bs, 20))
+            if not eo:
+                before = len(final_reports(bs, 20))
             lines_before = len(worker.log_lines())
-            log(f"committed before the outage: {committed_map(bs, ends)}")
+            log(f"committed before the outage: {committed_map(bs, ends, group)}")
             log(f"{before} campaigns reported; stopping the broker for {OUTAGE_S:.0f} s")
 
+            if eo:
+                # The other bad events just before the outage: their DLQ
+                # records may be in the transaction it interrupts.
+                late = [(f"bad-{5 + j}", v) for j, (v, _) in enumerate(BAD_EVENTS[5:])]
+                for pos, (_, reason) in zip(produce(bs, TOPICS["input"], late), BAD_EVENTS[5:]):
+                    bad_at[pos] = reason
+                ends = end_offsets(bs, TOPICS["input"])
+                time.sleep(0.1)
             t_down = time.monotonic()
             rc = kafka.stop_broker_process()
             log(f"broker stopped (rc {rc}) in {time.monotonic() - t_down:.1f} s")
@@ -107,17 +147,31 @@ def main() -> int:
                          "/readyz is 200 again once the broker is back")
 
             # Everything is reported after the broker comes back.
-            ok = wait_until(lambda: set(ids) <= set(final_reports(bs, 30)), timeout=240, interval=2.0)
+            if eo:
+                ok = wait_until(lambda: set(ids) <= final_ids_until(bs, TOPICS["output"], N),
+                                timeout=240, interval=2.0)
+            else:
+                ok = wait_until(lambda: set(ids) <= set(final_reports(bs, 30)), timeout=240,
+                                interval=2.0)
             all_done = time.monotonic()
+            if eo:
+                # Once the offsets are committed at the end, every record the
+                # worker will publish for them is committed too: read the
+                # topics whole after that.
+                at_end = wait_until(lambda: committed_map(bs, ends, group) == ends,
+                                    timeout=60, interval=1.0)
             by_id = final_reports(bs, 30)
             missing = sorted(set(ids) - set(by_id))
             dup_ids = {c: len(v) for c, v in by_id.items() if len(v) > 1}
             dups = sum(n - 1 for n in dup_ids.values())
-            print(f"broker outage: {N} campaigns in, {len(by_id)} reported "
+            print(f"broker outage{' (exactly_once)' if eo else ''}: {N} campaigns in, "
+                  f"{len(by_id)} reported "
                   f"({before} before the outage), {dups} duplicate reports"
                   + (f" (campaigns {sorted(dup_ids)[:20]})" if dup_ids else "")
                   + f"; all reported {all_done - t_up:.1f} s after the broker came back",
                   flush=True)
+            if eo:
+                checks.eq(dups, 0, "exactly one final report per campaign")
             checks.check(ok and not missing, "every campaign is reported after the outage",
                          f"{len(missing)} missing, first {missing[:10]}")
             checks.eq(set(by_id) - set(ids), set(), "no report for an unknown campaign")
@@ -127,9 +181,12 @@ def main() -> int:
                 log(f"campaign {c}: {d}")
             checks.eq(len(wrong), 0, "every report equals the simulator's truth")
 
-            ok = wait_until(lambda: committed_map(bs, ends) == ends, timeout=60, interval=1.0)
+            ok = at_end if eo else wait_until(lambda: committed_map(bs, ends, group) == ends,
+                                              timeout=60, interval=1.0)
             checks.check(ok, "committed offsets reach the end of every partition",
-                         f"ends {ends}, committed {committed_map(bs, ends)}")
+                         f"ends {ends}, committed {committed_map(bs, ends, group)}")
+            if eo:
+                check_dlq_once(checks, bs, TOPICS["dlq"], bad_at, "broker outage (exactly_once)")
 
             # The same worker process did it all.
             checks.check(worker.proc.running(), "the worker never exited",
@@ -167,7 +224,8 @@ def main() -> int:
             worker.proc.signal(signal.SIGTERM)
             rc = worker.proc.wait(timeout=60)
             checks.eq(rc, 0, "SIGTERM after the outage: exit code 0")
-            checks.eq(committed_map(bs, ends), ends, "after SIGTERM the committed offsets are at the end")
+            checks.eq(committed_map(bs, ends, group), ends,
+                      "after SIGTERM the committed offsets are at the end")
             stats = sim.stats()
             log(f"simulator: {stats.get('detail_requests')} detail requests, {stats.get('logins')} logins")
         finally:

@@ -10,7 +10,17 @@ eager roundrobin below). --protocol consumer: KIP-848
 (kafka.consumer.group.protocol=consumer; the broker assigns, its session
 timeout is a broker setting, lowered here to 6 s like the classic run's).
 Incremental runs also check that a scale step moved only some partitions:
-no member had its whole assignment revoked by a member joining."""
+no member had its whole assignment revoked by a member joining.
+
+--guarantee exactly_once: delivery.guarantee = exactly_once, each worker slot
+with its own worker.instance (w1, w2, w3; the restarts w2b and w3b reuse w2's
+and w3's, so each fences the transactional.id of the worker it replaces),
+group brw-e2e-group[-kip848]-eo. Five bad events are interleaved with the
+campaigns and one more per partition is produced just before the kill -9
+(some of their DLQ records may be in the transaction it interrupts). Read
+with read_committed, after the committed offsets reach the end: every
+campaign exactly one final report (duplicates asserted 0, not only
+printed), every bad event exactly one DLQ record with its reason."""
 
 from __future__ import annotations
 
@@ -23,12 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
                      end_offsets, log, parse_args, produce, run_main)
-from pipeline import (Sim, Worker, compare_with_truth, event, scratch_dir,  # noqa: E402
-                      wait_reports, wait_until, worker_config)
+from pipeline import (BAD_EVENTS, Sim, Worker, add_guarantee_arg,  # noqa: E402
+                      check_dlq_once, compare_with_truth, event, final_ids_until,
+                      guarantee_config, interleave_bad, scratch_dir, wait_reports,
+                      wait_until, worker_config)
 
 TOPICS = {"input": "group.events", "output": "group.reports", "dlq": "group.dlq"}
 N = 3000
 GROUP = "brw-e2e-group"
+# Exactly once: the worker.instance of each worker; a restart takes the
+# slot of the worker it replaces.
+SLOT = {"w1": "w1", "w2": "w2", "w3": "w3", "w2b": "w2", "w3b": "w3"}
 
 
 def check_protocol(checks: Checks, workers: dict, kip848: bool) -> None:
@@ -63,13 +78,16 @@ def check_protocol(checks: Checks, workers: dict, kip848: bool) -> None:
 
 
 def main() -> int:
-    args = parse_args(__doc__, extra=lambda p: p.add_argument(
-        "--protocol", choices=("classic", "consumer"), default="classic"))
+    def extra(p):
+        p.add_argument("--protocol", choices=("classic", "consumer"), default="classic")
+        add_guarantee_arg(p)
+    args = parse_args(__doc__, extra=extra)
     checks = Checks()
     work = scratch_dir("group")
     ids = list(range(800001, 800001 + N))
     kip848 = args.protocol == "consumer"
-    group = GROUP + ("-kip848" if kip848 else "")
+    eo = args.guarantee == "exactly_once"
+    group = GROUP + ("-kip848" if kip848 else "") + ("-eo" if eo else "")
     # KIP-848: session timeout and heartbeat are the broker's.
     broker_props = {"group.consumer.min.session.timeout.ms": "3000",
                     "group.consumer.session.timeout.ms": "6000",
@@ -81,7 +99,13 @@ def main() -> int:
         sim = Sim(args.bin_dir, work, "--seed", "31", "--time-scale", "60").start()
         workers = {}
         try:
-            produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
+            bad_at = {}  # exactly once: {(partition, offset): reason} of bad events
+            if eo:
+                recs, bad = interleave_bad(ids, BAD_EVENTS[:5], every=N // 5)
+                at = produce(bs, TOPICS["input"], recs)
+                bad_at = {at[i]: reason for i, reason in bad}
+            else:
+                produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
             opts = {"api.rate_limit": "400"}
             if kip848:
                 opts["kafka.consumer.group.protocol"] = "consumer"
@@ -91,7 +115,8 @@ def main() -> int:
             cfg = worker_config(bs, sim, group, TOPICS, **opts)
 
             def start(name):
-                workers[name] = Worker(args.bin_dir, work, cfg, name=name).start()
+                conf = dict(cfg, **guarantee_config(args.guarantee, SLOT[name]))
+                workers[name] = Worker(args.bin_dir, work, conf, name=name).start()
                 return workers[name]
 
             def reported():
@@ -104,8 +129,19 @@ def main() -> int:
 
             def step(target, what):
                 t = time.monotonic()
-                ok = wait_until(lambda: reported() >= target, timeout=240, interval=1.0)
-                log(f"{what}: {reported()} reported after {time.monotonic() - t:.1f} s")
+                if eo:
+                    # Read only until the target: see final_ids_until.
+                    seen = [0]
+
+                    def enough():
+                        seen[0] = len(final_ids_until(bs, TOPICS["output"], target))
+                        return seen[0] >= target
+                    ok = wait_until(enough, timeout=240, interval=1.0)
+                    log(f"{what}: {seen[0]} reported (read up to {target}) after "
+                        f"{time.monotonic() - t:.1f} s")
+                else:
+                    ok = wait_until(lambda: reported() >= target, timeout=240, interval=1.0)
+                    log(f"{what}: {reported()} reported after {time.monotonic() - t:.1f} s")
                 checks.check(ok, f"{what}: progress to {target} reported")
 
             start("w1")
@@ -113,6 +149,14 @@ def main() -> int:
             start("w2")
             start("w3")
             step(900, "scaled to three")
+            if eo:
+                # One bad event per partition just before the kill: those of
+                # w2's partitions may be in the transaction it interrupts.
+                late = [BAD_EVENTS[5 + p % 5] for p in range(12)]
+                at = produce(bs, TOPICS["input"], [(f"bad-late-{p}", v, None, p)
+                                                   for p, (v, _) in enumerate(late)])
+                bad_at.update({pos: reason for pos, (_, reason) in zip(at, late)})
+                time.sleep(0.1)
             workers["w2"].proc.kill()
             step(1500, "after kill -9 of w2")
             workers["w3"].proc.signal(signal.SIGTERM)
@@ -121,20 +165,37 @@ def main() -> int:
             start("w2b")
             start("w3b")
             finals = wait_reports(bs, TOPICS["output"], set(ids), timeout=300)
+            ends = end_offsets(bs, TOPICS["input"])
+
+            def committed_end():
+                return {p: o for p, (o, _) in committed_offsets(
+                    bs, group, TOPICS["input"], ends).items()} == ends
+            if eo:
+                # Once the offsets are committed at the end, every record the
+                # workers will publish for them is committed too: read the
+                # report topic whole after that.
+                at_end = wait_until(committed_end, timeout=60)
+                finals = [r for r in consume_all(bs, TOPICS["output"], timeout=60)
+                          if r.json().get("final")]
             by_id = {}
             for r in finals:
                 by_id.setdefault(r.json()["campaign_id"], []).append(r.json())
             dups = sum(len(v) - 1 for v in by_id.values())
-            print(f"group scaling ({args.protocol}): {N} campaigns in, {len(by_id)} "
-                  f"reported, {dups} duplicate reports (1 -> 3 workers, kill -9, "
-                  f"SIGTERM, restarts)", flush=True)
+            mode = args.protocol + (", exactly_once" if eo else "")
+            print(f"group scaling ({mode}): {N} campaigns in, "
+                  f"{len(by_id)} reported, {dups} duplicate reports (1 -> 3 workers, "
+                  f"kill -9, SIGTERM, restarts)", flush=True)
+            if eo:
+                checks.eq(dups, 0, "exactly one final report per campaign")
             checks.eq(len(set(ids) - set(by_id)), 0, "every campaign reported")
             wrong = [c for c, rs in by_id.items() if compare_with_truth(rs[-1], sim.truth(c))]
             checks.eq(wrong[:5], [], "reports equal the simulator's truth")
-            ends = end_offsets(bs, TOPICS["input"])
-            ok = wait_until(lambda: {p: o for p, (o, _) in committed_offsets(
-                bs, group, TOPICS["input"], ends).items()} == ends, timeout=60)
+            ok = at_end if eo else wait_until(committed_end, timeout=60)
             checks.check(ok, "committed offsets reach the end of all 12 partitions")
+            if eo:
+                checks.eq(set(by_id) - set(ids), set(), "no report for an unknown campaign")
+                check_dlq_once(checks, bs, TOPICS["dlq"], bad_at,
+                               f"group scaling ({mode})")
             check_protocol(checks, workers, kip848)
             for name in ("w1", "w2b", "w3b"):
                 w = workers[name]
