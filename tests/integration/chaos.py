@@ -10,12 +10,25 @@ workers get SIGTERM, and a table is printed: campaigns fed, reported, lost
 (fed but never reported: must be 0), duplicate reports, kills by signal,
 restarts, DLQ records, campaign-to-report latency.
 
+Reports and DLQ records are read with isolation.level=read_committed (as
+they always were here; with at_least_once the worker writes no
+transactions, so it reads the same as read_uncommitted).
+
+--guarantee exactly_once runs the workers with delivery.guarantee =
+exactly_once, each slot under a stable worker.instance (worker-a, worker-b,
+...: a restarted worker reuses its slot's name, so its transactional.id
+fences the killed one's open transaction at once), and then any duplicate
+final report or DLQ record counts as a failure, like a lost campaign.
+The table prints the guarantee; the workers' logs (NAME.GEN.stderr.log in
+the scratch directory) are summed for "transaction: ... failed" lines.
+
 Exit status: 0 when nothing was lost and every other invariant held (reports
 equal the simulator's truth, every poison event in the DLQ, every SIGTERM
-exit 0, no worker died by itself, committed offsets at the end); 1
-otherwise; 2 on a setup error.
+exit 0, no worker died by itself, committed offsets at the end; with
+exactly_once also no duplicate); 1 otherwise; 2 on a setup error.
 
     scripts/chaos.sh 2                       # 2 minutes
+    scripts/chaos.sh 2 --guarantee exactly_once
     /usr/bin/python3 tests/integration/chaos.py --bin-dir build --minutes 10
 """
 
@@ -41,6 +54,7 @@ from pipeline import (BAD_EVENTS, Sim, Worker, compare_with_truth, event,  # noq
 TOPICS = {"input": "chaos.events", "output": "chaos.reports", "dlq": "chaos.dlq"}
 GROUP = "brw-chaos"
 PARTITIONS = 12
+GUARANTEES = ("at_least_once", "exactly_once")
 # A dead member holds its partitions until its session times out.
 SESSION = {"kafka.consumer.session.timeout.ms": "6000",
            "kafka.consumer.heartbeat.interval.ms": "1000"}
@@ -59,6 +73,9 @@ def options(p) -> None:
     p.add_argument("--time-scale", default="120", help="simulator time scale (120: lifecycles up to ~30 s)")
     p.add_argument("--no-api-faults", action="store_true", help="no simulator faults (5xx, 429, slow)")
     p.add_argument("--seed", type=int, default=None, help="random seed of the chaos schedule")
+    p.add_argument("--guarantee", choices=GUARANTEES, default="at_least_once",
+                   help="the workers' delivery.guarantee (default at_least_once); "
+                        "exactly_once: stable worker.instance per slot, and any duplicate fails")
 
 
 class Feeder(threading.Thread):
@@ -132,6 +149,7 @@ class ReportReader(threading.Thread):
         super().__init__(daemon=True)
         self.bootstrap = bootstrap
         self.finals: dict = {}
+        self.first_seen: dict = {}   # campaign id -> wall time (ms) its first final was read
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
         self.error = None
@@ -158,6 +176,7 @@ class ReportReader(threading.Thread):
                 with self.lock:
                     self.finals.setdefault(v.get("campaign_id"), []).append(
                         (msg.timestamp()[1], (v.get("worker") or {}).get("instance"), v))
+                    self.first_seen.setdefault(v.get("campaign_id"), time.time() * 1000)
         except Exception as e:  # noqa: BLE001
             self.error = e
         finally:
@@ -177,22 +196,29 @@ class ReportReader(threading.Thread):
 
 
 class Slot:
-    """One of the group's workers, restarted under the same name."""
+    """One of the group's workers, restarted under the same name. Each start
+    logs to NAME.GEN.*.log; its worker.instance is NAME.GEN, or with
+    stable_instance (exactly once) NAME itself, so that a restart reuses the
+    transactional.id <group.id>-NAME."""
 
-    def __init__(self, name: str, bin_dir, work, cfg) -> None:
+    def __init__(self, name: str, bin_dir, work, cfg, stable_instance: bool = False) -> None:
         self.name = name
         self.bin_dir = bin_dir
         self.work = work
         self.cfg = dict(cfg)
+        self.stable_instance = stable_instance
         self.gen = 0
         self.worker = None
+        self.all_workers: list = []
         self.down_on_purpose = False
 
     def start(self) -> None:
         self.gen += 1
         name = f"{self.name}.{self.gen}"
-        cfg = dict(self.cfg, **{"worker.instance": name})
+        instance = self.name if self.stable_instance else name
+        cfg = dict(self.cfg, **{"worker.instance": instance})
         self.worker = Worker(self.bin_dir, self.work, cfg, name=name).start()
+        self.all_workers.append(self.worker)
 
     def running(self) -> bool:
         return self.worker is not None and self.worker.proc.running()
@@ -222,8 +248,13 @@ def main() -> int:
             sim_args += ["--fail-5xx", "0.02", "--fail-429", "0.01", "--slow", "0.01",
                          "--slow-ms", "1500", "--retry-after", "1"]
         sim = Sim(args.bin_dir, work, *sim_args).start()
-        cfg = worker_config(bs, sim, GROUP, TOPICS, **SESSION, **{"api.rate_limit": "200"})
-        slots = [Slot(f"worker-{chr(ord('a') + i)}", args.bin_dir, work, cfg) for i in range(args.workers)]
+        eo = args.guarantee == "exactly_once"
+        extra = {"api.rate_limit": "200"}
+        if eo:
+            extra["delivery.guarantee"] = "exactly_once"
+        cfg = worker_config(bs, sim, GROUP, TOPICS, **SESSION, **extra)
+        slots = [Slot(f"worker-{chr(ord('a') + i)}", args.bin_dir, work, cfg, stable_instance=eo)
+                 for i in range(args.workers)]
         reader = ReportReader(bs)
         feeder = Feeder(bs, args.rate, first_id=7_000_001)
         try:
@@ -233,7 +264,7 @@ def main() -> int:
             feeder.start()
             feed_end = time.monotonic() + args.minutes * 60
             log(f"chaos: feeding {args.rate}/s for {args.minutes} min, {args.workers} workers, "
-                f"{PARTITIONS} partitions; logs in {work}")
+                f"{PARTITIONS} partitions, {args.guarantee}; logs in {work}")
 
             def reap_unexpected():
                 for s in slots:
@@ -306,13 +337,23 @@ def main() -> int:
             dups = sum(len(v) - 1 for c, v in finals.items() if c in fed)
             dup_campaigns = sum(1 for c, v in finals.items() if c in fed and len(v) > 1)
             lat = [(min(t for t, _, _ in finals[c]) - fed[c]) / 1000 for c in reported]
+            # fed -> the reader received it: with exactly_once, after the commit
+            seen = dict(reader.first_seen)
+            lat_seen = [(seen[c] - fed[c]) / 1000 for c in reported if c in seen]
             wrong = []
             for c in sorted(reported):
                 d = compare_with_truth(finals[c][-1][2], sim.truth(c))
                 if d:
                     wrong.append((c, d))
+            dup_list = sorted((c, [(t, inst) for t, inst, _ in v])
+                              for c, v in finals.items() if c in fed and len(v) > 1)
             dlq = consume_all(bs, TOPICS["dlq"], timeout=60)
             dlq_keys = {r.key.decode() for r in dlq if r.key}
+            dlq_count: dict = {}
+            for r in dlq:
+                if r.key:
+                    dlq_count[r.key.decode()] = dlq_count.get(r.key.decode(), 0) + 1
+            dlq_dups = sum(k - 1 for k in dlq_count.values() if k > 1)
             poison_missing = sorted(set(feeder.poison) - dlq_keys)
             dlq_other = [r for r in dlq if not (r.key or b"").startswith(b"bad-")]
             ends = end_offsets(bs, TOPICS["input"])
@@ -322,8 +363,20 @@ def main() -> int:
             for c in reported:
                 for _, inst, _ in finals[c]:
                     by_instance[inst] = by_instance.get(inst, 0) + 1
+            # the workers' "transaction: CALL failed (RESULT)" warnings, with
+            # the lines their rate limit held back
+            txn_fail: dict = {}
+            for s in slots:
+                for w in s.all_workers:
+                    for x in w.log_lines():
+                        if str(x.get("msg", "")).startswith("transaction:") and "result" in x:
+                            k = f"{x.get('call')} {x.get('result')}"
+                            txn_fail[k] = txn_fail.get(k, 0) + 1 + int(x.get("suppressed") or 0)
 
             rows = [
+                ("delivery guarantee", args.guarantee + (" (worker.instance per slot, stable "
+                                                         "across restarts)" if eo else "")),
+                ("reports read with", "isolation.level=read_committed"),
                 ("minutes fed", f"{args.minutes:g} at {args.rate:g}/s"),
                 ("campaigns fed", len(fed)),
                 ("input events (incl. campaign.finished, poison)", feeder.events),
@@ -338,14 +391,21 @@ def main() -> int:
                 ("SIGTERM exits != 0", len(bad_term)),
                 ("workers that died by themselves", len(unexpected)),
                 ("DLQ records (poison fed)", f"{len(dlq)} ({len(feeder.poison)})"),
+                ("duplicate DLQ records (same key)", dlq_dups),
                 ("poison events missing from the DLQ", len(poison_missing)),
                 ("DLQ records that are not poison", len(dlq_other)),
                 ("latency fed->report avg / p50 / p99 / max, s",
                  f"{statistics.mean(lat) if lat else 0:.1f} / {percentile(lat, 0.5):.1f} / "
                  f"{percentile(lat, 0.99):.1f} / {max(lat) if lat else 0:.1f}"),
+                ("latency fed->read (read_committed) avg / p50 / p99 / max, s",
+                 f"{statistics.mean(lat_seen) if lat_seen else 0:.1f} / "
+                 f"{percentile(lat_seen, 0.5):.1f} / {percentile(lat_seen, 0.99):.1f} / "
+                 f"{max(lat_seen) if lat_seen else 0:.1f}"),
                 ("drain after feeding stopped, s", f"{drain_s:.0f}"),
                 ("committed offsets at the end", "yes" if not behind else f"no, behind {behind}"),
                 ("worker instances that reported", len(by_instance)),
+                ("\"transaction: ... failed\" log lines (call result: n)",
+                 ", ".join(f"{k}: {v}" for k, v in sorted(txn_fail.items())) or "0"),
                 ("simulator detail requests", sim.stats().get("detail_requests")),
                 ("wall time, s", f"{time.monotonic() - t_run:.0f}"),
             ]
@@ -355,6 +415,9 @@ def main() -> int:
                 print(f"  {k:<{width}}  {v}", flush=True)
             if lost:
                 print(f"lost campaigns (first 20): {lost[:20]}", flush=True)
+            for c, v in dup_list[:10]:
+                print(f"duplicate: campaign {c}: " + ", ".join(
+                    f"{inst} at {t}" for t, inst in v), flush=True)
             for c, d in wrong[:5]:
                 print(f"campaign {c} unlike the truth: {d}", flush=True)
             if bad_term:
@@ -369,6 +432,10 @@ def main() -> int:
             failed = []
             if lost:
                 failed.append("lost > 0")
+            if eo and dups:
+                failed.append("duplicate reports with exactly_once")
+            if eo and dlq_dups:
+                failed.append("duplicate DLQ records with exactly_once")
             if wrong:
                 failed.append("reports unlike the truth")
             if poison_missing:
@@ -381,7 +448,8 @@ def main() -> int:
                 failed.append("committed offsets not at the end")
             if feeder.errors or reader.error:
                 failed.append("test client errors")
-            print(("FAIL: " + ", ".join(failed)) if failed else "PASS: nothing lost", flush=True)
+            print(("FAIL: " + ", ".join(failed)) if failed else
+                  ("PASS: nothing lost, no duplicate" if eo else "PASS: nothing lost"), flush=True)
             return 1 if failed else 0
         finally:
             feeder.stop_ev.set()
