@@ -256,6 +256,11 @@ static void log_kafka(const rd_kafka_t *rk, int level, const char *fac,
                                    : BRW_LOG_DEBUG;
   if (fac && !strcmp(fac, "FAIL"))
     l = BRW_LOG_DEBUG;
+  /* Exactly once: the transactional producer says why a transaction
+   * failed in its error lines (TXNERR, ADDPARTS, ...), before any limit
+   * holds them back: kept for transactions_stalled's detail. */
+  if (k && k->eo && rk == k->rk_p && level <= 3)
+    snprintf(k->producer_error, sizeof(k->producer_error), "%s", buf);
   /* A broker certificate that failed verification (on_cert_verify named
    * why): kept for the handshake error that follows, which says it. */
   if (k && fac && !strcmp(fac, "SSLCERTVRFY")) {

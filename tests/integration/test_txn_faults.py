@@ -35,6 +35,12 @@ shows the fault met and handled:
                   __TIMED_OUT, the cycle calls commit again, which resumes
                   and succeeds: no abort, no rebuild. This is how a
                   retriable result reaches the application at all.
+  lasting         AddPartitionsToTxn TOPIC_AUTHORIZATION_FAILED for
+                  every transaction until cleared: the aborts back off
+                  (retry.min doubling to retry.max, no spinning), /readyz
+                  lists transactions_stalled after 30 s with the last
+                  error in its detail, and the reason clears once the
+                  fault is cleared and a transaction commits.
 
 The log is read at log.level=debug with kafka.producer.debug=eos: the
 cycle's "transaction state" lines (from, to, input) say which way it went
@@ -52,7 +58,7 @@ markers, so records of aborted transactions show too (their duplicates are
 counted and printed, not asserted; tests/integration/test_exactly_once.py
 checks exactly-once delivery on a real broker) and read_committed cannot
 be relied on. Its TxnOffsetCommit keeps no offsets either: the committed
-positions are not checked here. About 25 s."""
+positions are not checked here. About 60 s (the lasting fault: 35 s)."""
 
 from __future__ import annotations
 
