@@ -26,6 +26,8 @@
  * was last sent (brw_partitions_commit_list). */
 void brw__app_commit_now(brw_app_t *app, int only_revoking, int async) {
   brw_kafka_positions_t l = {0};
+  if (app->txn)
+    return; /* exactly once: only transactions commit offsets */
   if (brw_partitions_commit_list(&app->parts, only_revoking, &l) == 0) {
     brw_kafka_positions_clear(&l);
     return;
@@ -125,7 +127,8 @@ static void on_revoke_timer(uv_timer_t *t);
 /* Goes on with the revocation on the next loop iteration (not from inside
  * the callback that calls this: a delivery report or a commit result). */
 void brw__app_revoke_kick(brw_app_t *app) {
-  if (app->revoke.active)
+  /* Exactly once: the transaction cycle releases the partitions. */
+  if (app->revoke.active && !app->txn)
     uv_timer_start(&app->revoke_timer, on_revoke_timer, 0, 0);
 }
 
