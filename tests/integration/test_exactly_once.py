@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
                      log, parse_args, produce, run_main)
 from pipeline import (BAD_EVENTS, Sim, Worker, committed_at_end, compare_with_truth,  # noqa: E402
-                      count_by, event, scratch_dir, sigterm_mid_run, uncovered_offsets,
-                      wait_reports, wait_until, worker_config)
+                      count_by, dlq_source, event, finals_by_campaign, scratch_dir,
+                      sigterm_mid_run, uncovered_offsets, wait_reports, wait_until,
+                      worker_config)
 
 TOPICS = {"input": "eo.events", "output": "eo.reports", "dlq": "eo.dlq"}
 N = 300
@@ -58,21 +59,7 @@ UNCOMMITTED = {"isolation.level": "read_uncommitted"}
 def finals_by_id(bs, config=None):
     """{campaign id: [final reports]} in the output topic, read to its end
     (read_committed unless config says otherwise)."""
-    out = {}
-    for r in consume_all(bs, TOPICS["output"], timeout=30, config=config):
-        v = r.json()
-        if v.get("final"):
-            out.setdefault(v["campaign_id"], []).append(v)
-    return out
-
-
-def source_of(r):
-    """(partition, offset) of the input event a DLQ record stands for, from
-    its source.partition and source.offset headers; None without them."""
-    p, o = r.header("source.partition"), r.header("source.offset")
-    if p is None or o is None:
-        return None
-    return int(p), int(o)
+    return finals_by_campaign(consume_all(bs, TOPICS["output"], timeout=30, config=config))
 
 
 def dlq_records(bs, config=None):
@@ -142,7 +129,7 @@ def main() -> int:
             sigterm_mid_run(checks, w2)
             handled_at = {(v["tracking"]["source"]["partition"], v["tracking"]["source"]["offset"])
                           for rs in finals_by_id(bs).values() for v in rs}
-            handled_at |= {source_of(r) for r in dlq_records(bs)}
+            handled_at |= {dlq_source(r) for r in dlq_records(bs)}
             uncovered = uncovered_offsets(bs, GROUP, TOPICS["input"], range(4), handled_at)
             checks.eq(uncovered[:5], [], "committed offsets cover only reported or DLQ'd events")
 
@@ -172,14 +159,14 @@ def main() -> int:
             checks.eq(wrong[:3], [], "reports after the restarts equal the simulator's truth")
 
             dlq = dlq_records(bs)
-            per_source = count_by(dlq, source_of)
+            per_source = count_by(dlq, dlq_source)
             dlq_dups = sum(n - 1 for n in per_source.values())
             print(f"exactly-once: {len(bad_at)} bad events in, {len(dlq)} DLQ records, "
                   f"{dlq_dups} duplicates", flush=True)
             checks.eq(dlq_dups, 0, "exactly one DLQ record per bad event")
             checks.eq(set(per_source), set(bad_at),
                       "every bad event, and nothing else, in the DLQ")
-            reasons = {source_of(r): (r.header("error.reason") or b"").decode() for r in dlq}
+            reasons = {dlq_source(r): (r.header("error.reason") or b"").decode() for r in dlq}
             checks.eq({s: reasons.get(s) for s in bad_at}, bad_at,
                       "each DLQ record carries its reason")
 
