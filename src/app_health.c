@@ -115,11 +115,6 @@ static void hold_health(brw_app_t *app, const hold_t *h, brw_block_t b,
     brw_health_clear(app->health, b, now);
 }
 
-/* Raises or clears the reasons that are states rather than events (SPEC §7
- * readiness): brokers down, a missing topic, the group not joined, an account
- * without a usable bearer. Runs from the health tick and before each
- * /readyz answer, so the answer is current. Details name topics and
- * accounts, never a key. */
 /* Exactly once: raised while records have waited TXN_STALL_MS for a
  * commit that goes well (aborts and redos that fail again and again
  * count as waiting), or while the cycle has had no call go well for as
@@ -149,6 +144,11 @@ static void txn_health(brw_app_t *app, uint64_t now) {
     brw_health_clear(app->health, BRW_BLOCK_TXN_STALLED, now);
 }
 
+/* Raises or clears the reasons that are states rather than events (SPEC §7
+ * readiness): brokers down, a missing topic, the group not joined, an account
+ * without a usable bearer. Runs from the health tick and before each
+ * /readyz answer, so the answer is current. Details name topics and
+ * accounts, never a key. */
 static void health_eval(brw_app_t *app, uint64_t now) {
   brw_health_t *h = app->health;
   char detail[480];

@@ -33,6 +33,9 @@
  * count held back); every one is counted in commit_failures_total when it
  * is a commit. */
 #define TXN_LOG_INTERVAL_MS 10000
+/* The longest wait between two attempts of a transactional call, or
+ * before the redo after aborts in a row. */
+#define TXN_RETRY_MAX_MS 30000
 
 static uint64_t id_of(const completion_t *c) {
   return (uint64_t)(uintptr_t)c;
@@ -325,8 +328,12 @@ int brw__app_txn_start(brw_app_t *app) {
       /* Well under the broker's transactional.id.expiration.ms (7 days):
        * an idle worker keeps its producer id (docs/transactions.md). */
       .keepalive_ms = 3600 * 1000,
-      .retry_min_ms = cfg->retry_min_ms,
-      .retry_max_ms = cfg->retry_max_ms,
+      /* The API's retry bounds, at most TXN_RETRY_MAX_MS apart: a
+       * transaction coordinator that is back is used within seconds. */
+      .retry_min_ms = cfg->retry_min_ms < TXN_RETRY_MAX_MS ? cfg->retry_min_ms
+                                                           : TXN_RETRY_MAX_MS,
+      .retry_max_ms = cfg->retry_max_ms < TXN_RETRY_MAX_MS ? cfg->retry_max_ms
+                                                           : TXN_RETRY_MAX_MS,
       .jitter = 0.2,
       .max_commit_retries = 3,
       .max_abort_retries = 3,

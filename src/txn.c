@@ -417,15 +417,21 @@ static void on_revoke(brw_txn_t *t, int lost, uint64_t now,
     go(t, BRW_TXN_ABORTING, BRW_TXN_CALL_ABORT, out);
 }
 
-static void on_stop(brw_txn_t *t, brw_txn_step_t *out) {
+static void on_stop(brw_txn_t *t, uint64_t now, brw_txn_step_t *out) {
   if (t->state == BRW_TXN_CLOSED || t->stopping)
     return;
   t->stopping = 1;
   t->flush = 1;
   t->flush_started = 0;
   t->flush_upto = t->n_ready;
-  if (t->state == BRW_TXN_OPEN)
+  if (t->redo_wait) {
+    /* A shutdown does not wait out the backoff: the redo and its commit
+     * go now (the redo sees the flush). */
+    t->redo_wait = 0;
+    redo(t, now, out);
+  } else if (t->state == BRW_TXN_OPEN) {
     go(t, BRW_TXN_COMMITTING, BRW_TXN_CALL_COMMIT, out);
+  }
 }
 
 /* When the next tick is wanted: the interval's end or the keep-alive while
@@ -508,7 +514,7 @@ int brw_txn_on(brw_txn_t *t, const brw_txn_input_t *in, brw_txn_step_t *out) {
     on_revoke(t, in->lost, in->now, out);
     break;
   case BRW_TXIN_STOP:
-    on_stop(t, out);
+    on_stop(t, in->now, out);
     break;
   }
   step_lists(t, out);

@@ -567,6 +567,18 @@ static void test_aborts_back_off(void **state) {
   revoke(&w, 1);
   assert_true(w.last.release);
   ASSERT_IDS(w.last.dropped, w.last.n_dropped, 2);
+  /* Waiting for a redo, a stop does not wait out the backoff: the redo
+   * and its commit go at once. */
+  ready(&w);
+  delivery_failed(&w, 3, w.seq);
+  done(&w, BRW_TXN_OK);
+  assert_int_equal(w.last.n_produce, 0);
+  stop(&w);
+  ASSERT_IDS(w.last.produce, w.last.n_produce, 3);
+  assert_int_equal(w.last.call, BRW_TXN_CALL_COMMIT);
+  done(&w, BRW_TXN_OK);
+  assert_true(w.last.closed);
+  ASSERT_IDS(w.last.committed, w.last.n_committed, 3);
   finish(&w);
 }
 
