@@ -251,11 +251,19 @@ static void carry(brw_app_t *app, const brw_txn_step_t *st) {
   if (st->begin) {
     app->txn_seq = st->seq;
     if (brw_kafka_txn_begin(app->kafka) != 0) {
-      /* The producer cannot take a transaction: the cycle aborts, and
-       * an abort that fails makes a new producer. */
+      /* The producer cannot take a transaction: the cycle aborts (and an
+       * abort that fails makes a new producer). When the step also asked
+       * for its commit (a pending flush), the cycle waits for that call's
+       * end: it gets it, as a requires-abort, instead of the call. */
       brw_txn_input_t in = {.kind = BRW_TXIN_DELIVERY_FAILED,
                             .now = uv_now(app->loop),
                             .seq = st->seq};
+      if (st->call != BRW_TXN_CALL_NONE) {
+        in.kind = BRW_TXIN_CALL_DONE;
+        in.result = BRW_TXN_REQUIRES_ABORT;
+      }
+      if (st->tick)
+        uv_timer_start(&app->txn_timer, on_txn_timer, st->tick_in_ms, 0);
       txn_feed(app, &in);
       st = NULL;
     }
