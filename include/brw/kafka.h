@@ -1,5 +1,6 @@
 /* Kafka clients on the libuv loop: one consumer (group member) and one
- * idempotent producer.
+ * idempotent producer (transactional with delivery.guarantee =
+ * exactly_once: see brw_kafka_transactional).
  *
  * This header is the whole Kafka boundary: no librdkafka type crosses it.
  * Record headers are brw_headers_t (include/brw/headers.h), consumed
@@ -16,8 +17,10 @@
  * drain serves a bounded batch; what is left is served by an idle handle, one
  * batch per loop iteration, so sockets, signals and timers are served during
  * a flood. A slow safety timer drains them too, in case a wake-up is missed.
- * The only other thread is the metadata probe's (see brw_kafka_topic_state),
- * on libuv's pool; it touches nothing but its own request.
+ * Other threads are libuv's pool, for the calls that block: the metadata
+ * probe (see brw_kafka_topic_state), an assignment's committed-offset
+ * read, and the transactional calls (brw_kafka_txn_call); each touches
+ * nothing but its own request (and librdkafka's thread-safe API).
  *
  * Produce never drops: a record the producer queue cannot take now waits in
  * a backlog (brw_kafka_backlog() > 0 tells the application to pause
@@ -27,7 +30,9 @@
  * producer or by the broker, is never retried: it goes back to the
  * application through on_refused, which decides (shorten it, send something
  * else, give it up). The application hears of successful deliveries, of
- * permanent refusals, and of fatal errors. */
+ * permanent refusals, and of fatal errors. With exactly once nothing is
+ * retried here: a failed record loses its transaction (on_delivery_failed),
+ * whose records the application produces again after the abort. */
 #ifndef BRW_KAFKA_H
 #define BRW_KAFKA_H
 

@@ -1,5 +1,5 @@
 /* The exactly-once transaction cycle (SPEC §6 "Exactly once", issue 14), as
- * one pure state machine. Not wired into the worker yet.
+ * one pure state machine; src/app_txn.c carries out its steps in the worker.
  *
  * One Kafka transaction per commit interval holds the records completed in
  * it; its commit sends the input offsets those records complete with it
