@@ -47,6 +47,15 @@ static completion_t *of_id(uint64_t id) {
 
 static void txn_feed(brw_app_t *app, const brw_txn_input_t *in);
 
+/* Forgets the record `c` keeps (it completes its offsets without one). */
+static void drop_rec(completion_t *c) {
+  free(c->rec);
+  brw_headers_free(c->rec_hdrs);
+  c->rec = NULL;
+  c->rec_hdrs = NULL;
+  c->has_rec = 0;
+}
+
 /* Produces a kept record into the open transaction. A record the producer
  * refuses at once comes back through on_refused (brw__app_txn_put makes its
  * smaller form and produces that from inside this call); any other failure
@@ -179,11 +188,7 @@ static void resolve_in_doubt(brw_app_t *app,
       if (!c->taken || !c->has_rec || c->partition != e->partition ||
           c->generation != pt->generation || !covered(c, e->offset, &done))
         continue;
-      free(c->rec);
-      brw_headers_free(c->rec_hdrs);
-      c->rec = NULL;
-      c->rec_hdrs = NULL;
-      c->has_rec = 0;
+      drop_rec(c);
       skipped++;
     }
     free(done.ranges);
@@ -357,6 +362,18 @@ int brw__app_txn_start(brw_app_t *app) {
   return 0;
 }
 
+/* The cycle takes `c`, the first time it is handed over. Returns 1 when it
+ * did now. */
+static int take(brw_app_t *app, completion_t *c) {
+  if (c->taken)
+    return 0;
+  c->taken = 1;
+  brw_txn_input_t in = {
+      .kind = BRW_TXIN_READY, .now = uv_now(app->loop), .id = id_of(c)};
+  txn_feed(app, &in);
+  return 1;
+}
+
 /* Keeps the record built for `c` (borrowed bytes, owned headers) and hands
  * `c` to the cycle the first time. A completion the cycle has already is
  * being built again after a refusal: from inside its own produce (the
@@ -378,21 +395,13 @@ void brw__app_txn_put(brw_app_t *app, completion_t *c, const void *key,
     memcpy(rec, key, key_len);
   if (value_len)
     memcpy(rec + key_len, value, value_len);
-  free(c->rec);
-  brw_headers_free(c->rec_hdrs);
+  drop_rec(c);
   c->rec = rec;
   c->rec_hdrs = hdrs;
   c->rec_key_len = (uint32_t)key_len;
   c->rec_value_len = (uint32_t)value_len;
   c->has_rec = 1;
-  if (!c->taken) {
-    c->taken = 1;
-    brw_txn_input_t in = {
-        .kind = BRW_TXIN_READY, .now = uv_now(app->loop), .id = id_of(c)};
-    txn_feed(app, &in);
-    return;
-  }
-  if (app->txn_producing == c)
+  if (!take(app, c) && app->txn_producing == c)
     produce_kept(app, c);
 }
 
@@ -400,17 +409,8 @@ void brw__app_txn_put(brw_app_t *app, completion_t *c, const void *key,
  * like any other, so that its offsets are committed with a transaction. */
 void brw__app_txn_empty(brw_app_t *app, completion_t *c) {
   c->given_up = 1;
-  free(c->rec);
-  brw_headers_free(c->rec_hdrs);
-  c->rec = NULL;
-  c->rec_hdrs = NULL;
-  c->has_rec = 0;
-  if (!c->taken) {
-    c->taken = 1;
-    brw_txn_input_t in = {
-        .kind = BRW_TXIN_READY, .now = uv_now(app->loop), .id = id_of(c)};
-    txn_feed(app, &in);
-  }
+  drop_rec(c);
+  take(app, c);
 }
 
 void brw__app_txn_revoke(brw_app_t *app, int lost) {
