@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
 
-from harness import Proc, binary, committed_offsets, consume_all, end_offsets, log
+from harness import Proc, binary, committed_offsets, consume_all, end_offsets, log, produce
 
 API_KEY = "test_e2e_key_0123456789abcdef"
 
@@ -188,15 +188,7 @@ def wait_reports(bootstrap: str, topic: str, want_ids: set, timeout: float) -> l
     """Reads the report topic until every id in want_ids has a final report
     or the timeout passes; returns all final-report records read."""
     def enough(records) -> bool:
-        seen = set()
-        for r in records:
-            try:
-                v = r.json()
-            except ValueError:
-                continue
-            if v.get("final"):
-                seen.add(v.get("campaign_id"))
-        return want_ids <= seen
+        return want_ids <= {r.json().get("campaign_id") for r in records if _is_final(r)}
 
     recs = consume_all(bootstrap, topic, until=enough, timeout=timeout)
     return [r for r in recs if _is_final(r)]
@@ -348,6 +340,32 @@ def finals_by_campaign(records) -> dict:
         if v.get("final"):
             out.setdefault(v.get("campaign_id"), []).append(v)
     return out
+
+
+def finals(bootstrap: str, topic: str, timeout: float = 30.0, config=None) -> dict:
+    """{campaign id: [final report values]} in the report topic, read to
+    its end (read_committed unless `config` says otherwise)."""
+    return finals_by_campaign(consume_all(bootstrap, topic, timeout=timeout, config=config))
+
+
+def produce_campaigns(bootstrap: str, topic: str, ids, bad_events=(), every: int = 1) -> dict:
+    """Produces a campaign.sent event per id, with bad_events (value,
+    reason) put in between (interleave_bad); returns {(partition, offset):
+    reason} of the bad ones."""
+    recs, bad = interleave_bad(ids, list(bad_events), every=every)
+    at = produce(bootstrap, topic, recs)
+    return {at[i]: reason for i, reason in bad}
+
+
+def stop_leftovers(workers, sim=None) -> None:
+    """The `finally` of a test: a worker still running is killed after its
+    log's tail is printed; then the simulator stops."""
+    for w in workers:
+        if w is not None and w.proc.running():
+            w.proc.print_tail()
+            w.proc.kill()
+    if sim is not None:
+        sim.stop()
 
 
 def final_ids_until(bootstrap: str, topic: str, target: int, timeout: float = 30.0) -> set:

@@ -28,12 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
+from harness import (Checks, KafkaBroker, committed_offsets,  # noqa: E402
                      end_offsets, log, parse_args, produce, run_main)
 from pipeline import (BAD_EVENTS, http_get, Sim, Worker, add_guarantee_arg,  # noqa: E402
-                      check_dlq_once, compare_with_truth, event, final_ids_until,
-                      guarantee_config, interleave_bad, scratch_dir, wait_until,
-                      worker_config)
+                      check_dlq_once, compare_with_truth, final_ids_until, finals,
+                      guarantee_config, produce_campaigns, scratch_dir, stop_leftovers,
+                      wait_until, worker_config)
 
 TOPICS = {"input": "outage.events", "output": "outage.reports", "dlq": "outage.dlq"}
 N = 400
@@ -46,19 +46,6 @@ TIME_SCALE = "120"
 # first when it is raised, the other when it clears (prefixes of msg).
 MSG_DOWN = "cannot make progress: kafka_down"
 MSG_UP = "progress resumed: kafka_down cleared"
-
-
-def final_reports(bs: str, timeout: float = 30.0) -> dict:
-    """{campaign_id: [final report, ...]} read from the report topic."""
-    out: dict = {}
-    for r in consume_all(bs, TOPICS["output"], timeout=timeout):
-        try:
-            v = r.json()
-        except ValueError:
-            continue
-        if v.get("final"):
-            out.setdefault(v.get("campaign_id"), []).append(v)
-    return out
 
 
 def committed_map(bs: str, parts, group: str = GROUP) -> dict:
@@ -83,13 +70,9 @@ def main() -> int:
         sim = Sim(args.bin_dir, work, "--seed", "23", "--time-scale", TIME_SCALE).start()
         worker = None
         try:
-            bad_at = {}  # exactly once: {(partition, offset): reason} of bad events
-            if eo:
-                recs, bad = interleave_bad(ids, BAD_EVENTS[:5], every=N // 5)
-                at = produce(bs, TOPICS["input"], recs)
-                bad_at = {at[i]: reason for i, reason in bad}
-            else:
-                produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
+            # exactly once: {(partition, offset): reason} of bad events
+            bad_at = produce_campaigns(bs, TOPICS["input"], ids,
+                                       BAD_EVENTS[:5] if eo else (), every=N // 5)
             ends = end_offsets(bs, TOPICS["input"])
             cfg = worker_config(bs, sim, group, TOPICS, **{"api.rate_limit": "400",
                                                             "metrics.listen": "127.0.0.1:0"},
@@ -108,11 +91,11 @@ def main() -> int:
                 ok = wait_until(enough, timeout=180, interval=1.0)
                 before = seen[0]
             else:
-                ok = wait_until(lambda: len(final_reports(bs, 20)) >= N // 5, timeout=180,
+                ok = wait_until(lambda: len(finals(bs, TOPICS["output"], 20)) >= N // 5, timeout=180,
                                 interval=1.0)
             checks.check(ok, f"at least {N // 5} campaigns reported before the outage")
             if not eo:
-                before = len(final_reports(bs, 20))
+                before = len(finals(bs, TOPICS["output"], 20))
             lines_before = len(worker.log_lines())
             log(f"committed before the outage: {committed_map(bs, ends, group)}")
             log(f"{before} campaigns reported; stopping the broker for {OUTAGE_S:.0f} s")
@@ -151,7 +134,7 @@ def main() -> int:
                 ok = wait_until(lambda: set(ids) <= final_ids_until(bs, TOPICS["output"], N),
                                 timeout=240, interval=2.0)
             else:
-                ok = wait_until(lambda: set(ids) <= set(final_reports(bs, 30)), timeout=240,
+                ok = wait_until(lambda: set(ids) <= set(finals(bs, TOPICS["output"], 30)), timeout=240,
                                 interval=2.0)
             all_done = time.monotonic()
             if eo:
@@ -160,7 +143,7 @@ def main() -> int:
                 # topics whole after that.
                 at_end = wait_until(lambda: committed_map(bs, ends, group) == ends,
                                     timeout=60, interval=1.0)
-            by_id = final_reports(bs, 30)
+            by_id = finals(bs, TOPICS["output"], 30)
             missing = sorted(set(ids) - set(by_id))
             dup_ids = {c: len(v) for c, v in by_id.items() if len(v) > 1}
             dups = sum(n - 1 for n in dup_ids.values())
@@ -229,10 +212,7 @@ def main() -> int:
             stats = sim.stats()
             log(f"simulator: {stats.get('detail_requests')} detail requests, {stats.get('logins')} logins")
         finally:
-            if worker and worker.proc.running():
-                worker.proc.print_tail()
-                worker.proc.kill()
-            sim.stop()
+            stop_leftovers([worker], sim)
     print(f"run time {time.monotonic() - t_start:.1f} s", flush=True)
     return checks.summary()
 

@@ -15,10 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (Checks, KafkaBroker, committed_offsets, end_offsets,  # noqa: E402
                      log, parse_args, produce, run_main)
-from pipeline import (Sim, Worker, compare_with_truth, event, scratch_dir,  # noqa: E402
-                      sigterm_mid_run, uncovered_offsets, wait_reports, wait_until,
+from pipeline import (Sim, Worker, compare_with_truth, event, finals, finals_by_campaign,  # noqa: E402
+                      scratch_dir, sigterm_mid_run, stop_leftovers, uncovered_offsets, wait_reports, wait_until,
                       worker_config)
-from harness import consume_all  # noqa: E402
 
 TOPICS = {"input": "crash.events", "output": "crash.reports", "dlq": "crash.dlq"}
 N = 300
@@ -27,15 +26,6 @@ GROUP = "brw-e2e-crash"
 # session short (the broker's minimum) so the restart takes over quickly.
 SESSION = {"kafka.consumer.session.timeout.ms": "6000",
            "kafka.consumer.heartbeat.interval.ms": "1000"}
-
-
-def finals_by_id(bs):
-    out = {}
-    for r in consume_all(bs, TOPICS["output"], timeout=30):
-        v = r.json()
-        if v.get("final"):
-            out.setdefault(v["campaign_id"], []).append(v)
-    return out
 
 
 def main() -> int:
@@ -56,7 +46,7 @@ def main() -> int:
 
             # Let a part of the campaigns finish, then crash.
             def reported():
-                return len(finals_by_id(bs))
+                return len(finals(bs, TOPICS["output"]))
             ok = wait_until(lambda: reported() >= N // 4, timeout=180, interval=1.0)
             checks.check(ok, "some campaigns reported before the crash")
             before = reported()
@@ -73,16 +63,14 @@ def main() -> int:
             checks.check(ok, "more campaigns reported after the restart")
             sigterm_mid_run(checks, w2)
             reported_at = {(v["tracking"]["source"]["partition"], v["tracking"]["source"]["offset"])
-                           for rs in finals_by_id(bs).values() for v in rs}
+                           for rs in finals(bs, TOPICS["output"]).values() for v in rs}
             uncovered = uncovered_offsets(bs, GROUP, TOPICS["input"], range(4), reported_at)
             checks.eq(uncovered[:5], [], "committed offsets cover only reported events")
 
             w3 = Worker(args.bin_dir, work, cfg, name="worker3").start()
             workers.append(w3)
-            finals = wait_reports(bs, TOPICS["output"], set(ids), timeout=300)
-            by_id = {}
-            for r in finals:
-                by_id.setdefault(r.json()["campaign_id"], []).append(r.json())
+            reports = wait_reports(bs, TOPICS["output"], set(ids), timeout=300)
+            by_id = finals_by_campaign(reports)
             missing = set(ids) - set(by_id)
             dups = sum(len(v) - 1 for v in by_id.values())
             print(f"crash/restart: {N} campaigns in, {len(by_id)} reported, "
@@ -111,11 +99,7 @@ def main() -> int:
             w4.proc.signal(signal.SIGTERM)
             checks.eq(w4.proc.wait(timeout=30), 0, "fourth worker: exit 0")
         finally:
-            for w in workers:
-                if w.proc.running():
-                    w.proc.print_tail()
-                    w.proc.kill()
-            sim.stop()
+            stop_leftovers(workers, sim)
     return checks.summary()
 
 

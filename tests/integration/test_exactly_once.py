@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
                      log, parse_args, produce, run_main)
 from pipeline import (BAD_EVENTS, Sim, Worker, committed_at_end, compare_with_truth,  # noqa: E402
-                      count_by, dlq_source, event, finals_by_campaign, scratch_dir,
-                      sigterm_mid_run, uncovered_offsets, wait_reports, wait_until,
-                      worker_config)
+                      count_by, dlq_source, event, finals, scratch_dir,
+                      sigterm_mid_run, stop_leftovers, uncovered_offsets, wait_reports,
+                      wait_until, worker_config)
 
 TOPICS = {"input": "eo.events", "output": "eo.reports", "dlq": "eo.dlq"}
 N = 300
@@ -54,12 +54,6 @@ SESSION = {"kafka.consumer.session.timeout.ms": "6000",
 BAD_EARLY = BAD_EVENTS[:5]
 BAD_LATE = BAD_EVENTS[5:]
 UNCOMMITTED = {"isolation.level": "read_uncommitted"}
-
-
-def finals_by_id(bs, config=None):
-    """{campaign id: [final reports]} in the output topic, read to its end
-    (read_committed unless config says otherwise)."""
-    return finals_by_campaign(consume_all(bs, TOPICS["output"], timeout=30, config=config))
 
 
 def dlq_records(bs, config=None):
@@ -95,7 +89,7 @@ def main() -> int:
             workers.append(w1)
 
             def reported():
-                return len(finals_by_id(bs))
+                return len(finals(bs, TOPICS["output"]))
 
             # Let a part of the campaigns finish, then crash. A worker that
             # refuses the config exits at once: say so rather than wait.
@@ -128,7 +122,7 @@ def main() -> int:
             checks.check(ok, "more campaigns reported after the restart")
             sigterm_mid_run(checks, w2)
             handled_at = {(v["tracking"]["source"]["partition"], v["tracking"]["source"]["offset"])
-                          for rs in finals_by_id(bs).values() for v in rs}
+                          for rs in finals(bs, TOPICS["output"]).values() for v in rs}
             handled_at |= {dlq_source(r) for r in dlq_records(bs)}
             uncovered = uncovered_offsets(bs, GROUP, TOPICS["input"], range(4), handled_at)
             checks.eq(uncovered[:5], [], "committed offsets cover only reported or DLQ'd events")
@@ -145,7 +139,7 @@ def main() -> int:
                          f"ends {ends}, committed "
                          f"{committed_offsets(bs, GROUP, TOPICS['input'], ends)}")
 
-            by_id = finals_by_id(bs)
+            by_id = finals(bs, TOPICS["output"])
             missing = set(ids) - set(by_id)
             dups = sum(len(v) - 1 for v in by_id.values())
             print(f"exactly-once: {N} campaigns in, {len(by_id)} reported, "
@@ -175,11 +169,12 @@ def main() -> int:
             uncommitted_counts = (
                 len(consume_all(bs, TOPICS["output"], timeout=30, config=UNCOMMITTED)),
                 len(dlq_records(bs, config=UNCOMMITTED)))
+            uncommitted_finals = finals(bs, TOPICS["output"], config=UNCOMMITTED)
             print(f"exactly-once: read_committed sees {committed_counts[0]} report records "
                   f"and {committed_counts[1]} DLQ records; read_uncommitted sees "
                   f"{uncommitted_counts[0]} and {uncommitted_counts[1]} (the difference: "
                   f"records of aborted transactions); read_uncommitted duplicate final "
-                  f"reports: {sum(len(v) - 1 for v in finals_by_id(bs, UNCOMMITTED).values())}",
+                  f"reports: {sum(len(v) - 1 for v in uncommitted_finals.values())}",
                   flush=True)
 
             # Clean stop, then a restart: nothing is left to fetch or publish.
@@ -198,11 +193,7 @@ def main() -> int:
             checks.eq(after, committed_counts,
                       "the fourth worker published no report and no DLQ record")
         finally:
-            for w in workers:
-                if w.proc.running():
-                    w.proc.print_tail()
-                    w.proc.kill()
-            sim.stop()
+            stop_leftovers(workers, sim)
     return checks.summary()
 
 

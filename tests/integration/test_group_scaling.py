@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (Checks, KafkaBroker, committed_offsets, consume_all,  # noqa: E402
                      end_offsets, log, parse_args, produce, run_main)
 from pipeline import (BAD_EVENTS, Sim, Worker, add_guarantee_arg,  # noqa: E402
-                      check_dlq_once, compare_with_truth, event, final_ids_until,
-                      guarantee_config, interleave_bad, scratch_dir, wait_reports,
-                      wait_until, worker_config)
+                      check_dlq_once, compare_with_truth, final_ids_until,
+                      guarantee_config, produce_campaigns, scratch_dir, stop_leftovers,
+                      wait_reports, wait_until, worker_config)
 
 TOPICS = {"input": "group.events", "output": "group.reports", "dlq": "group.dlq"}
 N = 3000
@@ -99,13 +99,9 @@ def main() -> int:
         sim = Sim(args.bin_dir, work, "--seed", "31", "--time-scale", "60").start()
         workers = {}
         try:
-            bad_at = {}  # exactly once: {(partition, offset): reason} of bad events
-            if eo:
-                recs, bad = interleave_bad(ids, BAD_EVENTS[:5], every=N // 5)
-                at = produce(bs, TOPICS["input"], recs)
-                bad_at = {at[i]: reason for i, reason in bad}
-            else:
-                produce(bs, TOPICS["input"], [(str(c), event(c)) for c in ids])
+            # exactly once: {(partition, offset): reason} of bad events
+            bad_at = produce_campaigns(bs, TOPICS["input"], ids,
+                                       BAD_EVENTS[:5] if eo else (), every=N // 5)
             opts = {"api.rate_limit": "400"}
             if kip848:
                 opts["kafka.consumer.group.protocol"] = "consumer"
@@ -205,11 +201,7 @@ def main() -> int:
             for name in ("w1", "w2b", "w3b"):
                 checks.eq(workers[name].proc.wait(timeout=60), 0, f"{name}: SIGTERM exit 0")
         finally:
-            for w in workers.values():
-                if w.proc.running():
-                    w.proc.print_tail()
-                    w.proc.kill()
-            sim.stop()
+            stop_leftovers(workers.values(), sim)
     return checks.summary()
 
 

@@ -74,10 +74,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (Checks, _child_setup, binary, consume_all, log,  # noqa: E402
+from harness import (Checks, _child_setup, binary, log,  # noqa: E402
                      parse_args, produce, run_main)
-from pipeline import (Sim, Worker, compare_with_truth, event, http_get,  # noqa: E402
-                      scratch_dir, wait_until, worker_config)
+from pipeline import (Sim, Worker, compare_with_truth, event, finals, http_get,  # noqa: E402
+                      scratch_dir, stop_leftovers, wait_until, worker_config)
 
 TOPICS = {"input": "tf.events", "output": "tf.reports", "dlq": "tf.dlq"}
 GROUP = "brw-e2e-txn-faults"
@@ -225,12 +225,8 @@ def handled(sign: str, how: str, lines) -> bool:
 
 
 def finals_by_id(bs):
-    out = {}
-    for r in consume_all(bs, TOPICS["output"], timeout=30, config=UNCOMMITTED):
-        v = r.json()
-        if v.get("final"):
-            out.setdefault(v["campaign_id"], []).append(v)
-    return out
+    """The final reports, read_uncommitted (the mock writes no markers)."""
+    return finals(bs, TOPICS["output"], config=UNCOMMITTED)
 
 
 def main() -> int:
@@ -362,11 +358,7 @@ def main() -> int:
                 f"reports {summary[-1].get('reports')}, dlq {summary[-1].get('dlq')}")
         log(f"took {time.monotonic() - t0:.0f} s")
     finally:
-        if worker and worker.proc.running():
-            worker.proc.print_tail()
-            worker.proc.kill()
-        if sim:
-            sim.stop()
+        stop_leftovers([worker], sim)
         mock.stop()
     return checks.summary()
 
