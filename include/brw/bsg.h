@@ -120,7 +120,9 @@ typedef struct {
  * not hide the other 499. So an unknown or missing status gives
  * BRW_STATUS_UNKNOWN, an unusable time 0, an unusable counter (negative,
  * or a sum beyond int64) -1; an entry that is not an object or has no id
- * in 1 .. 2^53 is skipped and counted in `skipped`.
+ * in 1 .. 2^53 is skipped and counted in `skipped`. (A \u0000 in a
+ * string or an integer beyond int64 anywhere still makes the whole body
+ * "not JSON": json_loadb refuses them, for the detail too.)
  *
  * Returns 0 and fills *out (the caller calls brw_campaign_list_clear; items
  * is NULL when n is 0), BRW_EBADRESP with a one-line reason in errbuf when
