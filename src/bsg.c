@@ -1,5 +1,6 @@
 /* The BSG One API's data (SPEC §2): campaign detail parsing and
- * normalisation, statuses, error bodies, the JWT payload and login responses.
+ * normalisation, the campaign list, statuses, error bodies, the JWT payload
+ * and login responses.
  *
  * BSG's public examples disagree with each other, so every parser here is
  * liberal in what it reads (aliases, strings for numbers, arrays of
@@ -10,6 +11,7 @@
 #include "bsg_fast.h"
 #include "bsg_vocab.h"
 #include "brw/error.h"
+#include "brw/event.h"
 #include "brw/log.h"
 #include "brw/timeutil.h"
 
@@ -358,6 +360,38 @@ static int figures_check(const json_t *data, char *errbuf, size_t errlen) {
   return 0;
 }
 
+/* The checks every body goes through before jansson: present, not blank,
+ * not an HTML page (a proxy's error page served with a 200 is the commonest
+ * bad body, and saying so beats jansson's "invalid token"). Returns 0 or
+ * BRW_EBADRESP. */
+static int body_check(const char *body, size_t len, char *errbuf,
+                      size_t errlen) {
+  size_t i;
+  for (i = 0; body && i < len && isspace((unsigned char)body[i]); i++)
+    ;
+  if (!body || i == len)
+    return bad(errbuf, errlen, "empty body");
+  if (body[i] == '<')
+    return bad(errbuf, errlen, "body is HTML, not JSON");
+  return 0;
+}
+
+/* Loads len bytes of body as one JSON document (trailing data refused).
+ * Returns 0 with a new reference in *root (the caller decrefs), or
+ * BRW_EBADRESP quoting a short excerpt of jansson's reason, never of the
+ * body. */
+static int body_load(const char *body, size_t len, json_t **root, char *errbuf,
+                     size_t errlen) {
+  json_error_t jerr;
+  char snip[SNIPPET_MAX + 4];
+  *root = json_loadb(body, len, 0, &jerr);
+  if (!*root) {
+    snippet(jerr.text, strlen(jerr.text), SNIPPET_MAX, snip);
+    return bad(errbuf, errlen, "body is not JSON: %s", snip);
+  }
+  return 0;
+}
+
 /* Order of checks: body present, JSON, object, `data` (or the bare object),
  * status, id, figures (figures_check); then the normalised object is
  * built. The id is checked after the status so that the most telling
@@ -365,9 +399,7 @@ static int figures_check(const json_t *data, char *errbuf, size_t errlen) {
 static int detail_parse(const char *body, size_t len, const brw_tz_t *tz,
                         int summary, brw_detail_t *out, char *errbuf,
                         size_t errlen) {
-  json_error_t jerr;
   json_t *root, *data, *v;
-  char snip[SNIPPET_MAX + 4];
   char status_lc[64];
   size_t i, n;
   int64_t id;
@@ -378,20 +410,14 @@ static int detail_parse(const char *body, size_t len, const brw_tz_t *tz,
   if (errbuf && errlen > 0)
     errbuf[0] = '\0';
 
-  for (i = 0; body && i < len && isspace((unsigned char)body[i]); i++)
-    ;
-  if (!body || i == len)
-    return bad(errbuf, errlen, "empty body");
-  if (body[i] == '<')
-    return bad(errbuf, errlen, "body is HTML, not JSON");
-
+  rc = body_check(body, len, errbuf, errlen);
+  if (rc != 0)
+    return rc;
   if (summary && brw__bsg_fast_summary(body, len, tz, out))
     return 0;
-  root = json_loadb(body, len, 0, &jerr);
-  if (!root) {
-    snippet(jerr.text, strlen(jerr.text), SNIPPET_MAX, snip);
-    return bad(errbuf, errlen, "body is not JSON: %s", snip);
-  }
+  rc = body_load(body, len, &root, errbuf, errlen);
+  if (rc != 0)
+    return rc;
   if (!json_is_object(root)) {
     rc = bad(errbuf, errlen, "body is not a JSON object");
     goto out;
@@ -477,6 +503,157 @@ void brw_detail_clear(brw_detail_t *d) {
   json_decref(d->campaign);
   memset(d, 0, sizeof(*d));
   d->total_messages = -1;
+}
+
+/* ---- campaign list ----------------------------------------------------- */
+
+/* One counter of an item's statistics (an object, or an array whose object
+ * entries are summed, as in the detail): the sum of the values of `key`
+ * that are integers or decimal strings (other values are ignored, as
+ * stats_add does). -1 when no entry has a usable value, and when a value is
+ * negative or the sum overflows: the detail refuses such figures
+ * (figures_check), but a list item is kept, with the counter unknown. */
+static int64_t list_counter(const json_t *stats, const char *key) {
+  const json_t *one = json_is_object(stats) ? stats : NULL;
+  size_t i, n = one ? 1 : json_is_array(stats) ? json_array_size(stats) : 0;
+  int64_t sum = -1, v;
+  for (i = 0; i < n; i++) {
+    const json_t *obj = one ? one : json_array_get(stats, i);
+    if (!json_is_object(obj) || json_to_int(get(obj, key), &v) != 0)
+      continue;
+    if (v < 0)
+      return -1;
+    if (sum < 0)
+      sum = 0;
+    if (__builtin_add_overflow(sum, v, &sum))
+      return -1;
+  }
+  return sum;
+}
+
+/* A campaign id as the list gives it: an integer or a decimal string in
+ * 1 .. BRW_CAMPAIGN_ID_MAX, the range an id must have to go into a detail
+ * URL and to come back from a JSON number unchanged. Returns 0 or -1. */
+static int list_id(const json_t *v, uint64_t *id) {
+  int64_t n;
+  if (json_to_int(v, &n) != 0 || n <= 0 || (uint64_t)n > BRW_CAMPAIGN_ID_MAX)
+    return -1;
+  *id = (uint64_t)n;
+  return 0;
+}
+
+/* Fills *it from one campaign object. Returns 0, or -1 when the item has
+ * no usable id (then it is skipped). Never fails otherwise: every other
+ * field degrades to "unknown" on its own. */
+static int list_item(const json_t *c, const brw_tz_t *tz,
+                     brw_campaign_list_item_t *it) {
+  memset(it, 0, sizeof(*it));
+  if (list_id(get(c, "id"), &it->id) != 0)
+    return -1;
+  /* brw_status_parse reads a C string: a string with a NUL inside cannot
+   * reach it, as json_loadb refuses \u0000 (no JSON_ALLOW_NUL). */
+  it->status = json_is_string(get(c, "status"))
+                   ? brw_status_parse(json_string_value(get(c, "status")))
+                   : BRW_STATUS_UNKNOWN;
+  time_ms(c, BRW__BSG_VOCAB_STARTED_AT, BRW__BSG_VOCAB_START_N, tz,
+          &it->scheduled_start_ms);
+  time_ms(c, BRW__BSG_VOCAB_ACTUAL_START_AT, BRW__BSG_VOCAB_ACTUAL_N, tz,
+          &it->actual_start_ms);
+  time_ms(c, BRW__BSG_VOCAB_CREATED_AT, BRW__BSG_VOCAB_CREATED_N, tz,
+          &it->created_ms);
+  time_ms(c, BRW__BSG_VOCAB_FINISHED_AT, BRW__BSG_VOCAB_FINISHED_N, tz,
+          &it->finished_ms);
+  it->delivered = list_counter(get(c, "statistics"), "delivered");
+  it->sent = list_counter(get(c, "statistics"), "sent");
+  return 0;
+}
+
+/* meta.page.<key>: a non-negative integer (or decimal string), else -1. */
+static int64_t page_field(const json_t *page, const char *key) {
+  int64_t n;
+  if (json_to_int(get(page, key), &n) != 0 || n < 0)
+    return -1;
+  return n;
+}
+
+static void list_reset(brw_campaign_list_t *l) {
+  memset(l, 0, sizeof(*l));
+  l->total = l->limit = l->offset = -1;
+}
+
+/* Order of checks: the body checks the detail makes (body_check,
+ * body_load), then the page's shape; past that point nothing but memory
+ * can fail, so a page with odd items still schedules its good ones. */
+int brw_campaign_list_parse(const char *body, size_t len, const brw_tz_t *tz,
+                            brw_campaign_list_t *out, char *errbuf,
+                            size_t errlen) {
+  json_t *root = NULL, *data, *page, *c;
+  size_t i;
+  int rc;
+
+  list_reset(out);
+  if (errbuf && errlen > 0)
+    errbuf[0] = '\0';
+  rc = body_check(body, len, errbuf, errlen);
+  if (rc == 0)
+    rc = body_load(body, len, &root, errbuf, errlen);
+  if (rc != 0)
+    return rc;
+
+  if (json_is_array(root)) {
+    data = root;
+  } else if (!json_is_object(root)) {
+    /* Not reached while json_loadb runs without JSON_DECODE_ANY. */
+    rc = bad(errbuf, errlen, "body is neither a JSON object nor an array");
+    goto out;
+  } else if (!(data = json_object_get(root, "data"))) {
+    rc = bad(errbuf, errlen, "campaign list has no \"data\"");
+    goto out;
+  } else if (!json_is_array(data)) {
+    rc = bad(errbuf, errlen, "\"data\" is not an array");
+    goto out;
+  } else {
+    page = get(get(root, "meta"), "page");
+    out->total = page_field(page, "total");
+    out->limit = page_field(page, "limit");
+    out->offset = page_field(page, "offset");
+  }
+
+  /* Sized for every entry; the skipped ones leave the tail unused. */
+  if (json_array_size(data) > 0) {
+    out->items = calloc(json_array_size(data), sizeof(*out->items));
+    if (!out->items) {
+      rc = BRW_ENOMEM;
+      bad(errbuf, errlen, "out of memory");
+      goto out;
+    }
+  }
+  json_array_foreach(data, i, c) {
+    if (json_is_object(c) && list_item(c, tz, &out->items[out->n]) == 0)
+      out->n++;
+    else
+      out->skipped++;
+  }
+  if (out->n == 0) {
+    free(out->items);
+    out->items = NULL;
+  }
+
+out:
+  json_decref(root);
+  if (rc != 0) {
+    /* The contract: on failure *out holds nothing to free. */
+    free(out->items);
+    list_reset(out);
+  }
+  return rc;
+}
+
+void brw_campaign_list_clear(brw_campaign_list_t *l) {
+  if (!l)
+    return;
+  free(l->items);
+  list_reset(l);
 }
 
 /* ---- price ------------------------------------------------------------- */

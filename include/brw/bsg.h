@@ -1,6 +1,6 @@
 /* The BSG One API's data (SPEC §2): campaign detail parsing and
- * normalisation, statuses, error bodies and the JWT payload. Pure functions,
- * no I/O. */
+ * normalisation, the campaign list, statuses, error bodies and the JWT
+ * payload. Pure functions, no I/O. */
 #ifndef BRW_BSG_H
 #define BRW_BSG_H
 
@@ -74,6 +74,66 @@ void brw_detail_clear(brw_detail_t *d);
  * from the same bytes. */
 int brw_detail_summary(const char *body, size_t len, const brw_tz_t *tz,
                        brw_detail_t *out, char *errbuf, size_t errlen);
+
+/* One campaign of a list page (brw_campaign_list_parse). A list item only
+ * steers scheduling; a report always comes from a detail. */
+typedef struct {
+  uint64_t id;         /* 1 .. BRW_CAMPAIGN_ID_MAX (2^53, brw/event.h) */
+  brw_status_t status; /* BRW_STATUS_UNKNOWN when absent or not known */
+  /* Epoch ms, 0 when absent, null or unparseable. */
+  int64_t scheduled_start_ms;
+  int64_t actual_start_ms;
+  int64_t created_ms;
+  int64_t finished_ms;
+  /* The raw "delivered" and "sent" counters (summed over an array of
+   * statistics objects), -1 when absent or unusable. Not the sums of
+   * brw_detail_t, whose `delivered` includes `read`. */
+  int64_t delivered;
+  int64_t sent;
+} brw_campaign_list_item_t;
+
+/* A parsed page of the campaign list. */
+typedef struct {
+  brw_campaign_list_item_t *items; /* owned: brw_campaign_list_clear */
+  size_t n;
+  /* Entries of `data` left out: not an object, or no usable id. */
+  size_t skipped;
+  /* meta.page, -1 when absent or not a non-negative integer. */
+  int64_t total;
+  int64_t limit;
+  int64_t offset;
+} brw_campaign_list_t;
+
+/* Parses the body of GET /api/campaigns (SearchCampaignResource):
+ * `{"data": [campaign, ...], "meta": {"page": {"total", "limit",
+ * "offset"}}}`; a bare top-level array of campaigns is accepted too (meta
+ * then absent). `tz` is the zone of zone-less timestamps (borrowed; NULL is
+ * UTC).
+ *
+ * Each item is read with the detail's rules: the same aliases of each time
+ * (started_at / start_date / start_at, actual_start_at / real_start_at,
+ * created_at / creation_at, finished_at; null counts as absent) and the
+ * same time parsing, an id that is an integer or a decimal string, a
+ * case-insensitive status, statistics as an object or an array of objects
+ * summed per key. Unlike the detail, a page is never refused for one bad
+ * item: an item is only a hint for scheduling, and one odd campaign must
+ * not hide the other 499. So an unknown or missing status gives
+ * BRW_STATUS_UNKNOWN, an unusable time 0, an unusable counter (negative,
+ * or a sum beyond int64) -1; an entry that is not an object or has no id
+ * in 1 .. 2^53 is skipped and counted in `skipped`. (A \u0000 in a
+ * string or an integer beyond int64 anywhere still makes the whole body
+ * "not JSON": json_loadb refuses them, for the detail too.)
+ *
+ * Returns 0 and fills *out (the caller calls brw_campaign_list_clear; items
+ * is NULL when n is 0), BRW_EBADRESP with a one-line reason in errbuf when
+ * the body is not JSON, or not an object whose "data" is an array nor an
+ * array itself, or BRW_ENOMEM. On failure *out holds nothing to free. */
+int brw_campaign_list_parse(const char *body, size_t len, const brw_tz_t *tz,
+                            brw_campaign_list_t *out, char *errbuf,
+                            size_t errlen);
+/* Frees l->items and resets *l to an empty list (meta -1); clearing twice
+ * is harmless. */
+void brw_campaign_list_clear(brw_campaign_list_t *l);
 
 /* Normalises a price: "0.16", "35,0987645", a JSON integer or real (its
  * text as jansson read it is not available, so reals are printed with up to

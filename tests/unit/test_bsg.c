@@ -1,6 +1,6 @@
 /* Unit tests of the BSG One API data module: every SPEC §2 variant of the
- * campaign detail, malformed bodies, prices, statuses, error bodies, JWTs
- * and login responses. */
+ * campaign detail, the campaign list, malformed bodies, prices, statuses,
+ * error bodies, JWTs and login responses. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -1178,6 +1178,379 @@ static void test_bearer_read(void **state) {
   assert_string_equal(brw_bearer_describe(&b, now, line, 5), "\"bea");
 }
 
+/* ---- campaign list ----------------------------------------------------- */
+
+/* Parses a list body (NUL-terminated) with zone offset tz; fails the test
+ * when it is rejected. The caller clears *l. */
+static void list_ok(const char *body, int32_t tz, brw_campaign_list_t *l) {
+  brw_tz_t *zone = brw_tz_fixed(tz);
+  assert_non_null(zone);
+  memset(l, 0x5a, sizeof(*l));
+  int rc = brw_campaign_list_parse(body, strlen(body), zone, l, errbuf,
+                                   sizeof(errbuf));
+  brw_tz_free(zone);
+  if (rc != 0)
+    fail_msg("list rejected: %s\nbody: %s", errbuf, body);
+  assert_true(l->n == 0 || l->items != NULL);
+}
+
+/* The item with id `id`, or a test failure. */
+static const brw_campaign_list_item_t *list_find(const brw_campaign_list_t *l,
+                                                 uint64_t id) {
+  for (size_t i = 0; i < l->n; i++)
+    if (l->items[i].id == id)
+      return &l->items[i];
+  fail_msg("no item %llu in the list", (unsigned long long)id);
+  return NULL;
+}
+
+/* A page in the documented shape (SearchCampaignResource): every field of
+ * CampaignSchema, zone-less times in the API zone, meta.page. */
+static const char *const LIST_PAGE =
+    "{\"data\":["
+    "{\"id\":53651994,\"name\":\"Black Friday\",\"sender\":\"BSG\","
+    "\"status\":\"done\",\"message_type\":\"sms\","
+    "\"start_at\":\"2026-11-27 10:00:00\","
+    "\"real_start_at\":\"2026-11-27 10:00:05\","
+    "\"finished_at\":\"2026-11-27 10:09:06\","
+    "\"created_at\":\"2026-11-27 09:00:00\","
+    "\"statistics\":{\"delivered\":7,\"sent\":2},"
+    "\"calculated_price\":\"0.16\",\"currency\":\"USD\"},"
+    "{\"id\":53651995,\"name\":\"Cyber Monday\",\"sender\":\"BSG\","
+    "\"status\":\"sending\",\"message_type\":\"viber\","
+    "\"start_at\":\"2026-11-30 08:00:00\",\"real_start_at\":null,"
+    "\"finished_at\":null,\"created_at\":\"2026-11-27 09:30:00\","
+    "\"calculated_price\":12.5,\"currency\":\"EUR\"}],"
+    "\"meta\":{\"page\":{\"total\":1234,\"limit\":2,\"offset\":100}}}";
+
+static void test_list_page(void **state) {
+  (void)state;
+  brw_campaign_list_t l;
+  const brw_campaign_list_item_t *it;
+  list_ok(LIST_PAGE, 0, &l);
+  assert_int_equal(l.n, 2);
+  assert_int_equal(l.skipped, 0);
+  assert_true(l.total == 1234 && l.limit == 2 && l.offset == 100);
+  /* In the order of the page. */
+  it = &l.items[0];
+  assert_true(it->id == 53651994);
+  assert_int_equal(it->status, BRW_STATUS_DONE);
+  assert_true(it->scheduled_start_ms == INT64_C(1795773600000));
+  assert_true(it->actual_start_ms == INT64_C(1795773605000));
+  assert_true(it->created_ms == INT64_C(1795770000000));
+  assert_true(it->finished_ms == INT64_C(1795774146000));
+  assert_true(it->delivered == 7 && it->sent == 2);
+  it = &l.items[1];
+  assert_true(it->id == 53651995);
+  assert_int_equal(it->status, BRW_STATUS_SENDING);
+  assert_true(it->scheduled_start_ms == INT64_C(1796025600000));
+  assert_true(it->actual_start_ms == 0);
+  assert_true(it->created_ms == INT64_C(1795771800000));
+  assert_true(it->finished_ms == 0);
+  /* No statistics: the counters are unknown, not zero. */
+  assert_true(it->delivered == -1 && it->sent == -1);
+  brw_campaign_list_clear(&l);
+  assert_null(l.items);
+  assert_int_equal(l.n, 0);
+  assert_true(l.total == -1);
+  /* Clearing twice is harmless. */
+  brw_campaign_list_clear(&l);
+}
+
+static void test_list_variants(void **state) {
+  (void)state;
+  brw_campaign_list_t l;
+  const brw_campaign_list_item_t *it;
+  /* The API zone is +03:00. */
+  list_ok("{\"data\":["
+          /* A string id, an upper-case status, the aliases of the detail. */
+          "{\"id\":\"4242\",\"status\":\"DONE\","
+          "\"start_date\":\"2026-11-27 13:00:00\","
+          "\"real_start_at\":\"2026-11-27 13:01:00\","
+          "\"creation_at\":\"2026-11-27 12:00:00\","
+          "\"finished_at\":\"2026-11-27 13:09:06\","
+          "\"statistics\":[{\"delivered\":3,\"sent\":1},null,7,"
+          "{\"delivered\":\"4\",\"undelivered\":9},{\"sent\":2}]},"
+          /* ISO 8601 times: an explicit zone wins over the API zone. */
+          "{\"id\":2,\"status\":\"Scheduled\","
+          "\"started_at\":\"2026-11-27T10:00:00Z\","
+          "\"actual_start_at\":\"2026-11-27T12:00:05+02:00\","
+          "\"created_at\":\"2026-11-27T09:00:00Z\",\"statistics\":null},"
+          /* Unusable fields degrade one by one; the item is kept. */
+          "{\"id\":3,\"status\":\"archived\",\"start_at\":\"soon\","
+          "\"real_start_at\":\"0000-00-00 00:00:00\",\"created_at\":12345,"
+          "\"finished_at\":false,"
+          "\"statistics\":{\"delivered\":-1,\"sent\":\"n/a\"}},"
+          "{\"id\":4,\"status\":5,\"statistics\":[{\"delivered\":"
+          "9223372036854775807},{\"delivered\":1,\"sent\":0}]},"
+          "{\"id\":5,\"statistics\":\"n/a\"},"
+          "{\"id\":6,\"status\":\"PAUSED\"}"
+          "]}",
+          3 * 3600, &l);
+  assert_int_equal(l.n, 6);
+  assert_int_equal(l.skipped, 0);
+
+  it = list_find(&l, 4242);
+  assert_int_equal(it->status, BRW_STATUS_DONE);
+  assert_true(it->scheduled_start_ms == INT64_C(1795773600000));
+  assert_true(it->actual_start_ms == INT64_C(1795773660000));
+  assert_true(it->created_ms == INT64_C(1795770000000));
+  assert_true(it->finished_ms == INT64_C(1795774146000));
+  /* Summed over the objects of the array; other entries ignored. */
+  assert_true(it->delivered == 7);
+  assert_true(it->sent == 3);
+
+  it = list_find(&l, 2);
+  assert_int_equal(it->status, BRW_STATUS_SCHEDULED);
+  assert_true(it->scheduled_start_ms == INT64_C(1795773600000));
+  assert_true(it->actual_start_ms == INT64_C(1795773605000));
+  assert_true(it->created_ms == INT64_C(1795770000000));
+  assert_true(it->finished_ms == 0);
+  assert_true(it->delivered == -1 && it->sent == -1);
+
+  it = list_find(&l, 3);
+  assert_int_equal(it->status, BRW_STATUS_UNKNOWN);
+  assert_true(it->scheduled_start_ms == 0 && it->actual_start_ms == 0 &&
+              it->created_ms == 0 && it->finished_ms == 0);
+  /* A negative counter is unusable, and text that is not a number is
+   * ignored as in the detail. */
+  assert_true(it->delivered == -1 && it->sent == -1);
+
+  it = list_find(&l, 4);
+  assert_int_equal(it->status, BRW_STATUS_UNKNOWN);
+  /* A sum beyond int64 is unusable; a zero is a zero. */
+  assert_true(it->delivered == -1);
+  assert_true(it->sent == 0);
+
+  it = list_find(&l, 5);
+  assert_int_equal(it->status, BRW_STATUS_UNKNOWN);
+  assert_true(it->delivered == -1 && it->sent == -1);
+
+  it = list_find(&l, 6);
+  assert_int_equal(it->status, BRW_STATUS_PAUSED);
+  brw_campaign_list_clear(&l);
+}
+
+static void test_list_terminal_items(void **state) {
+  (void)state;
+  brw_campaign_list_t l;
+  static const struct {
+    uint64_t id;
+    brw_status_t st;
+  } want[] = {
+      {1, BRW_STATUS_DONE}, {2, BRW_STATUS_STOPPED}, {3, BRW_STATUS_SPAM}};
+  list_ok("{\"data\":["
+          "{\"id\":1,\"status\":\"done\","
+          "\"finished_at\":\"2026-11-27 10:09:06\"},"
+          "{\"id\":2,\"status\":\"Stopped\","
+          "\"finished_at\":\"2026-11-27 10:09:06\"},"
+          "{\"id\":3,\"status\":\"SPAM\","
+          "\"finished_at\":\"2026-11-27T10:09:06Z\"}],"
+          "\"meta\":{\"page\":{\"total\":3,\"limit\":20,\"offset\":0}}}",
+          0, &l);
+  assert_int_equal(l.n, 3);
+  for (size_t i = 0; i < 3; i++) {
+    assert_true(l.items[i].id == want[i].id);
+    assert_int_equal(l.items[i].status, want[i].st);
+    assert_true(brw_status_is_terminal(l.items[i].status));
+    assert_true(l.items[i].finished_ms == INT64_C(1795774146000));
+  }
+  brw_campaign_list_clear(&l);
+}
+
+static void test_list_skipped(void **state) {
+  (void)state;
+  brw_campaign_list_t l;
+  list_ok("{\"data\":["
+          "7,\"x\",null,[{\"id\":1}],true,"
+          "{\"status\":\"done\"},"
+          "{\"id\":null,\"status\":\"done\"},"
+          "{\"id\":0,\"status\":\"done\"},"
+          "{\"id\":-3,\"status\":\"done\"},"
+          "{\"id\":1.5,\"status\":\"done\"},"
+          "{\"id\":\"12a\",\"status\":\"done\"},"
+          "{\"id\":\"\",\"status\":\"done\"},"
+          "{\"id\":\" 12\",\"status\":\"done\"},"
+          "{\"id\":9007199254740993,\"status\":\"done\"},"
+          "{\"id\":\"9007199254740993\",\"status\":\"done\"},"
+          "{\"id\":\"99999999999999999999999\",\"status\":\"done\"},"
+          "{\"id\":{\"v\":1},\"status\":\"done\"},"
+          /* Kept: the largest id, and a string one with leading zeros. */
+          "{\"id\":9007199254740992,\"status\":\"done\"},"
+          "{\"id\":\"0012\",\"status\":\"sending\"}"
+          "],\"meta\":{\"page\":{\"total\":19,\"limit\":50,\"offset\":0}}}",
+          0, &l);
+  assert_int_equal(l.skipped, 17);
+  assert_int_equal(l.n, 2);
+  assert_true(l.items[0].id == UINT64_C(9007199254740992));
+  assert_int_equal(l.items[0].status, BRW_STATUS_DONE);
+  assert_true(l.items[1].id == 12);
+  assert_int_equal(l.items[1].status, BRW_STATUS_SENDING);
+  /* The page's meta counts what the API has, skipped items included. */
+  assert_true(l.total == 19);
+  brw_campaign_list_clear(&l);
+  /* A page of nothing but unusable entries. */
+  list_ok("{\"data\":[1,{\"id\":0}]}", 0, &l);
+  assert_int_equal(l.n, 0);
+  assert_int_equal(l.skipped, 2);
+  assert_null(l.items);
+  brw_campaign_list_clear(&l);
+}
+
+static void test_list_bare_array(void **state) {
+  (void)state;
+  brw_campaign_list_t l;
+  list_ok("  [{\"id\":1,\"status\":\"done\",\"statistics\":{\"delivered\":1}},"
+          "{\"id\":\"2\",\"status\":\"sending\"}] ",
+          0, &l);
+  assert_int_equal(l.n, 2);
+  assert_true(l.items[0].id == 1 && l.items[1].id == 2);
+  assert_true(l.items[0].delivered == 1 && l.items[0].sent == -1);
+  assert_true(l.total == -1 && l.limit == -1 && l.offset == -1);
+  brw_campaign_list_clear(&l);
+  list_ok("[]", 0, &l);
+  assert_int_equal(l.n, 0);
+  assert_null(l.items);
+  brw_campaign_list_clear(&l);
+}
+
+static void test_list_empty_and_meta(void **state) {
+  (void)state;
+  brw_campaign_list_t l;
+  list_ok("{\"data\":[],\"meta\":{\"page\":{\"total\":0,\"limit\":100,"
+          "\"offset\":0}}}",
+          0, &l);
+  assert_int_equal(l.n, 0);
+  assert_int_equal(l.skipped, 0);
+  assert_null(l.items);
+  assert_true(l.total == 0 && l.limit == 100 && l.offset == 0);
+  brw_campaign_list_clear(&l);
+  /* Meta absent, null, not an object, or without a page: -1s. */
+  static const char *const no_meta[] = {
+      "{\"data\":[{\"id\":1}]}",
+      "{\"data\":[{\"id\":1}],\"meta\":null}",
+      "{\"data\":[{\"id\":1}],\"meta\":[1,2]}",
+      "{\"data\":[{\"id\":1}],\"meta\":{\"total\":5}}",
+      "{\"data\":[{\"id\":1}],\"meta\":{\"page\":\"1\"}}",
+  };
+  for (size_t i = 0; i < sizeof(no_meta) / sizeof(no_meta[0]); i++) {
+    list_ok(no_meta[i], 0, &l);
+    assert_int_equal(l.n, 1);
+    if (l.total != -1 || l.limit != -1 || l.offset != -1)
+      fail_msg("meta read from %s", no_meta[i]);
+    brw_campaign_list_clear(&l);
+  }
+  /* Each field on its own: a decimal string is read as the detail reads
+   * figures; negative, real, null or other values are -1. */
+  list_ok("{\"data\":[],\"meta\":{\"page\":{\"total\":\"17\",\"limit\":-1,"
+          "\"offset\":1.5}}}",
+          0, &l);
+  assert_true(l.total == 17 && l.limit == -1 && l.offset == -1);
+  brw_campaign_list_clear(&l);
+  list_ok("{\"data\":[],\"meta\":{\"page\":{\"total\":null,\"limit\":true,"
+          "\"offset\":40}}}",
+          0, &l);
+  assert_true(l.total == -1 && l.limit == -1 && l.offset == 40);
+  brw_campaign_list_clear(&l);
+}
+
+/* The body is refused with a one-line reason, and *out holds nothing. */
+static void list_refused(const char *body, size_t len, const char *why) {
+  brw_campaign_list_t l;
+  memset(&l, 0x5a, sizeof(l));
+  errbuf[0] = '\0';
+  int rc = brw_campaign_list_parse(body, len, NULL, &l, errbuf, sizeof(errbuf));
+  if (rc != BRW_EBADRESP)
+    fail_msg("accepted (%d): %.*s", rc, (int)len, body ? body : "");
+  assert_null(l.items);
+  assert_int_equal(l.n, 0);
+  assert_int_equal(l.skipped, 0);
+  assert_true(l.total == -1 && l.limit == -1 && l.offset == -1);
+  assert_true(strlen(errbuf) > 0);
+  assert_null(strchr(errbuf, '\n'));
+  if (why && !strstr(errbuf, why))
+    fail_msg("reason \"%s\" does not say \"%s\"", errbuf, why);
+}
+
+static void test_list_refused(void **state) {
+  (void)state;
+  static const struct {
+    const char *body, *why;
+  } bad[] = {
+      {"{\"data\":{\"id\":1,\"status\":\"done\"}}", "not an array"},
+      {"{\"data\":null}", "not an array"},
+      {"{\"data\":\"x\"}", "not an array"},
+      {"{\"data\":7,\"meta\":{\"page\":{\"total\":1}}}", "not an array"},
+      {"{\"meta\":{\"page\":{\"total\":0}}}", "no \"data\""},
+      {"{\"message\":\"Unauthenticated.\"}", "no \"data\""},
+      {"not json", "not JSON"},
+      {"{\"data\":[{\"id\":1}", "not JSON"},
+      {"{\"data\":[]} {}", "not JSON"},
+      {"{\"data\":[{\"id\":99999999999999999999999}]}", "not JSON"},
+      {"<html><body>502 Bad Gateway</body></html>", "HTML"},
+      {"", "empty"},
+      {" \n\t", "empty"},
+      /* jansson reads only an object or an array as a document. */
+      {"\"done\"", "not JSON"},
+      {"42", "not JSON"},
+      {"null", "not JSON"},
+      /* So does a \u0000 anywhere (the detail's rule too). */
+      {"{\"data\":[{\"id\":1,\"status\":\"done\\u0000x\"}]}", "not JSON"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    list_refused(bad[i].body, strlen(bad[i].body), bad[i].why);
+  list_refused(NULL, 0, "empty");
+  /* Length is honoured: a valid prefix is not read as a whole document. */
+  list_refused("{\"data\":[{\"id\":1}]}", 12, "not JSON");
+  /* The reason quotes no body bytes (a secret could be among them). */
+  list_refused("{\"data\":{\"token\":\"s3cr3t-value\"}}", 33, NULL);
+  assert_null(strstr(errbuf, "s3cr3t"));
+  /* A NULL errbuf is tolerated. */
+  brw_campaign_list_t l;
+  assert_int_equal(brw_campaign_list_parse("{}", 2, NULL, &l, NULL, 0),
+                   BRW_EBADRESP);
+  assert_null(l.items);
+}
+
+/* A full page as the API serves it at its largest: 500 items of over 2 KB
+ * each (1 MB), every tenth without a usable id. */
+static void test_list_large_page(void **state) {
+  (void)state;
+  const size_t n = 500, cap = 1100 * 1024;
+  char *body = malloc(cap), pad[2001];
+  size_t k = 0;
+  brw_campaign_list_t l;
+  assert_non_null(body);
+  memset(pad, 'x', sizeof(pad) - 1);
+  pad[sizeof(pad) - 1] = '\0';
+  k += (size_t)snprintf(body + k, cap - k, "{\"data\":[");
+  for (size_t i = 0; i < n; i++) {
+    k += (size_t)snprintf(
+        body + k, cap - k,
+        "%s{\"id\":%s%zu,\"name\":\"%s\",\"status\":\"%s\","
+        "\"start_at\":\"2026-11-27 10:00:00\",\"finished_at\":null,"
+        "\"statistics\":{\"delivered\":%zu,\"sent\":1}}",
+        i ? "," : "", i % 10 == 9 ? "-" : "", i + 1, pad,
+        i % 2 ? "sending" : "done", i);
+    assert_true(k < cap);
+  }
+  k += (size_t)snprintf(body + k, cap - k,
+                        "],\"meta\":{\"page\":{\"total\":%zu,\"limit\":%zu,"
+                        "\"offset\":0}}}",
+                        n, n);
+  assert_true(k < cap && k > 1000 * 1000);
+  assert_int_equal(
+      brw_campaign_list_parse(body, k, NULL, &l, errbuf, sizeof(errbuf)), 0);
+  free(body);
+  assert_int_equal(l.n, 450);
+  assert_int_equal(l.skipped, 50);
+  assert_true(l.total == 500 && l.limit == 500);
+  assert_true(l.items[0].id == 1 && l.items[449].id == 499);
+  assert_true(l.items[449].delivered == 498 && l.items[449].sent == 1);
+  assert_true(l.items[449].scheduled_start_ms == INT64_C(1795773600000));
+  brw_campaign_list_clear(&l);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_full_shape_and_order),
@@ -1208,6 +1581,14 @@ int main(void) {
       cmocka_unit_test(test_bearer_parse),
       cmocka_unit_test(test_jwt_times),
       cmocka_unit_test(test_bearer_read),
+      cmocka_unit_test(test_list_page),
+      cmocka_unit_test(test_list_variants),
+      cmocka_unit_test(test_list_terminal_items),
+      cmocka_unit_test(test_list_skipped),
+      cmocka_unit_test(test_list_bare_array),
+      cmocka_unit_test(test_list_empty_and_meta),
+      cmocka_unit_test(test_list_refused),
+      cmocka_unit_test(test_list_large_page),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
