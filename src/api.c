@@ -101,7 +101,8 @@ struct brw_fetch_s {
   brw_list_t node; /* in waiters or ready while not in flight */
   brw_api_t *api;
   account_t *acct;
-  uint64_t id;
+  uint64_t id;       /* a detail's campaign; 0: a list page */
+  char *path;        /* a list page: path and query, after api.url */
   char *traceparent;
   brw_http_req_t *req;
   uint64_t bearer_gen; /* of the bearer the request was sent with */
@@ -296,6 +297,7 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
 static void fetch_free(brw_fetch_t *f) {
   brw_list_remove(&f->node);
   free(f->traceparent);
+  free(f->path);
   free(f);
 }
 
@@ -371,7 +373,7 @@ static void fetch_fail(brw_fetch_t *f, brw_fetch_status_t st, const char *cls,
   brw_log_redact_into(message, res.message, sizeof(res.message));
   if (st == BRW_FETCH_RETRY)
     f->api->stats.retries++;
-  if (f->api->m)
+  if (f->api->m && !f->path) /* a list page's failures: src/app_sweep.c */
     brw_metrics_inc(f->api->m, BRW_M_API_RETRIES, cls, 1);
   fetch_finish(f, &res);
 }
@@ -690,6 +692,8 @@ static int send_auth(account_t *a, auth_kind_t kind) {
       brw_metrics_inc(api->m, BRW_M_API_REFRESHES, NULL, 1);
   }
   api->stats.requests++;
+  brw_metrics_inc(api->m, BRW_M_API_CALLS,
+                  kind == AUTH_LOGIN ? "login" : "refresh", 1);
   a->auth_req = brw_http_request(api->http, "POST", url, bearer, NULL, text,
                                  on_auth, a);
   if (text) {
@@ -708,9 +712,13 @@ static void on_detail(const brw_http_resp_t *resp, void *arg);
 static int send_detail(brw_fetch_t *f) {
   brw_api_t *api = f->api;
   char url[1024];
-  snprintf(url, sizeof(url), "%s/api/campaigns/%llu/detail", api->cfg->api_url,
-           (unsigned long long)f->id);
+  if (f->path)
+    snprintf(url, sizeof(url), "%s%s", api->cfg->api_url, f->path);
+  else
+    snprintf(url, sizeof(url), "%s/api/campaigns/%llu/detail",
+             api->cfg->api_url, (unsigned long long)f->id);
   api->stats.requests++;
+  brw_metrics_inc(api->m, BRW_M_API_CALLS, f->path ? "list" : "detail", 1);
   f->bearer_gen = f->acct->bearer_gen;
   f->req = brw_http_request(api->http, "GET", url, f->acct->bearer,
                             f->traceparent, NULL, on_detail, f);
@@ -814,6 +822,19 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   }
   long st = resp->status;
   char m[256];
+  if (st == 200 && f->path) {
+    /* A list page: the sweeper parses it (brw_campaign_list_parse). */
+    brw_fetch_result_t res;
+    memset(&res, 0, sizeof(res));
+    res.status = BRW_FETCH_OK;
+    res.body = resp->body;
+    res.body_len = resp->len;
+    res.http_status = 200;
+    res.retry_after_ms = -1;
+    res.error_class = "ok";
+    fetch_finish(f, &res);
+    return;
+  }
   if (st == 200) {
     brw_fetch_result_t res;
     memset(&res, 0, sizeof(res));
@@ -878,9 +899,30 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   fetch_fail(f, BRW_FETCH_REJECTED, CLS(4XX), st, -1, m);
 }
 
+static brw_fetch_t *fetch_start(brw_api_t *api, int account,
+                                uint64_t campaign_id, const char *path,
+                                const char *traceparent, brw_fetch_cb cb,
+                                void *arg);
+
 brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
                            const char *traceparent, brw_fetch_cb cb,
                            void *arg) {
+  return fetch_start(api, account, campaign_id, NULL, traceparent, cb, arg);
+}
+
+brw_fetch_t *brw_api_list(brw_api_t *api, int account, const char *path,
+                          brw_fetch_cb cb, void *arg) {
+  if (!path || path[0] != '/')
+    return NULL;
+  return fetch_start(api, account, 0, path, NULL, cb, arg);
+}
+
+/* Queues a detail fetch (path NULL) or a list page, and starts it when a
+ * bearer and a rate-limit slot allow. */
+static brw_fetch_t *fetch_start(brw_api_t *api, int account,
+                                uint64_t campaign_id, const char *path,
+                                const char *traceparent, brw_fetch_cb cb,
+                                void *arg) {
   if (account < 0 || account >= api->naccounts)
     return NULL;
   brw_fetch_t *f = calloc(1, sizeof(*f));
@@ -890,8 +932,14 @@ brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
   f->acct = &api->accounts[account];
   f->id = campaign_id;
   f->traceparent = traceparent ? strdup(traceparent) : NULL;
+  f->path = path ? strdup(path) : NULL;
   f->cb = cb;
   f->arg = arg;
+  if (path && !f->path) {
+    free(f->traceparent);
+    free(f);
+    return NULL;
+  }
   brw_list_init(&f->node);
   account_t *a = f->acct;
   /* A usable bearer is used even while its refresh is due; otherwise the

@@ -129,6 +129,10 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   app->life.max_age_ms = cfg->poll_max_age_ms;
   app->life.answer_ms = cfg->http_timeout_ms;
   app->life.emit_progress = cfg->emit_progress;
+  if (brw__app_sweep_init(app) != 0) {
+    r = BRW_ENOMEM;
+    goto err;
+  }
   if (brw_timers_init(&app->timers, loop) != 0) {
     r = BRW_ENOMEM;
     goto err;
@@ -254,6 +258,7 @@ static void finish_shutdown(brw_app_t *app) {
       brw_kafka_close(app->kafka, on_client_closed, app);
     else
       app->closes_pending--;
+    brw__app_sweep_stop(app); /* its pages are the API client's */
     if (app->api)
       brw_api_close(app->api, on_client_closed, app);
     else
@@ -412,6 +417,7 @@ int brw_app_free(brw_app_t *app) {
     free(c);
   }
   brw__app_txn_free(app);
+  brw__app_sweep_free(app);
   brw_partitions_free(&app->parts);
   while (!brw_list_empty(&app->recent_fifo)) {
     recent_t *r = brw_list_entry(app->recent_fifo.next, recent_t, node);

@@ -64,6 +64,7 @@ void brw__app_campaign_drop(campaign_t *c) {
   brw_tracker_remove(&app->table, &c->key);
   brw_list_remove(&c->pnode);
   app->tracked--;
+  brw__app_sweep_tracked(app, c->key.account, -1);
   brw_metrics_set(app->m, BRW_M_CAMPAIGNS_TRACKED, NULL, (double)app->tracked);
   brw_timer_stop(&app->timers, &c->timer);
   campaign_free(c);
@@ -136,6 +137,8 @@ static void campaign_carry(campaign_t *c, const brw_campaign_step_t *st) {
   case BRW_CEND_NONE:
     break;
   }
+  if (st->sweep)
+    brw__app_sweep_request(app, c->key.account);
   if (st->fetch) {
     c->fetch = brw_api_fetch(app->api, c->key.account, c->key.id,
                              brw__app_traceparent(c), on_fetched, c);
@@ -175,9 +178,26 @@ void brw__app_campaign_revoke(campaign_t *c) {
  * the deadline. */
 static void on_campaign_timer(brw_timer_t *t) {
   campaign_t *c = brw_timer_entry(t, campaign_t, timer);
+  brw_app_t *app = c->app;
   brw_campaign_input_t in = {
       .kind = BRW_CIN_TIMER,
-      .account_failed = brw_api_account_failed(c->app->api, c->key.account)};
+      .account_failed = brw_api_account_failed(app->api, c->key.account),
+      .sweeping = brw__app_sweeping(app, c->key.account)};
+  int awaited = c->life.sweep & BRW_CSWEEP_AWAIT;
+  brw_campaign_step_t st;
+  campaign_decide(c, &in, &st);
+  if (awaited && st.fetch)
+    brw_metrics_inc(app->m, BRW_M_SWEEP_FALLBACKS, "unlisted", 1);
+  campaign_carry(c, &st);
+}
+
+/* A status sweep listed the campaign (src/app_sweep.c). */
+void brw__app_campaign_listed(campaign_t *c, const brw_campaign_list_item_t *it) {
+  brw_campaign_input_t in = {.kind = BRW_CIN_LISTED,
+                             .wall_ms = brw_now_ms(),
+                             .status = it->status,
+                             .scheduled_start_ms = it->scheduled_start_ms,
+                             .actual_start_ms = it->actual_start_ms};
   campaign_input(c, &in);
 }
 
@@ -466,6 +486,7 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
   brw_list_insert_tail(&pt->campaigns, &c->pnode);
   brw_tracker_insert(&app->table, &c->key);
   app->tracked++;
+  brw__app_sweep_tracked(app, account, 1);
   brw_metrics_set(app->m, BRW_M_CAMPAIGNS_TRACKED, NULL, (double)app->tracked);
   brw__app_update_backpressure(app);
   campaign_carry(c, &st);

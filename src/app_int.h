@@ -13,6 +13,9 @@
  *   the intake of input events (brw__app_on_message).
  * - src/app_txn.c: exactly once (delivery.guarantee): carries out the
  *   transaction cycle's steps (src/txn.c) with the kept records.
+ * - src/app_sweep.c: status sweeps (poll.strategy): one sweeper per
+ *   account reads its campaign list and hands the listings to the
+ *   campaigns.
  * Every function declared here runs on the loop thread; the comment above
  * its definition says what it does. Helpers used by one file only stay
  * static in that file. */
@@ -33,6 +36,7 @@
 #include "brw/pack.h"
 #include "brw/partitions.h"
 #include "brw/schedule.h"
+#include "brw/sweep.h"
 #include "brw/timers.h"
 #include "brw/tracker.h"
 #include "brw/txn.h"
@@ -50,6 +54,9 @@
  * is the larger of how late it fired and the longest iteration since the
  * last tick (see on_loop_check). */
 #define LOOP_LAG_WINDOW 15
+
+/* An account's sweeper (src/app_sweep.c). */
+typedef struct app_sweeper_s app_sweeper_t;
 
 /* What a produced record completes once the broker acknowledges it. */
 typedef struct {
@@ -217,6 +224,9 @@ struct brw_app_s {
   uv_timer_t revoke_timer; /* deadlines, and kicks from callbacks */
   hold_t hold_backlog; /* records wait for the producer queue */
   hold_t hold_max;     /* paused at max.tracked */
+  /* Status sweeps (src/app_sweep.c): one per account; NULL with
+   * poll.strategy=detail. */
+  app_sweeper_t *sweepers;
   /* Exactly once (src/app_txn.c); txn NULL: at least once. */
   brw_txn_t *txn;
   uv_timer_t txn_timer;
@@ -311,7 +321,16 @@ void brw__app_revoke_kick(brw_app_t *app);
 void brw__app_on_revoke(void *ctx, const brw_kafka_positions_t *parts, int lost,
                         int now);
 
+/* Status sweeps (src/app_sweep.c). */
+int brw__app_sweep_init(brw_app_t *app);
+void brw__app_sweep_stop(brw_app_t *app);
+void brw__app_sweep_free(brw_app_t *app);
+void brw__app_sweep_tracked(brw_app_t *app, int account, int delta);
+int brw__app_sweeping(brw_app_t *app, int account);
+void brw__app_sweep_request(brw_app_t *app, int account);
+
 /* Campaigns and intake (src/app_campaign.c). */
+void brw__app_campaign_listed(campaign_t *c, const brw_campaign_list_item_t *it);
 void brw__app_campaign_drop(campaign_t *c);
 void brw__app_campaign_revoke(campaign_t *c);
 void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg);

@@ -16,8 +16,9 @@ const char *brw_campaign_state_name(brw_campaign_state_t s) {
 }
 
 const char *brw_campaign_input_name(brw_campaign_input_kind_t k) {
-  static const char *const names[] = {"event",  "timer",       "fetched",
-                                       "failed", "not_started", "revoked"};
+  static const char *const names[] = {"event",   "timer",       "fetched",
+                                       "failed",  "not_started", "revoked",
+                                       "listed"};
   return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }
 
@@ -123,11 +124,55 @@ static void on_event(brw_campaign_t *c, const brw_campaign_opts_t *o,
                      brw_campaign_step_t *out) {
   if (in->finished && c->state == BRW_CAMPAIGN_FETCHING)
     c->finished_hint = 1;
+  if (in->finished && c->state != BRW_CAMPAIGN_FETCHING) {
+    /* The send is over: its next look is a detail, not a sweep. */
+    c->sweep = (uint8_t)((c->sweep & ~BRW_CSWEEP_AWAIT) | BRW_CSWEEP_WANT);
+  }
   if (!in->finished || c->state == BRW_CAMPAIGN_FETCHING ||
       !brw_schedule_bring_forward(in->due_in_ms, o->finished_delay_ms))
     return;
   c->poll_attempt = 0;
   arm(c, in->now, o->finished_delay_ms, out);
+}
+
+/* Starts a fetch, watched by the timer until the deadline plus
+ * http.timeout (brw_timer_action). */
+static void start_fetch(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                        uint64_t now, brw_campaign_step_t *out) {
+  uint64_t d = 0;
+  c->sweep &= (uint8_t)~BRW_CSWEEP_AWAIT;
+  c->state = BRW_CAMPAIGN_FETCHING;
+  out->fetch = 1;
+  brw_timer_action(c->deadline, now, 1, o->answer_ms, &d);
+  out->arm = 1;
+  out->timer_ms = d;
+}
+
+/* A look is due. With status sweeps (in->sweeping) it asks the account's
+ * sweeper instead of fetching, and waits for the listing up to
+ * sweep_wait_ms; returns 1 then. It fetches itself (returns 0) when it
+ * needs a detail (listed terminal, a campaign.finished), when the sweep it
+ * waited for did not list it (a miss; after BRW_CSWEEP_MISSES_MAX in a row
+ * it is polled with details until a sweep lists it again), and in the
+ * last sweep_wait_ms before its deadline, so that an `expired` report
+ * carries a detail. */
+static int sweep_instead(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                         const brw_campaign_input_t *in,
+                         brw_campaign_step_t *out) {
+  if (c->sweep & BRW_CSWEEP_AWAIT) {
+    c->sweep &= (uint8_t)~BRW_CSWEEP_AWAIT;
+    if (in->sweeping && c->misses < UINT8_MAX)
+      c->misses++; /* the watchdog: no listing came */
+    return 0;
+  }
+  if (!in->sweeping || (c->sweep & BRW_CSWEEP_WANT) ||
+      c->misses >= BRW_CSWEEP_MISSES_MAX ||
+      c->deadline - in->now <= o->sweep_wait_ms)
+    return 0;
+  c->sweep |= BRW_CSWEEP_AWAIT;
+  out->sweep = 1;
+  arm(c, in->now, o->sweep_wait_ms, out);
+  return 1;
 }
 
 /* The timer fired: past the deadline the campaign ends; a fetch out is
@@ -149,11 +194,9 @@ static void on_timer(brw_campaign_t *c, const brw_campaign_opts_t *o,
   case BRW_TIMER_FETCH:
     break;
   }
-  c->state = BRW_CAMPAIGN_FETCHING;
-  out->fetch = 1;
-  brw_timer_action(c->deadline, in->now, 1, o->answer_ms, &d);
-  out->arm = 1;
-  out->timer_ms = d;
+  if (sweep_instead(c, o, in, out))
+    return;
+  start_fetch(c, o, in->now, out);
 }
 
 /* A fetch failed. Past the deadline the campaign ends with what it has; a
@@ -196,6 +239,8 @@ static void on_fetched(brw_campaign_t *c, const brw_campaign_opts_t *o,
                        brw_campaign_step_t *out) {
   brw_status_t st = in->status;
   c->polls++;
+  c->sweep &= (uint8_t)~BRW_CSWEEP_WANT;
+  c->lstatus = (uint8_t)st;
   c->err_attempt = 0;
   c->not_found_since = 0;
   c->error_class = 0;
@@ -247,6 +292,51 @@ static void on_fetched(brw_campaign_t *c, const brw_campaign_opts_t *o,
   arm(c, in->now, d, out);
 }
 
+/* A status sweep listed the campaign (poll.strategy; the list item has its
+ * status and start times, no totals). A terminal status, or with
+ * output.emit_progress a status that changed, needs a detail: it is
+ * fetched now (the report is built from it). Otherwise, if the campaign
+ * was waiting for this sweep, its next look is scheduled as after a detail
+ * without totals: the backoff, or near a scheduled start. A campaign that
+ * was not waiting keeps its timer. While a fetch is out, its answer comes
+ * first and the listing changes nothing. */
+static void on_listed(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                      const brw_campaign_input_t *in, brw_rng_t *rng,
+                      brw_campaign_step_t *out) {
+  brw_status_t st = in->status;
+  int was = c->sweep & BRW_CSWEEP_LISTED ? (brw_status_t)c->lstatus
+                                         : (c->seen ? (brw_status_t)c->status
+                                                    : BRW_STATUS_UNKNOWN);
+  int changed = (int)st != was;
+  int awaiting = c->sweep & BRW_CSWEEP_AWAIT;
+  c->misses = 0;
+  c->sweep = (uint8_t)((c->sweep & ~BRW_CSWEEP_AWAIT) | BRW_CSWEEP_LISTED);
+  c->lstatus = (uint8_t)st;
+  if (brw_status_is_terminal(st) ||
+      (o->emit_progress && changed && st != BRW_STATUS_UNKNOWN)) {
+    if (brw_status_is_terminal(st))
+      c->sweep |= BRW_CSWEEP_WANT;
+    start_fetch(c, o, in->now, out);
+    return;
+  }
+  if (!awaiting)
+    return;
+  if (changed && was != BRW_STATUS_UNKNOWN &&
+      brw_schedule_resets(&o->sched, (brw_status_t)was, st))
+    c->poll_attempt = 0;
+  brw_poll_sample_t prev = {BRW_STATUS_UNKNOWN, -1, -1, 0, 0};
+  brw_poll_sample_t cur = {st, -1, -1, in->wall_ms, in->now};
+  unsigned a = c->poll_attempt;
+  brw_schedule_basis_t basis;
+  uint64_t d = brw_schedule_next(&o->sched, &cur, &prev,
+                                 in->scheduled_start_ms, in->actual_start_ms,
+                                 in->wall_ms, &a, rng, &basis);
+  c->poll_attempt = attempt_byte(a);
+  c->state = BRW_CAMPAIGN_POLLING;
+  out->basis = (int)basis;
+  arm(c, in->now, d, out);
+}
+
 void brw_campaign_on(brw_campaign_t *c, const brw_campaign_opts_t *o,
                      const brw_campaign_input_t *in, brw_rng_t *rng,
                      brw_campaign_step_t *out) {
@@ -276,6 +366,10 @@ void brw_campaign_on(brw_campaign_t *c, const brw_campaign_opts_t *o,
   case BRW_CIN_REVOKED:
     c->state = BRW_CAMPAIGN_ENDED;
     out->end = BRW_CEND_FORGET;
+    return;
+  case BRW_CIN_LISTED:
+    if (!fetching)
+      on_listed(c, o, in, rng, out);
     return;
   }
 }

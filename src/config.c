@@ -130,6 +130,7 @@ static const char *const log_formats[] = {"json", "text", NULL};
 static const char *const http_versions[] = {"auto", "1.1", "2", NULL};
 static const char *const guarantees[] = {"at_least_once", "exactly_once",
                                          NULL};
+static const char *const strategies[] = {"detail", "sweep", "auto", NULL};
 
 #define G_KAFKA "Kafka"
 #define G_API "BSG API"
@@ -371,6 +372,29 @@ static const config_key_t keys[] = {
      .group = G_POLL,
      .off = F(poll_adaptive),
      .doc = "Poll at scheduled starts and estimated ends (false: backoff)."},
+    {.name = "poll.strategy",
+     .type = KT_ENUM,
+     .def = "detail",
+     .group = G_POLL,
+     .off = F(poll_strategy),
+     .choices = strategies,
+     .doc = "detail, sweep or auto: status sweeps through the campaign list."},
+    {.name = "poll.sweep_interval",
+     .type = KT_DURATION,
+     .def = "30s",
+     .group = G_POLL,
+     .off = F(poll_sweep_interval_ms),
+     .min = 1,
+     .max = DUR_MAX_MS,
+     .doc = "Shortest time between two sweeps of one account's list."},
+    {.name = "poll.sweep_margin",
+     .type = KT_DURATION,
+     .def = "1h",
+     .group = G_POLL,
+     .off = F(poll_sweep_margin_ms),
+     .min = 0,
+     .max = DUR_MAX_MS,
+     .doc = "How far before the oldest campaign's first event a sweep looks."},
     {.name = "retry.min",
      .type = KT_DURATION,
      .def = "1s",

@@ -71,6 +71,14 @@ static const double b_revoke[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 static const char *const k_moved[] = {"assigned", "revoked", "lost", NULL};
 static const char *const k_txn_outcomes[] = {"committed", "aborted",
                                              "producer_rebuilt", NULL};
+static const char *const k_endpoints[] = {"detail", "list", "login", "refresh",
+                                          NULL};
+static const char *const k_sweep_pages[] = {"ok", "failed", NULL};
+static const char *const k_sweep_fallbacks[] = {
+    "unlisted", "list_failed", "list_unusable", "too_costly", NULL};
+/* Tracked campaigns one list page lists (up to page[limit], 500). */
+static const double b_sweep_page[] = {0,  1,   2,   5,   10,
+                                      25, 50, 100, 250, 500};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define COUNTER(n, h)                                                          \
@@ -235,6 +243,32 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "transactions aborted (their records produced again), and "
         "transactional producers made again after a fatal error.",
         "outcome", k_txn_outcomes),
+    [BRW_M_API_CALLS] = COUNTER_L(
+        "api_calls_total",
+        "Requests sent to the BSG API, by endpoint: detail (GET "
+        "/api/campaigns/{id}/detail), list (GET /api/campaigns, status "
+        "sweeps), login, refresh.",
+        "endpoint", k_endpoints),
+    [BRW_M_SWEEP_PAGES] = COUNTER_L(
+        "sweep_pages_total",
+        "Campaign list pages fetched by status sweeps (poll.strategy), by "
+        "result: ok, or failed (no answer, an error status, or a body that "
+        "is not a campaign list).",
+        "result", k_sweep_pages),
+    [BRW_M_SWEEP_PAGE_CAMPAIGNS] =
+        HISTOGRAM("sweep_page_campaigns",
+                  "Tracked campaigns listed per campaign list page: what one "
+                  "list request resolves.",
+                  b_sweep_page),
+    [BRW_M_SWEEP_FALLBACKS] = COUNTER_L(
+        "sweep_fallbacks_total",
+        "Falls back to detail polling: a campaign the sweep it waited for "
+        "did not list (unlisted); an account whose list page failed "
+        "(list_failed, retried) or cannot be used (list_unusable: 403, 404 "
+        "or a body that is not a list; poll.strategy=auto stops sweeping it "
+        "for an hour); an account whose list costs more pages than its "
+        "campaigns would cost details (too_costly).",
+        "reason", k_sweep_fallbacks),
     [BRW_M_PARTITIONS_MOVED] = COUNTER_L(
         "partitions_moved_total",
         "Input partitions assigned to this worker, revoked from it, or lost "

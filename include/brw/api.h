@@ -64,6 +64,17 @@ void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg);
 brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
                            const char *traceparent, brw_fetch_cb cb,
                            void *arg);
+/* Fetches one page of the campaign list for an account:
+ * GET {api.url}{path}, where `path` is "/api/campaigns?..." (src/app_sweep.c
+ * builds the query). Same queue, login, rate limit and result classes as a
+ * detail fetch (404 is BRW_FETCH_NOT_FOUND, another 4xx REJECTED); on 200
+ * the result is OK with the body, unparsed (brw_campaign_list_parse), and
+ * `detail` empty. Its failures are not counted in api_retries_total (the
+ * sweeper counts them). Returns NULL on out of memory or a path that does
+ * not start with '/'. */
+brw_fetch_t *brw_api_list(brw_api_t *api, int account, const char *path,
+                          brw_fetch_cb cb, void *arg);
+/* Cancels a detail fetch or a list page (no callback). */
 void brw_api_cancel(brw_fetch_t *f);
 
 /* 1 when the account's key was rejected at its last login. */

@@ -63,6 +63,8 @@ typedef struct {
   uint64_t not_found_grace_ms;  /* poll.not_found_grace */
   uint64_t max_age_ms;          /* poll.max_age */
   uint64_t answer_ms;           /* http.timeout: how long a fetch may take */
+  uint64_t sweep_wait_ms;       /* how long a campaign waits for the sweep
+                                   it asked for before it fetches itself */
   int emit_progress;            /* output.emit_progress */
 } brw_campaign_opts_t;
 
@@ -85,7 +87,23 @@ typedef struct {
   uint8_t poll_attempt;     /* polls since the status last changed */
   uint8_t err_attempt;      /* failures in a row */
   uint8_t finished_hint;    /* a campaign.finished came while fetching */
+  /* Status sweeps (poll.strategy, src/app_sweep.c): BRW_CSWEEP_* flags,
+   * the last listed status (brw_status_t), and the sweeps in a row that
+   * did not list it while it waited for one. */
+  uint8_t sweep;
+  uint8_t lstatus;
+  uint8_t misses;
 } brw_campaign_t;
+
+/* brw_campaign_t.sweep flags. */
+#define BRW_CSWEEP_AWAIT 1  /* asked for a sweep; the timer is its watchdog */
+#define BRW_CSWEEP_WANT 2   /* needs a detail: listed terminal, or a
+                               campaign.finished came; sweeps do not stand
+                               in for its fetches */
+#define BRW_CSWEEP_LISTED 4 /* a sweep listed it at least once */
+/* A campaign that sweeps missed this many times in a row is polled with
+ * details until a sweep lists it again. */
+#define BRW_CSWEEP_MISSES_MAX 2
 
 typedef enum {
   BRW_CIN_EVENT = 0,   /* a further event merged into the campaign */
@@ -94,11 +112,12 @@ typedef enum {
   BRW_CIN_FAILED,      /* a fetch failed */
   BRW_CIN_NOT_STARTED, /* a fetch could not start, or its detail could not
                           be kept (out of memory): tried again later */
-  BRW_CIN_REVOKED      /* its partition left, or the worker stops */
+  BRW_CIN_REVOKED,     /* its partition left, or the worker stops */
+  BRW_CIN_LISTED       /* a status sweep listed it (poll.strategy) */
 } brw_campaign_input_kind_t;
 
 /* The input's name, static ("event", "timer", "fetched", "failed",
- * "not_started", "revoked"). */
+ * "not_started", "revoked", "listed"). */
 const char *brw_campaign_input_name(brw_campaign_input_kind_t k);
 
 typedef struct {
@@ -111,7 +130,12 @@ typedef struct {
   /* TIMER, FAILED: the account's API key is rejected (at the deadline, the
    * campaign's event goes to the DLQ as auth_failed). */
   int account_failed;
-  /* FETCHED: the detail's summary. */
+  /* TIMER: the account's status sweeps may stand in for this fetch (the
+   * strategy sweeps, the list answers, and sweeping is cheaper than
+   * details; src/app_sweep.c decides). */
+  int sweeping;
+  /* FETCHED: the detail's summary; LISTED: the list item's status and
+   * start times (the list has no totals). */
   brw_status_t status;
   int64_t total, pending;
   int64_t scheduled_start_ms, actual_start_ms; /* epoch ms, 0: absent */
@@ -140,6 +164,7 @@ typedef struct {
   int progress; /* publish a progress report (the status or statistics
                    changed, output.emit_progress) */
   int fetch;    /* start a fetch */
+  int sweep;    /* ask the account's sweeper for a sweep soon */
   int arm;      /* (re)arm the timer to fire after timer_ms; 0: leave it */
   uint64_t timer_ms;
   /* A poll scheduled after a detail: what chose its delay

@@ -68,6 +68,10 @@ typedef struct {
   uint64_t poll_max_age_ms;        /* 72h */
   double poll_jitter;              /* 0.2: fraction of the interval */
   int poll_adaptive;               /* true: estimate, false: plain backoff */
+  char *poll_strategy;             /* "detail", "sweep" or "auto" */
+  uint64_t poll_sweep_interval_ms; /* 30s: between two sweeps of an account */
+  uint64_t poll_sweep_margin_ms;   /* 1h: the window's start before the
+                                      oldest first event */
   uint64_t retry_min_ms;           /* 1s */
   uint64_t retry_max_ms;           /* 5m */
   /* Limits and behaviour */
@@ -202,6 +206,13 @@ int brw_config_key_info(size_t i, brw_config_key_info_t *info);
 /* Writes the environment variable of a key ("poll.min_interval" ->
  * "BRW_POLL_MIN_INTERVAL") into buf. Returns 0 or BRW_ERANGE. */
 int brw_config_env_name(const char *key, char *buf, size_t len);
+
+/* poll.strategy: 0 detail, 1 sweep, 2 auto (the choices are checked). */
+static inline int brw_config_sweep_mode(const brw_config_t *cfg) {
+  if (!cfg->poll_strategy || cfg->poll_strategy[0] == 'd')
+    return 0;
+  return cfg->poll_strategy[0] == 's' ? 1 : 2;
+}
 
 /* delivery.guarantee = exactly_once. */
 static inline int brw_config_exactly_once(const brw_config_t *cfg) {

@@ -82,6 +82,10 @@ typedef enum {
   BRW_M_API_CONNECTIONS,         /* counter {transport} (src/api.c) */
   BRW_M_API_RESPONSES_BY_VERSION, /* counter {version} (src/api.c) */
   BRW_M_TRANSACTIONS,            /* counter {outcome} (src/app_txn.c) */
+  BRW_M_API_CALLS,               /* counter {endpoint} (src/api.c) */
+  BRW_M_SWEEP_PAGES,             /* counter {result} (src/app_sweep.c) */
+  BRW_M_SWEEP_PAGE_CAMPAIGNS,    /* histogram (src/app_sweep.c) */
+  BRW_M_SWEEP_FALLBACKS,         /* counter {reason} (src/app_sweep.c) */
   /* One info gauge per library, {version}, always 1 (the registry has one
    * label per metric, so build_info cannot carry them; src/app.c sets them
    * from include/brw/versions.h). */

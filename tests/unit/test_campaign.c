@@ -31,6 +31,8 @@ typedef struct {
   uint64_t ended_at;
   int fetches, progress, steps;
   int account_failed;
+  int sweeping; /* the account's sweeps stand in for fetches */
+  int sweeps;   /* sweeps asked for */
   brw_campaign_step_t last;
 } world_t;
 
@@ -49,6 +51,7 @@ static brw_campaign_opts_t default_opts(void) {
   o.max_age_ms = 60 * MIN;
   o.answer_ms = 10 * SEC;
   o.emit_progress = 0;
+  o.sweep_wait_ms = 60 * SEC;
   return o;
 }
 
@@ -61,6 +64,10 @@ static void apply(world_t *w, const brw_campaign_step_t *st) {
   if (st->progress) {
     assert_int_equal(st->end, BRW_CEND_NONE);
     w->progress++;
+  }
+  if (st->sweep) {
+    assert_false(st->fetch); /* a sweep stands in for a fetch */
+    w->sweeps++;
   }
   if (st->fetch) {
     assert_false(w->fetch_out); /* never two fetches at once */
@@ -122,7 +129,15 @@ static void fire(world_t *w) {
   w->now = w->due;
   w->armed = 0;
   brw_campaign_input_t in = {.kind = BRW_CIN_TIMER,
-                             .account_failed = w->account_failed};
+                             .account_failed = w->account_failed,
+                             .sweeping = w->sweeping};
+  input(w, in);
+}
+
+/* A status sweep lists the campaign `after` ms from now. */
+static void listed(world_t *w, uint64_t after, brw_status_t st) {
+  w->now += after;
+  brw_campaign_input_t in = {.kind = BRW_CIN_LISTED, .status = st};
   input(w, in);
 }
 
@@ -586,6 +601,147 @@ static const brw_status_t some_statuses[] = {
  * answering with random details and errors at random times (or never),
  * revocations. After every step apply() checks the invariants; at the end
  * the outcome is checked against what happened. */
+
+/* ---- status sweeps (poll.strategy) ----------------------------------- */
+
+/* While the account sweeps, a due look asks for a sweep instead of a
+ * fetch; a non-final listing schedules the next look by the backoff; a
+ * final listing fetches the detail once, and its answer reports. */
+static void test_sweep_stands_in(void **state) {
+  world_t w;
+  start(&w, default_opts(), 0, 0);
+  w.sweeping = 1;
+  fire(&w);
+  assert_false(w.last.fetch);
+  assert_true(w.last.sweep);
+  assert_int_equal(w.due - w.now, 60 * SEC); /* waits for it: the watchdog */
+  assert_true(w.c.sweep & BRW_CSWEEP_AWAIT);
+  listed(&w, 2 * SEC, BRW_STATUS_SENDING);
+  assert_false(w.last.fetch);
+  assert_int_equal(w.c.state, BRW_CAMPAIGN_POLLING);
+  assert_int_equal(w.due - w.now, 15 * SEC); /* poll.min_interval */
+  assert_int_equal(w.last.basis, BRW_BASIS_BACKOFF);
+  fire(&w);
+  assert_true(w.last.sweep);
+  listed(&w, 1 * SEC, BRW_STATUS_SENDING);
+  assert_int_equal(w.due - w.now, 30 * SEC); /* the backoff grew */
+  /* A listing the campaign did not wait for leaves its timer alone. */
+  uint64_t due = w.due;
+  listed(&w, 1 * SEC, BRW_STATUS_SENDING);
+  assert_false(w.last.arm);
+  assert_int_equal(w.due, due);
+  /* Final in the list: one detail, now; listings meanwhile change
+   * nothing. */
+  listed(&w, 1 * SEC, BRW_STATUS_DONE);
+  assert_true(w.last.fetch);
+  assert_int_equal(w.c.state, BRW_CAMPAIGN_FETCHING);
+  listed(&w, 1 * SEC, BRW_STATUS_DONE);
+  assert_false(w.last.fetch);
+  assert_false(w.last.arm);
+  answer(&w, 100, BRW_STATUS_DONE, 10, 0, 1);
+  assert_report(&w, BRW_OUTCOME_DONE);
+  assert_int_equal(w.fetches, 1);
+  assert_int_equal(w.sweeps, 2);
+}
+
+/* A final listing needs its detail even when that fetch fails: the retry
+ * fetches again, it does not wait for another sweep. A listing never ends
+ * a campaign by itself. */
+static void test_sweep_final_needs_detail(void **state) {
+  world_t w;
+  start(&w, default_opts(), 0, 0);
+  w.sweeping = 1;
+  listed(&w, 1 * SEC, BRW_STATUS_STOPPED);
+  assert_true(w.last.fetch);
+  failed(&w, 100, BRW_RETRY_5XX, -1);
+  assert_int_equal(w.c.state, BRW_CAMPAIGN_RETRYING);
+  fire_fetch(&w);
+  answer(&w, 100, BRW_STATUS_STOPPED, 10, 0, 1);
+  assert_report(&w, BRW_OUTCOME_STOPPED);
+  assert_int_equal(w.fetches, 2);
+  assert_int_equal(w.sweeps, 0);
+  /* The list says final, the detail not yet: polling goes on, by sweeps
+   * again. */
+  start(&w, default_opts(), 0, 0);
+  w.sweeping = 1;
+  listed(&w, 1 * SEC, BRW_STATUS_DONE);
+  answer(&w, 100, BRW_STATUS_SENDING, 10, 3, 1);
+  assert_int_equal(w.c.state, BRW_CAMPAIGN_POLLING);
+  fire(&w);
+  assert_true(w.last.sweep);
+}
+
+/* The sweep a campaign waited for did not list it: it fetches itself (a
+ * miss); after BRW_CSWEEP_MISSES_MAX misses in a row it polls with details
+ * until a sweep lists it again. */
+static void test_sweep_misses(void **state) {
+  world_t w;
+  start(&w, default_opts(), 0, 0);
+  w.sweeping = 1;
+  for (int i = 0; i < BRW_CSWEEP_MISSES_MAX; i++) {
+    fire(&w);
+    assert_true(w.last.sweep);
+    fire_fetch(&w); /* the watchdog */
+    assert_int_equal(w.c.misses, i + 1);
+    answer(&w, 100, BRW_STATUS_SENDING, 10, 5, 1);
+  }
+  fire_fetch(&w); /* no more asking */
+  answer(&w, 100, BRW_STATUS_SENDING, 10, 5, 1);
+  listed(&w, 1 * SEC, BRW_STATUS_SENDING);
+  assert_int_equal(w.c.misses, 0);
+  fire(&w);
+  assert_true(w.last.sweep); /* listed again: sweeps again */
+  /* Sweeps that stop (the list fails) are not misses: the campaign
+   * fetches at its watchdog. */
+  w.sweeping = 0;
+  fire_fetch(&w);
+  assert_int_equal(w.c.misses, 0);
+}
+
+/* Without sweeps nothing changes; a campaign.finished wants a detail;
+ * close to the deadline a detail is fetched, so that an expired report
+ * carries one; with output.emit_progress a changed status is fetched. */
+static void test_sweep_exceptions(void **state) {
+  world_t w;
+  start(&w, default_opts(), 0, 0);
+  fire_fetch(&w); /* sweeping 0: as always */
+  assert_int_equal(w.sweeps, 0);
+  start(&w, default_opts(), 0, 0);
+  w.sweeping = 1;
+  fire(&w);
+  assert_true(w.last.sweep);
+  event(&w, 1 * SEC, 1); /* campaign.finished */
+  assert_true(w.c.sweep & BRW_CSWEEP_WANT);
+  fire_fetch(&w);
+  assert_int_equal(w.c.misses, 0);
+  /* The last sweep_wait_ms before the deadline. */
+  start(&w, default_opts(), 60 * MIN - 50 * SEC, 0);
+  w.sweeping = 1;
+  while (!w.ended) {
+    fire(&w);
+    if (w.last.fetch)
+      answer(&w, 100, BRW_STATUS_SENDING, 10, 5, 1);
+  }
+  assert_report(&w, BRW_OUTCOME_EXPIRED);
+  assert_true(w.c.seen);
+  assert_int_equal(w.sweeps, 0);
+  /* emit_progress: a status change is a progress report's detail. */
+  brw_campaign_opts_t o = default_opts();
+  o.emit_progress = 1;
+  start(&w, o, 0, 0);
+  w.sweeping = 1;
+  listed(&w, 1 * SEC, BRW_STATUS_SCHEDULED);
+  assert_true(w.last.fetch);
+  answer(&w, 100, BRW_STATUS_SCHEDULED, 10, 10, 1);
+  assert_true(w.last.progress);
+  fire(&w);
+  assert_true(w.last.sweep);
+  listed(&w, 1 * SEC, BRW_STATUS_SCHEDULED); /* unchanged: no fetch */
+  assert_false(w.last.fetch);
+  listed(&w, 1 * SEC, BRW_STATUS_SENDING);
+  assert_true(w.last.fetch);
+}
+
 static void test_random_lives(void **state) {
   brw_rng_t r;
   brw_rng_seed(&r, 20261206);
@@ -595,6 +751,7 @@ static void test_random_lives(void **state) {
     start(&w, random_opts(&r), (int64_t)pick(&r, 130000), (int)pick(&r, 2));
     brw_rng_seed(&w.rng, brw_rng_next(&r));
     w.account_failed = pick(&r, 10) == 0;
+    w.sweeping = pick(&r, 2) == 0;
     int saw_final = 0;            /* a final status was answered */
     brw_status_t final_st = BRW_STATUS_UNKNOWN;
     int answered = 0;             /* a detail was answered */
@@ -611,6 +768,19 @@ static void test_random_lives(void **state) {
       }
       if (roll < 12) {
         event(&w, pick(&r, left + 1), (int)pick(&r, 2));
+        continue;
+      }
+      if (roll < 22 && w.sweeping) {
+        /* A sweep lists it: any status, final ones too (never an end by
+         * itself); now and then the sweeps stop or start. */
+        uint64_t k = pick(&r, 10);
+        listed(&w, pick(&r, left + 1),
+               k < 3 ? (k == 0   ? BRW_STATUS_DONE
+                        : k == 1 ? BRW_STATUS_STOPPED
+                                 : BRW_STATUS_SPAM)
+                     : some_statuses[pick(&r, 8)]);
+        if (pick(&r, 20) == 0)
+          w.sweeping = !w.sweeping;
         continue;
       }
       if (!w.fetch_out || fetch_never_answers) {
@@ -702,6 +872,10 @@ int main(void) {
       cmocka_unit_test(test_finished_bring_forward),
       cmocka_unit_test(test_revoked),
       cmocka_unit_test(test_results_need_a_fetch),
+      cmocka_unit_test(test_sweep_stands_in),
+      cmocka_unit_test(test_sweep_final_needs_detail),
+      cmocka_unit_test(test_sweep_misses),
+      cmocka_unit_test(test_sweep_exceptions),
       cmocka_unit_test(test_random_lives),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

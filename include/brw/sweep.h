@@ -1,0 +1,89 @@
+/* Status sweeps (poll.strategy = sweep or auto): the policy of one
+ * account's sweeper, pure (no I/O, no clock). src/app_sweep.c carries it
+ * out with the API client; tests/unit/test_sweep.c drives it.
+ *
+ * A sweep reads the account's campaign list (GET /api/campaigns, BSG's
+ * "List of campaigns") from the creation time of its oldest tracked
+ * campaign on, page by page, sorted by id, and hands every listed campaign
+ * it tracks to that campaign's lifecycle (src/campaign.c, BRW_CIN_LISTED).
+ * One page of up to 500 campaigns replaces up to 500 detail fetches; a
+ * campaign listed with a final status gets one detail fetch for its
+ * report. docs/design.md, "Status sweeps", has the whole design. */
+#ifndef BRW_SWEEP_H
+#define BRW_SWEEP_H
+
+#include "brw/timeutil.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* page[limit] of every list request: the most the API allows. */
+#define BRW_SWEEP_PAGE_LIMIT 500
+/* A sweep reads at most this many pages (50,000 campaigns); campaigns
+ * beyond them are missed and fall back to details. */
+#define BRW_SWEEP_MAX_PAGES 100
+/* poll.strategy=auto: after a list that cannot be used (403, 404, a body
+ * that is not a list), the account is polled with details for this long,
+ * then its list is tried again. */
+#define BRW_SWEEP_REPROBE_MS (60ull * 60 * 1000)
+
+/* Writes the path and query of one list page into buf:
+ * "/api/campaigns?page%5Blimit%5D=500&page%5Boffset%5D=<offset>&sort=id
+ * &way=asc&filter%5Bfrom%5D=<from>", the brackets percent-encoded and
+ * `from` (epoch ms) written as the API writes its own times: zone-less
+ * "yyyy-mm-dd hh:mm:ss" in api.timezone (`tz`, NULL: UTC), the space as
+ * %20. Returns 0, or BRW_ERANGE when buf is too short. */
+int brw_sweep_path(char *buf, size_t len, int64_t from_ms, const brw_tz_t *tz,
+                   int64_t offset);
+
+/* The window's start: `margin_ms` before the oldest first event among the
+ * account's tracked campaigns (a campaign is created before its event is
+ * sent; the margin also absorbs a server that reads the filter in another
+ * zone). Never before the epoch. */
+int64_t brw_sweep_window_from(int64_t oldest_first_event_ms,
+                              uint64_t margin_ms);
+
+/* After page `pages_done` (1 for the first) at `offset` answered `n` items
+ * with meta.page.total `total` (-1: absent): the next page's offset, or -1
+ * when the sweep is complete. Without a total the sweep goes on while pages
+ * are full. Never more than BRW_SWEEP_MAX_PAGES pages. */
+int64_t brw_sweep_next_offset(int64_t offset, size_t n, int64_t total,
+                              int pages_done);
+
+/* The pages one sweep costs for a list of `total` items (-1: unknown,
+ * taken as 1). At least 1. */
+int64_t brw_sweep_pages(int64_t total);
+
+/* Whether sweeping is cheaper than detail polling for an account with
+ * `tracked` campaigns in progress when one sweep costs `pages` pages. A
+ * sweep runs at most every poll.sweep_interval; without sweeps a campaign
+ * is fetched about every poll.max_interval / 2 or more often (the backoff
+ * and the estimates), so sweeps pay when
+ *   tracked >= pages * max_interval / (2 * sweep_interval)
+ * (with the defaults, 10 campaigns per page). With several workers in a
+ * group, each sweeps its own accounts' whole list, and each decides on its
+ * own campaigns: a worker never spends more on sweeps than its details
+ * would cost. */
+int brw_sweep_worth(size_t tracked, int64_t pages, uint64_t sweep_interval_ms,
+                    uint64_t max_interval_ms);
+
+/* What a failed list page means for the account's sweeps. */
+typedef enum {
+  BRW_SWEEP_RETRY = 0, /* transient (transport, timeout, 5xx, 429, a 401
+                          the login could not cure): again after the retry
+                          backoff */
+  BRW_SWEEP_UNUSABLE   /* the list is not there or not for us (404, 403,
+                          another 4xx, a body that is not a list) */
+} brw_sweep_failure_t;
+
+/* Classifies a failed page by its brw_fetch_status_t (brw/api.h) and
+ * whether a 200's body was unusable. */
+brw_sweep_failure_t brw_sweep_classify(int fetch_status, int bad_body);
+
+/* The delay until an account's next sweep, asked for at `now`, when the
+ * last one started at `last_start` (0: none yet): at least
+ * poll.sweep_interval after the last start. */
+uint64_t brw_sweep_delay(uint64_t now, uint64_t last_start,
+                         uint64_t sweep_interval_ms);
+
+#endif

@@ -1,0 +1,332 @@
+/* Status sweeps (part of the application; src/app_int.h says which file
+ * owns what): one sweeper per account when poll.strategy is sweep or auto.
+ * src/sweep.c has the policy, src/campaign.c what a listing does to a
+ * campaign; this file runs the sweeps: when one starts, its pages, the
+ * listings it hands to the campaigns, and what a failed page does. Loop
+ * thread only.
+ *
+ * Every wait has a way out. A campaign that asked for a sweep waits for it
+ * at most poll.sweep_interval + 3 × http.timeout (its own timer), then
+ * fetches its detail itself; a failed page makes the account's campaigns
+ * poll details until a page works again (retried with the retry backoff);
+ * with poll.strategy=auto, a list that cannot be used (403, 404, a body
+ * that is not a list) is left alone for an hour, with one line in the log. */
+
+#include "app_int.h"
+
+#include "brw/api.h"
+#include "brw/bsg.h"
+#include "brw/error.h"
+#include "brw/log.h"
+#include "brw/metrics.h"
+#include "brw/sweep.h"
+#include "brw/timers.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One line a minute at most about an account's failing list, one in ten
+ * minutes about sweeps that cost too much (the account's campaigns may
+ * hover around the bound). */
+#define SWEEP_LOG_INTERVAL_MS 60000
+#define SWEEP_COST_LOG_INTERVAL_MS 600000
+
+struct app_sweeper_s {
+  brw_app_t *app;
+  int account;
+  brw_timer_t timer;       /* the next sweep, or the retry of a failed page */
+  brw_fetch_t *page;       /* the page in flight */
+  int running;             /* a sweep is under way */
+  int again;               /* a campaign asked for a sweep while one ran */
+  int64_t from_ms;         /* the running sweep's window start (wall clock) */
+  int64_t offset;          /* the page in flight's offset */
+  int pages;               /* pages of the running sweep so far */
+  uint64_t last_start;     /* uv_now() of the last sweep's start, 0: none */
+  int64_t est_pages;       /* what the last sweep cost, in pages (1 before) */
+  int costly;              /* the last decision said too costly */
+  int failing;             /* the last page failed: details until one works */
+  uint64_t unusable_until; /* auto: no sweeps before then (uv_now) */
+  unsigned err_attempt;
+  size_t tracked;           /* the account's tracked campaigns */
+  brw_log_limit_t log;      /* failed pages */
+  brw_log_limit_t cost_log; /* too costly */
+};
+
+static void on_sweep_timer(brw_timer_t *t);
+static void on_page(brw_fetch_result_t *res, void *arg);
+
+int brw__app_sweep_init(brw_app_t *app) {
+  if (brw_config_sweep_mode(app->cfg) == 0)
+    return 0;
+  int n = (int)app->cfg->naccounts;
+  app->sweepers = calloc((size_t)n, sizeof(*app->sweepers));
+  if (!app->sweepers)
+    return BRW_ENOMEM;
+  for (int i = 0; i < n; i++) {
+    app_sweeper_t *s = &app->sweepers[i];
+    s->app = app;
+    s->account = i;
+    s->est_pages = 1;
+    brw_timer_init(&s->timer);
+  }
+  /* A campaign waits for the sweep it asked for this long: the gap
+   * between two sweeps, and room for a few pages. */
+  app->life.sweep_wait_ms =
+      app->cfg->poll_sweep_interval_ms + 3 * app->cfg->http_timeout_ms;
+  return 0;
+}
+
+/* Cancels the page in flight and the timers; before the API client
+ * closes (no callback runs after it). */
+void brw__app_sweep_stop(brw_app_t *app) {
+  if (!app->sweepers)
+    return;
+  for (int i = 0; i < (int)app->cfg->naccounts; i++) {
+    app_sweeper_t *s = &app->sweepers[i];
+    if (s->page) {
+      brw_api_cancel(s->page);
+      s->page = NULL;
+    }
+    s->running = 0;
+    if (app->timers.loop)
+      brw_timer_stop(&app->timers, &s->timer);
+  }
+}
+
+void brw__app_sweep_free(brw_app_t *app) {
+  free(app->sweepers);
+  app->sweepers = NULL;
+}
+
+void brw__app_sweep_tracked(brw_app_t *app, int account, int delta) {
+  if (!app->sweepers || account < 0 || account >= (int)app->cfg->naccounts)
+    return;
+  app_sweeper_t *s = &app->sweepers[account];
+  if (delta < 0 && s->tracked < (size_t)-delta)
+    s->tracked = 0;
+  else
+    s->tracked = (size_t)((ptrdiff_t)s->tracked + delta);
+}
+
+int brw__app_sweeping(brw_app_t *app, int account) {
+  if (!app->sweepers || app->stopping || account < 0 ||
+      account >= (int)app->cfg->naccounts)
+    return 0;
+  app_sweeper_t *s = &app->sweepers[account];
+  uint64_t now = uv_now(app->loop);
+  if (s->failing || (s->unusable_until && now < s->unusable_until))
+    return 0;
+  const brw_config_t *cfg = app->cfg;
+  if (brw_sweep_worth(s->tracked, s->est_pages, cfg->poll_sweep_interval_ms,
+                      cfg->poll_max_interval_ms)) {
+    s->costly = 0;
+    return 1;
+  }
+  if (!s->costly) {
+    s->costly = 1;
+    brw_metrics_inc(app->m, BRW_M_SWEEP_FALLBACKS, "too_costly", 1);
+    if (brw_log_limit(&s->cost_log, now, SWEEP_COST_LOG_INTERVAL_MS, NULL))
+      brw_logj(BRW_LOG_INFO,
+               json_pack("{ss sI sI}", "account", cfg->accounts[account].name,
+                         "tracked", (json_int_t)s->tracked, "pages",
+                         (json_int_t)s->est_pages),
+               "status sweeps cost more than details for this account's "
+               "campaigns: detail polling, its list looked at again every "
+               "poll.max_interval");
+  }
+  /* Too costly: one campaign in a poll.max_interval still asks, so that a
+   * list that shrank is seen. */
+  return !s->last_start || now - s->last_start >= cfg->poll_max_interval_ms;
+}
+
+void brw__app_sweep_request(brw_app_t *app, int account) {
+  if (!app->sweepers || app->stopping || account < 0 ||
+      account >= (int)app->cfg->naccounts)
+    return;
+  app_sweeper_t *s = &app->sweepers[account];
+  if (s->running) {
+    s->again = 1;
+    return;
+  }
+  if (brw_timer_pending(&s->timer))
+    return; /* the next sweep is armed (or a retry, sooner or later) */
+  uint64_t d = brw_sweep_delay(uv_now(app->loop), s->last_start,
+                               app->cfg->poll_sweep_interval_ms);
+  if (brw_timer_start(&app->timers, &s->timer, d, on_sweep_timer) != 0)
+    brw_log_error("out of memory for a sweep timer: the campaigns that "
+                  "wait for it fetch their details");
+}
+
+/* The oldest first event among the account's tracked campaigns, 0: none. */
+static int64_t oldest_first_event(brw_app_t *app, int account) {
+  int64_t oldest = 0;
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = app->parts.parts[p];
+    if (!pt || !pt->assigned)
+      continue;
+    brw_list_t *it, *tmp;
+    brw_list_foreach_safe(it, tmp, &pt->campaigns) {
+      campaign_t *c = brw_list_entry(it, campaign_t, pnode);
+      if (c->key.account == account && (!oldest || c->first_event_ms < oldest))
+        oldest = c->first_event_ms;
+    }
+  }
+  return oldest;
+}
+
+static void send_page(app_sweeper_t *s) {
+  brw_app_t *app = s->app;
+  char path[256];
+  if (brw_sweep_path(path, sizeof(path), s->from_ms, app->cfg->api_tz,
+                     s->offset) != 0 ||
+      !(s->page = brw_api_list(app->api, s->account, path, on_page, s))) {
+    brw_log_error("cannot start a campaign list request: the campaigns that "
+                  "wait for it fetch their details");
+    s->running = 0;
+  }
+}
+
+static void sweep_begin(app_sweeper_t *s) {
+  brw_app_t *app = s->app;
+  int64_t oldest = oldest_first_event(app, s->account);
+  if (!oldest) {
+    /* Nothing tracked on this account any more: the next campaign starts
+     * afresh (a failure before is no reason to keep it on details). */
+    s->failing = 0;
+    return;
+  }
+  s->running = 1;
+  s->again = 0;
+  s->pages = 0;
+  s->offset = 0;
+  s->last_start = uv_now(app->loop);
+  s->from_ms = brw_sweep_window_from(oldest, app->cfg->poll_sweep_margin_ms);
+  send_page(s);
+}
+
+static void on_sweep_timer(brw_timer_t *t) {
+  app_sweeper_t *s = brw_timer_entry(t, app_sweeper_t, timer);
+  if (s->app->stopping || s->running)
+    return;
+  sweep_begin(s);
+}
+
+/* The sweep is over (complete or given up): the next one if a campaign
+ * asked meanwhile. */
+static void sweep_end(app_sweeper_t *s) {
+  s->running = 0;
+  if (s->again) {
+    s->again = 0;
+    brw__app_sweep_request(s->app, s->account);
+  }
+}
+
+/* A failed page: the account's campaigns poll details until a page works;
+ * the sweep is tried again after the retry backoff (or the server's
+ * Retry-After), except that with poll.strategy=auto a list that cannot be
+ * used is left alone for BRW_SWEEP_REPROBE_MS. */
+static void page_failed(app_sweeper_t *s, brw_fetch_result_t *res, int bad_body,
+                        const char *why) {
+  brw_app_t *app = s->app;
+  const brw_config_t *cfg = app->cfg;
+  brw_sweep_failure_t f = brw_sweep_classify(res->status, bad_body);
+  int give_up = f == BRW_SWEEP_UNUSABLE && brw_config_sweep_mode(cfg) == 2;
+  uint64_t now = uv_now(app->loop);
+  uint64_t d =
+      brw_schedule_retry(cfg->retry_min_ms, cfg->retry_max_ms, cfg->poll_jitter,
+                         &s->err_attempt, res->retry_after_ms, &app->rng);
+  brw_metrics_inc(app->m, BRW_M_SWEEP_PAGES, "failed", 1);
+  brw_metrics_inc(app->m, BRW_M_SWEEP_FALLBACKS,
+                  f == BRW_SWEEP_UNUSABLE ? "list_unusable" : "list_failed", 1);
+  s->failing = 1;
+  s->running = 0;
+  s->again = 0;
+  uint64_t held = 0;
+  if (give_up) {
+    s->failing = 0;
+    s->err_attempt = 0;
+    s->unusable_until = now + BRW_SWEEP_REPROBE_MS;
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss ss sI}", "account", cfg->accounts[s->account].name,
+                       "error", why, "retry_in_ms",
+                       (json_int_t)BRW_SWEEP_REPROBE_MS),
+             "the campaign list cannot be used for status sweeps: detail "
+             "polling for this account (poll.strategy=auto), the list is "
+             "tried again in an hour");
+    return;
+  }
+  if (brw_log_limit(&s->log, now, SWEEP_LOG_INTERVAL_MS, &held))
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss ss sI sI}", "account",
+                       cfg->accounts[s->account].name, "error", why, "retry_ms",
+                       (json_int_t)d, "suppressed", (json_int_t)held),
+             "a campaign list page failed: detail polling for this account "
+             "until a sweep works again (one line a minute; "
+             "sweep_pages_total{result=\"failed\"} counts them)");
+  if (brw_timer_start(&app->timers, &s->timer, d, on_sweep_timer) != 0)
+    s->failing = 0; /* no retry without a timer: campaigns ask again */
+}
+
+/* Hands a listed campaign to every tracked campaign of that id on this
+ * account (one per partition that holds it). Returns how many. */
+static int hand_out(app_sweeper_t *s, const brw_campaign_list_item_t *it) {
+  brw_app_t *app = s->app;
+  int n = 0;
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = app->parts.parts[p];
+    if (!pt || !pt->assigned)
+      continue;
+    campaign_t *c =
+        (campaign_t *)brw_tracker_find(&app->table, p, s->account, it->id);
+    if (c) {
+      brw__app_campaign_listed(c, it);
+      n++;
+    }
+  }
+  return n;
+}
+
+static void on_page(brw_fetch_result_t *res, void *arg) {
+  app_sweeper_t *s = arg;
+  brw_app_t *app = s->app;
+  s->page = NULL;
+  if (res->status != BRW_FETCH_OK) {
+    page_failed(s, res, 0, res->message);
+    return;
+  }
+  brw_campaign_list_t list;
+  char err[200];
+  int r = brw_campaign_list_parse(res->body, res->body_len, app->cfg->api_tz,
+                                  &list, err, sizeof(err));
+  if (r != 0) {
+    char why[256];
+    snprintf(why, sizeof(why), "bad campaign list: %s",
+             r == BRW_ENOMEM ? "out of memory" : err);
+    page_failed(s, res, r != BRW_ENOMEM, why);
+    return;
+  }
+  s->failing = 0;
+  s->err_attempt = 0;
+  s->pages++;
+  brw_metrics_inc(app->m, BRW_M_SWEEP_PAGES, "ok", 1);
+  int matched = 0;
+  for (size_t i = 0; i < list.n && !app->stopping; i++)
+    matched += hand_out(s, &list.items[i]);
+  brw_metrics_observe(app->m, BRW_M_SWEEP_PAGE_CAMPAIGNS, NULL, matched);
+  if (s->pages == 1)
+    s->est_pages =
+        brw_sweep_pages(list.total >= 0 ? list.total : (int64_t)list.n);
+  int64_t next = brw_sweep_next_offset(s->offset, list.n, list.total, s->pages);
+  if (next < 0 && list.total < 0 && s->pages > s->est_pages)
+    s->est_pages = s->pages; /* no total: what it took */
+  brw_campaign_list_clear(&list);
+  if (next >= 0 && !app->stopping &&
+      (s->pages > 1 || brw__app_sweeping(app, s->account))) {
+    s->offset = next;
+    send_page(s);
+    return;
+  }
+  sweep_end(s);
+}
