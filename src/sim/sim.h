@@ -41,6 +41,15 @@ int sim_rate_parse(const char *s, double *rate);
 /* "UTC", "Z", "+HH:MM", "-HH:MM", "+HHMM". Returns 0 or -1. */
 int sim_tz_parse(const char *s, int32_t *offset_s);
 
+/* The zone as "UTC" or "+HH:MM" / "-HH:MM" (what sim_tz_parse reads). buf
+ * >= 8. */
+void sim_tz_text(int32_t offset_s, char *buf, size_t len);
+/* A date-time of a query: "yyyy-mm-dd hh:mm:ss" or "yyyy-mm-dd" (midnight),
+ * both in the zone `zone_s` east of UTC, or RFC 3339 ("T" or a space, an
+ * optional fraction of which milliseconds are kept, "Z" or "+hh:mm", whose
+ * zone then wins). Returns 0 with epoch ms in *ms, or -1. */
+int sim_time_parse(const char *s, int32_t zone_s, int64_t *ms);
+
 /* "2026-11-27T10:00:00Z" for epoch ms (floored to the second). buf >= 32. */
 void sim_time_rfc3339(int64_t ms, char *buf, size_t len);
 /* "2026-11-27 13:00:00" in the zone `tz_offset_s` east of UTC. buf >= 32. */
