@@ -24,7 +24,8 @@ static void usage(FILE *f) {
       f,
       "Usage: bsg-api-sim [OPTIONS]\n"
       "A deterministic simulator of the BSG One API (login, refresh, campaign\n"
-      "detail) with fault injection and a control interface under /_sim/.\n"
+      "detail and list) with fault injection and a control interface under\n"
+      "/_sim/.\n"
       "\n"
       "  --listen HOST:PORT      address to bind (default 127.0.0.1:8080; "
       "port 0:\n"
