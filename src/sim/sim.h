@@ -6,6 +6,7 @@
  *                a moment, the detail JSON in a variant, the canonical truth
  *   sim_map.c    campaign state: an open-addressing hash map keyed by id
  *   sim_auth.c   bearer tokens (JWT-shaped, signed with a seed-derived key)
+ *   sim_list.c   GET /api/campaigns: its query, filter windows, sort order
  *   sim_http.c   the HTTP server (libmicrohttpd), routing, faults, stats
  *   sim_main.c   command line, signals, start and stop
  *
@@ -40,6 +41,15 @@ int sim_duration_parse(const char *s, int64_t *ms);
 int sim_rate_parse(const char *s, double *rate);
 /* "UTC", "Z", "+HH:MM", "-HH:MM", "+HHMM". Returns 0 or -1. */
 int sim_tz_parse(const char *s, int32_t *offset_s);
+
+/* The zone as "UTC" or "+HH:MM" / "-HH:MM" (what sim_tz_parse reads). buf
+ * >= 8. */
+void sim_tz_text(int32_t offset_s, char *buf, size_t len);
+/* A date-time of a query: "yyyy-mm-dd hh:mm:ss" or "yyyy-mm-dd" (midnight),
+ * both in the zone `zone_s` east of UTC, or RFC 3339 ("T" or a space, an
+ * optional fraction of which milliseconds are kept, "Z" or "+hh:mm", whose
+ * zone then wins). Returns 0 with epoch ms in *ms, or -1. */
+int sim_time_parse(const char *s, int32_t zone_s, int64_t *ms);
 
 /* "2026-11-27T10:00:00Z" for epoch ms (floored to the second). buf >= 32. */
 void sim_time_rfc3339(int64_t ms, char *buf, size_t len);
@@ -220,6 +230,7 @@ typedef struct {
   char counter[24];     /* a statistics counter served as counter_value
                            whatever the lifecycle says ("" for none) */
   int64_t counter_value;
+  char owner[16]; /* the account (JWT sub) that may list it; "" for all */
 } sim_campaign_t;
 
 typedef struct {
@@ -278,6 +289,75 @@ const char *sim_bearer_mode_names(void);
  * that the key itself never appears anywhere. buf >= 16. */
 void sim_account_of_key(const char *api_key, char *buf, size_t len);
 
+/* ---- campaign list (GET /api/campaigns) -----------------------------------
+ */
+
+/* What the list endpoint does (--list-mode): serve it, or behave as a BSG
+ * that lacks it (404), refuses it (403) or breaks it (200, not JSON). */
+typedef enum {
+  SIM_LIST_NORMAL = 0,
+  SIM_LIST_404,
+  SIM_LIST_403,
+  SIM_LIST_GARBAGE,
+  SIM_LIST__COUNT
+} sim_list_mode_t;
+
+/* "normal", "404", "403", "garbage"; "off" is read as "404". Returns 0 or
+ * -1. */
+int sim_list_mode_parse(const char *s, sim_list_mode_t *out);
+/* The mode's name (static). */
+const char *sim_list_mode_name(sim_list_mode_t m);
+
+typedef enum {
+  SIM_SORT_ID = 0,
+  SIM_SORT_CREATED,
+  SIM_SORT_STATUS
+} sim_list_sort_t;
+
+/* A list request's query, defaults filled in by sim_list_query_init. */
+typedef struct {
+  int64_t offset;
+  int64_t limit; /* clamped into 30..500 */
+  sim_list_sort_t sort;
+  int desc;
+  int has_from, has_to;
+  int64_t from_ms, to_ms; /* inclusive */
+  int type;               /* a sim_type_t, or -1 for any */
+} sim_list_query_t;
+
+void sim_list_query_init(sim_list_query_t *q);
+/* Applies one query argument (key and value already percent-decoded;
+ * unknown keys are ignored, an empty value is as if absent). Dates are read
+ * in `zone_s` unless they carry a zone. Returns 0, or -1 with *message set
+ * to the static text of a 422. */
+int sim_list_query_arg(sim_list_query_t *q, const char *key, const char *value,
+                       int32_t zone_s, const char **message);
+
+/* One candidate of a listing: what sorting needs, and where it came from. */
+typedef struct {
+  uint64_t id;
+  int64_t created_ms;
+  const char *status;  /* borrowed; only read when sorting by status */
+  uint64_t status_key; /* sim_list_status_key(status), set with it */
+  size_t idx;          /* the caller's index of the campaign */
+} sim_list_entry_t;
+
+/* The first 8 bytes of a status as a number that orders as the text does,
+ * so that sorting by status rarely needs strcmp. */
+uint64_t sim_list_status_key(const char *status);
+
+/* Sorts entries in the query's order: by id, by created_ms then id, or by
+ * status text then id; `desc` reverses the whole order. */
+void sim_list_sort(sim_list_entry_t *e, size_t n, const sim_list_query_t *q);
+
+/* One campaign as a list item (BSG's CampaignSchema), timestamps as the
+ * detail's zone-less ones. `delivered` and `sent` are the detail's
+ * counters, passed in so that a set counter is listed too. New reference,
+ * NULL on ENOMEM. */
+json_t *sim_list_item_json(const sim_plan_t *p, const sim_view_t *v,
+                           int64_t delivered, int64_t sent, int32_t tz_offset_s,
+                           int ms_time);
+
 /* ---- server ---------------------------------------------------------------
  */
 
@@ -288,6 +368,13 @@ typedef struct {
   int64_t not_found_grace_ms;
   int64_t token_ttl_ms; /* not a fault, but tests change it at run time */
   sim_bearer_mode_t bearer_mode; /* what logins and refreshes answer */
+  /* GET /api/campaigns: its own fault rates (drawn from its own sequence)
+   * and the variants of behaviour the spec leaves open. */
+  double list_fail_5xx, list_fail_429, list_malformed;
+  sim_list_mode_t list_mode;
+  int64_t list_lag_ms;      /* listed only this long after the birth */
+  int list_filter_start;    /* filter[from]/[to] on start_at, not created */
+  int32_t list_filter_tz_s; /* zone of zone-less filter dates */
 } sim_faults_t;
 
 typedef struct {

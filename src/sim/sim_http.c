@@ -45,12 +45,14 @@ typedef struct {
   int64_t count; /* requests in that second */
   int64_t max;   /* the highest per-second count seen */
   int64_t total;
+  int64_t list_total; /* authenticated list requests (not in the above) */
 } account_t;
 
 typedef struct {
   int64_t requests_total, logins, login_failures, refreshes, refresh_failures,
-      detail_requests, unauthorized;
+      detail_requests, unauthorized, list_requests, list_items;
   int64_t f_5xx, f_429, f_slow, f_malformed, f_truncated, f_html, f_not_found;
+  int64_t f_list_5xx, f_list_429, f_list_malformed;
   int64_t codes[600];
 } counters_t;
 
@@ -63,6 +65,7 @@ struct sim_server_s {
   sim_faults_t faults;
   uint64_t seed;
   uint64_t fault_seq;
+  uint64_t list_seq; /* the list's own fault sequence */
   uint64_t jti;
   counters_t n;
   account_t accounts[MAX_ACCOUNTS];
@@ -96,7 +99,8 @@ typedef enum {
   ROUTE_LOGIN,
   ROUTE_REFRESH,
   ROUTE_DETAIL,
-  ROUTE_BAD_ID /* /api/campaigns/<not an id>/detail */
+  ROUTE_BAD_ID, /* /api/campaigns/<not an id>/detail */
+  ROUTE_LIST    /* /api/campaigns */
 } route_t;
 
 typedef enum {
@@ -163,6 +167,8 @@ static route_t classify(const char *url, uint64_t *id) {
     return ROUTE_LOGIN;
   if (!strcmp(url, "/api/auth/refresh"))
     return ROUTE_REFRESH;
+  if (!strcmp(url, "/api/campaigns"))
+    return ROUTE_LIST;
   if (!strncmp(url, pfx, sizeof(pfx) - 1)) {
     const char *seg = url + sizeof(pfx) - 1;
     const char *slash = strchr(seg, '/');
@@ -190,14 +196,33 @@ static const char *bearer_of(struct MHD_Connection *conn) {
 /* ---- faults -------------------------------------------------------------- */
 
 json_t *sim_faults_json(const sim_faults_t *f) {
-  return json_pack("{s:f s:f s:I s:f s:I s:f s:f s:f s:I s:I s:s}",
-                   "fail_5xx", f->fail_5xx, "fail_429", f->fail_429,
-                   "retry_after", (json_int_t)f->retry_after_s, "slow",
-                   f->slow, "slow_ms", (json_int_t)f->slow_ms, "malformed",
-                   f->malformed, "truncated", f->truncated, "html", f->html,
-                   "not_found_grace_ms", (json_int_t)f->not_found_grace_ms,
-                   "token_ttl_ms", (json_int_t)f->token_ttl_ms, "bearer_mode",
-                   sim_bearer_mode_name(f->bearer_mode));
+  char zone[16];
+  sim_tz_text(f->list_filter_tz_s, zone, sizeof(zone));
+  return json_pack(
+      "{s:f s:f s:I s:f s:I s:f s:f s:f s:I s:I s:s s:f s:f s:f s:s s:I s:s "
+      "s:s}",
+      "fail_5xx", f->fail_5xx, "fail_429", f->fail_429, "retry_after",
+      (json_int_t)f->retry_after_s, "slow", f->slow, "slow_ms",
+      (json_int_t)f->slow_ms, "malformed", f->malformed, "truncated",
+      f->truncated, "html", f->html, "not_found_grace_ms",
+      (json_int_t)f->not_found_grace_ms, "token_ttl_ms",
+      (json_int_t)f->token_ttl_ms, "bearer_mode",
+      sim_bearer_mode_name(f->bearer_mode), "list_fail_5xx", f->list_fail_5xx,
+      "list_fail_429", f->list_fail_429, "list_malformed", f->list_malformed,
+      "list_mode", sim_list_mode_name(f->list_mode), "list_lag_ms",
+      (json_int_t)f->list_lag_ms, "list_filter_on",
+      f->list_filter_start ? "start" : "created", "list_filter_zone", zone);
+}
+
+/* "created" or "start". Returns 0 or -1. */
+static int filter_on_parse(const char *s, int *start) {
+  if (s && !strcmp(s, "created"))
+    *start = 0;
+  else if (s && !strcmp(s, "start"))
+    *start = 1;
+  else
+    return -1;
+  return 0;
 }
 
 /* Reads a non-negative integer, or a duration text when `dur_unit_ms` is
@@ -257,6 +282,22 @@ int sim_faults_from_json(const json_t *obj, sim_faults_t *f, char *err,
       rc = get_ms(v, 1, 0, &nf.token_ttl_ms);
     else if (!strcmp(key, "bearer_mode"))
       rc = sim_bearer_mode_parse(json_string_value(v), &nf.bearer_mode);
+    else if (!strcmp(key, "list_fail_5xx"))
+      rate = &nf.list_fail_5xx;
+    else if (!strcmp(key, "list_fail_429"))
+      rate = &nf.list_fail_429;
+    else if (!strcmp(key, "list_malformed"))
+      rate = &nf.list_malformed;
+    else if (!strcmp(key, "list_mode"))
+      rc = sim_list_mode_parse(json_string_value(v), &nf.list_mode);
+    else if (!strcmp(key, "list_lag"))
+      rc = get_ms(v, 1000, 1, &nf.list_lag_ms);
+    else if (!strcmp(key, "list_lag_ms"))
+      rc = get_ms(v, 1, 0, &nf.list_lag_ms);
+    else if (!strcmp(key, "list_filter_on"))
+      rc = filter_on_parse(json_string_value(v), &nf.list_filter_start);
+    else if (!strcmp(key, "list_filter_zone"))
+      rc = sim_tz_parse(json_string_value(v), &nf.list_filter_tz_s);
     else {
       snprintf(err, errlen, "unknown key \"%.64s\"", key);
       return -1;
@@ -305,6 +346,25 @@ static draw_t draw_faults(sim_server_t *srv) {
   else if (u < (acc += f->html))
     d.kind = FAULT_HTML;
   d.slow = f->slow > 0 && sim_unit(sim_hash3(k, srv->seed, 7002)) < f->slow;
+  return d;
+}
+
+/* The list endpoint's own draw, from its own sequence and other salts, so
+ * that listing neither shifts the detail's faults nor shares their rates.
+ * Kinds are cumulative as in draw_faults: 5xx, 429, malformed. Called with
+ * mu held. */
+static draw_t draw_list_faults(sim_server_t *srv) {
+  const sim_faults_t *f = &srv->faults;
+  uint64_t k = srv->list_seq++;
+  double u = sim_unit(sim_hash3(k, srv->seed, 7101));
+  double acc = 0;
+  draw_t d = {FAULT_NONE, 0, sim_hash3(k, srv->seed, 7103)};
+  if (u < (acc += f->list_fail_5xx))
+    d.kind = FAULT_5XX;
+  else if (u < (acc += f->list_fail_429))
+    d.kind = FAULT_429;
+  else if (u < (acc += f->list_malformed))
+    d.kind = FAULT_MALFORMED;
   return d;
 }
 
@@ -372,23 +432,27 @@ static void corrupt_truncated(reply_t *r) {
 
 /* ---- counting ------------------------------------------------------------ */
 
+/* The statistics entry of an account, added on first sight; NULL once
+ * MAX_ACCOUNTS are tracked. Called with mu held. */
+static account_t *account_of(sim_server_t *srv, const char *sub) {
+  account_t *a;
+  for (int i = 0; i < srv->naccounts; i++)
+    if (!strcmp(srv->accounts[i].sub, sub))
+      return &srv->accounts[i];
+  if (srv->naccounts == MAX_ACCOUNTS)
+    return NULL;
+  a = &srv->accounts[srv->naccounts++];
+  memset(a, 0, sizeof(*a));
+  snprintf(a->sub, sizeof(a->sub), "%s", sub);
+  return a;
+}
+
 /* Counts one authenticated request of an account for max_rps_by_account.
  * Called with mu held. */
 static void count_account(sim_server_t *srv, const char *sub, int64_t now_ms) {
-  account_t *a = NULL;
-  for (int i = 0; i < srv->naccounts; i++) {
-    if (!strcmp(srv->accounts[i].sub, sub)) {
-      a = &srv->accounts[i];
-      break;
-    }
-  }
-  if (!a) {
-    if (srv->naccounts == MAX_ACCOUNTS)
-      return;
-    a = &srv->accounts[srv->naccounts++];
-    memset(a, 0, sizeof(*a));
-    snprintf(a->sub, sizeof(a->sub), "%s", sub);
-  }
+  account_t *a = account_of(srv, sub);
+  if (!a)
+    return;
   if (a->sec != now_ms / 1000) {
     a->sec = now_ms / 1000;
     a->count = 0;
@@ -550,6 +614,15 @@ static void apply_counter(json_t *data, const sim_campaign_t *snap) {
                         json_integer((json_int_t)snap->counter_value));
 }
 
+/* Copies an account name into a campaign's owner field (cap bytes), cut as
+ * the field cuts it, so that a copy compares equal to the stored owner.
+ * Names are "acct_" and 8 hex digits and are never cut in practice. */
+static void owner_copy(char *dst, size_t cap, const char *sub) {
+  size_t n = strnlen(sub, cap - 1);
+  memcpy(dst, sub, n);
+  dst[n] = '\0';
+}
+
 static void api_detail(sim_server_t *srv, struct MHD_Connection *conn,
                        uint64_t id, reply_t *r, int64_t now_ms) {
   sim_campaign_t snap = {0}, *c;
@@ -569,8 +642,11 @@ static void api_detail(sim_server_t *srv, struct MHD_Connection *conn,
   pthread_mutex_lock(&srv->mu);
   count_account(srv, sub, now_ms);
   c = sim_map_upsert(&srv->map, id);
-  if (c && !c->born_ms)
+  if (c && !c->born_ms) {
+    /* Born by this request: only this account lists it. */
     c->born_ms = now_ms;
+    owner_copy(c->owner, sizeof(c->owner), sub);
+  }
   if (c)
     snap = *c;
   seed = srv->seed;
@@ -599,12 +675,195 @@ static void api_detail(sim_server_t *srv, struct MHD_Connection *conn,
   reply_json(r, 200, json_pack("{s:o}", "data", data));
 }
 
+/* ---- the campaign list (GET /api/campaigns) ------------------------------ */
+
+typedef struct {
+  sim_list_query_t q;
+  int32_t zone_s;
+  const char *message; /* the first 422's text, static; NULL while valid */
+} list_args_t;
+
+/* One query argument of a list request, on the connection's thread. MHD
+ * hands over keys and values percent-decoded, '+' as a space (checked with
+ * libmicrohttpd 0.9.75: "page%5Blimit%5D=500" arrives as "page[limit]",
+ * "500"), so raw and encoded forms need nothing more here. Stops at the
+ * first invalid argument. */
+static enum MHD_Result on_list_arg(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value) {
+  list_args_t *a = cls;
+  (void)kind;
+  if (key && sim_list_query_arg(&a->q, key, value, a->zone_s, &a->message))
+    return MHD_NO;
+  return MHD_YES;
+}
+
+/* The detail's `delivered` or `sent` counter, or the value set for it by
+ * POST /_sim/campaigns/{id} {"counter":...}. */
+static int64_t listed_counter(const sim_campaign_t *c, const sim_view_t *v,
+                              sim_counter_t which, const char *name) {
+  if (c->counter[0] && !strcmp(c->counter, name))
+    return c->counter_value;
+  return v->counters[which];
+}
+
+/* GET /api/campaigns with the settings `f` read at the request's arrival.
+ *
+ * The born campaigns this account may list (its own and those without an
+ * owner) whose lag has passed are copied under the lock; everything else
+ * runs unlocked on the copies: filter, sort (id, created_at and status
+ * need no JSON), then JSON for the page only. A plan is made per candidate
+ * only when a filter or the sort needs one, so listing ten thousand
+ * campaigns by id costs a copy, a sort and one page. */
+static void api_list(sim_server_t *srv, struct MHD_Connection *conn,
+                     const sim_faults_t *f, reply_t *r, int64_t now_ms) {
+  char sub[24], owner[16];
+  list_args_t args;
+  sim_campaign_t *copy = NULL;
+  sim_list_entry_t *ent = NULL;
+  char(*status)[33] = NULL;
+  size_t ncopy = 0, n = 0, first, last;
+  uint64_t seed;
+  double scale = srv->conf.time_scale;
+  int need_plan;
+  json_t *data = NULL;
+
+  if (f->list_mode == SIM_LIST_404) {
+    reply_message(r, 404, "Not Found");
+    return;
+  }
+  if (sim_token_verify(srv->token_key, bearer_of(conn), now_ms, sub,
+                       sizeof(sub)) != SIM_TOKEN_OK) {
+    reply_message(r, 401, "Unauthenticated.");
+    return;
+  }
+  pthread_mutex_lock(&srv->mu);
+  account_t *a = account_of(srv, sub);
+  if (a)
+    a->list_total++;
+  pthread_mutex_unlock(&srv->mu);
+  if (f->list_mode == SIM_LIST_403) {
+    reply_message(r, 403, "This action is unauthorized.");
+    return;
+  }
+  if (f->list_mode == SIM_LIST_GARBAGE) {
+    /* A PHP warning printed ahead of the JSON: a 200 no parser accepts. */
+    reply_text(r, 200, CT_JSON,
+               "<br />\n<b>Warning</b>:  Undefined array key \"data\" in "
+               "<b>/var/www/app/Http/Controllers/CampaignController.php</b> "
+               "on line <b>87</b><br />\n{\"data\":[]}");
+    return;
+  }
+
+  sim_list_query_init(&args.q);
+  args.zone_s = f->list_filter_tz_s;
+  args.message = NULL;
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_list_arg, &args);
+  if (args.message) {
+    reply_message(r, 422, args.message);
+    return;
+  }
+
+  owner_copy(owner, sizeof(owner), sub);
+  pthread_mutex_lock(&srv->mu);
+  copy = malloc((srv->map.len ? srv->map.len : 1) * sizeof(*copy));
+  for (size_t i = 0; copy && i < srv->map.cap; i++) {
+    const sim_campaign_t *c = &srv->map.slots[i];
+    if (c->id && c->born_ms && now_ms - c->born_ms >= f->list_lag_ms &&
+        (!c->owner[0] || !strcmp(c->owner, owner)))
+      copy[ncopy++] = *c;
+  }
+  seed = srv->seed;
+  pthread_mutex_unlock(&srv->mu);
+  ent = malloc((ncopy ? ncopy : 1) * sizeof(*ent));
+  if (args.q.sort == SIM_SORT_STATUS)
+    status = malloc((ncopy ? ncopy : 1) * sizeof(*status));
+  if (!copy || !ent || (args.q.sort == SIM_SORT_STATUS && !status))
+    goto oom;
+
+  need_plan = args.q.type >= 0 || f->list_filter_start ||
+              args.q.sort == SIM_SORT_STATUS;
+  for (size_t i = 0; i < ncopy; i++) {
+    const sim_campaign_t *c = &copy[i];
+    sim_plan_t plan;
+    int64_t at = c->born_ms;
+    if (need_plan) {
+      sim_plan_make(c->id, seed, srv->conf.mix, &plan);
+      if (args.q.type >= 0 && (int)plan.type != args.q.type)
+        continue;
+      if (f->list_filter_start)
+        at = c->born_ms + llround((double)plan.planned_start / scale);
+    }
+    /* The window is inclusive at the precision served: with whole seconds
+     * a campaign shown as created at 10:00:00 is inside "to 10:00:00". */
+    if (!srv->conf.ms_time)
+      at -= ((at % 1000) + 1000) % 1000;
+    if ((args.q.has_from && at < args.q.from_ms) ||
+        (args.q.has_to && at > args.q.to_ms))
+      continue;
+    ent[n].id = c->id;
+    ent[n].created_ms = c->born_ms;
+    ent[n].idx = i;
+    ent[n].status = "";
+    ent[n].status_key = 0;
+    if (status) {
+      sim_view_t view;
+      view_of(srv, &plan, c, now_ms, &view);
+      memcpy(status[i], view.status, sizeof(status[i]));
+      ent[n].status = status[i];
+      ent[n].status_key = sim_list_status_key(status[i]);
+    }
+    n++;
+  }
+  sim_list_sort(ent, n, &args.q);
+
+  first = args.q.offset < (int64_t)n ? (size_t)args.q.offset : n;
+  last = n - first > (size_t)args.q.limit ? first + (size_t)args.q.limit : n;
+  data = json_array();
+  for (size_t i = first; data && i < last; i++) {
+    const sim_campaign_t *c = &copy[ent[i].idx];
+    sim_plan_t plan;
+    sim_view_t view;
+    sim_plan_make(c->id, seed, srv->conf.mix, &plan);
+    view_of(srv, &plan, c, now_ms, &view);
+    if (json_array_append_new(
+            data, sim_list_item_json(
+                      &plan, &view,
+                      listed_counter(c, &view, SIM_C_DELIVERED, "delivered"),
+                      listed_counter(c, &view, SIM_C_SENT, "sent"),
+                      srv->conf.tz_offset_s, srv->conf.ms_time)) != 0) {
+      json_decref(data);
+      data = NULL;
+    }
+  }
+  if (!data)
+    goto oom;
+  pthread_mutex_lock(&srv->mu);
+  srv->n.list_items += (int64_t)(last - first);
+  pthread_mutex_unlock(&srv->mu);
+  reply_json(r, 200,
+             json_pack("{s:o s:{s:{s:I s:I s:I}}}", "data", data, "meta",
+                       "page", "total", (json_int_t)n, "limit",
+                       (json_int_t)args.q.limit, "offset",
+                       (json_int_t)args.q.offset));
+  free(status);
+  free(ent);
+  free(copy);
+  return;
+
+oom:
+  free(status);
+  free(ent);
+  free(copy);
+  reply_message(r, 500, "Server Error");
+}
+
 /* ---- control endpoints (/_sim/...) --------------------------------------- */
 
 static json_t *counts_json(const sim_server_t *srv) {
   const counters_t *n = &srv->n;
   json_t *campaigns = json_object(), *rps = json_object(),
-         *per_acct = json_object(), *codes = json_object();
+         *per_acct = json_object(), *codes = json_object(),
+         *list_acct = json_object(), *o;
   char key[24];
 
   for (size_t i = 0; campaigns && i < srv->map.cap; i++) {
@@ -614,11 +873,16 @@ static json_t *counts_json(const sim_server_t *srv) {
     snprintf(key, sizeof(key), "%" PRIu64, c->id);
     json_object_set_new(campaigns, key, json_integer(c->requests));
   }
-  for (int i = 0; rps && per_acct && i < srv->naccounts; i++) {
-    json_object_set_new(rps, srv->accounts[i].sub,
-                        json_integer(srv->accounts[i].max));
-    json_object_set_new(per_acct, srv->accounts[i].sub,
-                        json_integer(srv->accounts[i].total));
+  /* An account seen only by the list has no detail or refresh requests and
+   * stays out of max_rps_by_account and requests_by_account. */
+  for (int i = 0; rps && per_acct && list_acct && i < srv->naccounts; i++) {
+    const account_t *a = &srv->accounts[i];
+    if (a->total) {
+      json_object_set_new(rps, a->sub, json_integer(a->max));
+      json_object_set_new(per_acct, a->sub, json_integer(a->total));
+    }
+    if (a->list_total)
+      json_object_set_new(list_acct, a->sub, json_integer(a->list_total));
   }
   for (int i = 100; codes && i < 600; i++) {
     if (!n->codes[i])
@@ -626,7 +890,7 @@ static json_t *counts_json(const sim_server_t *srv) {
     snprintf(key, sizeof(key), "%d", i);
     json_object_set_new(codes, key, json_integer(n->codes[i]));
   }
-  return json_pack(
+  o = json_pack(
       "{s:I s:I s:I s:I s:I s:I s:I s:{s:I s:I s:I s:I s:I s:I s:I} s:o s:o "
       "s:o s:o s:I}",
       "requests_total", (json_int_t)n->requests_total, "logins",
@@ -641,6 +905,19 @@ static json_t *counts_json(const sim_server_t *srv) {
       "status_codes", codes, "campaigns", campaigns, "max_rps_by_account", rps,
       "requests_by_account", per_acct, "campaigns_tracked",
       (json_int_t)srv->map.len);
+  if (!o) {
+    json_decref(list_acct);
+    return NULL;
+  }
+  json_object_set_new(o, "list_requests", json_integer(n->list_requests));
+  json_object_set_new(o, "list_items", json_integer(n->list_items));
+  json_object_set_new(o, "list_requests_by_account", list_acct);
+  json_t *faults = json_object_get(o, "faults");
+  json_object_set_new(faults, "list_5xx", json_integer(n->f_list_5xx));
+  json_object_set_new(faults, "list_429", json_integer(n->f_list_429));
+  json_object_set_new(faults, "list_malformed",
+                      json_integer(n->f_list_malformed));
+  return o;
 }
 
 /* The truth about one campaign; see docs/simulator.md for the shape. */
@@ -688,6 +965,8 @@ static json_t *truth_json(sim_server_t *srv, uint64_t id, int64_t now_ms) {
                       json_integer(snap.born_ms + grace));
   json_object_set_new(o, "forced",
                       snap.forced[0] ? json_string(snap.forced) : json_null());
+  json_object_set_new(o, "owner",
+                      snap.owner[0] ? json_string(snap.owner) : json_null());
   json_object_set_new(
       o, "counter",
       snap.counter[0]
@@ -727,7 +1006,7 @@ static json_t *campaigns_json(sim_server_t *srv) {
     sim_plan_make(c->id, seed, srv->conf.mix, &plan);
     if (json_array_append_new(
             arr,
-            json_pack("{s:I s:I s:I s:s s:b s:b s:I s:I s:o}", "id",
+            json_pack("{s:I s:I s:I s:s s:b s:b s:I s:I s:o s:o}", "id",
                       (json_int_t)c->id, "born_at_ms", (json_int_t)c->born_ms,
                       "terminal_at_ms",
                       (json_int_t)(c->born_ms +
@@ -736,7 +1015,9 @@ static json_t *campaigns_json(sim_server_t *srv) {
                       "scheduled_later", plan.later, "pauses", plan.pauses,
                       "send_duration_sim_ms", (json_int_t)plan.send_duration,
                       "requests", (json_int_t)c->requests, "forced",
-                      c->forced[0] ? json_string(c->forced) : json_null()))) {
+                      c->forced[0] ? json_string(c->forced) : json_null(),
+                      "owner",
+                      c->owner[0] ? json_string(c->owner) : json_null()))) {
       json_decref(arr);
       arr = NULL;
     }
@@ -744,6 +1025,89 @@ static json_t *campaigns_json(sim_server_t *srv) {
   free(copy);
   return arr ? json_pack("{s:I s:o}", "count", (json_int_t)n, "campaigns", arr)
              : NULL;
+}
+
+/* At most this many ids per POST /_sim/campaigns, so that one request
+ * cannot hold the lock for long or grow the map without bound. */
+#define BIRTHS_MAX 1000000
+
+/* A JSON integer that is a campaign id (1..2^53). */
+static int json_id(const json_t *v, uint64_t *id) {
+  if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+      (uint64_t)json_integer_value(v) > MAX_ID)
+    return -1;
+  *id = (uint64_t)json_integer_value(v);
+  return 0;
+}
+
+/* POST /_sim/campaigns {"ids":[...]} or {"from":A,"to":B}, with an optional
+ * "api_key": births every listed campaign not born yet, now, owned by that
+ * key's account (by none without a key: every account lists it). Campaigns
+ * already born keep their birth and owner. Answers {"born":N}, N newly
+ * born; 400 for another body. */
+static void sim_births(sim_server_t *srv, const req_t *req, reply_t *r,
+                       int64_t now_ms) {
+  json_error_t jerr;
+  json_t *root = req->len ? json_loadb(req->body, req->len, 0, &jerr) : NULL;
+  json_t *ids = json_object_get(root, "ids"), *key;
+  uint64_t lo = 0, hi = 0, id = 0;
+  char owner[16] = "";
+  int64_t born = 0;
+  size_t count = 0;
+  int ok = json_is_object(root);
+
+  key = json_object_get(root, "api_key");
+  if (ok && key && !json_is_null(key)) {
+    ok = json_is_string(key) && json_string_length(key) > 0;
+    if (ok)
+      sim_account_of_key(json_string_value(key), owner, sizeof(owner));
+  }
+  if (ok && ids) {
+    ok = json_is_array(ids) && json_array_size(ids) <= BIRTHS_MAX &&
+         !json_object_get(root, "from") && !json_object_get(root, "to");
+    for (size_t i = 0; ok && i < json_array_size(ids); i++)
+      ok = json_id(json_array_get(ids, i), &id) == 0;
+    count = ok ? json_array_size(ids) : 0;
+  } else if (ok) {
+    ok = json_id(json_object_get(root, "from"), &lo) == 0 &&
+         json_id(json_object_get(root, "to"), &hi) == 0 && lo <= hi &&
+         hi - lo < BIRTHS_MAX;
+    count = ok ? (size_t)(hi - lo + 1) : 0;
+  }
+  if (!ok) {
+    json_decref(root);
+    reply_message(r, 400,
+                  "body must be {\"ids\": [N, ...]} or {\"from\": N, "
+                  "\"to\": N}, with an optional \"api_key\": \"<key>\"");
+    return;
+  }
+  pthread_mutex_lock(&srv->mu);
+  for (size_t i = 0; ok && i < count; i++) {
+    sim_campaign_t *c;
+    if (ids)
+      json_id(json_array_get(ids, i), &id);
+    else
+      id = lo + i;
+    c = sim_map_upsert(&srv->map, id);
+    if (!c) {
+      ok = 0;
+    } else if (!c->born_ms) {
+      c->born_ms = now_ms;
+      snprintf(c->owner, sizeof(c->owner), "%s", owner);
+      born++;
+    }
+  }
+  pthread_mutex_unlock(&srv->mu);
+  json_decref(root);
+  if (!ok) {
+    reply_message(r, 500, "out of memory");
+    return;
+  }
+  brw_logj(BRW_LOG_INFO,
+           json_pack("{s:I s:s}", "born", (json_int_t)born, "owner",
+                     owner[0] ? owner : "(any)"),
+           "campaigns born");
+  reply_json(r, 200, json_pack("{s:I}", "born", (json_int_t)born));
 }
 
 /* Forced statuses are short words: letters and '_' only. */
@@ -842,6 +1206,7 @@ static void sim_reset(sim_server_t *srv, const req_t *req, reply_t *r) {
   memset(&srv->n, 0, sizeof(srv->n));
   srv->naccounts = 0;
   srv->fault_seq = 0;
+  srv->list_seq = 0;
   srv->faults = srv->conf.faults;
   if (seed)
     srv->seed = (uint64_t)json_integer_value(seed);
@@ -958,6 +1323,10 @@ static void handle_control(sim_server_t *srv, const char *url,
     reply_json(r, 200, campaigns_json(srv));
     return;
   }
+  if (!strcmp(url, "/_sim/campaigns") && post) {
+    sim_births(srv, req, r, now_ms);
+    return;
+  }
   if (!strcmp(url, "/_sim/config") && get) {
     reply_json(r, 200, config_json(srv));
     return;
@@ -983,12 +1352,15 @@ static void handle_api(sim_server_t *srv, struct MHD_Connection *conn,
                        reply_t *r, int64_t now_ms) {
   uint64_t id = 0;
   route_t route = classify(url, &id);
+  /* The list has its own draws (draw_list_faults), not these. */
   int faultable =
-      !strncmp(url, "/api/", 5) &&
+      !strncmp(url, "/api/", 5) && route != ROUTE_LIST &&
       (route == ROUTE_DETAIL || route == ROUTE_BAD_ID || srv->conf.auth_faults);
   draw_t d = {FAULT_NONE, 0, 0};
   int64_t slow_ms = 0, retry_after_s = 0;
+  sim_faults_t lf; /* the list's settings at arrival */
 
+  memset(&lf, 0, sizeof(lf));
   pthread_mutex_lock(&srv->mu);
   srv->n.requests_total++;
   if (route == ROUTE_LOGIN)
@@ -997,6 +1369,8 @@ static void handle_api(sim_server_t *srv, struct MHD_Connection *conn,
     srv->n.refreshes++;
   else if (route == ROUTE_DETAIL || route == ROUTE_BAD_ID)
     srv->n.detail_requests++;
+  else if (route == ROUTE_LIST)
+    srv->n.list_requests++;
   if (route == ROUTE_DETAIL) {
     sim_campaign_t *c = sim_map_upsert(&srv->map, id);
     if (c)
@@ -1014,6 +1388,15 @@ static void handle_api(sim_server_t *srv, struct MHD_Connection *conn,
       srv->n.f_429++;
     else if (d.kind == FAULT_HTML)
       srv->n.f_html++;
+  }
+  if (route == ROUTE_LIST) {
+    lf = srv->faults;
+    d = draw_list_faults(srv);
+    retry_after_s = lf.retry_after_s;
+    if (d.kind == FAULT_5XX)
+      srv->n.f_list_5xx++;
+    else if (d.kind == FAULT_429)
+      srv->n.f_list_429++;
   }
   pthread_mutex_unlock(&srv->mu);
 
@@ -1068,6 +1451,13 @@ static void handle_api(sim_server_t *srv, struct MHD_Connection *conn,
     }
     api_detail(srv, conn, id, r, now_ms);
     break;
+  case ROUTE_LIST:
+    if (strcmp(method, "GET") != 0) {
+      reply_message(r, 405, "Method Not Allowed");
+      return;
+    }
+    api_list(srv, conn, &lf, r, now_ms);
+    break;
   default: {
     reply_message(r, 404, "Not Found");
     return;
@@ -1081,7 +1471,9 @@ static void handle_api(sim_server_t *srv, struct MHD_Connection *conn,
     else
       corrupt_truncated(r);
     pthread_mutex_lock(&srv->mu);
-    if (d.kind == FAULT_MALFORMED)
+    if (route == ROUTE_LIST)
+      srv->n.f_list_malformed++;
+    else if (d.kind == FAULT_MALFORMED)
       srv->n.f_malformed++;
     else
       srv->n.f_truncated++;

@@ -24,7 +24,8 @@ static void usage(FILE *f) {
       f,
       "Usage: bsg-api-sim [OPTIONS]\n"
       "A deterministic simulator of the BSG One API (login, refresh, campaign\n"
-      "detail) with fault injection and a control interface under /_sim/.\n"
+      "detail and list) with fault injection and a control interface under\n"
+      "/_sim/.\n"
       "\n"
       "  --listen HOST:PORT      address to bind (default 127.0.0.1:8080; "
       "port 0:\n"
@@ -67,6 +68,18 @@ static void usage(FILE *f) {
       "which\n"
       "                          its detail is 404 (default 0)\n"
       "  --no-auth-faults        inject faults into detail requests only\n"
+      "  --list-mode M           GET /api/campaigns: normal (default), 404,\n"
+      "                          403 or garbage (200, not JSON)\n"
+      "  --list-lag DURATION     a campaign is listed this long after its "
+      "birth\n"
+      "                          (default 0)\n"
+      "  --list-filter-on F      filter[from]/[to] on created (default) or "
+      "start\n"
+      "  --list-filter-zone Z    zone of zone-less filter dates (default: "
+      "--timezone)\n"
+      "  --list-fail-5xx R       rate of 500/502/503 of the list\n"
+      "  --list-fail-429 R       rate of 429 of the list\n"
+      "  --list-malformed R      rate of invalid JSON bodies of the list\n"
       "  --max-connections N     concurrent connections (default 1000)\n"
       "  --log-level LEVEL       debug, info (default), warn, error\n"
       "  --log-format FORMAT     json (default) or text\n"
@@ -119,6 +132,13 @@ int main(int argc, char **argv) {
     O_HTML,
     O_NOT_FOUND_GRACE,
     O_NO_AUTH_FAULTS,
+    O_LIST_MODE,
+    O_LIST_LAG,
+    O_LIST_FILTER_ON,
+    O_LIST_FILTER_ZONE,
+    O_LIST_FAIL_5XX,
+    O_LIST_FAIL_429,
+    O_LIST_MALFORMED,
     O_MAX_CONN,
     O_LOG_LEVEL,
     O_LOG_FORMAT,
@@ -146,6 +166,13 @@ int main(int argc, char **argv) {
       {"html", required_argument, NULL, O_HTML},
       {"not-found-grace", required_argument, NULL, O_NOT_FOUND_GRACE},
       {"no-auth-faults", no_argument, NULL, O_NO_AUTH_FAULTS},
+      {"list-mode", required_argument, NULL, O_LIST_MODE},
+      {"list-lag", required_argument, NULL, O_LIST_LAG},
+      {"list-filter-on", required_argument, NULL, O_LIST_FILTER_ON},
+      {"list-filter-zone", required_argument, NULL, O_LIST_FILTER_ZONE},
+      {"list-fail-5xx", required_argument, NULL, O_LIST_FAIL_5XX},
+      {"list-fail-429", required_argument, NULL, O_LIST_FAIL_429},
+      {"list-malformed", required_argument, NULL, O_LIST_MALFORMED},
       {"max-connections", required_argument, NULL, O_MAX_CONN},
       {"log-level", required_argument, NULL, O_LOG_LEVEL},
       {"log-format", required_argument, NULL, O_LOG_FORMAT},
@@ -159,7 +186,7 @@ int main(int argc, char **argv) {
   char bound[300];
   sigset_t set;
   uint64_t u;
-  int c, sig;
+  int c, sig, list_zone_set = 0;
 
   memset(&conf, 0, sizeof(conf));
   conf.listen = "127.0.0.1:8080";
@@ -271,6 +298,36 @@ int main(int argc, char **argv) {
     case O_NO_AUTH_FAULTS:
       conf.auth_faults = 0;
       break;
+    case O_LIST_MODE:
+      if (sim_list_mode_parse(optarg, &conf.faults.list_mode))
+        return bad("list-mode", optarg);
+      break;
+    case O_LIST_LAG:
+      if (sim_duration_parse(optarg, &conf.faults.list_lag_ms))
+        return bad("list-lag", optarg);
+      break;
+    case O_LIST_FILTER_ON:
+      if (strcmp(optarg, "created") && strcmp(optarg, "start"))
+        return bad("list-filter-on", optarg);
+      conf.faults.list_filter_start = !strcmp(optarg, "start");
+      break;
+    case O_LIST_FILTER_ZONE:
+      if (sim_tz_parse(optarg, &conf.faults.list_filter_tz_s))
+        return bad("list-filter-zone", optarg);
+      list_zone_set = 1;
+      break;
+    case O_LIST_FAIL_5XX:
+      if (sim_rate_parse(optarg, &conf.faults.list_fail_5xx))
+        return bad("list-fail-5xx", optarg);
+      break;
+    case O_LIST_FAIL_429:
+      if (sim_rate_parse(optarg, &conf.faults.list_fail_429))
+        return bad("list-fail-429", optarg);
+      break;
+    case O_LIST_MALFORMED:
+      if (sim_rate_parse(optarg, &conf.faults.list_malformed))
+        return bad("list-malformed", optarg);
+      break;
     case O_MAX_CONN:
       if (parse_u64(optarg, &u) || u < 1 || u > 65536)
         return bad("max-connections", optarg);
@@ -294,6 +351,9 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  /* Filter dates are read in the zone served unless told otherwise. */
+  if (!list_zone_set)
+    conf.faults.list_filter_tz_s = conf.tz_offset_s;
   if (optind < argc) {
     fprintf(stderr, "bsg-api-sim: unexpected argument \"%s\"\n", argv[optind]);
     return 2;

@@ -661,3 +661,23 @@ json_t *sim_canonical_json(const sim_plan_t *p, const sim_variant_t *var,
     json_object_set_new(c, "alternative_channels", alt_json(p, var->alt));
   return c;
 }
+
+/* Always the canonical form: the list is not where the detail's variants
+ * are exercised, and BSG's spec names its keys (message_type, start_at,
+ * real_start_at). */
+json_t *sim_list_item_json(const sim_plan_t *p, const sim_view_t *v,
+                           int64_t delivered, int64_t sent, int32_t tz_offset_s,
+                           int ms_time) {
+  char name[48];
+  snprintf(name, sizeof(name), "Campaign %llu", (unsigned long long)p->id);
+  return json_pack(
+      "{s:I s:s s:s s:s s:s s:o s:o s:o s:o s:{s:I s:I} s:n s:s}", "id",
+      (json_int_t)p->id, "name", name, "sender", p->sender, "status", v->status,
+      "message_type", type_names[p->type], "start_at",
+      time_json_p(v->started_ms, 0, tz_offset_s, ms_time), "real_start_at",
+      time_json_p(v->actual_ms, 0, tz_offset_s, ms_time), "finished_at",
+      time_json_p(v->finished_ms, 0, tz_offset_s, ms_time), "created_at",
+      time_json_p(v->created_ms, 0, tz_offset_s, ms_time), "statistics",
+      "delivered", (json_int_t)delivered, "sent", (json_int_t)sent,
+      "calculated_price", "currency", p->currency);
+}

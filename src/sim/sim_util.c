@@ -215,3 +215,93 @@ long sim_b64url_decode(const char *in, size_t n, unsigned char *out,
   }
   return (long)k;
 }
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil), so that no time zone or locale of the process is
+ * involved. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  int64_t era, yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = y - era * 400;
+  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/* Reads exactly n digits at *p and advances it. Returns -1 if any is not a
+ * digit. */
+static int digits(const char **p, int n) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)(*p)[i]))
+      return -1;
+    v = v * 10 + ((*p)[i] - '0');
+  }
+  *p += n;
+  return v;
+}
+
+int sim_time_parse(const char *s, int32_t zone_s, int64_t *ms) {
+  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const char *p = s;
+  int y, mo, d, hh = 0, mi = 0, ss = 0, frac = 0, leap;
+  int64_t t;
+
+  if (!s)
+    return -1;
+  if ((y = digits(&p, 4)) < 0 || *p++ != '-' || (mo = digits(&p, 2)) < 0 ||
+      *p++ != '-' || (d = digits(&p, 2)) < 0)
+    return -1;
+  if (*p == ' ' || *p == 'T' || *p == 't') {
+    p++;
+    if ((hh = digits(&p, 2)) < 0 || *p++ != ':' || (mi = digits(&p, 2)) < 0 ||
+        *p++ != ':' || (ss = digits(&p, 2)) < 0)
+      return -1;
+    if (*p == '.') {
+      /* Milliseconds from the first three digits; more are allowed and
+       * dropped, as --time-precision ms serves three. */
+      int n = 0;
+      p++;
+      if (!isdigit((unsigned char)*p))
+        return -1;
+      for (; isdigit((unsigned char)*p); p++, n++)
+        if (n < 3)
+          frac = frac * 10 + (*p - '0');
+      for (; n < 3; n++)
+        frac *= 10;
+    }
+    if (*p == 'Z' || *p == 'z') {
+      zone_s = 0;
+      p++;
+    } else if (*p == '+' || *p == '-') {
+      int sign = *p == '-' ? -1 : 1, zh, zm;
+      p++;
+      if ((zh = digits(&p, 2)) < 0)
+        return -1;
+      if (*p == ':')
+        p++;
+      if ((zm = digits(&p, 2)) < 0 || zh > 14 || zm > 59)
+        return -1;
+      zone_s = sign * (zh * 3600 + zm * 60);
+    }
+  }
+  if (*p)
+    return -1;
+  leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) ||
+      hh > 23 || mi > 59 || ss > 59)
+    return -1;
+  t = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - zone_s;
+  *ms = t * 1000 + frac;
+  return 0;
+}
+
+void sim_tz_text(int32_t offset_s, char *buf, size_t len) {
+  int32_t a = offset_s < 0 ? -offset_s : offset_s;
+  if (offset_s == 0)
+    snprintf(buf, len, "UTC");
+  else
+    snprintf(buf, len, "%c%02d:%02d", offset_s < 0 ? '-' : '+', (int)(a / 3600),
+             (int)(a % 3600 / 60));
+}
