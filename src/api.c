@@ -822,31 +822,19 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   }
   long st = resp->status;
   char m[256];
-  if (st == 200 && f->path) {
-    /* A list page: the sweeper parses it (brw_campaign_list_parse). */
-    brw_fetch_result_t res;
-    memset(&res, 0, sizeof(res));
-    res.status = BRW_FETCH_OK;
-    res.body = resp->body;
-    res.body_len = resp->len;
-    res.http_status = 200;
-    res.retry_after_ms = -1;
-    res.error_class = "ok";
-    fetch_finish(f, &res);
-    return;
-  }
   if (st == 200) {
     brw_fetch_result_t res;
     memset(&res, 0, sizeof(res));
     char err[200];
-    if (brw_detail_summary(resp->body, resp->len,
+    /* A list page is the sweeper's to parse (brw_campaign_list_parse). */
+    if (!f->path && brw_detail_summary(resp->body, resp->len,
                            f->api->cfg->api_tz, &res.detail, err,
                            sizeof(err)) != 0) {
       snprintf(m, sizeof(m), "bad response: %s", err);
       fetch_fail(f, BRW_FETCH_RETRY, CLS(BAD_BODY), st, -1, m);
       return;
     }
-    if (res.detail.id != f->id) {
+    if (!f->path && res.detail.id != f->id) {
       snprintf(m, sizeof(m), "bad response: detail of campaign %llu",
                (unsigned long long)res.detail.id);
       brw_detail_clear(&res.detail);

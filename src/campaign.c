@@ -230,6 +230,24 @@ static brw_outcome_t status_outcome(brw_status_t st) {
   return i < 0 ? BRW_OUTCOME_EXPIRED : (brw_outcome_t)i;
 }
 
+/* The delay of the next poll after a look that saw `cur` (brw_schedule_next
+ * with the input's start times), advancing the attempt counter; the rule
+ * that chose it goes into the step (polls_scheduled_total). */
+static uint64_t next_poll(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                          const brw_campaign_input_t *in,
+                          const brw_poll_sample_t *cur,
+                          const brw_poll_sample_t *prev, brw_rng_t *rng,
+                          brw_campaign_step_t *out) {
+  unsigned a = c->poll_attempt;
+  brw_schedule_basis_t basis;
+  uint64_t d = brw_schedule_next(&o->sched, cur, prev, in->scheduled_start_ms,
+                                 in->actual_start_ms, in->wall_ms, &a, rng,
+                                 &basis);
+  c->poll_attempt = attempt_byte(a);
+  out->basis = (int)basis;
+  return d;
+}
+
 /* A detail came. A final status ends the campaign with its report; past the
  * deadline it ends as `expired` with this detail; otherwise the next poll
  * is scheduled (brw_schedule_next), after a progress report when the
@@ -273,12 +291,7 @@ static void on_fetched(brw_campaign_t *c, const brw_campaign_opts_t *o,
   }
   out->progress = o->emit_progress && changed;
   brw_poll_sample_t cur = {st, in->total, in->pending, in->wall_ms, in->now};
-  unsigned a = c->poll_attempt;
-  brw_schedule_basis_t basis;
-  uint64_t d = brw_schedule_next(&o->sched, &cur, &prev,
-                                 in->scheduled_start_ms, in->actual_start_ms,
-                                 in->wall_ms, &a, rng, &basis);
-  c->poll_attempt = attempt_byte(a);
+  uint64_t d = next_poll(c, o, in, &cur, &prev, rng, out);
   if (c->finished_hint) {
     /* A campaign.finished came while this fetch was out. */
     c->finished_hint = 0;
@@ -288,7 +301,6 @@ static void on_fetched(brw_campaign_t *c, const brw_campaign_opts_t *o,
     }
   }
   c->state = BRW_CAMPAIGN_POLLING;
-  out->basis = (int)basis;
   arm(c, in->now, d, out);
 }
 
@@ -326,14 +338,8 @@ static void on_listed(brw_campaign_t *c, const brw_campaign_opts_t *o,
     c->poll_attempt = 0;
   brw_poll_sample_t prev = {BRW_STATUS_UNKNOWN, -1, -1, 0, 0};
   brw_poll_sample_t cur = {st, -1, -1, in->wall_ms, in->now};
-  unsigned a = c->poll_attempt;
-  brw_schedule_basis_t basis;
-  uint64_t d = brw_schedule_next(&o->sched, &cur, &prev,
-                                 in->scheduled_start_ms, in->actual_start_ms,
-                                 in->wall_ms, &a, rng, &basis);
-  c->poll_attempt = attempt_byte(a);
+  uint64_t d = next_poll(c, o, in, &cur, &prev, rng, out);
   c->state = BRW_CAMPAIGN_POLLING;
-  out->basis = (int)basis;
   arm(c, in->now, d, out);
 }
 

@@ -23,6 +23,7 @@ The API key and bearers appear in no output; SIGTERM exits 0 each time."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -77,29 +78,56 @@ def metric(scrape: dict, name: str, label=None) -> float:
     return scrape.get(("bsg_report_worker_" + name, label), 0.0)
 
 
-def phase_sweep(checks: Checks, args, kafka, work: Path) -> None:
-    topics = {"input": "sw.events", "output": "sw.reports", "dlq": "sw.dlq"}
+@contextlib.contextmanager
+def running(checks: Checks, args, kafka, name: str, work: Path, sim_args: list,
+            worker_extra: dict, births=(), events=()):
+    """A simulator (sim_args; `births`: (ids, key) created before the
+    worker starts), topics <name>.*, `events` produced, and a worker with
+    SWEEP_CONFIG and worker_extra in group brw-<name>. Yields (sim, worker,
+    topics); a body that returns normally is followed by a SIGTERM (exit 0,
+    no secret in any output); leftovers are stopped either way."""
+    topics = {"input": f"{name}.events", "output": f"{name}.reports", "dlq": f"{name}.dlq"}
     kafka.create_topics({topics["input"]: 4, topics["output"]: 4, topics["dlq"]: 1})
+    sim = Sim(args.bin_dir, work, "--time-scale", "600", *sim_args, name=f"sim-{name}").start()
+    w = None
+    try:
+        for ids, key in births:
+            birth(sim, ids, key)
+        produce(kafka.bootstrap, topics["input"], list(events))
+        cfg = worker_config(kafka.bootstrap, sim, f"brw-{name}", topics,
+                            **{**SWEEP_CONFIG, **worker_extra})
+        w = Worker(args.bin_dir, work, cfg, name=f"worker-{name}").start()
+        yield sim, w, topics
+        stop_clean(checks, w, name)
+    finally:
+        stop_leftovers([w], sim)
+
+
+def reported(checks: Checks, kafka, sim: Sim, topics: dict, ids, what: str) -> dict:
+    """Waits for every id's final report and checks them against the
+    truth; returns the final reports by campaign."""
+    wait_reports(kafka.bootstrap, topics["output"], set(ids), timeout=240)
+    by_id = finals_by_campaign(consume_all(kafka.bootstrap, topics["output"], timeout=30))
+    check_truth(checks, sim, by_id, ids, what)
+    return by_id
+
+
+def unusable_lines(w: Worker) -> list:
+    return [ln for ln in w.log_lines()
+            if "cannot be used for status sweeps" in ln.get("msg", "")]
+
+
+def phase_sweep(checks: Checks, args, kafka, work: Path) -> None:
     listed = list(range(700001, 700401))
     mkt = list(range(760001, 760101))  # a second account: its own list
     unlisted = list(range(790001, 790021))
-    sim = Sim(args.bin_dir, work, "--seed", "41", "--time-scale", "600",
-              name="sim-sweep").start()
-    w = None
-    try:
-        birth(sim, listed)
-        birth(sim, mkt, MKT_KEY)
-        produce(kafka.bootstrap, topics["input"],
-                [(str(c), event(c)) for c in listed + unlisted] +
-                [(str(c), event(c, account="mkt")) for c in mkt])
-        cfg = worker_config(kafka.bootstrap, sim, "brw-sweep", topics,
-                            **{"poll.strategy": "sweep", "accounts.mkt.key": MKT_KEY,
-                               **SWEEP_CONFIG})
-        w = Worker(args.bin_dir, work, cfg, name="worker-sweep").start()
-        ids = listed + mkt + unlisted
-        wait_reports(kafka.bootstrap, topics["output"], set(ids), timeout=240)
-        by_id = finals_by_campaign(consume_all(kafka.bootstrap, topics["output"], timeout=30))
-        check_truth(checks, sim, by_id, ids, "sweep")
+    ids = listed + mkt + unlisted
+    events = ([(str(c), event(c)) for c in listed + unlisted] +
+              [(str(c), event(c, account="mkt")) for c in mkt])
+    with running(checks, args, kafka, "sw", work, ["--seed", "41"],
+                 {"poll.strategy": "sweep", "accounts.mkt.key": MKT_KEY},
+                 births=[(listed, API_KEY), (mkt, MKT_KEY)], events=events) as (sim, w, topics):
+        by_id = reported(checks, kafka, sim, topics, ids, "sweep")
         st = sim.stats()
         per = st.get("campaigns", {})
         listed_reqs = [per.get(str(c), 0) for c in listed + mkt]
@@ -129,25 +157,14 @@ def phase_sweep(checks: Checks, args, kafka, work: Path) -> None:
                      str(metric(sc, "sweep_fallbacks_total", "unlisted")))
         checks.check(metric(sc, "sweep_page_campaigns_count") > 0,
                      "sweep_page_campaigns observed the pages")
-        stop_clean(checks, w, "sweep")
-    finally:
-        stop_leftovers([w], sim)
 
 
 def phase_auto_unusable(checks: Checks, args, kafka, work: Path) -> None:
-    topics = {"input": "swa.events", "output": "swa.reports", "dlq": "swa.dlq"}
-    kafka.create_topics({topics["input"]: 4, topics["output"]: 4, topics["dlq"]: 1})
     first = list(range(710001, 710201))
     second = list(range(720001, 720201))
-    sim = Sim(args.bin_dir, work, "--seed", "42", "--time-scale", "600",
-              name="sim-auto").start()
-    w = None
-    try:
-        birth(sim, first)
-        produce(kafka.bootstrap, topics["input"], [(str(c), event(c)) for c in first])
-        cfg = worker_config(kafka.bootstrap, sim, "brw-sweep-auto", topics,
-                            **{"poll.strategy": "auto", **SWEEP_CONFIG})
-        w = Worker(args.bin_dir, work, cfg, name="worker-auto").start()
+    with running(checks, args, kafka, "swa", work, ["--seed", "42"],
+                 {"poll.strategy": "auto"}, births=[(first, API_KEY)],
+                 events=[(str(c), event(c)) for c in first]) as (sim, w, topics):
         # Mid-run: the first sweeps worked, then the list is gone (404).
         t0 = time.monotonic()
         while sim.stats().get("list_requests", 0) < 3 and time.monotonic() - t0 < 60:
@@ -155,80 +172,43 @@ def phase_auto_unusable(checks: Checks, args, kafka, work: Path) -> None:
         http_json(sim.url + "/_sim/faults", {"list_mode": "404"})
         birth(sim, second)
         produce(kafka.bootstrap, topics["input"], [(str(c), event(c)) for c in second])
-        ids = first + second
-        wait_reports(kafka.bootstrap, topics["output"], set(ids), timeout=240)
-        by_id = finals_by_campaign(consume_all(kafka.bootstrap, topics["output"], timeout=30))
-        check_truth(checks, sim, by_id, ids, "auto, list 404 mid-run")
-        sc = w.scrape()
-        checks.check(metric(sc, "sweep_fallbacks_total", "list_unusable") >= 1,
+        reported(checks, kafka, sim, topics, first + second, "auto, list 404 mid-run")
+        checks.check(metric(w.scrape(), "sweep_fallbacks_total", "list_unusable") >= 1,
                      "the unusable list is counted (list_unusable)")
-        lines = [l for l in w.log_lines()
-                 if "cannot be used for status sweeps" in l.get("msg", "")]
-        checks.eq(len(lines), 1, "one line says the list cannot be used")
-        stop_clean(checks, w, "auto")
-    finally:
-        stop_leftovers([w], sim)
+        checks.eq(len(unusable_lines(w)), 1, "one line says the list cannot be used")
 
 
 def phase_auto_garbage(checks: Checks, args, kafka, work: Path) -> None:
     """A list that answers 200 with a body that is not a list, from the
     start: auto falls back to details at once, one line, nothing lost."""
-    topics = {"input": "swg.events", "output": "swg.reports", "dlq": "swg.dlq"}
-    kafka.create_topics({topics["input"]: 2, topics["output"]: 2, topics["dlq"]: 1})
     ids = list(range(740001, 740101))
-    sim = Sim(args.bin_dir, work, "--seed", "44", "--time-scale", "600",
-              "--list-mode", "garbage", name="sim-garbage").start()
-    w = None
-    try:
-        birth(sim, ids)
-        produce(kafka.bootstrap, topics["input"], [(str(c), event(c)) for c in ids])
-        cfg = worker_config(kafka.bootstrap, sim, "brw-sweep-garbage", topics,
-                            **{"poll.strategy": "auto", **SWEEP_CONFIG})
-        w = Worker(args.bin_dir, work, cfg, name="worker-garbage").start()
-        wait_reports(kafka.bootstrap, topics["output"], set(ids), timeout=240)
-        by_id = finals_by_campaign(consume_all(kafka.bootstrap, topics["output"], timeout=30))
-        check_truth(checks, sim, by_id, ids, "auto, garbage list")
-        st = sim.stats()
-        checks.eq(st.get("list_requests"), 1, "one list request, then details only")
-        lines = [l for l in w.log_lines()
-                 if "cannot be used for status sweeps" in l.get("msg", "")]
+    with running(checks, args, kafka, "swg", work, ["--seed", "44", "--list-mode", "garbage"],
+                 {"poll.strategy": "auto"}, births=[(ids, API_KEY)],
+                 events=[(str(c), event(c)) for c in ids]) as (sim, w, topics):
+        reported(checks, kafka, sim, topics, ids, "auto, garbage list")
+        checks.eq(sim.stats().get("list_requests"), 1, "one list request, then details only")
+        lines = unusable_lines(w)
         checks.check(len(lines) == 1 and "bad campaign list" in lines[0].get("error", ""),
                      "one line names the unusable body", str(lines[:1]))
-        stop_clean(checks, w, "garbage")
-    finally:
-        stop_leftovers([w], sim)
 
 
 def phase_failing_pages(checks: Checks, args, kafka, work: Path) -> None:
-    topics = {"input": "swf.events", "output": "swf.reports", "dlq": "swf.dlq"}
-    kafka.create_topics({topics["input"]: 4, topics["output"]: 4, topics["dlq"]: 1})
     ids = list(range(730001, 730301))
-    sim = Sim(args.bin_dir, work, "--seed", "43", "--time-scale", "600",
-              "--list-fail-5xx", "0.3", "--list-fail-429", "0.1", "--list-malformed", "0.1",
-              "--retry-after", "1", name="sim-failing").start()
-    w = None
-    try:
-        birth(sim, ids)
-        produce(kafka.bootstrap, topics["input"], [(str(c), event(c)) for c in ids])
-        cfg = worker_config(kafka.bootstrap, sim, "brw-sweep-fail", topics,
-                            **{"poll.strategy": "sweep", **SWEEP_CONFIG})
-        w = Worker(args.bin_dir, work, cfg, name="worker-failing").start()
-        wait_reports(kafka.bootstrap, topics["output"], set(ids), timeout=240)
-        by_id = finals_by_campaign(consume_all(kafka.bootstrap, topics["output"], timeout=30))
-        check_truth(checks, sim, by_id, ids, "sweep, failing list pages")
+    with running(checks, args, kafka, "swf", work,
+                 ["--seed", "43", "--list-fail-5xx", "0.3", "--list-fail-429", "0.1",
+                  "--list-malformed", "0.1", "--retry-after", "1"],
+                 {"poll.strategy": "sweep"}, births=[(ids, API_KEY)],
+                 events=[(str(c), event(c)) for c in ids]) as (sim, w, topics):
+        reported(checks, kafka, sim, topics, ids, "sweep, failing list pages")
         st = sim.stats()
-        faults = st.get("faults", {})
-        print(f"failing pages: list requests {st.get('list_requests')}, faults {faults}",
-              flush=True)
+        print(f"failing pages: list requests {st.get('list_requests')}, "
+              f"faults {st.get('faults', {})}", flush=True)
         sc = w.scrape()
         checks.check(metric(sc, "sweep_pages_total", "failed") > 0,
                      "failed list pages are counted")
         checks.check(metric(sc, "sweep_fallbacks_total", "list_failed") > 0,
                      "and their fallbacks (list_failed)")
         checks.check(metric(sc, "sweep_pages_total", "ok") > 0, "other pages worked")
-        stop_clean(checks, w, "failing pages")
-    finally:
-        stop_leftovers([w], sim)
 
 
 def main() -> int:
