@@ -19,6 +19,9 @@
    malformed): every campaign reported, the failures counted
    (sweep_fallbacks_total{reason="list_failed"}, sweep_pages_total{result=
    "failed"}).
+4. The list's open questions against the worker: the server reads the
+   filter in another zone, filters on the start time and shows new
+   campaigns late: every campaign falls back to details and is reported.
 The API key and bearers appear in no output; SIGTERM exits 0 each time."""
 
 from __future__ import annotations
@@ -211,6 +214,27 @@ def phase_failing_pages(checks: Checks, args, kafka, work: Path) -> None:
         checks.check(metric(sc, "sweep_pages_total", "ok") > 0, "other pages worked")
 
 
+def phase_list_variants(checks: Checks, args, kafka, work: Path) -> None:
+    """What BSG's spec leaves open, all at once and all against the worker:
+    the server reads filter[from] in another zone (-08:00, so the worker's
+    window starts 8 h late and lists nothing of today), filters on the
+    start time, and shows new campaigns 1 s late. Nothing waits for the
+    list: every campaign falls back to details and is reported."""
+    ids = list(range(750001, 750151))
+    with running(checks, args, kafka, "swv", work,
+                 ["--seed", "45", "--list-filter-zone", "-08:00", "--list-filter-on", "start",
+                  "--list-lag", "1s"],
+                 {"poll.strategy": "sweep"}, births=[(ids, API_KEY)],
+                 events=[(str(c), event(c)) for c in ids]) as (sim, w, topics):
+        reported(checks, kafka, sim, topics, ids, "sweep, list variants")
+        sc = w.scrape()
+        print(f"list variants: list requests {sim.stats().get('list_requests')}, "
+              f"unlisted fallbacks {metric(sc, 'sweep_fallbacks_total', 'unlisted')}",
+              flush=True)
+        checks.check(metric(sc, "sweep_fallbacks_total", "unlisted") >= len(ids),
+                     "campaigns outside the server's window fell back to details")
+
+
 def main() -> int:
     args = parse_args(__doc__)
     checks = Checks()
@@ -220,6 +244,7 @@ def main() -> int:
         phase_auto_unusable(checks, args, kafka, work)
         phase_auto_garbage(checks, args, kafka, work)
         phase_failing_pages(checks, args, kafka, work)
+        phase_list_variants(checks, args, kafka, work)
     return checks.summary()
 
 
