@@ -95,6 +95,10 @@ METRICS = {
     "libcurl_info": ("gauge", ["version"]),
     "libuv_info": ("gauge", ["version"]),
     "jansson_info": ("gauge", ["version"]),
+    "api_calls_total": ("counter", ["endpoint"]),
+    "sweep_pages_total": ("counter", ["result"]),
+    "sweep_page_campaigns": ("histogram", []),
+    "sweep_fallbacks_total": ("counter", ["reason"]),
 }
 # Metrics from elsewhere that rules and panels may select.
 FOREIGN_METRICS = {"up"}
