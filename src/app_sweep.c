@@ -43,6 +43,9 @@ struct app_sweeper_s {
   int64_t from_ms;         /* the running sweep's window start (wall clock) */
   int64_t offset;          /* the page in flight's offset */
   int pages;               /* pages of the running sweep so far */
+  size_t matched;          /* tracked campaigns it listed so far */
+  int blind;               /* complete sweeps in a row that listed none of
+                              the account's tracked campaigns */
   uint64_t last_start;     /* uv_now() of the last sweep's start, 0: none */
   int64_t est_pages;       /* what the last sweep cost, in pages (1 before) */
   int costly;              /* the last decision said too costly */
@@ -200,6 +203,7 @@ static void sweep_begin(app_sweeper_t *s) {
   s->running = 1;
   s->again = 0;
   s->pages = 0;
+  s->matched = 0;
   s->offset = 0;
   s->last_start = uv_now(app->loop);
   s->from_ms = brw_sweep_window_from(oldest, app->cfg->poll_sweep_margin_ms);
@@ -223,6 +227,57 @@ static void sweep_end(app_sweeper_t *s) {
   }
 }
 
+/* poll.strategy=auto: the list cannot be used for this account; details
+ * for BRW_SWEEP_REPROBE_MS, one line. */
+static void give_up(app_sweeper_t *s, const char *why) {
+  brw_app_t *app = s->app;
+  s->failing = 0;
+  s->err_attempt = 0;
+  s->blind = 0;
+  s->unusable_until = uv_now(app->loop) + BRW_SWEEP_REPROBE_MS;
+  brw_logj(BRW_LOG_WARN,
+           json_pack("{ss ss sI}", "account",
+                     app->cfg->accounts[s->account].name, "error", why,
+                     "retry_in_ms", (json_int_t)BRW_SWEEP_REPROBE_MS),
+           "the campaign list cannot be used for status sweeps: detail "
+           "polling for this account (poll.strategy=auto), the list is "
+           "tried again in an hour");
+}
+
+/* A complete sweep that listed none of the account's tracked campaigns,
+ * BRW_SWEEP_BLIND_MAX times in a row, is a list that does not show them (a
+ * server reading filter[from] in another zone, filtering on another
+ * field): with auto the account goes back to details; with sweep one WARN
+ * a minute says so (its campaigns fall back one by one, as misses). */
+static void sweep_blind(app_sweeper_t *s) {
+  brw_app_t *app = s->app;
+  if (s->matched > 0 || s->tracked == 0) {
+    s->blind = 0;
+    return;
+  }
+  if (++s->blind < BRW_SWEEP_BLIND_MAX)
+    return;
+  char why[160];
+  snprintf(why, sizeof(why),
+           "%d sweeps in a row listed none of the account's %zu tracked "
+           "campaigns",
+           s->blind, s->tracked);
+  brw_metrics_inc(app->m, BRW_M_SWEEP_FALLBACKS, "list_unusable", 1);
+  if (brw_config_sweep_mode(app->cfg) == 2) {
+    give_up(s, why);
+    return;
+  }
+  uint64_t held = 0;
+  if (brw_log_limit(&s->log, uv_now(app->loop), SWEEP_LOG_INTERVAL_MS, &held))
+    brw_logj(BRW_LOG_WARN,
+             json_pack("{ss ss sI}", "account",
+                       app->cfg->accounts[s->account].name, "error", why,
+                       "suppressed", (json_int_t)held),
+             "status sweeps do not list this account's campaigns: they fall "
+             "back to details one by one (check api.timezone and "
+             "poll.sweep_margin; poll.strategy=auto would stop sweeping)");
+}
+
 /* A failed page: the account's campaigns poll details until a page works;
  * the sweep is tried again after the retry backoff (or the server's
  * Retry-After), except that with poll.strategy=auto a list that cannot be
@@ -232,7 +287,8 @@ static void page_failed(app_sweeper_t *s, brw_fetch_result_t *res, int bad_body,
   brw_app_t *app = s->app;
   const brw_config_t *cfg = app->cfg;
   brw_sweep_failure_t f = brw_sweep_classify(res->status, bad_body);
-  int give_up = f == BRW_SWEEP_UNUSABLE && brw_config_sweep_mode(cfg) == 2;
+  int unusable_auto =
+      f == BRW_SWEEP_UNUSABLE && brw_config_sweep_mode(cfg) == 2;
   uint64_t now = uv_now(app->loop);
   uint64_t d =
       brw_schedule_retry(cfg->retry_min_ms, cfg->retry_max_ms, cfg->poll_jitter,
@@ -244,17 +300,8 @@ static void page_failed(app_sweeper_t *s, brw_fetch_result_t *res, int bad_body,
   s->running = 0;
   s->again = 0;
   uint64_t held = 0;
-  if (give_up) {
-    s->failing = 0;
-    s->err_attempt = 0;
-    s->unusable_until = now + BRW_SWEEP_REPROBE_MS;
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{ss ss sI}", "account", cfg->accounts[s->account].name,
-                       "error", why, "retry_in_ms",
-                       (json_int_t)BRW_SWEEP_REPROBE_MS),
-             "the campaign list cannot be used for status sweeps: detail "
-             "polling for this account (poll.strategy=auto), the list is "
-             "tried again in an hour");
+  if (unusable_auto) {
+    give_up(s, why);
     return;
   }
   if (brw_log_limit(&s->log, now, SWEEP_LOG_INTERVAL_MS, &held))
@@ -315,6 +362,7 @@ static void on_page(brw_fetch_result_t *res, void *arg) {
   for (size_t i = 0; i < list.n && !app->stopping; i++)
     matched += hand_out(s, &list.items[i]);
   brw_metrics_observe(app->m, BRW_M_SWEEP_PAGE_CAMPAIGNS, NULL, matched);
+  s->matched += (size_t)matched;
   if (s->pages == 1)
     s->est_pages =
         brw_sweep_pages(list.total >= 0 ? list.total : (int64_t)list.n);
@@ -328,5 +376,7 @@ static void on_page(brw_fetch_result_t *res, void *arg) {
     send_page(s);
     return;
   }
+  if (next < 0 && !app->stopping)
+    sweep_blind(s); /* complete */
   sweep_end(s);
 }

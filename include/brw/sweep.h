@@ -26,6 +26,9 @@
  * that is not a list), the account is polled with details for this long,
  * then its list is tried again. */
 #define BRW_SWEEP_REPROBE_MS (60ull * 60 * 1000)
+/* Complete sweeps in a row that list none of the account's tracked
+ * campaigns before the list counts as not showing them (auto: unusable). */
+#define BRW_SWEEP_BLIND_MAX 3
 
 /* Writes the path and query of one list page into buf:
  * "/api/campaigns?page%5Blimit%5D=500&page%5Boffset%5D=<offset>&sort=id
