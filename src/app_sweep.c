@@ -10,7 +10,9 @@
  * fetches its detail itself; a failed page makes the account's campaigns
  * poll details until a page works again (retried with the retry backoff);
  * with poll.strategy=auto, a list that cannot be used (403, 404, a body
- * that is not a list) is left alone for an hour, with one line in the log. */
+ * that is not a list, or one that lists none of the account's campaigns
+ * three sweeps in a row) is left alone for an hour, with one line in the
+ * log. */
 
 #include "app_int.h"
 
