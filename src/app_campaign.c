@@ -182,12 +182,25 @@ static void on_campaign_timer(brw_timer_t *t) {
   brw_campaign_input_t in = {
       .kind = BRW_CIN_TIMER,
       .account_failed = brw_api_account_failed(app->api, c->key.account),
-      .sweeping = brw__app_sweeping(app, c->key.account)};
+      .sweeping = brw__app_sweeping(app, c->key.account),
+      .sweep_round = brw__app_sweep_round(app, c->key.account)};
   int awaited = c->life.sweep & BRW_CSWEEP_AWAIT;
   brw_campaign_step_t st;
   campaign_decide(c, &in, &st);
   if (awaited && st.fetch)
     brw_metrics_inc(app->m, BRW_M_SWEEP_FALLBACKS, "unlisted", 1);
+  campaign_carry(c, &st);
+}
+
+/* The sweep it may wait for ended without listing it (src/app_sweep.c):
+ * it fetches now, counted as unlisted unless the sweep failed. */
+void brw__app_campaign_swept(campaign_t *c, int round, int failed) {
+  brw_campaign_input_t in = {
+      .kind = BRW_CIN_SWEPT, .sweep_round = round, .sweep_failed = failed};
+  brw_campaign_step_t st;
+  campaign_decide(c, &in, &st);
+  if (st.fetch && !failed)
+    brw_metrics_inc(c->app->m, BRW_M_SWEEP_FALLBACKS, "unlisted", 1);
   campaign_carry(c, &st);
 }
 

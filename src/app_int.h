@@ -328,9 +328,11 @@ void brw__app_sweep_free(brw_app_t *app);
 void brw__app_sweep_tracked(brw_app_t *app, int account, int delta);
 int brw__app_sweeping(brw_app_t *app, int account);
 void brw__app_sweep_request(brw_app_t *app, int account);
+int brw__app_sweep_round(brw_app_t *app, int account);
 
 /* Campaigns and intake (src/app_campaign.c). */
 void brw__app_campaign_listed(campaign_t *c, const brw_campaign_list_item_t *it);
+void brw__app_campaign_swept(campaign_t *c, int round, int failed);
 void brw__app_campaign_drop(campaign_t *c);
 void brw__app_campaign_revoke(campaign_t *c);
 void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg);

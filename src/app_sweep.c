@@ -48,6 +48,7 @@ struct app_sweeper_s {
   size_t matched;          /* tracked campaigns it listed so far */
   int blind;               /* complete sweeps in a row that listed none of
                               the account's tracked campaigns */
+  uint64_t round;          /* sweeps started (the running one's number) */
   uint64_t last_start;     /* uv_now() of the last sweep's start, 0: none */
   int64_t est_pages;       /* what the last sweep cost, in pages (1 before) */
   int costly;              /* the last decision said too costly */
@@ -206,6 +207,7 @@ static void sweep_begin(app_sweeper_t *s) {
   s->again = 0;
   s->pages = 0;
   s->matched = 0;
+  s->round++;
   s->offset = 0;
   s->last_start = uv_now(app->loop);
   s->from_ms = brw_sweep_window_from(oldest, app->cfg->poll_sweep_margin_ms);
@@ -219,10 +221,38 @@ static void on_sweep_timer(brw_timer_t *t) {
   sweep_begin(s);
 }
 
-/* The sweep is over (complete or given up): the next one if a campaign
- * asked meanwhile. */
+/* The sweep numbered `round` is over: every campaign of the account that
+ * waits for it and was not listed fetches now (BRW_CIN_SWEPT), instead of
+ * at its watchdog. One pass over the account's campaigns, as at the
+ * sweep's start. */
+static void release(app_sweeper_t *s, uint64_t round, int failed) {
+  brw_app_t *app = s->app;
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = app->parts.parts[p];
+    if (!pt || !pt->assigned)
+      continue;
+    brw_list_t *it, *tmp;
+    brw_list_foreach_safe(it, tmp, &pt->campaigns) {
+      campaign_t *c = brw_list_entry(it, campaign_t, pnode);
+      if (c->key.account == s->account && (c->life.sweep & BRW_CSWEEP_AWAIT))
+        brw__app_campaign_swept(c, (int)(round & 1), failed);
+    }
+  }
+}
+
+int brw__app_sweep_round(brw_app_t *app, int account) {
+  if (!app->sweepers || account < 0 || account >= (int)app->cfg->naccounts)
+    return 0;
+  /* The next sweep to start serves an ask, whether one runs or not. */
+  return (int)((app->sweepers[account].round + 1) & 1);
+}
+
+/* The sweep is over (complete or cut short): campaigns it did not list
+ * fetch their details; the next sweep if a campaign asked meanwhile. */
 static void sweep_end(app_sweeper_t *s) {
   s->running = 0;
+  if (!s->app->stopping)
+    release(s, s->round, 0);
   if (s->again) {
     s->again = 0;
     brw__app_sweep_request(s->app, s->account);
@@ -301,6 +331,8 @@ static void page_failed(app_sweeper_t *s, brw_fetch_result_t *res, int bad_body,
   s->failing = 1;
   s->running = 0;
   s->again = 0;
+  if (!app->stopping)
+    release(s, s->round, 1);
   uint64_t held = 0;
   if (unusable_auto) {
     give_up(s, why);

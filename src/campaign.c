@@ -18,7 +18,7 @@ const char *brw_campaign_state_name(brw_campaign_state_t s) {
 const char *brw_campaign_input_name(brw_campaign_input_kind_t k) {
   static const char *const names[] = {"event",   "timer",       "fetched",
                                        "failed",  "not_started", "revoked",
-                                       "listed"};
+                                       "listed",  "swept"};
   return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }
 
@@ -169,7 +169,8 @@ static int sweep_instead(brw_campaign_t *c, const brw_campaign_opts_t *o,
       c->misses >= BRW_CSWEEP_MISSES_MAX ||
       c->deadline - in->now <= o->sweep_wait_ms)
     return 0;
-  c->sweep |= BRW_CSWEEP_AWAIT;
+  c->sweep = (uint8_t)((c->sweep & ~BRW_CSWEEP_ROUND) | BRW_CSWEEP_AWAIT |
+                       (in->sweep_round & 1 ? BRW_CSWEEP_ROUND : 0));
   out->sweep = 1;
   arm(c, in->now, o->sweep_wait_ms, out);
   return 1;
@@ -343,6 +344,23 @@ static void on_listed(brw_campaign_t *c, const brw_campaign_opts_t *o,
   arm(c, in->now, d, out);
 }
 
+/* The sweep a campaign waited for ended without listing it (cut short,
+ * failed, or the list does not show it): it fetches now rather than at
+ * its watchdog, counting a miss unless the sweep failed. A sweep of the
+ * other parity is not the one it waits for (it asked while that one ran).
+ * At or past the deadline the timer, armed for it, decides. */
+static void on_swept(brw_campaign_t *c, const brw_campaign_opts_t *o,
+                     const brw_campaign_input_t *in,
+                     brw_campaign_step_t *out) {
+  int round = c->sweep & BRW_CSWEEP_ROUND ? 1 : 0;
+  if (!(c->sweep & BRW_CSWEEP_AWAIT) || round != (in->sweep_round & 1) ||
+      in->now >= c->deadline)
+    return;
+  if (!in->sweep_failed && c->misses < UINT8_MAX)
+    c->misses++;
+  start_fetch(c, o, in->now, out);
+}
+
 void brw_campaign_on(brw_campaign_t *c, const brw_campaign_opts_t *o,
                      const brw_campaign_input_t *in, brw_rng_t *rng,
                      brw_campaign_step_t *out) {
@@ -376,6 +394,10 @@ void brw_campaign_on(brw_campaign_t *c, const brw_campaign_opts_t *o,
   case BRW_CIN_LISTED:
     if (!fetching)
       on_listed(c, o, in, rng, out);
+    return;
+  case BRW_CIN_SWEPT:
+    if (!fetching)
+      on_swept(c, o, in, out);
     return;
   }
 }

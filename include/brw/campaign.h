@@ -101,6 +101,7 @@ typedef struct {
                                campaign.finished came; sweeps do not stand
                                in for its fetches */
 #define BRW_CSWEEP_LISTED 4 /* a sweep listed it at least once */
+#define BRW_CSWEEP_ROUND 8  /* the parity of the sweep it waits for */
 /* A campaign that sweeps missed this many times in a row is polled with
  * details until a sweep lists it again. */
 #define BRW_CSWEEP_MISSES_MAX 2
@@ -113,11 +114,13 @@ typedef enum {
   BRW_CIN_NOT_STARTED, /* a fetch could not start, or its detail could not
                           be kept (out of memory): tried again later */
   BRW_CIN_REVOKED,     /* its partition left, or the worker stops */
-  BRW_CIN_LISTED       /* a status sweep listed it (poll.strategy) */
+  BRW_CIN_LISTED,      /* a status sweep listed it (poll.strategy) */
+  BRW_CIN_SWEPT        /* a sweep of its account ended (complete, cut
+                          short or failed) */
 } brw_campaign_input_kind_t;
 
 /* The input's name, static ("event", "timer", "fetched", "failed",
- * "not_started", "revoked", "listed"). */
+ * "not_started", "revoked", "listed", "swept"). */
 const char *brw_campaign_input_name(brw_campaign_input_kind_t k);
 
 typedef struct {
@@ -134,6 +137,13 @@ typedef struct {
    * strategy sweeps, the list answers, and sweeping is cheaper than
    * details; src/app_sweep.c decides). */
   int sweeping;
+  /* TIMER: the parity of the sweep that will serve an ask (the account's
+   * sweeps are numbered); SWEPT: the parity of the sweep that ended. A
+   * campaign that waits for that sweep and was not listed by it fetches at
+   * once instead of at its watchdog. */
+  int sweep_round;
+  /* SWEPT: the sweep failed (not a miss: the list did not answer). */
+  int sweep_failed;
   /* FETCHED: the detail's summary; LISTED: the list item's status and
    * start times (the list has no totals). */
   brw_status_t status;

@@ -32,6 +32,7 @@ typedef struct {
   int fetches, progress, steps;
   int account_failed;
   int sweeping; /* the account's sweeps stand in for fetches */
+  int round;    /* the parity of the sweep that serves an ask */
   int sweeps;   /* sweeps asked for */
   brw_campaign_step_t last;
 } world_t;
@@ -130,7 +131,16 @@ static void fire(world_t *w) {
   w->armed = 0;
   brw_campaign_input_t in = {.kind = BRW_CIN_TIMER,
                              .account_failed = w->account_failed,
-                             .sweeping = w->sweeping};
+                             .sweeping = w->sweeping,
+                             .sweep_round = w->round};
+  input(w, in);
+}
+
+/* A sweep of parity `round` ends `after` ms from now (failed or not). */
+static void swept(world_t *w, uint64_t after, int round, int failed) {
+  w->now += after;
+  brw_campaign_input_t in = {
+      .kind = BRW_CIN_SWEPT, .sweep_round = round, .sweep_failed = failed};
   input(w, in);
 }
 
@@ -742,6 +752,39 @@ static void test_sweep_exceptions(void **state) {
   assert_true(w.last.fetch);
 }
 
+
+/* The sweep a campaign waits for ends without listing it: it fetches at
+ * once (a miss), not at its watchdog; the end of another sweep (one that
+ * ran while it asked) changes nothing; a failed sweep is no miss. */
+static void test_sweep_released(void **state) {
+  world_t w;
+  start(&w, default_opts(), 0, 0);
+  w.sweeping = 1;
+  w.round = 1;
+  fire(&w);
+  assert_true(w.last.sweep);
+  swept(&w, 1 * SEC, 0, 0); /* the sweep that was running */
+  assert_false(w.last.fetch);
+  assert_false(w.last.arm);
+  assert_true(w.c.sweep & BRW_CSWEEP_AWAIT);
+  swept(&w, 1 * SEC, 1, 0); /* its own */
+  assert_true(w.last.fetch);
+  assert_int_equal(w.c.misses, 1);
+  assert_false(w.c.sweep & BRW_CSWEEP_AWAIT);
+  answer(&w, 100, BRW_STATUS_SENDING, 10, 5, 1);
+  w.round = 0;
+  fire(&w);
+  assert_true(w.last.sweep);
+  swept(&w, 1 * SEC, 0, 1); /* failed */
+  assert_true(w.last.fetch);
+  assert_int_equal(w.c.misses, 1);
+  /* Not waiting: a sweep's end is nothing to it. */
+  answer(&w, 100, BRW_STATUS_SENDING, 10, 5, 1);
+  swept(&w, 1 * SEC, 0, 0);
+  assert_false(w.last.fetch);
+  assert_false(w.last.arm);
+}
+
 static void test_random_lives(void **state) {
   brw_rng_t r;
   brw_rng_seed(&r, 20261206);
@@ -781,6 +824,14 @@ static void test_random_lives(void **state) {
                      : some_statuses[pick(&r, 8)]);
         if (pick(&r, 20) == 0)
           w.sweeping = !w.sweeping;
+        continue;
+      }
+      if (roll < 27 && w.sweeping) {
+        /* A sweep ends, of either parity, failed or not; the next ask
+         * goes to the other parity now and then. */
+        swept(&w, pick(&r, left + 1), (int)pick(&r, 2), pick(&r, 4) == 0);
+        if (pick(&r, 3) == 0)
+          w.round = !w.round;
         continue;
       }
       if (!w.fetch_out || fetch_never_answers) {
@@ -876,6 +927,7 @@ int main(void) {
       cmocka_unit_test(test_sweep_final_needs_detail),
       cmocka_unit_test(test_sweep_misses),
       cmocka_unit_test(test_sweep_exceptions),
+      cmocka_unit_test(test_sweep_released),
       cmocka_unit_test(test_random_lives),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
