@@ -183,7 +183,8 @@ static void on_campaign_timer(brw_timer_t *t) {
       .kind = BRW_CIN_TIMER,
       .account_failed = brw_api_account_failed(app->api, c->key.account),
       .sweeping = brw__app_sweeping(app, c->key.account),
-      .sweep_round = brw__app_sweep_round(app, c->key.account)};
+      .sweep_round = brw__app_sweep_round(app, c->key.account),
+      .sweep_wait_ms = brw__app_sweep_wait(app, c->key.account)};
   int awaited = c->life.sweep & BRW_CSWEEP_AWAIT;
   brw_campaign_step_t st;
   campaign_decide(c, &in, &st);

@@ -329,6 +329,7 @@ void brw__app_sweep_tracked(brw_app_t *app, int account, int delta);
 int brw__app_sweeping(brw_app_t *app, int account);
 void brw__app_sweep_request(brw_app_t *app, int account);
 int brw__app_sweep_round(brw_app_t *app, int account);
+uint64_t brw__app_sweep_wait(brw_app_t *app, int account);
 
 /* Campaigns and intake (src/app_campaign.c). */
 void brw__app_campaign_listed(campaign_t *c, const brw_campaign_list_item_t *it);

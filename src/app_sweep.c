@@ -5,9 +5,9 @@
  * listings it hands to the campaigns, and what a failed page does. Loop
  * thread only.
  *
- * Every wait has a way out. A campaign that asked for a sweep waits for it
- * at most poll.sweep_interval + 3 × http.timeout (its own timer), then
- * fetches its detail itself; a failed page makes the account's campaigns
+ * Every wait has a way out. A campaign that asked for a sweep and was not
+ * listed fetches its detail when that sweep ends, or at the latest after
+ * the sweep gap + 3 × http.timeout (its own timer); a failed page makes the account's campaigns
  * poll details until a page works again (retried with the retry backoff);
  * with poll.strategy=auto, a list that cannot be used (403, 404, a body
  * that is not a list, or one that lists none of the account's campaigns
@@ -42,8 +42,12 @@ struct app_sweeper_s {
   brw_fetch_t *page;       /* the page in flight */
   int running;             /* a sweep is under way */
   int again;               /* a campaign asked for a sweep while one ran */
-  int64_t from_ms;         /* the running sweep's window start (wall clock) */
-  int64_t offset;          /* the page in flight's offset */
+  brw_sweep_window_t win[BRW_SWEEP_MAX_WINDOWS]; /* the running sweep's */
+  size_t nwin, wi;         /* ... how many, the one being read */
+  int64_t offset;          /* the page in flight's offset in it */
+  int64_t cost;            /* the running sweep's pages, by the totals */
+  int64_t *times;          /* first events, for the plan (grown, kept) */
+  size_t ntimes_cap;
   int pages;               /* pages of the running sweep so far */
   size_t matched;          /* tracked campaigns it listed so far */
   int blind;               /* complete sweeps in a row that listed none of
@@ -62,6 +66,7 @@ struct app_sweeper_s {
 
 static void on_sweep_timer(brw_timer_t *t);
 static void on_page(brw_fetch_result_t *res, void *arg);
+static void sweep_end(app_sweeper_t *s);
 
 int brw__app_sweep_init(brw_app_t *app) {
   if (brw_config_sweep_mode(app->cfg) == 0)
@@ -102,6 +107,8 @@ void brw__app_sweep_stop(brw_app_t *app) {
 }
 
 void brw__app_sweep_free(brw_app_t *app) {
+  for (int i = 0; app->sweepers && i < (int)app->cfg->naccounts; i++)
+    free(app->sweepers[i].times);
   free(app->sweepers);
   app->sweepers = NULL;
 }
@@ -147,6 +154,24 @@ int brw__app_sweeping(brw_app_t *app, int account) {
   return !s->last_start || now - s->last_start >= cfg->poll_max_interval_ms;
 }
 
+/* The gap between two of the account's sweeps (brw_sweep_interval),
+ * capped at poll.max_interval (beyond it the account is not swept, bar a
+ * probe). */
+static uint64_t sweep_gap(const app_sweeper_t *s) {
+  const brw_config_t *cfg = s->app->cfg;
+  uint64_t g = brw_sweep_interval(s->tracked, s->est_pages,
+                                  cfg->poll_sweep_interval_ms,
+                                  cfg->poll_max_interval_ms);
+  return g < cfg->poll_max_interval_ms ? g : cfg->poll_max_interval_ms;
+}
+
+uint64_t brw__app_sweep_wait(brw_app_t *app, int account) {
+  if (!app->sweepers || account < 0 || account >= (int)app->cfg->naccounts)
+    return 0;
+  /* The gap, and room for the pages of a sweep. */
+  return sweep_gap(&app->sweepers[account]) + 3 * app->cfg->http_timeout_ms;
+}
+
 void brw__app_sweep_request(brw_app_t *app, int account) {
   if (!app->sweepers || app->stopping || account < 0 ||
       account >= (int)app->cfg->naccounts)
@@ -159,15 +184,25 @@ void brw__app_sweep_request(brw_app_t *app, int account) {
   if (brw_timer_pending(&s->timer))
     return; /* the next sweep is armed (or a retry, sooner or later) */
   uint64_t d = brw_sweep_delay(uv_now(app->loop), s->last_start,
-                               app->cfg->poll_sweep_interval_ms);
+                               sweep_gap(s));
   if (brw_timer_start(&app->timers, &s->timer, d, on_sweep_timer) != 0)
     brw_log_error("out of memory for a sweep timer: the campaigns that "
                   "wait for it fetch their details");
 }
 
-/* The oldest first event among the account's tracked campaigns, 0: none. */
-static int64_t oldest_first_event(brw_app_t *app, int account) {
-  int64_t oldest = 0;
+/* Collects the first events of the account's tracked campaigns into
+ * s->times; returns how many (0: none, or out of memory). */
+static size_t collect_times(app_sweeper_t *s) {
+  brw_app_t *app = s->app;
+  if (s->ntimes_cap < s->tracked) {
+    size_t cap = s->tracked + s->tracked / 2 + 16;
+    int64_t *t = realloc(s->times, cap * sizeof(*t));
+    if (!t)
+      return 0;
+    s->times = t;
+    s->ntimes_cap = cap;
+  }
+  size_t n = 0;
   for (int32_t p = 0; p < app->parts.nparts; p++) {
     brw_part_t *pt = app->parts.parts[p];
     if (!pt || !pt->assigned)
@@ -175,42 +210,48 @@ static int64_t oldest_first_event(brw_app_t *app, int account) {
     brw_list_t *it, *tmp;
     brw_list_foreach_safe(it, tmp, &pt->campaigns) {
       campaign_t *c = brw_list_entry(it, campaign_t, pnode);
-      if (c->key.account == account && (!oldest || c->first_event_ms < oldest))
-        oldest = c->first_event_ms;
+      if (c->key.account == s->account && n < s->ntimes_cap)
+        s->times[n++] = c->first_event_ms;
     }
   }
-  return oldest;
+  return n;
 }
 
 static void send_page(app_sweeper_t *s) {
   brw_app_t *app = s->app;
-  char path[256];
-  if (brw_sweep_path(path, sizeof(path), s->from_ms, app->cfg->api_tz,
+  char path[320];
+  if (brw_sweep_path(path, sizeof(path), &s->win[s->wi], app->cfg->api_tz,
                      s->offset) != 0 ||
       !(s->page = brw_api_list(app->api, s->account, path, on_page, s))) {
     brw_log_error("cannot start a campaign list request: the campaigns that "
                   "wait for it fetch their details");
-    s->running = 0;
+    sweep_end(s);
   }
 }
 
+/* Starts a sweep: plans the creation windows of the account's tracked
+ * campaigns (brw_sweep_plan) and asks for the first page. */
 static void sweep_begin(app_sweeper_t *s) {
   brw_app_t *app = s->app;
-  int64_t oldest = oldest_first_event(app, s->account);
-  if (!oldest) {
-    /* Nothing tracked on this account any more: the next campaign starts
-     * afresh (a failure before is no reason to keep it on details). */
+  size_t n = collect_times(s);
+  if (n == 0) {
+    /* Nothing tracked on this account any more (or no memory for the
+     * plan): the next campaign starts afresh (a failure before is no
+     * reason to keep it on details); a waiting one has its watchdog. */
     s->failing = 0;
     return;
   }
+  s->nwin = brw_sweep_plan(s->times, n, app->cfg->poll_sweep_margin_ms,
+                           s->win, BRW_SWEEP_MAX_WINDOWS);
   s->running = 1;
   s->again = 0;
   s->pages = 0;
   s->matched = 0;
+  s->cost = 0;
   s->round++;
+  s->wi = 0;
   s->offset = 0;
   s->last_start = uv_now(app->loop);
-  s->from_ms = brw_sweep_window_from(oldest, app->cfg->poll_sweep_margin_ms);
   send_page(s);
 }
 
@@ -397,20 +438,26 @@ static void on_page(brw_fetch_result_t *res, void *arg) {
     matched += hand_out(s, &list.items[i]);
   brw_metrics_observe(app->m, BRW_M_SWEEP_PAGE_CAMPAIGNS, NULL, matched);
   s->matched += (size_t)matched;
-  if (s->pages == 1)
-    s->est_pages =
-        brw_sweep_pages(list.total >= 0 ? list.total : (int64_t)list.n);
+  if (s->offset == 0) /* a window's first page: what the window costs */
+    s->cost += brw_sweep_pages(list.total >= 0 ? list.total : (int64_t)list.n);
   int64_t next = brw_sweep_next_offset(s->offset, list.n, list.total, s->pages);
-  if (next < 0 && list.total < 0 && s->pages > s->est_pages)
-    s->est_pages = s->pages; /* no total: what it took */
+  if (next < 0 && list.total < 0 && s->offset > 0)
+    s->cost += s->offset / BRW_SWEEP_PAGE_LIMIT; /* no total: what it took */
   brw_campaign_list_clear(&list);
-  if (next >= 0 && !app->stopping &&
-      (s->pages > 1 || brw__app_sweeping(app, s->account))) {
+  if (app->stopping) {
+    sweep_end(s);
+    return;
+  }
+  if (next < 0 && s->wi + 1 < s->nwin && s->pages < BRW_SWEEP_MAX_PAGES) {
+    s->wi++; /* the next window */
+    next = 0;
+  }
+  if (next >= 0) {
     s->offset = next;
     send_page(s);
     return;
   }
-  if (next < 0 && !app->stopping)
-    sweep_blind(s); /* complete */
+  s->est_pages = s->cost > 0 ? s->cost : 1; /* complete */
+  sweep_blind(s);
   sweep_end(s);
 }

@@ -154,8 +154,9 @@ static void start_fetch(brw_campaign_t *c, const brw_campaign_opts_t *o,
  * needs a detail (listed terminal, a campaign.finished), when the sweep it
  * waited for did not list it (a miss; after BRW_CSWEEP_MISSES_MAX in a row
  * it is polled with details until a sweep lists it again), and in the
- * last sweep_wait_ms before its deadline, so that an `expired` report
- * carries a detail. */
+ * last wait before its deadline, so that an `expired` report carries a
+ * detail. The wait is the input's (the account's gap between sweeps), or
+ * opts.sweep_wait_ms. */
 static int sweep_instead(brw_campaign_t *c, const brw_campaign_opts_t *o,
                          const brw_campaign_input_t *in,
                          brw_campaign_step_t *out) {
@@ -165,14 +166,14 @@ static int sweep_instead(brw_campaign_t *c, const brw_campaign_opts_t *o,
       c->misses++; /* the watchdog: no listing came */
     return 0;
   }
+  uint64_t wait = in->sweep_wait_ms ? in->sweep_wait_ms : o->sweep_wait_ms;
   if (!in->sweeping || (c->sweep & BRW_CSWEEP_WANT) ||
-      c->misses >= BRW_CSWEEP_MISSES_MAX ||
-      c->deadline - in->now <= o->sweep_wait_ms)
+      c->misses >= BRW_CSWEEP_MISSES_MAX || c->deadline - in->now <= wait)
     return 0;
   c->sweep = (uint8_t)((c->sweep & ~BRW_CSWEEP_ROUND) | BRW_CSWEEP_AWAIT |
                        (in->sweep_round & 1 ? BRW_CSWEEP_ROUND : 0));
   out->sweep = 1;
-  arm(c, in->now, o->sweep_wait_ms, out);
+  arm(c, in->now, wait, out);
   return 1;
 }
 

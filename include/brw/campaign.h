@@ -142,6 +142,9 @@ typedef struct {
    * campaign that waits for that sweep and was not listed by it fetches at
    * once instead of at its watchdog. */
   int sweep_round;
+  /* TIMER: how long an ask waits for its sweep (the account's gap between
+   * sweeps and room for its pages); 0: opts.sweep_wait_ms. */
+  uint64_t sweep_wait_ms;
   /* SWEPT: the sweep failed (not a miss: the list did not answer). */
   int sweep_failed;
   /* FETCHED: the detail's summary; LISTED: the list item's status and

@@ -30,21 +30,37 @@
  * campaigns before the list counts as not showing them (auto: unusable). */
 #define BRW_SWEEP_BLIND_MAX 3
 
+/* At most this many creation windows per sweep: each costs a request at
+ * least. */
+#define BRW_SWEEP_MAX_WINDOWS 8
+
+/* One creation window of a sweep: filter[from] .. filter[to], epoch ms. */
+typedef struct {
+  int64_t from_ms;
+  int64_t to_ms;
+} brw_sweep_window_t;
+
 /* Writes the path and query of one list page into buf:
  * "/api/campaigns?page%5Blimit%5D=500&page%5Boffset%5D=<offset>&sort=id
- * &way=asc&filter%5Bfrom%5D=<from>", the brackets percent-encoded and
- * `from` (epoch ms) written as the API writes its own times: zone-less
- * "yyyy-mm-dd hh:mm:ss" in api.timezone (`tz`, NULL: UTC), the space as
- * %20. Returns 0, or BRW_ERANGE when buf is too short. */
-int brw_sweep_path(char *buf, size_t len, int64_t from_ms, const brw_tz_t *tz,
-                   int64_t offset);
+ * &way=asc&filter%5Bfrom%5D=<from>&filter%5Bto%5D=<to>", the brackets
+ * percent-encoded and the times (epoch ms) written as the API writes its
+ * own: zone-less "yyyy-mm-dd hh:mm:ss" in api.timezone (`tz`, NULL: UTC),
+ * the space as %20; `to` is rounded up to its second. Returns 0, or
+ * BRW_ERANGE when buf is too short. */
+int brw_sweep_path(char *buf, size_t len, const brw_sweep_window_t *w,
+                   const brw_tz_t *tz, int64_t offset);
 
-/* The window's start: `margin_ms` before the oldest first event among the
- * account's tracked campaigns (a campaign is created before its event is
- * sent; the margin also absorbs a server that reads the filter in another
- * zone). Never before the epoch. */
-int64_t brw_sweep_window_from(int64_t oldest_first_event_ms,
-                              uint64_t margin_ms);
+/* Plans the creation windows that cover the account's tracked campaigns,
+ * given their first events (`times`, epoch ms, any order; sorted in
+ * place): each campaign needs [t - margin, t + margin] (it was created
+ * before its event; the margin also absorbs clocks and a server that reads
+ * the filter in another zone). Overlapping needs merge; beyond `max`
+ * windows (at least 1) the closest neighbours merge, so that a campaign
+ * paused for days costs its own small window instead of every campaign
+ * created since. Writes the windows, oldest first, into out; returns their
+ * number (0 when n is 0). Never before the epoch. */
+size_t brw_sweep_plan(int64_t *times, size_t n, uint64_t margin_ms,
+                      brw_sweep_window_t *out, size_t max);
 
 /* After page `pages_done` (1 for the first) at `offset` answered `n` items
  * with meta.page.total `total` (-1: absent): the next page's offset, or -1
@@ -53,20 +69,31 @@ int64_t brw_sweep_window_from(int64_t oldest_first_event_ms,
 int64_t brw_sweep_next_offset(int64_t offset, size_t n, int64_t total,
                               int pages_done);
 
-/* The pages one sweep costs for a list of `total` items (-1: unknown,
+/* The pages one window costs for a list of `total` items (-1: unknown,
  * taken as 1). At least 1. */
 int64_t brw_sweep_pages(int64_t total);
 
-/* Whether sweeping is cheaper than detail polling for an account with
- * `tracked` campaigns in progress when one sweep costs `pages` pages. A
- * sweep runs at most every poll.sweep_interval; without sweeps a campaign
- * is fetched about every poll.max_interval / 2 or more often (the backoff
- * and the estimates), so sweeps pay when
- *   tracked >= pages * max_interval / (2 * sweep_interval)
- * (with the defaults, 10 campaigns per page). With several workers in a
- * group, each sweeps its own accounts' whole list, and each decides on its
- * own campaigns: a worker never spends more on sweeps than its details
- * would cost. */
+/* A sweep page must stand in for at least this many detail fetches. */
+#define BRW_SWEEP_LOOKS_PER_PAGE 10
+
+/* The gap between two sweeps of an account with `tracked` campaigns in
+ * progress when one sweep costs `pages` pages: poll.sweep_interval, or
+ * longer when the campaigns are few for the pages. Without sweeps a
+ * campaign is fetched about every poll.max_interval / 2 or more often (the
+ * backoff and the estimates), so `tracked` campaigns make 2 × tracked /
+ * max_interval fetches per ms; the gap keeps the pages per ms at most that
+ * divided by BRW_SWEEP_LOOKS_PER_PAGE:
+ *   gap = max(sweep_interval, pages × LOOKS × max_interval / (2 × tracked))
+ * UINT64_MAX when nothing is tracked. With several workers in a group each
+ * sweeps its own accounts' whole list and decides on its own campaigns,
+ * so no worker spends more on pages than a tenth of its details. */
+uint64_t brw_sweep_interval(size_t tracked, int64_t pages,
+                            uint64_t sweep_interval_ms,
+                            uint64_t max_interval_ms);
+
+/* Whether sweeping pays at all: the gap above is at most
+ * poll.max_interval (the longest a campaign goes unseen with details), i.e.
+ * tracked >= pages × LOOKS / 2 (5 campaigns per page). */
 int brw_sweep_worth(size_t tracked, int64_t pages, uint64_t sweep_interval_ms,
                     uint64_t max_interval_ms);
 
