@@ -374,7 +374,7 @@ static const config_key_t keys[] = {
      .doc = "Poll at scheduled starts and estimated ends (false: backoff)."},
     {.name = "poll.strategy",
      .type = KT_ENUM,
-     .def = "detail",
+     .def = "auto",
      .group = G_POLL,
      .off = F(poll_strategy),
      .choices = strategies,
@@ -1636,12 +1636,6 @@ int brw_config_validate(const brw_config_t *cfg, char *errbuf, size_t errlen) {
     return fail(errbuf, errlen,
                 "poll.min_interval: %s is greater than poll.max_interval (%s)",
                 format_duration(cfg->poll_min_interval_ms, a, sizeof(a)),
-                format_duration(cfg->poll_max_interval_ms, b, sizeof(b)));
-  if (cfg->poll_sweep_interval_ms > cfg->poll_max_interval_ms)
-    return fail(errbuf, errlen,
-                "poll.sweep_interval: %s is greater than poll.max_interval "
-                "(%s)",
-                format_duration(cfg->poll_sweep_interval_ms, a, sizeof(a)),
                 format_duration(cfg->poll_max_interval_ms, b, sizeof(b)));
   if (cfg->retry_min_ms > cfg->retry_max_ms)
     return fail(errbuf, errlen, "retry.min: %s is greater than retry.max (%s)",

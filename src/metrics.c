@@ -266,8 +266,9 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "did not list (unlisted); an account whose list page failed "
         "(list_failed, retried) or cannot be used (list_unusable: 403, 404, "
         "a body that is not a list, or three sweeps that listed none of its "
-        "campaigns; poll.strategy=auto stops sweeping it for an hour); an account whose list costs more pages than its "
-        "campaigns would cost details (too_costly).",
+        "campaigns; poll.strategy=auto stops sweeping it for an hour); an "
+        "account with fewer tracked campaigns than list pages "
+        "(too_costly).",
         "reason", k_sweep_fallbacks),
     [BRW_M_PARTITIONS_MOVED] = COUNTER_L(
         "partitions_moved_total",

@@ -113,6 +113,8 @@ uint64_t brw_sweep_interval(size_t tracked, int64_t pages,
     return UINT64_MAX;
   if (pages < 1)
     pages = 1;
+  if (sweep_interval_ms > max_interval_ms)
+    sweep_interval_ms = max_interval_ms; /* a campaign is seen by then */
   /* In doubles: the product of a duration in ms and the pages overflows
    * nothing there; the result is capped below. */
   double gap = (double)pages * BRW_SWEEP_LOOKS_PER_PAGE *
@@ -125,8 +127,11 @@ uint64_t brw_sweep_interval(size_t tracked, int64_t pages,
 
 int brw_sweep_worth(size_t tracked, int64_t pages, uint64_t sweep_interval_ms,
                     uint64_t max_interval_ms) {
-  return brw_sweep_interval(tracked, pages, sweep_interval_ms,
-                            max_interval_ms) <= max_interval_ms;
+  (void)max_interval_ms;
+  if (pages < 1)
+    pages = 1;
+  (void)sweep_interval_ms;
+  return tracked > 0 && (int64_t)tracked >= pages;
 }
 
 brw_sweep_failure_t brw_sweep_classify(int fetch_status, int bad_body) {

@@ -68,7 +68,7 @@ typedef struct {
   uint64_t poll_max_age_ms;        /* 72h */
   double poll_jitter;              /* 0.2: fraction of the interval */
   int poll_adaptive;               /* true: estimate, false: plain backoff */
-  char *poll_strategy;             /* "detail", "sweep" or "auto" */
+  char *poll_strategy;             /* "auto" (default), "sweep", "detail" */
   uint64_t poll_sweep_interval_ms; /* 30s: between two sweeps of an account */
   uint64_t poll_sweep_margin_ms;   /* 1h: the window's start before the
                                       oldest first event */

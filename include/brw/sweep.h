@@ -74,7 +74,7 @@ int64_t brw_sweep_next_offset(int64_t offset, size_t n, int64_t total,
 int64_t brw_sweep_pages(int64_t total);
 
 /* A sweep page must stand in for at least this many detail fetches. */
-#define BRW_SWEEP_LOOKS_PER_PAGE 10
+#define BRW_SWEEP_LOOKS_PER_PAGE 40
 
 /* The gap between two sweeps of an account with `tracked` campaigns in
  * progress when one sweep costs `pages` pages: poll.sweep_interval, or
@@ -84,16 +84,18 @@ int64_t brw_sweep_pages(int64_t total);
  * max_interval fetches per ms; the gap keeps the pages per ms at most that
  * divided by BRW_SWEEP_LOOKS_PER_PAGE:
  *   gap = max(sweep_interval, pages × LOOKS × max_interval / (2 × tracked))
- * UINT64_MAX when nothing is tracked. With several workers in a group each
- * sweeps its own accounts' whole list and decides on its own campaigns,
- * so no worker spends more on pages than a tenth of its details. */
+ * A poll.sweep_interval above poll.max_interval counts as the latter.
+ * UINT64_MAX when nothing is tracked. The caller caps it at
+ * poll.max_interval (brw_sweep_worth says until when that still pays).
+ * With several workers in a group each decides on its own campaigns. */
 uint64_t brw_sweep_interval(size_t tracked, int64_t pages,
                             uint64_t sweep_interval_ms,
                             uint64_t max_interval_ms);
 
-/* Whether sweeping pays at all: the gap above is at most
- * poll.max_interval (the longest a campaign goes unseen with details), i.e.
- * tracked >= pages × LOOKS / 2 (5 campaigns per page). */
+/* Whether sweeping pays at all. At its slowest an account is swept every
+ * poll.max_interval (the gap above, capped), which costs `pages` pages per
+ * poll.max_interval where details would cost about 2 × tracked: sweeps
+ * pay while tracked >= pages (one campaign per page, a margin of 2). */
 int brw_sweep_worth(size_t tracked, int64_t pages, uint64_t sweep_interval_ms,
                     uint64_t max_interval_ms);
 

@@ -942,6 +942,10 @@ static int start_worker(demo_t *d) {
                   "--poll.min_interval=500ms", "--poll.max_interval=3s",
                   "--retry.min=200ms", "--retry.max=2s",
                   "--kafka.commit_interval=500ms",
+                  /* The demo's simulator creates a campaign at its first
+                   * detail request: its campaign list shows none before
+                   * (docs/design.md, "Status sweeps"). */
+                  "--poll.strategy=detail",
                   /* The mock broker holds an empty fetch for the whole
                    * fetch.wait.max.ms (500 ms by default) and does not cut
                    * it short when data arrives, unlike a real broker; a

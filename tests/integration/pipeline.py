@@ -33,6 +33,11 @@ FAST_WORKER_CONFIG = {
     "http.timeout": "3s",
     "api.rate_limit": "100",
     "log.level": "info",
+    # Detail polling: these tests' simulator creates a campaign at its first
+    # detail request, so the campaign list (poll.strategy=auto, the
+    # default) would show none of them; test_sweeps.py births campaigns
+    # first and tests the sweeps.
+    "poll.strategy": "detail",
 }
 
 BAD_EVENTS = [

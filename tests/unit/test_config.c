@@ -595,8 +595,6 @@ static void test_flags(void **state) {
        "poll.max_age: \"1\" needs a unit (ms, s, m, h, d)"},
       {{"--poll.min_interval=20m"},
        "poll.min_interval: 20m is greater than poll.max_interval (10m)"},
-      {{"--poll.sweep_interval=11m"},
-       "poll.sweep_interval: 11m is greater than poll.max_interval (10m)"},
       {{"--poll.strategy=sweeps"},
        "poll.strategy: \"sweeps\" is not one of detail, sweep, auto"},
   };

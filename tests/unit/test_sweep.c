@@ -121,23 +121,28 @@ static void test_pages(void **state) {
 }
 
 /* The gap between sweeps: poll.sweep_interval while a page stands in for
- * at least 10 detail fetches, longer when the campaigns are few; sweeps
- * pay up to poll.max_interval, i.e. from 5 campaigns per page on. */
+ * at least BRW_SWEEP_LOOKS_PER_PAGE (40) detail fetches, longer when the
+ * campaigns are few; sweeps pay from one campaign per page on. */
 static void test_interval(void **state) {
   const uint64_t S = 30 * SEC, M = 10 * MINUTE;
+  assert_int_equal(BRW_SWEEP_LOOKS_PER_PAGE, 40);
+  /* 4 pages x 40 x 600 s / (2 x 2000) = 24 s: the floor. */
   assert_int_equal(brw_sweep_interval(2000, 4, S, M), S);
-  /* 4 pages x 10 x 600 s / (2 x 100) = 120 s. */
-  assert_int_equal(brw_sweep_interval(100, 4, S, M), 120 * SEC);
-  assert_int_equal(brw_sweep_interval(400, 4, S, M), S);
+  /* ... / (2 x 400) = 120 s; / (2 x 100) = 480 s. */
+  assert_int_equal(brw_sweep_interval(400, 4, S, M), 120 * SEC);
+  assert_int_equal(brw_sweep_interval(100, 4, S, M), 480 * SEC);
   assert_int_equal(brw_sweep_interval(0, 4, S, M), UINT64_MAX);
-  /* pages < 1 count as 1: 10 x 600 s / 20 = 300 s. */
-  assert_int_equal(brw_sweep_interval(10, 0, S, M), 300 * SEC);
+  /* pages < 1 count as 1: 40 x 600 s / 20 = 1,200 s (the caller caps it
+   * at poll.max_interval). */
+  assert_int_equal(brw_sweep_interval(10, 0, S, M), 1200 * SEC);
   assert_false(brw_sweep_worth(0, 1, S, M));
-  assert_false(brw_sweep_worth(4, 1, S, M));
-  assert_true(brw_sweep_worth(5, 1, S, M));
-  assert_false(brw_sweep_worth(19, 4, S, M));
-  assert_true(brw_sweep_worth(20, 4, S, M));
+  assert_true(brw_sweep_worth(1, 1, S, M));
+  assert_false(brw_sweep_worth(3, 4, S, M));
+  assert_true(brw_sweep_worth(4, 4, S, M));
   assert_true(brw_sweep_worth(2000, 4, S, M));
+  assert_true(brw_sweep_worth(1, 0, S, M));
+  /* A floor above poll.max_interval acts as poll.max_interval. */
+  assert_int_equal(brw_sweep_interval(2000, 1, 20 * MINUTE, M), M);
 }
 
 static void test_classify(void **state) {
