@@ -160,6 +160,7 @@ int brw__app_sweeping(brw_app_t *app, int account) {
 static uint64_t sweep_gap(const app_sweeper_t *s) {
   const brw_config_t *cfg = s->app->cfg;
   uint64_t g = brw_sweep_interval(s->tracked, s->est_pages,
+                                  cfg->poll_sweep_page_worth,
                                   cfg->poll_sweep_interval_ms,
                                   cfg->poll_max_interval_ms);
   return g < cfg->poll_max_interval_ms ? g : cfg->poll_max_interval_ms;

@@ -106,7 +106,7 @@ int64_t brw_sweep_pages(int64_t total) {
   return p < BRW_SWEEP_MAX_PAGES ? p : BRW_SWEEP_MAX_PAGES;
 }
 
-uint64_t brw_sweep_interval(size_t tracked, int64_t pages,
+uint64_t brw_sweep_interval(size_t tracked, int64_t pages, long worth,
                             uint64_t sweep_interval_ms,
                             uint64_t max_interval_ms) {
   if (tracked == 0)
@@ -117,8 +117,10 @@ uint64_t brw_sweep_interval(size_t tracked, int64_t pages,
     sweep_interval_ms = max_interval_ms; /* a campaign is seen by then */
   /* In doubles: the product of a duration in ms and the pages overflows
    * nothing there; the result is capped below. */
-  double gap = (double)pages * BRW_SWEEP_LOOKS_PER_PAGE *
-               (double)max_interval_ms / (2.0 * (double)tracked);
+  if (worth < 1)
+    worth = 1;
+  double gap = (double)pages * (double)worth * (double)max_interval_ms /
+               (2.0 * (double)tracked);
   if (gap >= 1.8e19)
     return UINT64_MAX;
   uint64_t g = (uint64_t)gap;

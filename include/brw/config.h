@@ -70,8 +70,9 @@ typedef struct {
   int poll_adaptive;               /* true: estimate, false: plain backoff */
   char *poll_strategy;             /* "auto" (default), "sweep", "detail" */
   uint64_t poll_sweep_interval_ms; /* 30s: between two sweeps of an account */
-  uint64_t poll_sweep_margin_ms;   /* 1h: the window's start before the
-                                      oldest first event */
+  uint64_t poll_sweep_margin_ms;   /* 1h: a sweep's window around each
+                                      campaign's first event */
+  long poll_sweep_page_worth;      /* 40: detail fetches a page must save */
   uint64_t retry_min_ms;           /* 1s */
   uint64_t retry_max_ms;           /* 5m */
   /* Limits and behaviour */

@@ -73,22 +73,20 @@ int64_t brw_sweep_next_offset(int64_t offset, size_t n, int64_t total,
  * taken as 1). At least 1. */
 int64_t brw_sweep_pages(int64_t total);
 
-/* A sweep page must stand in for at least this many detail fetches. */
-#define BRW_SWEEP_LOOKS_PER_PAGE 40
-
 /* The gap between two sweeps of an account with `tracked` campaigns in
  * progress when one sweep costs `pages` pages: poll.sweep_interval, or
  * longer when the campaigns are few for the pages. Without sweeps a
  * campaign is fetched about every poll.max_interval / 2 or more often (the
  * backoff and the estimates), so `tracked` campaigns make 2 × tracked /
  * max_interval fetches per ms; the gap keeps the pages per ms at most that
- * divided by BRW_SWEEP_LOOKS_PER_PAGE:
- *   gap = max(sweep_interval, pages × LOOKS × max_interval / (2 × tracked))
+ * divided by `worth` (poll.sweep_page_worth, 40: the detail fetches a page
+ * must save):
+ *   gap = max(sweep_interval, pages × worth × max_interval / (2 × tracked))
  * A poll.sweep_interval above poll.max_interval counts as the latter.
  * UINT64_MAX when nothing is tracked. The caller caps it at
  * poll.max_interval (brw_sweep_worth says until when that still pays).
  * With several workers in a group each decides on its own campaigns. */
-uint64_t brw_sweep_interval(size_t tracked, int64_t pages,
+uint64_t brw_sweep_interval(size_t tracked, int64_t pages, long worth,
                             uint64_t sweep_interval_ms,
                             uint64_t max_interval_ms);
 

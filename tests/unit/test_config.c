@@ -700,7 +700,7 @@ static void test_env_names(void **state) {
   assert_int_equal(brw_config_env_name("poll.max_age", a, 8), BRW_ERANGE);
   while (brw_config_key_info(n, &ki) == 0)
     n++;
-  assert_int_equal(n, 46);
+  assert_int_equal(n, 47);
   assert_int_equal(brw_config_key_info(n, &ki), BRW_ENOENT);
   /* No two keys share a variable. */
   for (size_t i = 0; i < n; i++) {
@@ -1418,7 +1418,7 @@ static void test_example_conf(void **state) {
     p += len;
   }
   on[n] = '\0';
-  assert_int_equal(settings, 54); /* 45 keys, 1 account, 8 kafka */
+  assert_int_equal(settings, 55); /* 46 keys, 1 account, 8 kafka */
   write_temp(tmp, sizeof(tmp), on);
   char *argv2[] = {"w", "--config", tmp, NULL};
   assert_int_equal(load(&cfg, argv2, no_env, &action, err, sizeof(err)), 0);

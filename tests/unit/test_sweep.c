@@ -121,28 +121,31 @@ static void test_pages(void **state) {
 }
 
 /* The gap between sweeps: poll.sweep_interval while a page stands in for
- * at least BRW_SWEEP_LOOKS_PER_PAGE (40) detail fetches, longer when the
+ * at least `worth` (poll.sweep_page_worth, 40) detail fetches, longer when the
  * campaigns are few; sweeps pay from one campaign per page on. */
 static void test_interval(void **state) {
   const uint64_t S = 30 * SEC, M = 10 * MINUTE;
-  assert_int_equal(BRW_SWEEP_LOOKS_PER_PAGE, 40);
+  const long W = 40;
   /* 4 pages x 40 x 600 s / (2 x 2000) = 24 s: the floor. */
-  assert_int_equal(brw_sweep_interval(2000, 4, S, M), S);
+  assert_int_equal(brw_sweep_interval(2000, 4, W, S, M), S);
   /* ... / (2 x 400) = 120 s; / (2 x 100) = 480 s. */
-  assert_int_equal(brw_sweep_interval(400, 4, S, M), 120 * SEC);
-  assert_int_equal(brw_sweep_interval(100, 4, S, M), 480 * SEC);
-  assert_int_equal(brw_sweep_interval(0, 4, S, M), UINT64_MAX);
+  assert_int_equal(brw_sweep_interval(400, 4, W, S, M), 120 * SEC);
+  assert_int_equal(brw_sweep_interval(100, 4, W, S, M), 480 * SEC);
+  assert_int_equal(brw_sweep_interval(0, 4, W, S, M), UINT64_MAX);
   /* pages < 1 count as 1: 40 x 600 s / 20 = 1,200 s (the caller caps it
    * at poll.max_interval). */
-  assert_int_equal(brw_sweep_interval(10, 0, S, M), 1200 * SEC);
+  assert_int_equal(brw_sweep_interval(10, 0, W, S, M), 1200 * SEC);
   assert_false(brw_sweep_worth(0, 1, S, M));
   assert_true(brw_sweep_worth(1, 1, S, M));
   assert_false(brw_sweep_worth(3, 4, S, M));
   assert_true(brw_sweep_worth(4, 4, S, M));
   assert_true(brw_sweep_worth(2000, 4, S, M));
   assert_true(brw_sweep_worth(1, 0, S, M));
+  /* A page worth more details: rarer sweeps; worth below 1 counts as 1. */
+  assert_int_equal(brw_sweep_interval(400, 4, 80, S, M), 240 * SEC);
+  assert_int_equal(brw_sweep_interval(4000, 4, 0, S, M), S);
   /* A floor above poll.max_interval acts as poll.max_interval. */
-  assert_int_equal(brw_sweep_interval(2000, 1, 20 * MINUTE, M), M);
+  assert_int_equal(brw_sweep_interval(2000, 1, W, 20 * MINUTE, M), M);
 }
 
 static void test_classify(void **state) {
