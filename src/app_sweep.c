@@ -191,10 +191,35 @@ void brw__app_sweep_request(brw_app_t *app, int account) {
                   "wait for it fetch their details");
 }
 
+/* Calls fn for every tracked campaign of the sweeper's account (in the
+ * partitions held); fn may drop the campaign it is given. */
+static void each_campaign(app_sweeper_t *s,
+                          void (*fn)(app_sweeper_t *s, campaign_t *c,
+                                     void *arg),
+                          void *arg) {
+  brw_app_t *app = s->app;
+  for (int32_t p = 0; p < app->parts.nparts; p++) {
+    brw_part_t *pt = app->parts.parts[p];
+    if (!pt || !pt->assigned)
+      continue;
+    brw_list_t *it, *tmp;
+    brw_list_foreach_safe(it, tmp, &pt->campaigns) {
+      campaign_t *c = brw_list_entry(it, campaign_t, pnode);
+      if (c->key.account == s->account)
+        fn(s, c, arg);
+    }
+  }
+}
+
+static void add_time(app_sweeper_t *s, campaign_t *c, void *arg) {
+  size_t *n = arg;
+  if (*n < s->ntimes_cap)
+    s->times[(*n)++] = c->first_event_ms;
+}
+
 /* Collects the first events of the account's tracked campaigns into
  * s->times; returns how many (0: none, or out of memory). */
 static size_t collect_times(app_sweeper_t *s) {
-  brw_app_t *app = s->app;
   if (s->ntimes_cap < s->tracked) {
     size_t cap = s->tracked + s->tracked / 2 + 16;
     int64_t *t = realloc(s->times, cap * sizeof(*t));
@@ -204,17 +229,7 @@ static size_t collect_times(app_sweeper_t *s) {
     s->ntimes_cap = cap;
   }
   size_t n = 0;
-  for (int32_t p = 0; p < app->parts.nparts; p++) {
-    brw_part_t *pt = app->parts.parts[p];
-    if (!pt || !pt->assigned)
-      continue;
-    brw_list_t *it, *tmp;
-    brw_list_foreach_safe(it, tmp, &pt->campaigns) {
-      campaign_t *c = brw_list_entry(it, campaign_t, pnode);
-      if (c->key.account == s->account && n < s->ntimes_cap)
-        s->times[n++] = c->first_event_ms;
-    }
-  }
+  each_campaign(s, add_time, &n);
   return n;
 }
 
@@ -267,19 +282,21 @@ static void on_sweep_timer(brw_timer_t *t) {
  * waits for it and was not listed fetches now (BRW_CIN_SWEPT), instead of
  * at its watchdog. One pass over the account's campaigns, as at the
  * sweep's start. */
+typedef struct {
+  uint64_t round;
+  int failed;
+} release_t;
+
+static void release_one(app_sweeper_t *s, campaign_t *c, void *arg) {
+  const release_t *r = arg;
+  (void)s;
+  if (c->life.sweep & BRW_CSWEEP_AWAIT)
+    brw__app_campaign_swept(c, (int)(r->round & 1), r->failed);
+}
+
 static void release(app_sweeper_t *s, uint64_t round, int failed) {
-  brw_app_t *app = s->app;
-  for (int32_t p = 0; p < app->parts.nparts; p++) {
-    brw_part_t *pt = app->parts.parts[p];
-    if (!pt || !pt->assigned)
-      continue;
-    brw_list_t *it, *tmp;
-    brw_list_foreach_safe(it, tmp, &pt->campaigns) {
-      campaign_t *c = brw_list_entry(it, campaign_t, pnode);
-      if (c->key.account == s->account && (c->life.sweep & BRW_CSWEEP_AWAIT))
-        brw__app_campaign_swept(c, (int)(round & 1), failed);
-    }
-  }
+  release_t r = {round, failed};
+  each_campaign(s, release_one, &r);
 }
 
 int brw__app_sweep_round(brw_app_t *app, int account) {
