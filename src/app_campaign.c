@@ -188,7 +188,7 @@ static void on_campaign_timer(brw_timer_t *t) {
   int awaited = c->life.sweep & BRW_CSWEEP_AWAIT;
   brw_campaign_step_t st;
   campaign_decide(c, &in, &st);
-  if (awaited && st.fetch)
+  if (awaited && st.fetch && in.sweeping) /* else the list failed */
     brw_metrics_inc(app->m, BRW_M_SWEEP_FALLBACKS, "unlisted", 1);
   campaign_carry(c, &st);
 }
