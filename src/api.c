@@ -104,6 +104,7 @@ struct brw_fetch_s {
   uint64_t id;       /* a detail's campaign; 0: a list page */
   char *path;        /* a list page: path and query, after api.url */
   char *traceparent;
+  char *tracestate; /* only with a traceparent */
   brw_http_req_t *req;
   uint64_t bearer_gen; /* of the bearer the request was sent with */
   int relogged;        /* a 401 already caused one re-login */
@@ -297,6 +298,7 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
 static void fetch_free(brw_fetch_t *f) {
   brw_list_remove(&f->node);
   free(f->traceparent);
+  free(f->tracestate);
   free(f->path);
   free(f);
 }
@@ -694,8 +696,8 @@ static int send_auth(account_t *a, auth_kind_t kind) {
   api->stats.requests++;
   brw_metrics_inc(api->m, BRW_M_API_CALLS,
                   kind == AUTH_LOGIN ? "login" : "refresh", 1);
-  a->auth_req = brw_http_request(api->http, "POST", url, bearer, NULL, text,
-                                 on_auth, a);
+  a->auth_req = brw_http_request(api->http, "POST", url, bearer, NULL, NULL,
+                                 text, on_auth, a);
   if (text) {
     /* The body holds the key: wipe it before it goes back to malloc. */
     brw_secret_free(text);
@@ -721,7 +723,7 @@ static int send_detail(brw_fetch_t *f) {
   brw_metrics_inc(api->m, BRW_M_API_CALLS, f->path ? "list" : "detail", 1);
   f->bearer_gen = f->acct->bearer_gen;
   f->req = brw_http_request(api->http, "GET", url, f->acct->bearer,
-                            f->traceparent, NULL, on_detail, f);
+                            f->traceparent, f->tracestate, NULL, on_detail, f);
   if (!f->req)
     return BRW_EHTTP;
   api->transfers++;
@@ -889,28 +891,29 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
 
 static brw_fetch_t *fetch_start(brw_api_t *api, int account,
                                 uint64_t campaign_id, const char *path,
-                                const char *traceparent, brw_fetch_cb cb,
-                                void *arg);
+                                const char *traceparent, const char *tracestate,
+                                brw_fetch_cb cb, void *arg);
 
 brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
-                           const char *traceparent, brw_fetch_cb cb,
-                           void *arg) {
-  return fetch_start(api, account, campaign_id, NULL, traceparent, cb, arg);
+                           const char *traceparent, const char *tracestate,
+                           brw_fetch_cb cb, void *arg) {
+  return fetch_start(api, account, campaign_id, NULL, traceparent, tracestate,
+                     cb, arg);
 }
 
 brw_fetch_t *brw_api_list(brw_api_t *api, int account, const char *path,
                           brw_fetch_cb cb, void *arg) {
   if (!path || path[0] != '/')
     return NULL;
-  return fetch_start(api, account, 0, path, NULL, cb, arg);
+  return fetch_start(api, account, 0, path, NULL, NULL, cb, arg);
 }
 
 /* Queues a detail fetch (path NULL) or a list page, and starts it when a
  * bearer and a rate-limit slot allow. */
 static brw_fetch_t *fetch_start(brw_api_t *api, int account,
                                 uint64_t campaign_id, const char *path,
-                                const char *traceparent, brw_fetch_cb cb,
-                                void *arg) {
+                                const char *traceparent, const char *tracestate,
+                                brw_fetch_cb cb, void *arg) {
   if (account < 0 || account >= api->naccounts)
     return NULL;
   brw_fetch_t *f = calloc(1, sizeof(*f));
@@ -920,11 +923,14 @@ static brw_fetch_t *fetch_start(brw_api_t *api, int account,
   f->acct = &api->accounts[account];
   f->id = campaign_id;
   f->traceparent = traceparent ? strdup(traceparent) : NULL;
+  f->tracestate =
+      traceparent && tracestate && tracestate[0] ? strdup(tracestate) : NULL;
   f->path = path ? strdup(path) : NULL;
   f->cb = cb;
   f->arg = arg;
   if (path && !f->path) {
     free(f->traceparent);
+    free(f->tracestate);
     free(f);
     return NULL;
   }

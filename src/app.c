@@ -48,6 +48,12 @@ int brw_app_new(uv_loop_t *loop, const brw_config_t *cfg, brw_app_t **out,
   brw_list_init(&app->completions);
   brw_rng_seed(&app->rng, (uint64_t)brw_now_ms() ^ (uint64_t)getpid());
   snprintf(app->instance, sizeof(app->instance), "%s", cfg->instance_id);
+  if (cfg->output_cloudevents_source)
+    snprintf(app->ce_source, sizeof(app->ce_source), "%s",
+             cfg->output_cloudevents_source);
+  else
+    brw_ce_default_source(cfg->group_id, app->ce_source,
+                          sizeof(app->ce_source));
   brw_list_init(&app->recent_fifo);
   app->m = brw_metrics_new();
   if (app->m) {

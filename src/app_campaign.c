@@ -30,6 +30,9 @@
 
 /* A traceparent header longer than this is not kept (a W3C one is 55). */
 #define TRACEPARENT_MAX 128
+/* Nor a tracestate longer than this: W3C Trace Context asks to pass at
+ * least 512 characters on, and allows dropping a longer one whole. */
+#define TRACESTATE_MAX 512
 /* A merged event's offset waits for its campaign's outcome in the
  * campaign's array up to this many; further ones complete at once (see
  * on_message), so that a flood of duplicates costs no memory. */
@@ -40,6 +43,44 @@ _Static_assert(MERGED_OFFSETS_MAX <= UINT8_MAX &&
                "byte each");
 /* At most one line a minute about failing fetches (each is at DEBUG). */
 #define FETCH_FAIL_LOG_INTERVAL_MS 60000
+
+/* ------------------------------------------------------------------------ */
+/* Log fields                                                               */
+
+/* Adds the members of `more` (stolen; may be NULL) to `base` (NULL: out of
+ * memory, then the line goes without fields). */
+static json_t *merge(json_t *base, json_t *more) {
+  if (base && more)
+    json_object_update(base, more);
+  json_decref(more);
+  return base;
+}
+
+/* The fields of a line about an input record: its topic, partition (a
+ * string, as OpenTelemetry has it) and offset, its trace context, and the
+ * members of `more` (stolen). */
+json_t *brw__app_input_fields(const brw_app_t *app, int32_t partition,
+                              int64_t offset, const char *traceparent,
+                              json_t *more) {
+  char part[16];
+  snprintf(part, sizeof(part), "%" PRId32, partition);
+  json_t *f = json_pack("{ss ss sI}", LF_TOPIC, app->cfg->topic_input,
+                        LF_PARTITION, part, LF_OFFSET, (json_int_t)offset);
+  return merge(brw_log_trace_fields(f, traceparent), more);
+}
+
+/* The fields of every line about a campaign: its id and account, its first
+ * event (brw__app_input_fields) and the members of `more` (stolen). */
+json_t *brw__app_campaign_fields(const campaign_t *c, json_t *more) {
+  json_t *f = brw__app_input_fields(c->app, c->key.partition, c->first_offset,
+                                    brw__app_traceparent(c), more);
+  if (f) {
+    json_object_set_new(f, "campaign_id", json_integer((json_int_t)c->key.id));
+    json_object_set_new(
+        f, "account", json_string(c->app->cfg->accounts[c->key.account].name));
+  }
+  return f;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Campaigns: src/campaign.c decides, this file carries the steps out.      */
@@ -91,15 +132,15 @@ static void campaign_decide(campaign_t *c, brw_campaign_input_t *in,
   in->now = mono_now(app);
   brw_campaign_on(&c->life, &app->life, in, &app->rng, st);
   if (c->life.state != was && brw_log_enabled(BRW_LOG_DEBUG))
-    brw_logj(BRW_LOG_DEBUG,
-             json_pack("{sI ss ss ss sI}", "campaign_id",
-                       (json_int_t)c->key.id, "input",
-                       brw_campaign_input_name(in->kind), "from",
-                       brw_campaign_state_name(was), "to",
-                       brw_campaign_state_name(
-                           (brw_campaign_state_t)c->life.state),
-                       "timer_ms", (json_int_t)(st->arm ? st->timer_ms : 0)),
-             "campaign state");
+    brw_logj(
+        BRW_LOG_DEBUG,
+        brw__app_campaign_fields(
+            c, json_pack(
+                   "{ss ss ss sI}", "input", brw_campaign_input_name(in->kind),
+                   "from", brw_campaign_state_name(was), "to",
+                   brw_campaign_state_name((brw_campaign_state_t)c->life.state),
+                   "timer_ms", (json_int_t)(st->arm ? st->timer_ms : 0))),
+        "campaign state");
 }
 
 /* Carries a step out, in its order: progress report, fetch, timer, end.
@@ -123,12 +164,12 @@ static void campaign_carry(campaign_t *c, const brw_campaign_step_t *st) {
     brw__app_campaign_drop(c);
     return;
   case BRW_CEND_DLQ:
-    brw__app_dlq_send(app, c->part->partition, c->ev, c->ev_key_len, SIZE_MAX,
-                      c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len,
-                      c->first_offset, brw_dlq_reason_names[st->reason],
-                      st->last_error && c->last_error ? c->last_error
-                                                      : st->message,
-                      brw__app_campaign_completion(c, 1, 1));
+    brw__app_dlq_send(
+        app, c->part->partition, c->ev, c->ev_key_len, SIZE_MAX,
+        c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len, c->first_offset,
+        c->key.id, brw__app_traceparent(c), brw_dlq_reason_names[st->reason],
+        st->last_error && c->last_error ? c->last_error : st->message,
+        brw__app_campaign_completion(c, 1, 1));
     brw__app_campaign_drop(c);
     return;
   case BRW_CEND_FORGET:
@@ -141,7 +182,8 @@ static void campaign_carry(campaign_t *c, const brw_campaign_step_t *st) {
     brw__app_sweep_request(app, c->key.account);
   if (st->fetch) {
     c->fetch = brw_api_fetch(app->api, c->key.account, c->key.id,
-                             brw__app_traceparent(c), on_fetched, c);
+                             brw__app_traceparent(c), brw__app_tracestate(c),
+                             on_fetched, c);
     if (!c->fetch) {
       brw_campaign_input_t in = {.kind = BRW_CIN_NOT_STARTED};
       campaign_input(c, &in);
@@ -150,8 +192,7 @@ static void campaign_carry(campaign_t *c, const brw_campaign_step_t *st) {
   }
   if (st->arm && brw_timer_start(&app->timers, &c->timer, st->timer_ms,
                                  on_campaign_timer) != 0) {
-    brw_logj(BRW_LOG_ERROR,
-             json_pack("{sI}", "campaign_id", (json_int_t)c->key.id),
+    brw_logj(BRW_LOG_ERROR, brw__app_campaign_fields(c, NULL),
              "out of memory for a timer: campaign forgotten, its events "
              "replay later");
     brw__app_campaign_drop(c);
@@ -260,10 +301,10 @@ static void log_fetch_failed(campaign_t *c, const brw_fetch_result_t *res,
              brw__app_log_allowed(app, &app->fetch_fail_log,
                                   FETCH_FAIL_LOG_INTERVAL_MS, &held);
   brw_logj(warn ? BRW_LOG_WARN : BRW_LOG_DEBUG,
-           json_pack("{sI ss sI ss sI}", "campaign_id", (json_int_t)c->key.id,
-                     "class", res->error_class, "retry_ms",
-                     (json_int_t)retry_ms, "error", res->message, "suppressed",
-                     (json_int_t)held),
+           brw__app_campaign_fields(
+               c, json_pack("{ss sI ss sI}", "class", res->error_class,
+                            "retry_ms", (json_int_t)retry_ms, "error",
+                            res->message, "suppressed", (json_int_t)held)),
            warn ? "API fetches fail, retrying with backoff (one line a "
                   "minute; api_retries_total counts them by class)"
                 : "fetch failed, retrying");
@@ -294,15 +335,16 @@ static void on_fetched(brw_fetch_result_t *res, void *arg) {
   const brw_detail_t *d = &res->detail;
   if (d->status == BRW_STATUS_UNKNOWN) {
     brw_metrics_inc(app->m, BRW_M_CAMPAIGN_STATUS_UNKNOWN, NULL, 1);
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{sI ss}", "campaign_id", (json_int_t)c->key.id,
-                       "status", d->status_raw),
-             "unknown campaign status; treated as in progress");
+    brw_logj(
+        BRW_LOG_WARN,
+        brw__app_campaign_fields(c, json_pack("{ss}", "status", d->status_raw)),
+        "unknown campaign status; treated as in progress");
   }
   if (detail_keep(c, res) != 0) {
     /* Cannot keep it: as if the fetch had not started, tried later. */
-    brw_log_error("out of memory keeping the detail of campaign %" PRIu64,
-                  c->key.id);
+    brw_logj(BRW_LOG_ERROR, brw__app_campaign_fields(c, NULL),
+             "out of memory keeping the detail of campaign %" PRIu64,
+             c->key.id);
     in.kind = BRW_CIN_NOT_STARTED;
     campaign_input(c, &in);
     return;
@@ -354,6 +396,25 @@ static size_t header_traceparent(const brw_kafka_message_t *msg,
   return n;
 }
 
+/* The event's tracestate header, when it can be kept: at most
+ * TRACESTATE_MAX bytes of printable ASCII (it goes into an HTTP header).
+ * Returns its length, 0 when none. */
+static size_t header_tracestate(const brw_kafka_message_t *msg,
+                                const char **ts) {
+  const void *v;
+  size_t n;
+  if (brw_kafka_message_header(msg, "tracestate", &v, &n) != 0 || !v ||
+      n == 0 || n > TRACESTATE_MAX)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = ((const unsigned char *)v)[i];
+    if (ch < 0x20 || ch > 0x7e)
+      return 0;
+  }
+  *ts = v;
+  return n;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Kafka handlers (loop thread)                                             */
 
@@ -369,6 +430,17 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
     return; /* not ours, leaving, or a redelivery */
   app->st.events++;
   int64_t off = msg->offset;
+  /* The trace context: the traceparent as a string for the lines and DLQ
+   * records of this event, both headers for a campaign it starts. */
+  const char *tp = NULL, *ts = NULL;
+  size_t tplen = header_traceparent(msg, &tp);
+  size_t tslen = tplen ? header_tracestate(msg, &ts) : 0;
+  char tpbuf[TRACEPARENT_MAX + 1];
+  if (tplen) {
+    memcpy(tpbuf, tp, tplen);
+    tpbuf[tplen] = '\0';
+  }
+  const char *traceparent = tplen ? tpbuf : NULL;
   if (v == BRW_PART_SKIP) {
     /* Completed before the last commit (the map in its metadata says so):
      * its report or DLQ record is already in Kafka. */
@@ -391,8 +463,8 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
              msg->key_len, (uint64_t)cfg->event_max_key_size);
     brw__app_dlq_send(app, pt->partition, msg->key, msg->key_len,
                       (size_t)cfg->event_max_key_size, msg->value,
-                      msg->value_len, off, BRW_REASON_TOO_LARGE, err,
-                      brw__app_completion_new(app, pt, 1, &off, 1));
+                      msg->value_len, off, 0, traceparent, BRW_REASON_TOO_LARGE,
+                      err, brw__app_completion_new(app, pt, 1, &off, 1));
     return;
   }
   if (brw_event_parse(msg->value, msg->value_len, cfg->event_max_size, &ev,
@@ -400,8 +472,8 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, reason, 1);
     brw__app_dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX,
-                      msg->value, msg->value_len, off, reason, err,
-                      brw__app_completion_new(app, pt, 1, &off, 1));
+                      msg->value, msg->value_len, off, 0, traceparent, reason,
+                      err, brw__app_completion_new(app, pt, 1, &off, 1));
     return;
   }
   int account = brw_config_account_index(cfg, ev.account);
@@ -410,8 +482,8 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, BRW_REASON_UNKNOWN_ACCOUNT, 1);
     snprintf(err, sizeof(err), "unknown account \"%.64s\"", ev.account);
     brw__app_dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX,
-                      msg->value, msg->value_len, off,
-                      BRW_REASON_UNKNOWN_ACCOUNT, err,
+                      msg->value, msg->value_len, off, ev.campaign_id,
+                      traceparent, BRW_REASON_UNKNOWN_ACCOUNT, err,
                       brw__app_completion_new(app, pt, 1, &off, 1));
     return;
   }
@@ -454,8 +526,10 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
     brw_metrics_inc(app->m, BRW_M_EVENTS_LATE, NULL, 1);
     brw_partitions_done(&app->parts, pt->partition, pt->generation, off);
     brw_logj(BRW_LOG_DEBUG,
-             json_pack("{sI si sI}", "campaign_id", (json_int_t)ev.campaign_id,
-                       "partition", pt->partition, "offset", (json_int_t)off),
+             brw__app_input_fields(app, pt->partition, off, traceparent,
+                                   json_pack("{sI ss}", "campaign_id",
+                                             (json_int_t)ev.campaign_id,
+                                             "account", ev.account)),
              "event for a campaign already reported; nothing to do");
     return;
   }
@@ -475,18 +549,20 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
   /* event.max_size bounds the value and event.max_key_size the key (both
    * at most 1 GiB): together they bound what a campaign keeps. The check
    * below only guards the 32-bit lengths. */
-  const char *tp = NULL;
-  size_t tplen = header_traceparent(msg, &tp);
   size_t klen = msg->key_len <= UINT32_MAX - msg->value_len ? msg->key_len : 0;
-  size_t evlen = klen + msg->value_len + (tplen ? tplen + 1 : 0);
+  size_t evlen = klen + msg->value_len + (tplen ? tplen + 1 + tslen + 1 : 0);
   if (evlen > 0 && (c->ev = malloc(evlen)) != NULL) {
     if (klen)
       memcpy(c->ev, msg->key, klen);
     if (msg->value_len)
       memcpy(c->ev + klen, msg->value, msg->value_len);
     if (tplen) {
-      memcpy(c->ev + klen + msg->value_len, tp, tplen);
-      c->ev[klen + msg->value_len + tplen] = '\0';
+      char *t = c->ev + klen + msg->value_len;
+      memcpy(t, tp, tplen);
+      t[tplen] = '\0';
+      if (tslen)
+        memcpy(t + tplen + 1, ts, tslen);
+      t[tplen + 1 + tslen] = '\0';
     }
     c->ev_key_len = (uint32_t)klen;
     c->ev_value_len = (uint32_t)msg->value_len;

@@ -27,6 +27,7 @@
 #include "brw/app.h"
 #include "brw/backoff.h"
 #include "brw/campaign.h"
+#include "brw/cloudevents.h"
 #include "brw/health.h"
 #include "brw/http.h"
 #include "brw/kafka.h"
@@ -70,6 +71,7 @@ typedef struct {
    * it is built to shrinks with each refusal (refusal_limit). */
   uint8_t level;
   uint8_t refused; /* counted in app->refused_open */
+  uint8_t tp_len;  /* final reports: ev's trace context, as campaign_t's */
   /* Final reports: the campaign's first event (owned, key bytes first), so
    * that a report the broker refuses can go to the DLQ as too_large. */
   char *ev;
@@ -115,8 +117,9 @@ typedef struct campaign_s {
   int64_t first_event_ms; /* wall clock: the report's first_event_at */
   char *last_error;       /* owned, set by a failed fetch */
   /* The first event's key and value, for a campaign-level DLQ record, and
-   * its traceparent header (tp_len bytes and a NUL, 0 when none): one
-   * allocation, in that order. */
+   * its trace context: the traceparent header (tp_len bytes and a NUL, 0
+   * when none), then, only after a traceparent, the tracestate header and a
+   * NUL (an empty string when none). One allocation, in that order. */
   char *ev;
   /* The last detail's body, packed (src/pack.c), NULL before one: an
    * `expired` report carries it (SPEC §4). */
@@ -131,10 +134,34 @@ typedef struct campaign_s {
   uint8_t tp_len;         /* at most TRACEPARENT_MAX */
 } campaign_t;
 
-/* The traceparent of a campaign's first event (NUL-terminated, borrowed
- * from c->ev), or NULL. */
+/* The traceparent of a first event kept as campaign_t's ev (key, value,
+ * trace context), NUL-terminated and borrowed from `ev`, or NULL. */
+static inline const char *brw__app_ev_traceparent(const char *ev,
+                                                  uint32_t key_len,
+                                                  uint32_t value_len,
+                                                  uint8_t tp_len) {
+  return ev && tp_len ? ev + key_len + value_len : NULL;
+}
+
+/* ... and its tracestate (NULL when none). */
+static inline const char *brw__app_ev_tracestate(const char *ev,
+                                                 uint32_t key_len,
+                                                 uint32_t value_len,
+                                                 uint8_t tp_len) {
+  const char *ts = ev && tp_len ? ev + key_len + value_len + tp_len + 1 : NULL;
+  return ts && ts[0] ? ts : NULL;
+}
+
+/* The traceparent of a campaign's first event, or NULL. */
 static inline const char *brw__app_traceparent(const campaign_t *c) {
-  return c->ev && c->tp_len ? c->ev + c->ev_key_len + c->ev_value_len : NULL;
+  return brw__app_ev_traceparent(c->ev, c->ev_key_len, c->ev_value_len,
+                                 c->tp_len);
+}
+
+/* The tracestate of a campaign's first event, or NULL. */
+static inline const char *brw__app_tracestate(const campaign_t *c) {
+  return brw__app_ev_tracestate(c->ev, c->ev_key_len, c->ev_value_len,
+                                c->tp_len);
 }
 
 /* A campaign whose final report was acknowledged, remembered for
@@ -257,6 +284,7 @@ struct brw_app_s {
   int closes_pending;    /* uv handles (and clients) still closing */
   app_stats_t st;
   char instance[128];
+  char ce_source[BRW_CE_SOURCE_MAX]; /* output.cloudevents: ce_source */
 };
 
 /* Goes on with the shutdown's flush step at once (src/app.c). */
@@ -275,6 +303,7 @@ int brw__app_log_allowed(brw_app_t *app, brw_log_limit_t *l, uint64_t interval,
 void brw__app_dlq_send(brw_app_t *app, int32_t partition, const void *key,
                        size_t key_len, size_t key_max, const void *value,
                        size_t value_len, int64_t source_offset,
+                       uint64_t campaign_id, const char *traceparent,
                        const char *reason, const char *message,
                        completion_t *comp);
 void brw__app_on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
@@ -330,6 +359,17 @@ int brw__app_sweeping(brw_app_t *app, int account);
 void brw__app_sweep_request(brw_app_t *app, int account);
 int brw__app_sweep_round(brw_app_t *app, int account);
 uint64_t brw__app_sweep_wait(brw_app_t *app, int account);
+
+/* Log fields (src/app_campaign.c; docs/operations.md "Log fields"): the
+ * names of OpenTelemetry's semantic conventions for messaging where one
+ * exists. */
+#define LF_TOPIC "messaging.destination.name"
+#define LF_PARTITION "messaging.destination.partition.id"
+#define LF_OFFSET "messaging.kafka.offset"
+json_t *brw__app_input_fields(const brw_app_t *app, int32_t partition,
+                              int64_t offset, const char *traceparent,
+                              json_t *more);
+json_t *brw__app_campaign_fields(const campaign_t *c, json_t *more);
 
 /* Campaigns and intake (src/app_campaign.c). */
 void brw__app_campaign_listed(campaign_t *c, const brw_campaign_list_item_t *it);

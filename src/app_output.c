@@ -237,6 +237,21 @@ static const char *kind_name(int kind) {
   return kind == 0 ? "report" : kind == 2 ? "progress" : "dlq";
 }
 
+/* The fields of a line about a completion's record: its input record (the
+ * first offset), its campaign when it has one, the trace context a final
+ * report keeps, and the members of `more` (stolen). */
+static json_t *completion_fields(brw_app_t *app, const completion_t *c,
+                                 json_t *more) {
+  json_t *f = brw__app_input_fields(
+      app, c->partition, c->n ? c->offsets[0] : -1,
+      brw__app_ev_traceparent(c->ev, c->ev_key_len, c->ev_value_len, c->tp_len),
+      more);
+  if (f && c->campaign_id)
+    json_object_set_new(f, "campaign_id",
+                        json_integer((json_int_t)c->campaign_id));
+  return f;
+}
+
 /* The last resort for a DLQ record that even its bare form could not get
  * accepted (or that cannot be built within output.max_record_size): its
  * input offsets are completed without a record, loudly (an ERROR naming the
@@ -249,13 +264,11 @@ static void dlq_give_up(brw_app_t *app, completion_t *c, const char *why) {
   brw_metrics_inc(app->m, BRW_M_DLQ_DROPPED, NULL, 1);
   if (brw__app_log_allowed(app, &app->drop_log, DROP_LOG_INTERVAL_MS, &held))
     brw_logj(BRW_LOG_ERROR,
-             json_pack("{ss ss si sI si ss sI}", "dlq_topic",
-                       app->cfg->topic_dlq, "source_topic",
-                       app->cfg->topic_input, "partition", c->partition,
-                       "offset",
-                       (json_int_t)(c->n ? c->offsets[0] : -1), "offsets",
-                       c->n, "reason", c->outcome, "suppressed",
-                       (json_int_t)held),
+             completion_fields(app, c,
+                               json_pack("{ss si ss sI}", "dlq_topic",
+                                         app->cfg->topic_dlq, "offsets", c->n,
+                                         "reason", c->outcome, "suppressed",
+                                         (json_int_t)held)),
              "DLQ record given up, its event is completed without one: %s; "
              "read the event from the input topic at this offset",
              why);
@@ -336,12 +349,27 @@ static void dlq_produce(brw_app_t *app, completion_t *comp, const void *key,
           comp);
 }
 
-/* The headers every DLQ record carries (SPEC §4). New; the caller owns
- * them; NULL when out of memory. The message is cut to DLQ_MESSAGE_MAX
- * bytes. */
+/* Adds the CloudEvents headers (output.cloudevents=binary) of a record:
+ * ce_time is now. Returns 0 or BRW_ENOMEM. */
+static int ce_headers(brw_app_t *app, brw_headers_t *h, const char *type,
+                      const char *id, uint64_t campaign_id) {
+  if (!brw_config_cloudevents(app->cfg))
+    return 0;
+  brw_ce_t ce = {.id = id,
+                 .source = app->ce_source,
+                 .type = type,
+                 .time_ms = brw_now_ms(),
+                 .subject = campaign_id};
+  return brw_ce_headers_add(h, &ce);
+}
+
+/* The headers every DLQ record carries (SPEC §4), and the CloudEvents ones
+ * (ce_id from the input record; ce_subject the campaign, 0 when the event
+ * named none). New; the caller owns them; NULL when out of memory. The
+ * message is cut to DLQ_MESSAGE_MAX bytes. */
 static brw_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
-                                  int64_t source_offset, const char *reason,
-                                  const char *message) {
+                                  int64_t source_offset, uint64_t campaign_id,
+                                  const char *reason, const char *message) {
   brw_headers_t *h = brw_headers_new();
   char num[32];
   size_t mlen = strlen(message);
@@ -363,6 +391,13 @@ static brw_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
     brw_headers_free(h);
     return NULL;
   }
+  char id[BRW_CE_ID_MAX];
+  brw_ce_dlq_id(id, sizeof(id), app->cfg->topic_input, partition,
+                source_offset);
+  if (ce_headers(app, h, BRW_CE_TYPE_DLQ, id, campaign_id) != 0) {
+    brw_headers_free(h);
+    return NULL;
+  }
   return h;
 }
 
@@ -376,6 +411,7 @@ static brw_headers_t *dlq_headers(brw_app_t *app, int32_t partition,
 void brw__app_dlq_send(brw_app_t *app, int32_t partition, const void *key,
                        size_t key_len, size_t key_max, const void *value,
                        size_t value_len, int64_t source_offset,
+                       uint64_t campaign_id, const char *traceparent,
                        const char *reason, const char *message,
                        completion_t *comp) {
   if (!comp)
@@ -386,14 +422,22 @@ void brw__app_dlq_send(brw_app_t *app, int32_t partition, const void *key,
   uint64_t held = 0;
   if (brw__app_log_allowed(app, dlq_log_limit(app, reason), DLQ_LOG_INTERVAL_MS,
                            &held))
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{ss si sI ss sI}", "reason", reason, "partition",
-                       partition, "offset", (json_int_t)source_offset,
-                       "error", message, "suppressed", (json_int_t)held),
-             "event sent to the DLQ");
-  dlq_produce(app, comp, key, key_len, key_max, value, value_len,
-              dlq_headers(app, partition, source_offset, reason, message),
-              key_len, value_len);
+    brw_logj(
+        BRW_LOG_WARN,
+        brw__app_input_fields(
+            app, partition, source_offset, traceparent,
+            campaign_id
+                ? json_pack("{sI ss ss sI}", "campaign_id",
+                            (json_int_t)campaign_id, "reason", reason, "error",
+                            message, "suppressed", (json_int_t)held)
+                : json_pack("{ss ss sI}", "reason", reason, "error", message,
+                            "suppressed", (json_int_t)held)),
+        "event sent to the DLQ");
+  comp->campaign_id = campaign_id;
+  dlq_produce(
+      app, comp, key, key_len, key_max, value, value_len,
+      dlq_headers(app, partition, source_offset, campaign_id, reason, message),
+      key_len, value_len);
 }
 
 /* Reads a decimal size header of a refused record; `dflt` when absent. */
@@ -447,15 +491,17 @@ void brw__app_on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
                    rec->topic, kind_name(c->kind), size,
                    brw_kafka_err_name(err), c->partition, src);
   if (brw__app_log_allowed(app, &app->refused_log, DLQ_LOG_INTERVAL_MS, &held))
-    brw_logj(
-        BRW_LOG_WARN,
-        json_pack("{ss ss ss si sI sI sI si sI}", "topic", rec->topic, "kind",
-                  kind_name(c->kind), "error", brw_kafka_err_name(err),
-                  "partition", c->partition, "offset", (json_int_t)src,
-                  "key_bytes", (json_int_t)rec->key_len, "value_bytes",
-                  (json_int_t)rec->value_len, "refusals", c->level + 1,
-                  "suppressed", (json_int_t)held),
-        "record refused for good, not produced again as it is: %s", reason);
+    brw_logj(BRW_LOG_WARN,
+             completion_fields(
+                 app, c,
+                 json_pack("{ss ss ss sI sI si sI}", "output_topic", rec->topic,
+                           "kind", kind_name(c->kind), "error",
+                           brw_kafka_err_name(err), "key_bytes",
+                           (json_int_t)rec->key_len, "value_bytes",
+                           (json_int_t)rec->value_len, "refusals", c->level + 1,
+                           "suppressed", (json_int_t)held)),
+             "record refused for good, not produced again as it is: %s",
+             reason);
   if (c->kind == 2) {
     completion_abandon(app, c);
     return;
@@ -480,8 +526,8 @@ void brw__app_on_refused(void *ctx, const brw_kafka_record_t *rec, int err,
     /* c->ev stays the completion's until it is freed, after produce. */
     dlq_produce(app, c, c->ev, c->ev_key_len, SIZE_MAX,
                 c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len,
-                dlq_headers(app, c->partition, src, BRW_REASON_TOO_LARGE,
-                            msg),
+                dlq_headers(app, c->partition, src, c->campaign_id,
+                            BRW_REASON_TOO_LARGE, msg),
                 c->ev_key_len, c->ev_value_len);
     return;
   }
@@ -538,9 +584,9 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
                                    sizeof(perr)) == 0)
       in.detail = &full;
     else
-      brw_log_error("cannot rebuild the last detail of campaign %" PRIu64
-                    ": %s",
-                    c->key.id, r == 0 ? perr : brw_strerror(r));
+      brw_logj(BRW_LOG_ERROR, brw__app_campaign_fields(c, NULL),
+               "cannot rebuild the last detail of campaign %" PRIu64 ": %s",
+               c->key.id, r == 0 ? perr : brw_strerror(r));
     free(body);
   }
   in.events = c->events;
@@ -553,6 +599,7 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
   in.worker_version = BRW_VERSION;
   in.worker_instance = app->instance;
   in.traceparent = brw__app_traceparent(c);
+  in.tracestate = brw__app_tracestate(c);
   size_t len = 0;
   char *json = brw_report_build(&in, &len);
   if (in.detail)
@@ -561,10 +608,20 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
     brw_log_error("out of memory building a report");
     return;
   }
+  /* ce_id: one per final outcome; a progress report's from its detail. */
+  char ce_id[BRW_CE_ID_MAX];
+  if (final)
+    brw_ce_report_id(ce_id, sizeof(ce_id), in.account, c->key.id, outcome);
+  else
+    brw_ce_progress_id(ce_id, sizeof(ce_id), in.account, c->key.id, outcome,
+                       c->detail_crc);
   brw_headers_t *h = brw_headers_new();
   if (!h || brw_headers_add_str(h, "content-type", "application/json") ||
       (in.traceparent &&
-       brw_headers_add_str(h, "traceparent", in.traceparent))) {
+       brw_headers_add_str(h, "traceparent", in.traceparent)) ||
+      (in.tracestate && brw_headers_add_str(h, "tracestate", in.tracestate)) ||
+      ce_headers(app, h, final ? BRW_CE_TYPE_REPORT : BRW_CE_TYPE_PROGRESS,
+                 ce_id, c->key.id)) {
     brw_log_error("out of memory building a report");
     brw_headers_free(h);
     free(json);
@@ -593,14 +650,15 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
       if (brw__app_log_allowed(app, &app->refused_log, DLQ_LOG_INTERVAL_MS,
                                &held))
         brw_logj(BRW_LOG_WARN,
-                 json_pack("{sI sI}", "campaign_id", (json_int_t)c->key.id,
-                           "suppressed", (json_int_t)held),
+                 brw__app_campaign_fields(
+                     c, json_pack("{sI}", "suppressed", (json_int_t)held)),
                  "%s; skipped", msg);
       return;
     }
     brw__app_dlq_send(app, c->part->partition, c->ev, c->ev_key_len, SIZE_MAX,
                       c->ev ? c->ev + c->ev_key_len : NULL, c->ev_value_len,
-                      c->first_offset, BRW_REASON_TOO_LARGE, msg,
+                      c->first_offset, c->key.id, in.traceparent,
+                      BRW_REASON_TOO_LARGE, msg,
                       brw__app_campaign_completion(c, 1, 1));
     return;
   }
@@ -614,26 +672,25 @@ void brw__app_report_send(brw_app_t *app, campaign_t *c, int final,
   comp->campaign_id = c->key.id;
   comp->account = c->key.account;
   if (final) {
+    app->st.reports++;
+    app->st.reports_by[outcome_index(outcome)]++;
+    brw_metrics_observe(app->m, BRW_M_POLLS_PER_CAMPAIGN, NULL, c->life.polls);
+    brw_logj(
+        BRW_LOG_INFO,
+        brw__app_campaign_fields(c, json_pack("{ss si}", "outcome", outcome,
+                                              "polls", c->life.polls)),
+        "campaign reported");
+  } else {
+    app->st.progress++;
+  }
+  if (final) {
     /* The campaign is dropped after this: its first event moves to the
      * completion, for the DLQ should the broker refuse the report. */
     comp->ev = c->ev;
     comp->ev_key_len = c->ev_key_len;
     comp->ev_value_len = c->ev_value_len;
+    comp->tp_len = c->tp_len;
     c->ev = NULL;
-  }
-  if (final) {
-    app->st.reports++;
-    app->st.reports_by[outcome_index(outcome)]++;
-    brw_metrics_observe(app->m, BRW_M_POLLS_PER_CAMPAIGN, NULL,
-                        c->life.polls);
-    brw_logj(BRW_LOG_INFO,
-             json_pack("{sI ss ss si si}", "campaign_id",
-                       (json_int_t)c->key.id, "account", in.account,
-                       "outcome", outcome, "polls", c->life.polls, "partition",
-                       c->part->partition),
-             "campaign reported");
-  } else {
-    app->st.progress++;
   }
   produce(app, app->cfg->topic_output, key, (size_t)klen, json, len, h, comp);
   free(json);

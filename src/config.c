@@ -123,6 +123,7 @@ static int check_url(const char *value, char *why, size_t whylen);
 static int check_listen(const char *value, char *why, size_t whylen);
 static int check_proxy_url(const char *value, char *why, size_t whylen);
 static int check_timezone(const char *value, char *why, size_t whylen);
+static int check_ce_source(const char *value, char *why, size_t whylen);
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error",
                                          NULL};
@@ -131,6 +132,7 @@ static const char *const http_versions[] = {"auto", "1.1", "2", NULL};
 static const char *const guarantees[] = {"at_least_once", "exactly_once",
                                          NULL};
 static const char *const strategies[] = {"detail", "sweep", "auto", NULL};
+static const char *const ce_modes[] = {"binary", "off", NULL};
 
 #define G_KAFKA "Kafka"
 #define G_API "BSG API"
@@ -444,6 +446,22 @@ static const config_key_t keys[] = {
      .min = 1024,
      .max = SIZE_MAX_B,
      .doc = "Largest record produced; bigger DLQ records are shortened."},
+    {.name = "output.cloudevents",
+     .type = KT_ENUM,
+     .def = "binary",
+     .group = G_LIMITS,
+     .off = F(output_cloudevents),
+     .choices = ce_modes,
+     .doc = "binary: ce_* headers on reports and DLQ records; or off."},
+    {.name = "output.cloudevents_source",
+     .type = KT_STRING,
+     .def = NULL,
+     .def_doc = "<from group.id>",
+     .group = G_LIMITS,
+     .off = F(output_cloudevents_source),
+     .check = check_ce_source,
+     .flags = KF_OPTIONAL,
+     .doc = "ce_source (URI-reference); default /bsg-report-worker/GROUP."},
     {.name = "max.tracked",
      .type = KT_INT,
      .def = "100000",
@@ -904,6 +922,29 @@ static int check_listen(const char *value, char *why, size_t whylen) {
       atol(colon + 1) > 65535) {
     fail(why, whylen, "\"%s\" is not host:port (or \"off\")", value);
     return -1;
+  }
+  return 0;
+}
+
+/* ce_source is a URI-reference (RFC 3986): printable ASCII, none of the
+ * characters a URI never holds unencoded (space, "<>\\^`{|}), at most 400
+ * bytes (a header on every record). Not parsed further: "urn:...",
+ * "https://..." and "/path" are all fine. */
+static int check_ce_source(const char *value, char *why, size_t whylen) {
+  size_t n = strlen(value);
+  if (n > 400) {
+    fail(why, whylen, "is %zu bytes long; at most 400", n);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)value[i];
+    if (c <= 0x20 || c >= 0x7f || strchr("\"<>\\^`{|}", c)) {
+      fail(why, whylen,
+           "holds a character a URI-reference cannot (byte %zu); "
+           "percent-encode it",
+           i + 1);
+      return -1;
+    }
   }
   return 0;
 }

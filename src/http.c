@@ -111,8 +111,9 @@ struct brw_http_req_s {
   CURL *easy;
   auth_line_t *auth; /* referenced, or NULL */
   /* The header list handed to curl: nodes linked per request. */
-  struct curl_slist hdr[4];
+  struct curl_slist hdr[5];
   char *tp_line;  /* "traceparent: ...": tp_inline or owned */
+  char *ts_line;  /* "tracestate: ...", owned, or NULL */
   char *body_out; /* request body, owned, wiped before it is freed */
   int posted;     /* POSTFIELDS is set on easy */
   char *buf;      /* response body, owned */
@@ -680,6 +681,7 @@ static void req_free(brw_http_req_t *r) {
   auth_release(r->auth);
   if (r->tp_line != r->tp_inline)
     free(r->tp_line);
+  free(r->ts_line);
   if (r->body_out) {
     /* A login body holds the API key. */
     brw_secret_wipe(r->body_out, strlen(r->body_out));
@@ -839,9 +841,9 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
   return 0;
 }
 
-/* Links the request's header list: Accept, then Authorization, traceparent
- * and Content-Type when present. The nodes live in r; the strings are
- * constant, cached (r->auth, referenced) or owned by r. */
+/* Links the request's header list: Accept, then Authorization, traceparent,
+ * tracestate and Content-Type when present. The nodes live in r; the strings
+ * are constant, cached (r->auth, referenced) or owned by r. */
 static struct curl_slist *req_headers(brw_http_req_t *r, int json) {
   size_t n = 0;
   r->hdr[n++].data = hdr_accept;
@@ -849,6 +851,8 @@ static struct curl_slist *req_headers(brw_http_req_t *r, int json) {
     r->hdr[n++].data = r->auth->line;
   if (r->tp_line)
     r->hdr[n++].data = r->tp_line;
+  if (r->ts_line)
+    r->hdr[n++].data = r->ts_line;
   if (json)
     r->hdr[n++].data = hdr_json;
   for (size_t i = 0; i + 1 < n; i++)
@@ -859,7 +863,8 @@ static struct curl_slist *req_headers(brw_http_req_t *r, int json) {
 
 brw_http_req_t *brw_http_request(brw_http_t *h, const char *method,
                                  const char *url, const char *bearer,
-                                 const char *traceparent, const char *json_body,
+                                 const char *traceparent,
+                                 const char *tracestate, const char *json_body,
                                  brw_http_cb cb, void *arg) {
   if (h->closing)
     return NULL;
@@ -885,6 +890,13 @@ brw_http_req_t *brw_http_request(brw_http_t *h, const char *method,
     if (!r->tp_line)
       goto err;
     snprintf(r->tp_line, n, "%s%s", name, traceparent);
+    if (tracestate && tracestate[0]) {
+      static const char ts_name[] = "tracestate: ";
+      n = sizeof(ts_name) + strlen(tracestate);
+      if (!(r->ts_line = malloc(n)))
+        goto err;
+      snprintf(r->ts_line, n, "%s%s", ts_name, tracestate);
+    }
   }
   if (json_body && !(r->body_out = strdup(json_body)))
     goto err;
@@ -932,6 +944,7 @@ err:
   auth_release(r->auth);
   if (r->tp_line != r->tp_inline)
     free(r->tp_line);
+  free(r->ts_line);
   if (r->body_out) {
     brw_secret_wipe(r->body_out, strlen(r->body_out));
     free(r->body_out);

@@ -519,3 +519,37 @@ int brw_log_limit(brw_log_limit_t *l, uint64_t now_ms, uint64_t interval_ms,
   l->next_ms = now_ms + interval_ms;
   return 1;
 }
+
+/* n lowercase hex digits at s. */
+static int lower_hex(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  }
+  return 1;
+}
+
+static int all_zero(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] != '0')
+      return 0;
+  }
+  return 1;
+}
+
+json_t *brw_log_trace_fields(json_t *fields, const char *tp) {
+  /* version "-" trace-id "-" parent-id "-" flags: 2+1+32+1+16+1+2 = 55
+   * bytes; a later version may append "-..." (W3C Trace Context §3.2). */
+  size_t n = tp ? strlen(tp) : 0;
+  if (!fields || n < 55 || (n > 55 && tp[55] != '-') || tp[2] != '-' ||
+      tp[35] != '-' || tp[52] != '-' || !lower_hex(tp, 2) ||
+      !strncmp(tp, "ff", 2) || (!strncmp(tp, "00", 2) && n != 55) ||
+      !lower_hex(tp + 3, 32) || all_zero(tp + 3, 32) ||
+      !lower_hex(tp + 36, 16) || all_zero(tp + 36, 16) ||
+      !lower_hex(tp + 53, 2))
+    return fields;
+  json_object_set_new(fields, "trace_id", json_stringn(tp + 3, 32));
+  json_object_set_new(fields, "span_id", json_stringn(tp + 36, 16));
+  json_object_set_new(fields, "trace_flags", json_stringn(tp + 53, 2));
+  return fields;
+}

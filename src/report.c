@@ -119,8 +119,11 @@ static json_t *build(const brw_report_input_t *in) {
   put(&b, worker, "instance", str_or_null(in->worker_instance));
   put(&b, root, "worker", worker);
 
-  if (in->traceparent && in->traceparent[0])
+  if (in->traceparent && in->traceparent[0]) {
     put(&b, root, "traceparent", json_string(in->traceparent));
+    if (in->tracestate && in->tracestate[0])
+      put(&b, root, "tracestate", json_string(in->tracestate));
+  }
 
   if (b.failed) {
     json_decref(root);

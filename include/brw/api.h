@@ -62,8 +62,8 @@ void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg);
  * in cfg->accounts). Logs in first when needed. Returns a handle valid until
  * the callback runs or brw_api_cancel; NULL on out of memory. */
 brw_fetch_t *brw_api_fetch(brw_api_t *api, int account, uint64_t campaign_id,
-                           const char *traceparent, brw_fetch_cb cb,
-                           void *arg);
+                           const char *traceparent, const char *tracestate,
+                           brw_fetch_cb cb, void *arg);
 /* Fetches one page of the campaign list for an account:
  * GET {api.url}{path}, where `path` is "/api/campaigns?..." (src/app_sweep.c
  * builds the query). Same queue, login, rate limit and result classes as a

@@ -79,10 +79,12 @@ typedef struct {
   uint64_t event_max_size; /* 64KiB */
   uint64_t event_max_key_size;     /* 4KiB: larger input keys are too_large */
   uint64_t output_max_record_size; /* 900KiB: largest record produced */
-  long max_tracked;        /* 100000 */
-  uint64_t dedupe_window_ms; /* 1h: late events of reported campaigns */
-  int emit_progress;       /* false */
-  uint64_t shutdown_timeout_ms; /* 30s */
+  char *output_cloudevents;        /* "binary" (default) or "off" */
+  char *output_cloudevents_source; /* NULL: /bsg-report-worker/<group.id> */
+  long max_tracked;                /* 100000 */
+  uint64_t dedupe_window_ms;       /* 1h: late events of reported campaigns */
+  int emit_progress;               /* false */
+  uint64_t shutdown_timeout_ms;    /* 30s */
   /* Operation */
   char *metrics_listen; /* "127.0.0.1:9464"; "" or "off" disables */
   char *log_level;      /* "info" */
@@ -213,6 +215,11 @@ static inline int brw_config_sweep_mode(const brw_config_t *cfg) {
   if (!cfg->poll_strategy || cfg->poll_strategy[0] == 'd')
     return 0;
   return cfg->poll_strategy[0] == 's' ? 1 : 2;
+}
+
+/* output.cloudevents = binary (the choices are checked). */
+static inline int brw_config_cloudevents(const brw_config_t *cfg) {
+  return cfg->output_cloudevents && cfg->output_cloudevents[0] == 'b';
 }
 
 /* delivery.guarantee = exactly_once. */

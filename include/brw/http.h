@@ -73,15 +73,16 @@ int brw_http_new(uv_loop_t *loop, const brw_http_opts_t *opts,
 
 /* Starts a request. `method` is "GET" or "POST"; `bearer` (may be NULL) is
  * sent as "Authorization: Bearer ..."; `traceparent` (may be NULL) as the W3C
- * header; `json_body` (may be NULL) is copied and sent with content type
- * application/json. Returns a handle that stays valid until the callback has
- * run or brw_http_cancel was called; NULL when the request cannot be started
- * (then the callback never runs). */
+ * header, and `tracestate` (may be NULL; only with a traceparent) as the
+ * W3C tracestate header; `json_body` (may be NULL) is copied and sent with
+ * content type application/json. Returns a handle that stays valid until the
+ * callback has run or brw_http_cancel was called; NULL when the request cannot
+ * be started (then the callback never runs). */
 brw_http_req_t *brw_http_request(brw_http_t *h, const char *method,
                                  const char *url, const char *bearer,
                                  const char *traceparent,
-                                 const char *json_body, brw_http_cb cb,
-                                 void *arg);
+                                 const char *tracestate, const char *json_body,
+                                 brw_http_cb cb, void *arg);
 
 /* Aborts a request; its callback never runs. */
 void brw_http_cancel(brw_http_req_t *req);

@@ -101,6 +101,14 @@ void brw_logj(brw_log_level_t level, json_t *fields, const char *fmt, ...)
 void brw_vlogj(brw_log_level_t level, json_t *fields, const char *fmt,
                va_list ap);
 
+/* Adds the trace context of a W3C `traceparent` (may be NULL) to a line's
+ * fields, named as OpenTelemetry's log data model names them: trace_id (32
+ * hex digits), span_id (16, the caller's span: the event producer's) and
+ * trace_flags (2). Nothing is added for a traceparent that is not one: a
+ * version other than two hex digits (or "ff"), an all-zero trace or span
+ * id, or fields of the wrong length. Returns `fields`. */
+json_t *brw_log_trace_fields(json_t *fields, const char *traceparent);
+
 /* A rate limit for one kind of repeated line (an invalid event, a refused
  * record): the first line is written, then at most one per interval, which
  * says how many were held back. Zero-initialise it. */

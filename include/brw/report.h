@@ -24,6 +24,7 @@ typedef struct {
   const char *worker_version;
   const char *worker_instance;
   const char *traceparent; /* may be NULL */
+  const char *tracestate;  /* may be NULL (only with a traceparent) */
 } brw_report_input_t;
 
 /* Builds the report JSON text (compact, UTF-8). Returns a malloc'ed

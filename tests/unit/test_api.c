@@ -542,7 +542,7 @@ static int pred_seen_idle(fx_t *fx, const void *arg) {
 
 static brw_fetch_t *fetch(fx_t *fx, int account, uint64_t id, fres_t *r) {
   memset(r, 0, sizeof(*r));
-  brw_fetch_t *f = brw_api_fetch(fx->api, account, id, NULL, on_fetch, r);
+  brw_fetch_t *f = brw_api_fetch(fx->api, account, id, NULL, NULL, on_fetch, r);
   assert_non_null(f);
   assert_int_equal(r->calls, 0); /* never before brw_api_fetch returns */
   return f;
@@ -606,7 +606,8 @@ static void test_login_then_detail(void **state) {
   fx_open(fx, NULL);
   const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
   memset(&r, 0, sizeof(r));
-  assert_non_null(brw_api_fetch(fx->api, 0, ID_OK, tp, on_fetch, &r));
+  assert_non_null(
+      brw_api_fetch(fx->api, 0, ID_OK, tp, "vendor=1", on_fetch, &r));
   assert_int_equal(r.calls, 0);
   assert_true(run_until(fx, pred_called, &r, WAIT_MS));
   assert_int_equal(r.status, BRW_FETCH_OK);
@@ -1131,7 +1132,7 @@ static void on_refetch(brw_fetch_result_t *res, void *arg) {
   on_fetch(res, &rf->last);
   if (res->status == BRW_FETCH_RETRY)
     assert_non_null(
-        brw_api_fetch(rf->fx->api, 0, rf->id, NULL, on_refetch, rf));
+        brw_api_fetch(rf->fx->api, 0, rf->id, NULL, NULL, on_refetch, rf));
 }
 
 static int pred_refetched(fx_t *fx, const void *arg) {
@@ -1163,7 +1164,7 @@ static void test_login_recovers_after_failures(void **state) {
     rf[i].fx = fx;
     rf[i].id = 5000 + (uint64_t)i;
     assert_non_null(
-        brw_api_fetch(fx->api, 0, rf[i].id, NULL, on_refetch, &rf[i]));
+        brw_api_fetch(fx->api, 0, rf[i].id, NULL, NULL, on_refetch, &rf[i]));
   }
   int unusable = 0;
   assert_true(run_until(fx, pred_usable, &unusable, 2000));
@@ -1297,7 +1298,7 @@ static void test_pump_yields_to_io(void **state) {
   assert_int_equal(uv_poll_init(&fx->loop, &fx->poll, fx->sv[0]), 0);
   fx->poll_open = 1;
   for (int i = 0; i < N; i++)
-    assert_non_null(brw_api_fetch(fx->api, 0, 10000 + (uint64_t)i, NULL,
+    assert_non_null(brw_api_fetch(fx->api, 0, 10000 + (uint64_t)i, NULL, NULL,
                                   on_flood_fetch, NULL));
   assert_int_equal(uv_poll_start(&fx->poll, UV_READABLE, on_flood_io), 0);
   int n = N;

@@ -188,8 +188,8 @@ static void request(fx_t *fx, const char *method, const char *path,
   char url[256];
   snprintf(url, sizeof(url), "%s%s", testsrv_url(fx->srv), path);
   memset(r, 0, sizeof(*r));
-  assert_non_null(brw_http_request(fx->h, method, url, bearer, NULL, json_body,
-                                   on_resp, r));
+  assert_non_null(brw_http_request(fx->h, method, url, bearer, NULL, NULL,
+                                   json_body, on_resp, r));
 }
 
 /* ---- the server's script ---- */
@@ -199,6 +199,7 @@ typedef struct {
   char method[16];
   char authorization[256];
   char traceparent[128];
+  char tracestate[600];
   char content_type[64];
   char body[256];
 } seen_t;
@@ -222,6 +223,8 @@ static void handler(const testsrv_req_t *req, testsrv_resp_t *resp, void *arg) {
   copy_hdr(seen.authorization, sizeof(seen.authorization), req->authorization);
   copy_hdr(seen.traceparent, sizeof(seen.traceparent),
            testsrv_header(req, "traceparent"));
+  copy_hdr(seen.tracestate, sizeof(seen.tracestate),
+           testsrv_header(req, "tracestate"));
   copy_hdr(seen.content_type, sizeof(seen.content_type),
            testsrv_header(req, "Content-Type"));
   snprintf(seen.body, sizeof(seen.body), "%s", req->body);
@@ -277,8 +280,9 @@ static void test_get_200(void **state) {
   snprintf(url, sizeof(url), "%s/ok", testsrv_url(fx->srv));
   memset(&r, 0, sizeof(r));
   const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-  brw_http_req_t *req =
-      brw_http_request(fx->h, "GET", url, "tok.en.x", tp, NULL, on_resp, &r);
+  brw_http_req_t *req = brw_http_request(
+      fx->h, "GET", url, "tok.en.x", tp,
+      "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", NULL, on_resp, &r);
   assert_non_null(req);
   assert_int_equal(brw_http_active(fx->h), 1);
   assert_int_equal(r.calls, 0); /* never before the loop runs */
@@ -295,6 +299,8 @@ static void test_get_200(void **state) {
   assert_string_equal(seen.method, "GET");
   assert_string_equal(seen.authorization, "Bearer tok.en.x");
   assert_string_equal(seen.traceparent, tp);
+  assert_string_equal(seen.tracestate,
+                      "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
   testsrv_unlock(fx->srv);
 
   /* A POST carries its JSON body with its content type; no bearer, no
@@ -387,7 +393,7 @@ static void test_connect_refused(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", port);
   memset(&r, 0, sizeof(r));
   assert_non_null(
-      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r));
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, NULL, on_resp, &r));
   assert_true(run_until(fx, pred_called, &r, WAIT_MS));
   assert_int_equal(r.outcome, BRW_HTTP_CONNECT);
   assert_int_equal(r.status, 0);
@@ -405,7 +411,7 @@ static void test_tls_to_plain_port(void **state) {
   snprintf(url, sizeof(url), "https://127.0.0.1:%d/ok", testsrv_port(fx->srv));
   memset(&r, 0, sizeof(r));
   assert_non_null(
-      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r));
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, NULL, on_resp, &r));
   assert_true(run_until(fx, pred_called, &r, WAIT_MS));
   assert_int_equal(r.outcome, BRW_HTTP_TLS);
   assert_int_equal(r.status, 0);
@@ -479,7 +485,7 @@ static void test_cancel(void **state) {
   snprintf(url, sizeof(url), "%s/slow-short", testsrv_url(fx->srv));
   memset(&r2, 0, sizeof(r2));
   brw_http_req_t *req =
-      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r2);
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, NULL, on_resp, &r2);
   assert_non_null(req);
   brw_http_cancel(req);
   assert_int_equal(brw_http_active(fx->h), 1);
@@ -488,7 +494,8 @@ static void test_cancel(void **state) {
 
   /* Canceled while the server holds the answer back. */
   memset(&r3, 0, sizeof(r3));
-  req = brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r3);
+  req =
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, NULL, on_resp, &r3);
   assert_non_null(req);
   size_t want = testsrv_count(fx->srv, NULL, NULL) + 1;
   assert_true(run_until(fx, pred_server_count, &want, WAIT_MS));
@@ -607,8 +614,8 @@ static void request_tp(fx_t *fx, const char *method, const char *path,
   char url[256];
   snprintf(url, sizeof(url), "%s%s", testsrv_url(fx->srv), path);
   memset(r, 0, sizeof(*r));
-  assert_non_null(
-      brw_http_request(fx->h, method, url, bearer, tp, json_body, on_resp, r));
+  assert_non_null(brw_http_request(fx->h, method, url, bearer, tp, NULL,
+                                   json_body, on_resp, r));
 }
 
 static brw_http_stats_t stats(fx_t *fx) {
@@ -711,7 +718,7 @@ static void test_reuse_many(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", port);
   memset(&r, 0, sizeof(r));
   assert_non_null(
-      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, on_resp, &r));
+      brw_http_request(fx->h, "GET", url, NULL, NULL, NULL, NULL, on_resp, &r));
   assert_true(run_until(fx, pred_called, &r, WAIT_MS));
   assert_int_equal(r.outcome, BRW_HTTP_CONNECT);
   assert_int_equal(r.status, 0);
@@ -985,7 +992,7 @@ static void on_chain_resp(const brw_http_resp_t *resp, void *arg) {
   c->outcome = resp->outcome;
   if (++c->done < CHAIN_LEN)
     assert_non_null(brw_http_request(c->fx->h, "GET", "ftp://127.0.0.1/x", NULL,
-                                     NULL, NULL, on_chain_resp, c));
+                                     NULL, NULL, NULL, on_chain_resp, c));
 }
 
 static void on_chain_probe(uv_poll_t *p, int status, int events) {
@@ -1017,7 +1024,7 @@ static void test_zero_timeout_chain(void **state) {
   c.probe.data = &c;
   assert_int_equal(uv_poll_start(&c.probe, UV_READABLE, on_chain_probe), 0);
   assert_non_null(brw_http_request(fx->h, "GET", "ftp://127.0.0.1/x", NULL,
-                                   NULL, NULL, on_chain_resp, &c));
+                                   NULL, NULL, NULL, on_chain_resp, &c));
   assert_true(run_until(fx, pred_chain_done, &c, WAIT_MS));
   uv_close((uv_handle_t *)&c.probe, NULL);
   close(c.fds[0]);

@@ -229,6 +229,48 @@ static void test_secret_free(void **state) {
   brw_secret_free(strdup("x"));
 }
 
+/* The trace context of a W3C traceparent, under OpenTelemetry's log names;
+ * nothing for one that is not valid. */
+static void test_trace_fields(void **state) {
+  (void)state;
+  json_t *f = json_object();
+  brw_log_trace_fields(
+      f, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  assert_string_equal(json_string_value(json_object_get(f, "trace_id")),
+                      "0af7651916cd43dd8448eb211c80319c");
+  assert_string_equal(json_string_value(json_object_get(f, "span_id")),
+                      "b7ad6b7169203331");
+  assert_string_equal(json_string_value(json_object_get(f, "trace_flags")),
+                      "01");
+  json_decref(f);
+  /* A later version may append fields after a '-'. */
+  f = json_object();
+  brw_log_trace_fields(
+      f, "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-xyz");
+  assert_string_equal(json_string_value(json_object_get(f, "trace_id")),
+                      "0af7651916cd43dd8448eb211c80319c");
+  json_decref(f);
+  static const char *const bad[] = {
+      NULL,
+      "",
+      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-",
+      "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+      "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+      "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+      "00_0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00x",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    f = json_object();
+    assert_ptr_equal(brw_log_trace_fields(f, bad[i]), f);
+    assert_int_equal(json_object_size(f), 0);
+    json_decref(f);
+  }
+  assert_null(brw_log_trace_fields(NULL, bad[2]));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_key_survives_many_bearers, setup,
@@ -246,6 +288,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_msg_not_utf8, setup, teardown),
       cmocka_unit_test_setup_teardown(test_secret_free, setup, teardown),
+      cmocka_unit_test(test_trace_fields),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

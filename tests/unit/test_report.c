@@ -395,6 +395,19 @@ static void test_traceparent(void **state) {
   r = build(&in, NULL);
   assert_null(path(r, "traceparent", NULL));
   json_decref(r);
+  /* tracestate follows it, only with a traceparent. */
+  in.tracestate = "rojo=00f067aa0ba902b7";
+  r = build(&in, NULL);
+  assert_null(path(r, "tracestate", NULL));
+  json_decref(r);
+  in.traceparent = tp;
+  r = build(&in, &text);
+  assert_string_equal(json_string_value(path(r, "tracestate", NULL)),
+                      "rojo=00f067aa0ba902b7");
+  assert_true(strstr(text, "\"tracestate\"") > strstr(text, "\"traceparent\""));
+  assert_int_equal(json_object_size(r), 11);
+  free(text);
+  json_decref(r);
 }
 
 static void test_big_id_and_strings(void **state) {
