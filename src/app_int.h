@@ -360,12 +360,8 @@ void brw__app_sweep_request(brw_app_t *app, int account);
 int brw__app_sweep_round(brw_app_t *app, int account);
 uint64_t brw__app_sweep_wait(brw_app_t *app, int account);
 
-/* Log fields (src/app_campaign.c; docs/operations.md "Log fields"): the
- * names of OpenTelemetry's semantic conventions for messaging where one
- * exists. */
-#define LF_TOPIC "messaging.destination.name"
-#define LF_PARTITION "messaging.destination.partition.id"
-#define LF_OFFSET "messaging.kafka.offset"
+/* The fields of log lines about input records and campaigns
+ * (src/app_campaign.c; the names: BRW_LF_* in brw/log.h). */
 json_t *brw__app_input_fields(const brw_app_t *app, int32_t partition,
                               int64_t offset, const char *traceparent,
                               json_t *more);

@@ -4,8 +4,23 @@
 #include "brw/error.h"
 #include "brw/log.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A log line's fields about an input partition and offset (their names:
+ * BRW_LF_*), and the members of `more` (stolen; may be NULL). */
+static json_t *fields(int32_t partition, int64_t offset, json_t *more) {
+  char part[16];
+  snprintf(part, sizeof(part), "%" PRId32, partition);
+  json_t *f = json_pack("{ss sI}", BRW_LF_PARTITION, part, BRW_LF_OFFSET,
+                        (json_int_t)offset);
+  if (f && more)
+    json_object_update(f, more);
+  json_decref(more);
+  return f;
+}
 
 void brw_partitions_init(brw_partitions_t *t) {
   memset(t, 0, sizeof(*t));
@@ -97,9 +112,7 @@ int brw_partitions_assign(brw_partitions_t *t,
       continue;
     if (brw_offsets_decode(e->metadata, e->metadata_len, e->offset,
                            &pt->skip) != 0) {
-      brw_logj(BRW_LOG_WARN,
-               json_pack("{si sI}", "partition", pt->partition, "offset",
-                         (json_int_t)e->offset),
+      brw_logj(BRW_LOG_WARN, fields(pt->partition, e->offset, NULL),
                "commit metadata is not a completed-offset map of this "
                "position; replaying from the committed offset");
       continue;
@@ -108,8 +121,8 @@ int brw_partitions_assign(brw_partitions_t *t,
     for (size_t j = 0; j < pt->skip.n; j++)
       n += pt->skip.ranges[j][1] - pt->skip.ranges[j][0];
     brw_logj(BRW_LOG_INFO,
-             json_pack("{si sI sI}", "partition", pt->partition, "offset",
-                       (json_int_t)e->offset, "completed", (json_int_t)n),
+             fields(pt->partition, e->offset,
+                    json_pack("{sI}", "completed", (json_int_t)n)),
              "resuming; completed events above the commit are skipped");
   }
   return taken;
@@ -142,8 +155,7 @@ void brw_partitions_done(brw_partitions_t *t, int32_t p, uint64_t gen,
     return; /* the partition moved away meanwhile: its new owner replays */
   pt->dirty = 1;
   if (brw_offsets_done(pt->offsets, offset) != 0)
-    brw_logj(BRW_LOG_WARN,
-             json_pack("{si sI}", "partition", p, "offset", (json_int_t)offset),
+    brw_logj(BRW_LOG_WARN, fields(p, offset, NULL),
              "offset completed twice or unknown");
 }
 

@@ -101,6 +101,14 @@ void brw_logj(brw_log_level_t level, json_t *fields, const char *fmt, ...)
 void brw_vlogj(brw_log_level_t level, json_t *fields, const char *fmt,
                va_list ap);
 
+/* Field names of log lines about Kafka records, OpenTelemetry's semantic
+ * conventions for messaging (docs/operations.md "Log fields"). A
+ * partition is written as a string, as OpenTelemetry has it. */
+#define BRW_LF_TOPIC "messaging.destination.name"
+#define BRW_LF_PARTITION "messaging.destination.partition.id"
+#define BRW_LF_OFFSET "messaging.kafka.offset"
+#define BRW_LF_GROUP "messaging.consumer.group.name"
+
 /* Adds the trace context of a W3C `traceparent` (may be NULL) to a line's
  * fields, named as OpenTelemetry's log data model names them: trace_id (32
  * hex digits), span_id (16, the caller's span: the event producer's) and

@@ -216,6 +216,60 @@ def dlq_envelope(record) -> dict:
     return env
 
 
+# CloudEvents 1.0, Kafka protocol binding, binary content mode
+# (output.cloudevents=binary): the types the worker writes per topic kind.
+CE_TYPES = {
+    "report": {"world.bsg.campaign.report", "world.bsg.campaign.progress"},
+    "dlq": {"world.bsg.campaign.event.dead_lettered"},
+}
+# RFC 3986 URI-reference, as far as a header can be checked without a URI
+# library: printable ASCII without the characters a URI never holds.
+_URI_REF = re.compile(r'^[!#-;=?-\[\]_a-z~]+$')
+
+
+def ce_attributes(record) -> dict:
+    """The CloudEvents attributes of a binary-mode record: ce_<name> headers
+    as UTF-8 strings, the prefix stripped ({} when it has none)."""
+    out = {}
+    for name, value in record.headers or []:
+        if name.startswith("ce_"):
+            out[name[3:]] = value.decode("utf-8") if isinstance(value, bytes) else value
+    return out
+
+
+def validate_ce(kind: str, record) -> dict:
+    """Checks a record's ce_* headers against the CloudEvents 1.0 spec's
+    required attributes (specversion "1.0"; id and source non-empty strings,
+    source a URI-reference; type non-empty) and the optional ones the worker
+    writes (time RFC 3339; subject the campaign id), and the types the
+    worker documents. Returns the attributes; raises ValueError."""
+    where = f"{record.topic}[{record.partition}]@{record.offset}"
+    names = [n for n, _ in record.headers or [] if n.startswith("ce_")]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{kind} {where}: a ce_ header repeats: {names}")
+    ce = ce_attributes(record)
+    if ce.get("specversion") != "1.0":
+        raise ValueError(f"{kind} {where}: ce_specversion {ce.get('specversion')!r}, want '1.0'")
+    for req in ("id", "source", "type"):
+        if not ce.get(req):
+            raise ValueError(f"{kind} {where}: required attribute ce_{req} missing or empty")
+    if not _URI_REF.match(ce["source"]):
+        raise ValueError(f"{kind} {where}: ce_source {ce['source']!r} is not a URI-reference")
+    if ce["type"] not in CE_TYPES[kind]:
+        raise ValueError(f"{kind} {where}: ce_type {ce['type']!r} not one of {sorted(CE_TYPES[kind])}")
+    if "time" not in ce or not is_rfc3339(ce["time"]):
+        raise ValueError(f"{kind} {where}: ce_time {ce.get('time')!r} is not RFC 3339")
+    if "subject" in ce and not re.fullmatch(r"[1-9][0-9]*", ce["subject"]):
+        raise ValueError(f"{kind} {where}: ce_subject {ce['subject']!r} is not a campaign id")
+    extra = set(ce) - {"specversion", "id", "source", "type", "time", "subject"}
+    if extra:
+        raise ValueError(f"{kind} {where}: unexpected ce_ headers {sorted(extra)}")
+    if kind == "report":
+        if ce.get("subject") != (record.key or b"").decode():
+            raise ValueError(f"{kind} {where}: ce_subject {ce.get('subject')!r} is not the key")
+    return ce
+
+
 def validate_record(kind: str, record) -> None:
     """Validates a consumed record of the report or DLQ topic, headers
     included: a report's value is JSON matching the report schema, with the
@@ -234,8 +288,12 @@ def validate_record(kind: str, record) -> None:
             raise ValueError(f"report {where}: content-type header {ct!r}, want b'application/json'")
         if record.key != str(obj["campaign_id"]).encode():
             raise ValueError(f"report {where}: key {record.key!r} is not the campaign id {obj['campaign_id']}")
+        if record.header("ce_specversion") is not None:
+            validate_ce("report", record)
     elif kind == "dlq":
         validate("dlq", dlq_envelope(record))
+        if record.header("ce_specversion") is not None:
+            validate_ce("dlq", record)
     elif kind == "event":
         try:
             obj = json.loads(record.value)

@@ -115,7 +115,8 @@ def check_giving_up(checks, bs, w, ids) -> None:
     checks.eq(m.get(("bsg_report_worker_dlq_records_dropped_total", None)), 1.0,
               "give-up: counted (dlq_records_dropped_total)")
     errs = [ln for ln in w.log_lines() if ln.get("level") == "error" and "given up" in ln.get("msg", "")]
-    checks.check(len(errs) == 1 and errs[0].get("offset") == 2 and errs[0].get("partition") == 0,
+    checks.check(len(errs) == 1 and errs[0].get("messaging.kafka.offset") == 2
+                 and errs[0].get("messaging.destination.partition.id") == "0",
                  "give-up: one ERROR line naming the source partition and offset", str(errs)[:400])
     # Cleared once every refused record is settled and none was refused for
     # 10 s (so that records refused one after another log it once).
