@@ -39,6 +39,9 @@ packages=(
     libssl-dev libsasl2-dev libzstd-dev liblz4-dev
     libcmocka-dev libmicrohttpd-dev libyajl-dev
     python3 python3-confluent-kafka python3-jsonschema python3-yaml
+    # docs/consumers.md's kcat examples, which tests/integration/
+    # test_downstream.py runs (a missing kcat fails that test).
+    kcat
     curl ca-certificates openssl
     tzdata
     openjdk-17-jre-headless maven
