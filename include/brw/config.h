@@ -78,6 +78,9 @@ typedef struct {
   /* Limits and behaviour */
   uint64_t event_max_size; /* 64KiB */
   uint64_t event_max_key_size;     /* 4KiB: larger input keys are too_large */
+  char *event_sent_types;          /* NULL: none; more names of campaign.sent,
+                                      comma-separated (brw/event.h) */
+  char *event_finished_types;      /* the same for campaign.finished */
   uint64_t output_max_record_size; /* 900KiB: largest record produced */
   long max_tracked;        /* 100000 */
   uint64_t dedupe_window_ms; /* 1h: late events of reported campaigns */
