@@ -72,10 +72,9 @@ typedef struct {
 /* One message as the parser sees it, every byte borrowed for the call: the
  * value (`len` bytes, not NUL-terminated; may be NULL with len 0) and the
  * headers named above. A header absent from the message, or present with a
- * null value, has ptr NULL; when a header is repeated, pass its last value
- * (the Kafka binding's rule for a repeated attribute is not defined; the
- * last is what brw_kafka_message_header gives). A zeroed struct with value
- * and len set is a message without headers. */
+ * null value, has ptr NULL; of a repeated header the caller passes one
+ * value (the intake: the last, which brw_kafka_message_header gives). A
+ * zeroed struct with value and len set is a message without headers. */
 typedef struct {
   const void *value;
   size_t len;
