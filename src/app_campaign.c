@@ -467,8 +467,20 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
                       err, brw__app_completion_new(app, pt, 1, &off, 1));
     return;
   }
-  if (brw_event_parse(msg->value, msg->value_len, cfg->event_max_size, &ev,
-                      &reason, err, sizeof(err)) != 0) {
+  /* The value and, for CloudEvents, the headers that say the shape, the
+   * type and the time (borrowed from the message for the call); a header
+   * with a null value counts as absent. */
+  brw_event_input_t evin = {.value = msg->value, .len = msg->value_len};
+  const brw_event_types_t types = {cfg->event_sent_types,
+                                   cfg->event_finished_types};
+  for (int h = 0; h < BRW_EVENT_H__COUNT; h++) {
+    const void *hv = NULL;
+    size_t hn = 0;
+    if (brw_kafka_message_header(msg, brw_event_header_names[h], &hv, &hn) == 0)
+      evin.headers[h] = (brw_event_bytes_t){hv, hn};
+  }
+  if (brw_event_parse_msg(&evin, &types, cfg->event_max_size, &ev, &reason, err,
+                          sizeof(err)) != 0) {
     app->st.invalid++;
     brw_metrics_inc(app->m, BRW_M_EVENTS_INVALID, reason, 1);
     brw__app_dlq_send(app, pt->partition, msg->key, msg->key_len, SIZE_MAX,

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "brw/error.h"
+#include "brw/event.h"
 #include "brw/kafka.h"
 #include "brw/log.h"
 #include "brw/timeutil.h"
@@ -124,6 +125,8 @@ static int check_listen(const char *value, char *why, size_t whylen);
 static int check_proxy_url(const char *value, char *why, size_t whylen);
 static int check_timezone(const char *value, char *why, size_t whylen);
 static int check_ce_source(const char *value, char *why, size_t whylen);
+static int check_sent_types(const char *value, char *why, size_t whylen);
+static int check_finished_types(const char *value, char *why, size_t whylen);
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error",
                                          NULL};
@@ -438,6 +441,20 @@ static const config_key_t keys[] = {
      .min = 1,
      .max = SIZE_MAX_B,
      .doc = "Input keys larger than this go to the DLQ (too_large)."},
+    {.name = "event.sent_types",
+     .type = KT_STRING,
+     .group = G_LIMITS,
+     .off = F(event_sent_types),
+     .check = check_sent_types,
+     .flags = KF_OPTIONAL,
+     .doc = "More type names meaning campaign.sent, comma-separated."},
+    {.name = "event.finished_types",
+     .type = KT_STRING,
+     .group = G_LIMITS,
+     .off = F(event_finished_types),
+     .check = check_finished_types,
+     .flags = KF_OPTIONAL,
+     .doc = "More type names meaning campaign.finished, comma-separated."},
     {.name = "output.max_record_size",
      .type = KT_SIZE,
      .def = "900KiB",
@@ -956,6 +973,18 @@ static int check_timezone(const char *value, char *why, size_t whylen) {
     return -1;
   brw_tz_free(tz);
   return 0;
+}
+
+/* event.sent_types and event.finished_types: the names' syntax, their
+ * number, and not the other type's built-in name (src/event.c says what a
+ * name may be). That no name is in both lists is a check across the two
+ * keys, in brw_config_validate. */
+static int check_sent_types(const char *value, char *why, size_t whylen) {
+  return brw_event_types_check(value, BRW_EVENT_SENT, why, whylen);
+}
+
+static int check_finished_types(const char *value, char *why, size_t whylen) {
+  return brw_event_types_check(value, BRW_EVENT_FINISHED, why, whylen);
 }
 
 /* Joins the choices of an enum row with `sep`, truncating if need be. */
@@ -1690,6 +1719,17 @@ int brw_config_validate(const brw_config_t *cfg, char *errbuf, size_t errlen) {
     return fail(errbuf, errlen, "retry.min: %s is greater than retry.max (%s)",
                 format_duration(cfg->retry_min_ms, a, sizeof(a)),
                 format_duration(cfg->retry_max_ms, b, sizeof(b)));
+  /* A name of both lists would make an event both sent and finished. */
+  {
+    brw_event_types_t types = {cfg->event_sent_types,
+                               cfg->event_finished_types};
+    char name[BRW_EVENT_TYPE_NAME_MAX + 1];
+    if (brw_event_types_overlap(&types, name, sizeof(name)))
+      return fail(errbuf, errlen,
+                  "event.finished_types: \"%.64s\" is also in "
+                  "event.sent_types",
+                  name);
+  }
   /* Reading and writing one topic would feed the worker its own output. */
   if (!strcmp(cfg->topic_output, cfg->topic_input))
     return fail(errbuf, errlen,

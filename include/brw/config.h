@@ -78,6 +78,9 @@ typedef struct {
   /* Limits and behaviour */
   uint64_t event_max_size; /* 64KiB */
   uint64_t event_max_key_size;     /* 4KiB: larger input keys are too_large */
+  char *event_sent_types;          /* NULL: none; more names of campaign.sent,
+                                      comma-separated (brw/event.h) */
+  char *event_finished_types;      /* the same for campaign.finished */
   uint64_t output_max_record_size; /* 900KiB: largest record produced */
   char *output_cloudevents;        /* "binary" (default) or "off" */
   char *output_cloudevents_source; /* NULL: /bsg-report-worker/<group.id> */

@@ -1184,6 +1184,18 @@ def check_schemas(ctx: Ctx) -> None:
            {"campaign_id": 9007199254740993}, {"campaign_id": "9007199254740993"},
            {"type": "campaign.exploded", "campaign_id": 77}, {"campaign_id": 1, "account": ""},
            {"campaign_id": 1, "occurred_at": "not a time"}]
+    # CloudEvents: a structured-mode envelope (the event in data; its id is
+    # not the campaign id), and a binary-mode value (the data alone).
+    ce = {"specversion": "1.0", "type": "com.example.sms.campaign.sent", "source": "/sms", "id": "e-1",
+          "time": "2026-11-27T10:00:00Z", "datacontenttype": "application/json; charset=utf-8",
+          "data": {"campaign_id": 200001, "account": "eu"}}
+    good += [ce, dict(ce, datacontenttype=None, time=None, data_base64=None),
+             dict(ce, data={"data": {"id": "7"}}), {"campaign_id": 200001, "account": "eu"}]
+    bad += [dict(ce, specversion="0.3"), dict(ce, specversion=1.0), {k: v for k, v in ce.items() if k != "data"},
+            dict(ce, data='{"campaign_id": 1}'), dict(ce, data_base64="eyJpZCI6MX0="),
+            dict(ce, datacontenttype="application/xml"), dict(ce, type=""),
+            {k: v for k, v in ce.items() if k != "type"}, dict(ce, data={"campaign_id": "../1"}),
+            {"specversion": "1.0", "type": "campaign.sent", "id": "77"}]
     c.check(all(not schemas.errors("event", e) for e in good), "schemas: valid events validate",
             f"{[e for e in good if schemas.errors('event', e)]}")
     c.check(all(schemas.errors("event", e) for e in bad), "schemas: invalid events are rejected",

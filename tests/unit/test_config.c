@@ -129,6 +129,8 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.retry_min_ms, 1000);
   assert_int_equal(cfg.retry_max_ms, 300000);
   assert_int_equal(cfg.event_max_size, 64 * 1024);
+  assert_null(cfg.event_sent_types);
+  assert_null(cfg.event_finished_types);
   assert_int_equal(cfg.max_tracked, 100000);
   assert_int_equal(cfg.emit_progress, 0);
   assert_int_equal(cfg.shutdown_timeout_ms, 30000);
@@ -310,6 +312,18 @@ static void test_set_good(void **state) {
   assert_int_equal(brw_tz_offset_at(cfg.api_tz, INT64_C(1784073600)), 10800);
   SET_OK("worker.instance", "w-7");
   assert_string_equal(cfg.instance_id, "w-7");
+  /* Lists of type names: the value is kept as given (trimmed); spaces
+   * around a name do not count (src/event.c). */
+  SET_OK("event.sent_types", " com.example.sms.campaign.sent , x.sent ");
+  assert_string_equal(cfg.event_sent_types,
+                      "com.example.sms.campaign.sent , x.sent");
+  SET_OK("event.finished_types", "com.example.sms.campaign.finished");
+  assert_string_equal(cfg.event_finished_types,
+                      "com.example.sms.campaign.finished");
+  /* Redundant, harmless. */
+  SET_OK("event.finished_types", "campaign.finished,x.done");
+  SET_OK("event.sent_types", "");
+  assert_null(cfg.event_sent_types);
 #undef SET_OK
   brw_config_free(&cfg);
 }
@@ -391,6 +405,21 @@ static void test_set_bad(void **state) {
        "metrics.listen: \"h:70000\" is not host:port (or \"off\")"},
       {"api.key", "", "api.key: must not be empty"},
       {"no.such.key", "1", "unknown key \"no.such.key\""},
+      {"event.sent_types", "a,,b",
+       "event.sent_types: an empty name in the list (\"a,,b\" or a comma at "
+       "an end)"},
+      {"event.finished_types", "x.done,",
+       "event.finished_types: an empty name in the list (\"a,,b\" or a "
+       "comma at an end)"},
+      {"event.finished_types", "x done",
+       "event.finished_types: the name \"x done\" holds a space or a byte "
+       "that is not printable ASCII"},
+      {"event.sent_types", "campaign.finished",
+       "event.sent_types: \"campaign.finished\" is the built-in name of "
+       "campaign.finished"},
+      {"event.finished_types", "a, campaign.sent",
+       "event.finished_types: \"campaign.sent\" is the built-in name of "
+       "campaign.sent"},
   };
   brw_config_t cfg;
   char err[256];
@@ -402,7 +431,25 @@ static void test_set_bad(void **state) {
         BRW_ECONFIG);
     assert_string_equal(err, cases[i].err);
   }
+  /* An over-long name (256 bytes) and too many names (33). */
+  char big[400];
+  memset(big, 'n', 256);
+  big[256] = '\0';
+  assert_int_equal(
+      brw_config_set(&cfg, "event.sent_types", big, err, sizeof(err)),
+      BRW_ECONFIG);
+  assert_non_null(strstr(err, "event.sent_types: the name \"nnnn"));
+  assert_non_null(strstr(err, "...\" is 256 bytes, longer than 255"));
+  size_t n = 0;
+  for (int i = 0; i < 33; i++)
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "%st%d", i ? "," : "", i);
+  assert_int_equal(
+      brw_config_set(&cfg, "event.finished_types", big, err, sizeof(err)),
+      BRW_ECONFIG);
+  assert_string_equal(err, "event.finished_types: more than 32 names");
   /* Failed sets leave the previous values. */
+  assert_null(cfg.event_sent_types);
+  assert_null(cfg.event_finished_types);
   assert_int_equal(cfg.poll_min_interval_ms, 15000);
   assert_int_equal(cfg.http_timeout_ms, 10000);
   assert_string_equal(cfg.log_level, "info");
@@ -641,6 +688,52 @@ static void test_flags(void **state) {
   brw_config_free(&cfg);
 }
 
+/* event.sent_types and event.finished_types through brw_config_load, as
+ * main runs it (BRW_ECONFIG: exit 2): every source, errors naming the key. */
+static void test_event_types_load(void **state) {
+  (void)state;
+  char err[256];
+  brw_config_t cfg;
+  brw_config_action_t action;
+  char e1[] = "BRW_EVENT_SENT_TYPES=com.example.sms.campaign.sent";
+  char *envp[] = {key_env_default, e1, NULL};
+  char *argv[] = {
+      "w", "--event.finished_types=com.example.sms.campaign.finished", NULL};
+  assert_int_equal(load(&cfg, argv, envp, &action, err, sizeof(err)), 0);
+  assert_string_equal(cfg.event_sent_types, "com.example.sms.campaign.sent");
+  assert_string_equal(cfg.event_finished_types,
+                      "com.example.sms.campaign.finished");
+  char *out = capture_print(&cfg);
+  assert_non_null(strstr(out, "\nevent.sent_types = "
+                              "com.example.sms.campaign.sent\n"));
+  free(out);
+  brw_config_free(&cfg);
+
+  char *bad[] = {"w", "--event.sent_types=a,,b", NULL};
+  assert_int_equal(load(&cfg, bad, key_env, &action, err, sizeof(err)),
+                   BRW_ECONFIG);
+  assert_string_equal(err, "event.sent_types: an empty name in the list "
+                           "(\"a,,b\" or a comma at an end)");
+  brw_config_free(&cfg);
+
+  char e2[] = "BRW_EVENT_FINISHED_TYPES=com.example.sms.campaign.sent";
+  char *envb[] = {key_env_default, e1, e2, NULL};
+  char *none[] = {"w", NULL};
+  assert_int_equal(load(&cfg, none, envb, &action, err, sizeof(err)),
+                   BRW_ECONFIG);
+  assert_string_equal(err, "event.finished_types: "
+                           "\"com.example.sms.campaign.sent\" is also in "
+                           "event.sent_types");
+  brw_config_free(&cfg);
+  /* Unset, they print as "" and read back as unset. */
+  brw_config_init(&cfg);
+  out = capture_print(&cfg);
+  assert_non_null(strstr(out, "\nevent.sent_types = \"\"\n"));
+  assert_non_null(strstr(out, "\nevent.finished_types = \"\"\n"));
+  free(out);
+  brw_config_free(&cfg);
+}
+
 static void test_env(void **state) {
   (void)state;
   char err[256];
@@ -705,7 +798,7 @@ static void test_env_names(void **state) {
   assert_int_equal(brw_config_env_name("poll.max_age", a, 8), BRW_ERANGE);
   while (brw_config_key_info(n, &ki) == 0)
     n++;
-  assert_int_equal(n, 49);
+  assert_int_equal(n, 51);
   assert_int_equal(brw_config_key_info(n, &ki), BRW_ENOENT);
   /* No two keys share a variable. */
   for (size_t i = 0; i < n; i++) {
@@ -925,6 +1018,29 @@ static void test_validate(void **state) {
     assert_string_equal(err, cases[i].err);
     brw_config_free(&cfg);
   }
+
+  /* A type name in both lists, however it is spaced. */
+  brw_config_init(&cfg);
+  brw_config_set(&cfg, "api.key", "k", err, sizeof(err));
+  assert_int_equal(brw_config_set(&cfg, "event.sent_types",
+                                  "com.a.sent, com.a.both", err, sizeof(err)),
+                   0);
+  assert_int_equal(brw_config_set(&cfg, "event.finished_types",
+                                  "com.a.finished,com.a.both ", err,
+                                  sizeof(err)),
+                   0);
+  assert_int_equal(brw_config_validate(&cfg, err, sizeof(err)), BRW_ECONFIG);
+  assert_string_equal(err, "event.finished_types: \"com.a.both\" is also in "
+                           "event.sent_types");
+  brw_config_set(&cfg, "event.finished_types", "com.a.finished", err,
+                 sizeof(err));
+  assert_int_equal(brw_config_validate(&cfg, err, sizeof(err)), 0);
+  /* Written directly, a bad list is found too. */
+  free(cfg.event_sent_types);
+  cfg.event_sent_types = strdup("a,,b");
+  assert_int_equal(brw_config_validate(&cfg, err, sizeof(err)), BRW_ECONFIG);
+  assert_non_null(strstr(err, "event.sent_types: an empty name"));
+  brw_config_free(&cfg);
 
   /* Fields written directly are checked too, by the same rules. */
   brw_config_init(&cfg);
@@ -1423,7 +1539,7 @@ static void test_example_conf(void **state) {
     p += len;
   }
   on[n] = '\0';
-  assert_int_equal(settings, 57); /* 48 keys, 1 account, 8 kafka */
+  assert_int_equal(settings, 59); /* 50 keys, 1 account, 8 kafka */
   write_temp(tmp, sizeof(tmp), on);
   char *argv2[] = {"w", "--config", tmp, NULL};
   assert_int_equal(load(&cfg, argv2, no_env, &action, err, sizeof(err)), 0);
@@ -1468,6 +1584,7 @@ int main(void) {
       cmocka_unit_test(test_file_errors),
       cmocka_unit_test(test_flags),
       cmocka_unit_test(test_env),
+      cmocka_unit_test(test_event_types_load),
       cmocka_unit_test(test_env_names),
       cmocka_unit_test(test_accounts),
       cmocka_unit_test(test_key_file),
