@@ -218,9 +218,9 @@ int brw_app_start(brw_app_t *app) {
   {
     /* The libraries it runs with, as fields ("librdkafka": "2.14.2", ...). */
     json_t *f = json_pack("{ss ss ss ss si}", "version", BRW_VERSION,
-                          "instance", app->instance, "group",
-                          app->cfg->group_id, "input", app->cfg->topic_input,
-                          "metrics_port",
+                          "instance", app->instance, BRW_LF_GROUP,
+                          app->cfg->group_id, BRW_LF_TOPIC,
+                          app->cfg->topic_input, "metrics_port",
                           app->admin ? brw_admin_port(app->admin) : 0);
     brw_lib_version_t v[BRW_VERSIONS_N];
     brw_versions(v);

@@ -376,6 +376,16 @@ static int campaign_add_offset(campaign_t *c, int64_t off) {
   return 0;
 }
 
+/* A header's value, or else the CloudEvents binary-mode form of it (the
+ * distributed tracing extension's ce_traceparent, ce_tracestate). Returns
+ * 0 when either is present. */
+static int header_or_ce(const brw_kafka_message_t *msg, const char *name,
+                        const char *ce_name, const void **v, size_t *n) {
+  return brw_kafka_message_header(msg, name, v, n) == 0
+             ? 0
+             : brw_kafka_message_header(msg, ce_name, v, n);
+}
+
 /* The event's traceparent header (borrowed from the message), when it is
  * one a campaign can keep: at most TRACEPARENT_MAX bytes of the W3C
  * character set (it goes into an HTTP header). Returns its length, 0 when
@@ -384,7 +394,7 @@ static size_t header_traceparent(const brw_kafka_message_t *msg,
                                  const char **tp) {
   const void *v;
   size_t n;
-  if (brw_kafka_message_header(msg, "traceparent", &v, &n) != 0 || !v ||
+  if (header_or_ce(msg, "traceparent", "ce_traceparent", &v, &n) != 0 || !v ||
       n == 0 || n > TRACEPARENT_MAX)
     return 0;
   for (size_t i = 0; i < n; i++) {
@@ -403,7 +413,7 @@ static size_t header_tracestate(const brw_kafka_message_t *msg,
                                 const char **ts) {
   const void *v;
   size_t n;
-  if (brw_kafka_message_header(msg, "tracestate", &v, &n) != 0 || !v ||
+  if (header_or_ce(msg, "tracestate", "ce_tracestate", &v, &n) != 0 || !v ||
       n == 0 || n > TRACESTATE_MAX)
     return 0;
   for (size_t i = 0; i < n; i++) {

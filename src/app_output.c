@@ -421,18 +421,16 @@ void brw__app_dlq_send(brw_app_t *app, int32_t partition, const void *key,
   app->st.dlq++;
   uint64_t held = 0;
   if (brw__app_log_allowed(app, dlq_log_limit(app, reason), DLQ_LOG_INTERVAL_MS,
-                           &held))
-    brw_logj(
-        BRW_LOG_WARN,
-        brw__app_input_fields(
-            app, partition, source_offset, traceparent,
-            campaign_id
-                ? json_pack("{sI ss ss sI}", "campaign_id",
-                            (json_int_t)campaign_id, "reason", reason, "error",
-                            message, "suppressed", (json_int_t)held)
-                : json_pack("{ss ss sI}", "reason", reason, "error", message,
-                            "suppressed", (json_int_t)held)),
-        "event sent to the DLQ");
+                           &held)) {
+    json_t *f = brw__app_input_fields(
+        app, partition, source_offset, traceparent,
+        json_pack("{ss ss sI}", "reason", reason, "error", message,
+                  "suppressed", (json_int_t)held));
+    if (f && campaign_id)
+      json_object_set_new(f, "campaign_id",
+                          json_integer((json_int_t)campaign_id));
+    brw_logj(BRW_LOG_WARN, f, "event sent to the DLQ");
+  }
   comp->campaign_id = campaign_id;
   dlq_produce(
       app, comp, key, key_len, key_max, value, value_len,

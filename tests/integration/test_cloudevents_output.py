@@ -9,7 +9,8 @@ logs.
   group reports every campaign and DLQs every bad event again, and each copy
   has the same (ce_source, ce_id) as the first: report/<account>/<id>/
   <outcome>, dlq/<topic>/<partition>/<offset>.
-- Traced events (traceparent and tracestate headers): every log line about
+- Traced events (traceparent and tracestate headers, or CloudEvents'
+  ce_traceparent and ce_tracestate): every log line about
   the campaign (log.level=debug) carries its trace_id and span_id, so does
   the DLQ line of a traced bad event, and no line of an untraced campaign
   has one; the report carries both headers and both JSON fields.
@@ -70,8 +71,16 @@ def main() -> int:
         workers = []
         try:
             recs = []
-            for c in ids:
-                hdrs = [("traceparent", traceparent(c)), ("tracestate", TRACESTATE)] if c in traced else None
+            for i, c in enumerate(ids):
+                # The last traced one in CloudEvents binary mode, its trace
+                # context in the distributed tracing extension's headers.
+                hdrs = None
+                if c in traced and i == TRACED - 1:
+                    hdrs = [("ce_specversion", "1.0"), ("ce_type", "campaign.sent"), ("ce_id", f"x-{c}"),
+                            ("ce_source", "/test"), ("ce_traceparent", traceparent(c)),
+                            ("ce_tracestate", TRACESTATE)]
+                elif c in traced:
+                    hdrs = [("traceparent", traceparent(c)), ("tracestate", TRACESTATE)]
                 recs.append((str(c), event(c), hdrs))
             bad_tp = "00-0000000000000000000000000000bad1-00000000000000b1-01"
             for value, _, with_tp in BAD:
