@@ -223,7 +223,10 @@ def main() -> int:
             checks.eq(shape, {c: sorted(by_id[c][0].json()) for c in shape},
                       "output.cloudevents=off: the report values have the same members")
             check_schemas(checks, bs, OFF_TOPICS)
-            log(f"cloudevents: {len(finals)} final and {len(progress)} progress reports, {len(dlq)} DLQ records")
+            ce_bytes = sorted(sum(len(n) + len(v) for n, v in r.headers if n.startswith("ce_")) for r in finals)
+            log(f"cloudevents: {len(finals)} final and {len(progress)} progress reports, {len(dlq)} DLQ records; "
+                f"ce_* header bytes (names + values) per final report: median {ce_bytes[len(ce_bytes) // 2]}, "
+                f"max {ce_bytes[-1]}")
         finally:
             stop_leftovers(workers, sim)
     return checks.summary()
