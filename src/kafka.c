@@ -732,7 +732,7 @@ static rd_kafka_resp_err_t try_produce(brw_kafka_t *k, const char *topic,
       !brw_record_refusal_permanent(err) && !k->eo &&
       brw_log_limit(&k->retry_log, uv_now(k->loop), RETRY_LOG_MS, &held))
     brw_logj(BRW_LOG_ERROR,
-             json_pack("{ss ss sI}", "topic", topic, "error",
+             json_pack("{ss ss sI}", BRW_LF_TOPIC, topic, "error",
                        rd_kafka_err2name(err), "suppressed", (json_int_t)held),
              "produce failed, retrying: %s", rd_kafka_err2str(err));
   return err;
@@ -748,7 +748,7 @@ static void refuse(brw_kafka_t *k, const brw_kafka_record_t *rec,
     return;
   }
   brw_logj(BRW_LOG_ERROR,
-           json_pack("{ss ss sI sI}", "topic", rec->topic, "error",
+           json_pack("{ss ss sI sI}", BRW_LF_TOPIC, rec->topic, "error",
                      rd_kafka_err2name(err), "key_bytes",
                      (json_int_t)rec->key_len, "value_bytes",
                      (json_int_t)rec->value_len),
@@ -920,8 +920,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
   uint64_t held = 0;
   if (brw_log_limit(&k->retry_log, uv_now(k->loop), RETRY_LOG_MS, &held))
     brw_logj(BRW_LOG_WARN,
-             json_pack("{ss ss sI}", "topic", rd_kafka_topic_name(rkm->rkt),
-                       "error", rd_kafka_err2name(rkm->err), "suppressed",
+             json_pack("{ss ss sI}", BRW_LF_TOPIC,
+                       rd_kafka_topic_name(rkm->rkt), "error",
+                       rd_kafka_err2name(rkm->err), "suppressed",
                        (json_int_t)held),
              "delivery failed, producing again: %s",
              rd_kafka_err2str(rkm->err));
@@ -1942,7 +1943,7 @@ static void probe_done(uv_work_t *req, int status) {
     if (status == 0 && p->found[i] != BRW_TOPIC_UNKNOWN) {
       if (p->found[i] != k->topic_state[i])
         brw_logj(BRW_LOG_DEBUG,
-                 json_pack("{ss ss}", "topic", k->topics[i], "error",
+                 json_pack("{ss ss}", BRW_LF_TOPIC, k->topics[i], "error",
                            rd_kafka_err2name(p->err[i])),
                  "topic metadata: %s",
                  p->found[i] == BRW_TOPIC_EXISTS ? "exists" : "missing");
