@@ -64,8 +64,9 @@ json_t *brw__app_input_fields(const brw_app_t *app, int32_t partition,
                               json_t *more) {
   char part[16];
   snprintf(part, sizeof(part), "%" PRId32, partition);
-  json_t *f = json_pack("{ss ss sI}", BRW_LF_TOPIC, app->cfg->topic_input,
-                        BRW_LF_PARTITION, part, BRW_LF_OFFSET, (json_int_t)offset);
+  json_t *f =
+      json_pack("{ss ss sI}", BRW_LF_TOPIC, app->cfg->topic_input,
+                BRW_LF_PARTITION, part, BRW_LF_OFFSET, (json_int_t)offset);
   return merge(brw_log_trace_fields(f, traceparent), more);
 }
 
