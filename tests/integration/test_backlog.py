@@ -15,10 +15,11 @@ that status.
    (read from the broker, as KEDA reads it) is N+1, while backlog_events,
    campaigns_due and backlog settle at 0.
 2. Two more long campaigns: with L they fill max.tracked, and consumption
-   pauses. Then M more events, produced after the pause: none is read, so
-   backlog_events == M and backlog == M (librdkafka fetches nothing for a
-   paused partition; the worker's watermark query sees the new end).
-   Worker A stops (SIGTERM, exit 0).
+   pauses. Then M more events, produced after the pause in two batches (the
+   second well after any fetch that was under way at the pause): none is
+   read, so backlog_events == M1, then M1 + M2 == M, and backlog the same
+   (librdkafka fetches nothing for a paused partition; the worker's
+   watermark query sees the new end). Worker A stops (SIGTERM, exit 0).
 3. Worker B, same group, api.rate_limit=0.01 (one request per 100 s, which
    its login takes): it reads everything (the N reported events are
    skipped by the commit's map), tracks 3 + M campaigns and none can be
@@ -48,7 +49,8 @@ from pipeline import (Sim, Worker, event, http_get, http_json, parse_metrics,  #
 TOPICS = {"input": "backlog.events", "output": "backlog.reports", "dlq": "backlog.dlq"}
 GROUP = "brw-e2e-backlog"
 N = 20  # quick campaigns behind the long one
-M = 25  # events produced while consumption is paused
+M1, M2 = 15, 10  # events produced while consumption is paused
+M = M1 + M2
 LONG = [710001, 710002, 710003]
 QUICK = list(range(720001, 720001 + N))
 LATER = list(range(730001, 730001 + M))
@@ -137,21 +139,23 @@ def main() -> int:
             produce(bs, TOPICS["input"], [(str(c), event(c)) for c in LONG[1:]])
             ok, last = settle(base, {"consumption_paused": 1, "campaigns_tracked": 3})
             checks.check(ok, "three long campaigns tracked: consumption paused (max.tracked=3)", str(last))
-            produce(bs, TOPICS["input"], [(str(c), event(c)) for c in LATER])
-            ok, last = settle(base, {"backlog_events": M, "campaigns_due": 0, "backlog": M,
-                                     "consumption_paused": 1})
-            end, com, lag = broker_lag(bs)
-            print(f"phase 2 (paused): end {end}, committed {com}, lag {lag}; worker gauges {last} "
-                  f"(consumer_lag_messages is librdkafka's, from the end of its last fetch)", flush=True)
-            checks.check(ok, f"paused: backlog_events == {M}, the events produced after the pause "
-                             f"(end {end} minus position {3 + N}), campaigns_due 0, backlog {M}",
-                         str(last))
-            # Still so a statistics interval later (the answer is renewed,
-            # not a one-off).
-            time.sleep(6)
-            m = scrape(base)
-            checks.eq((gauge(m, "backlog_events"), gauge(m, "backlog")), (M, M),
-                      "paused: backlog_events and backlog stay at M over the next statistics interval")
+            for batch, want in ((LATER[:M1], M1), (LATER[M1:], M)):
+                produce(bs, TOPICS["input"], [(str(c), event(c)) for c in batch])
+                ok, last = settle(base, {"backlog_events": want, "campaigns_due": 0, "backlog": want,
+                                         "consumption_paused": 1})
+                end, com, lag = broker_lag(bs)
+                print(f"phase 2 (paused): end {end}, committed {com}, lag {lag}; worker gauges {last} "
+                      f"(consumer_lag_messages is librdkafka's own figure)", flush=True)
+                checks.check(ok, f"paused: backlog_events == {want}, the events produced after the pause "
+                                 f"(end {end} minus position {3 + N}), campaigns_due 0, backlog {want}",
+                             str(last))
+                # Still so a statistics interval later (the answer is
+                # renewed, not a one-off).
+                time.sleep(6)
+                m = scrape(base)
+                checks.eq((gauge(m, "backlog_events"), gauge(m, "backlog")), (want, want),
+                          f"paused: backlog_events and backlog stay at {want} over the next statistics "
+                          "interval")
 
             a.proc.signal(signal.SIGTERM)
             checks.eq(a.proc.wait(timeout=60), 0, "worker A: SIGTERM exits 0")
