@@ -51,9 +51,10 @@
 /* The watermark query of the paused input partitions (see wm_start), on
  * libuv's pool, one round per statistics interval while consumption is
  * paused: at most WM_PARTS_MAX partitions a round (the next round goes on
- * with the next ones), each query bounded by WM_TIMEOUT_MS, and none
- * started WM_ROUND_MS after the round began. An answer counts for
- * WM_FRESH_INTERVALS statistics intervals (a round or two may fail). */
+ * with the next ones), each query's leader lookup and requests bounded by
+ * WM_TIMEOUT_MS, none started WM_ROUND_MS after the round began. An
+ * answer counts for WM_FRESH_INTERVALS statistics intervals (a round or
+ * two may fail). */
 #define WM_PARTS_MAX 32
 #define WM_TIMEOUT_MS 2000
 #define WM_ROUND_MS 4000
@@ -239,7 +240,7 @@ struct brw_kafka_s {
    * and the watermark queries said of each; how the consumer reads
    * (isolation.level, auto.offset.reset) and how often its statistics
    * come. */
-  brw_backlog_part_t *held;
+  brw_backlog_part_t *held; /* owned, freed with the module */
   size_t nheld, capheld;
   int read_committed;
   brw_backlog_reset_t reset;
