@@ -85,6 +85,11 @@ struct brw_api_s {
    * pump_soon). */
   uv_idle_t idle;
   long transfers;   /* requests handed to curl and not finished */
+  /* Detail fetches alive (from brw_api_fetch to their callback or
+   * cancel), and those of them whose request is out: brw_api_queued is
+   * the difference. */
+  size_t details;
+  size_t details_out;
   /* The HTTP version and transport of the last answer (0: none yet), for
    * the line that says when they change and for the transfer cap. */
   int http_version;
@@ -108,6 +113,8 @@ struct brw_fetch_s {
   brw_http_req_t *req;
   uint64_t bearer_gen; /* of the bearer the request was sent with */
   int relogged;        /* a 401 already caused one re-login */
+  int counted;         /* a detail fetch counted in api->details */
+  int out;             /* its request is out (counted in details_out) */
   brw_fetch_cb cb;
   void *arg;
 };
@@ -295,7 +302,31 @@ int brw_api_new(uv_loop_t *loop, brw_http_t *http, const brw_config_t *cfg,
   return 0;
 }
 
+/* Marks a fetch's request out (1) or back (0), for brw_api_queued. */
+static void fetch_out(brw_fetch_t *f, int out) {
+  if (f->out == out)
+    return;
+  f->out = out;
+  if (!f->path) {
+    if (out)
+      f->api->details_out++;
+    else
+      f->api->details_out--;
+  }
+}
+
+/* The fetch is over (its callback is about to run) or canceled: it no
+ * longer counts in brw_api_queued. */
+static void fetch_uncount(brw_fetch_t *f) {
+  fetch_out(f, 0);
+  if (f->counted) {
+    f->counted = 0;
+    f->api->details--;
+  }
+}
+
 static void fetch_free(brw_fetch_t *f) {
+  fetch_uncount(f);
   brw_list_remove(&f->node);
   free(f->traceparent);
   free(f->tracestate);
@@ -358,6 +389,7 @@ void brw_api_close(brw_api_t *api, void (*cb)(void *arg), void *arg) {
 static void fetch_finish(brw_fetch_t *f, brw_fetch_result_t *res) {
   brw_list_remove(&f->node);
   f->req = NULL;
+  fetch_uncount(f);
   f->cb(res, f->arg);
   brw_detail_clear(&res->detail);
   fetch_free(f);
@@ -727,6 +759,7 @@ static int send_detail(brw_fetch_t *f) {
   if (!f->req)
     return BRW_EHTTP;
   api->transfers++;
+  fetch_out(f, 1);
   brw_list_insert_tail(&f->acct->inflight, &f->node);
   return 0;
 }
@@ -814,6 +847,7 @@ static void on_detail(const brw_http_resp_t *resp, void *arg) {
   brw_fetch_t *f = arg;
   account_t *a = f->acct;
   f->req = NULL;
+  fetch_out(f, 0);
   brw_list_remove(&f->node); /* out of inflight */
   transfer_done(f->api);
   count_response(f->api, resp);
@@ -934,6 +968,10 @@ static brw_fetch_t *fetch_start(brw_api_t *api, int account,
     free(f);
     return NULL;
   }
+  if (!path) {
+    f->counted = 1;
+    api->details++;
+  }
   brw_list_init(&f->node);
   account_t *a = f->acct;
   /* A usable bearer is used even while its refresh is due; otherwise the
@@ -969,9 +1007,14 @@ void brw_api_cancel(brw_fetch_t *f) {
   if (f->req) {
     brw_http_cancel(f->req);
     f->req = NULL;
+    fetch_out(f, 0);
     transfer_done(f->api);
   }
   fetch_free(f);
+}
+
+size_t brw_api_queued(const brw_api_t *api) {
+  return api->details - api->details_out;
 }
 
 int brw_api_account_failed(const brw_api_t *api, int account) {

@@ -105,6 +105,23 @@ void brw__app_update_backpressure(brw_app_t *app) {
   hold_update(&app->hold_max, paused && held >= max - max / 10, now);
 }
 
+/* The real backlog (issue 16), every health tick: input events not read
+ * yet on the partitions held (the kafka module's count, renewed with each
+ * statistics object and, while paused, each watermark round) and tracked
+ * campaigns whose fetch is due but waits in an account's queue (the API
+ * client's count, current). Their sum is the autoscaling signal: unlike
+ * the consumer lag it does not grow with campaigns that merely take long.
+ * An unknown count (no statistics yet) shows as 0. */
+static void backlog_update(brw_app_t *app) {
+  int64_t unread = app->kafka ? brw_kafka_unread(app->kafka) : 0;
+  size_t due = app->api ? brw_api_queued(app->api) : 0;
+  if (unread < 0)
+    unread = 0;
+  brw_metrics_set(app->m, BRW_M_BACKLOG_EVENTS, NULL, (double)unread);
+  brw_metrics_set(app->m, BRW_M_CAMPAIGNS_DUE, NULL, (double)due);
+  brw_metrics_set(app->m, BRW_M_BACKLOG, NULL, (double)unread + (double)due);
+}
+
 /* Raises `b` once `h` has held BACKPRESSURE_HOLD_MS without a break (with
  * the detail), clears it once it has been gone as long. */
 static void hold_health(brw_app_t *app, const hold_t *h, brw_block_t b,
@@ -265,6 +282,7 @@ void brw__app_on_health_timer(uv_timer_t *t) {
     brw_health_clear(app->health, BRW_BLOCK_LOOP_LAG, now);
   }
   brw__app_update_backpressure(app);
+  backlog_update(app);
   health_eval(app, now);
   char detail[160];
   if (app->kafka) {

@@ -1,4 +1,5 @@
 #include "brw/kafka.h"
+#include "brw/backlog.h"
 #include "brw/error.h"
 #include "brw/list.h"
 #include "brw/log.h"
@@ -47,6 +48,17 @@
 #define TXN_CALL_TIMEOUT_MS 10000
 /* How much of a security failure's text is kept (brw_kafka_auth_failure). */
 #define AUTH_WHY_MAX 480
+/* The watermark query of the paused input partitions (see wm_start), on
+ * libuv's pool, one round per statistics interval while consumption is
+ * paused: at most WM_PARTS_MAX partitions a round (the next round goes on
+ * with the next ones), each query's leader lookup and requests bounded by
+ * WM_TIMEOUT_MS, none started WM_ROUND_MS after the round began. An
+ * answer counts for WM_FRESH_INTERVALS statistics intervals (a round or
+ * two may fail). */
+#define WM_PARTS_MAX 32
+#define WM_TIMEOUT_MS 2000
+#define WM_ROUND_MS 4000
+#define WM_FRESH_INTERVALS 3
 
 /* The codes include/brw/kafka.h names are librdkafka's. */
 _Static_assert(BRW_KAFKA_ERR_NONE == RD_KAFKA_RESP_ERR_NO_ERROR, "code");
@@ -112,6 +124,22 @@ typedef struct {
   rd_kafka_resp_err_t err[BRW_KAFKA__TOPICS];
   atomic_int stop; /* set by brw_kafka_close: skip the requests left */
 } probe_t;
+
+/* A round of watermark queries (wm_start). Like the probe, the work
+ * function reads only this struct (set before it is queued) and writes
+ * only its results; the loop thread applies them in wm_done. */
+typedef struct {
+  uv_work_t req;
+  brw_kafka_t *k;    /* read on the loop thread only */
+  rd_kafka_t *rk;    /* borrowed: the consumer */
+  const char *topic; /* borrowed: the input topic's name */
+  int n;
+  int32_t part[WM_PARTS_MAX];
+  int64_t lo[WM_PARTS_MAX]; /* results */
+  int64_t hi[WM_PARTS_MAX];
+  rd_kafka_resp_err_t err[WM_PARTS_MAX];
+  atomic_int stop; /* set by brw_kafka_close: skip the queries left */
+} wmark_t;
 
 /* A rebalance event waiting for its turn (they are handled one at a time,
  * in order: an assignment waits for its committed-offset read, a revocation
@@ -207,6 +235,20 @@ struct brw_kafka_s {
   struct txw_s *txw_held; /* a commit waiting for the backlog to drain */
   int offsets_sent;       /* send_offsets done in this transaction */
   char producer_error[256]; /* the producer's last error line, "" */
+  /* The real backlog (include/brw/backlog.h, brw_kafka_unread): the input
+   * partitions held (as assigned by rebal_apply), with what the statistics
+   * and the watermark queries said of each; how the consumer reads
+   * (isolation.level, auto.offset.reset) and how often its statistics
+   * come. */
+  brw_backlog_part_t *held; /* owned, freed with the module */
+  size_t nheld, capheld;
+  int read_committed;
+  brw_backlog_reset_t reset;
+  uint64_t stats_ms;
+  int64_t unread;
+  wmark_t wm;
+  int wm_busy;    /* wm.req is queued or running */
+  size_t wm_next; /* the index in `held` the next round starts at */
 };
 
 static int drain_queue(qbridge_t *q);
@@ -1281,6 +1323,161 @@ int brw_kafka_txn_call(brw_kafka_t *k, brw_txn_call_t call,
   return txw_start(k, w);
 }
 
+/* ---- the real backlog ----
+ *
+ * The input events not read yet on the partitions held
+ * (include/brw/backlog.h does the arithmetic): `held` follows the
+ * assignment (rebal_apply), each statistics object of the consumer
+ * refreshes its numbers (on_stats), and while consumption is paused a
+ * round of watermark queries on libuv's pool refreshes their ends.
+ *
+ * Why the queries: librdkafka learns a partition's high watermark (and
+ * last stable offset) only from its fetch answers (rdkafka_fetcher.c sets
+ * rktp_hi_offset from the FetchResponse), and a paused partition is not
+ * fetched (rd_kafka_toppar_fetch_decide: "paused"); its periodic
+ * consumer-lag request (rd_kafka_toppar_consumer_lag_req) asks only for
+ * the low watermark, and not at all from brokers with Fetch v5 or later.
+ * So while paused, exactly when the backlog matters, the statistics keep
+ * the end of the last fetch. rd_kafka_query_watermark_offsets blocks (a
+ * ListOffsets round trip, with the consumer's isolation.level): it runs
+ * on the pool, bounded, one round at a time. */
+
+static void release_clients(brw_kafka_t *k);
+
+/* The entry of held partition p, or NULL. */
+static brw_backlog_part_t *held_find(brw_kafka_t *k, int32_t p) {
+  for (size_t i = 0; i < k->nheld; i++)
+    if (k->held[i].partition == p)
+      return &k->held[i];
+  return NULL;
+}
+
+/* Partition p is assigned (again): its numbers start unknown. Out of
+ * memory it is not counted. */
+static void held_add(brw_kafka_t *k, int32_t p) {
+  brw_backlog_part_t *e = held_find(k, p);
+  if (!e) {
+    if (k->nheld == k->capheld) {
+      size_t ncap = k->capheld ? 2 * k->capheld : 16;
+      brw_backlog_part_t *n = realloc(k->held, ncap * sizeof(*n));
+      if (!n)
+        return;
+      k->held = n;
+      k->capheld = ncap;
+    }
+    e = &k->held[k->nheld++];
+  }
+  brw_backlog_part_init(e, p);
+}
+
+static void held_remove(brw_kafka_t *k, int32_t p) {
+  brw_backlog_part_t *e = held_find(k, p);
+  if (e)
+    *e = k->held[--k->nheld];
+}
+
+/* The committed offsets an assignment read (the worker's own read, from
+ * which consumption starts): a fallback for the position of a partition
+ * nothing was read from yet. */
+static void held_start(brw_kafka_t *k,
+                       const rd_kafka_topic_partition_list_t *committed) {
+  for (int i = 0; committed && i < committed->cnt; i++) {
+    const rd_kafka_topic_partition_t *e = &committed->elems[i];
+    brw_backlog_part_t *h = held_find(k, e->partition);
+    if (h && !e->err)
+      h->start = e->offset;
+  }
+}
+
+/* How long a watermark answer counts. */
+static uint64_t wm_fresh_ms(const brw_kafka_t *k) {
+  return WM_FRESH_INTERVALS * k->stats_ms + WM_ROUND_MS;
+}
+
+static void unread_update(brw_kafka_t *k) {
+  k->unread = brw_backlog_sum(k->held, k->nheld, k->reset, uv_now(k->loop),
+                              wm_fresh_ms(k));
+}
+
+int64_t brw_kafka_unread(const brw_kafka_t *k) {
+  return k->unread;
+}
+
+/* On a thread of libuv's pool: one query per partition of the round, each
+ * bounded by WM_TIMEOUT_MS (librdkafka looks up the leader, then sends
+ * two ListOffsets requests with that timeout); none is started after
+ * WM_ROUND_MS, or once brw_kafka_close asked to stop. The consumer stays
+ * valid until wm_done ran (release_clients waits for it). */
+static void wm_work(uv_work_t *req) {
+  wmark_t *w = req->data;
+  uint64_t t0 = uv_hrtime();
+  for (int i = 0; i < w->n; i++) {
+    if (atomic_load(&w->stop) || (uv_hrtime() - t0) / 1000000 >= WM_ROUND_MS) {
+      w->err[i] = RD_KAFKA_RESP_ERR__TIMED_OUT;
+      continue;
+    }
+    w->err[i] = rd_kafka_query_watermark_offsets(
+        w->rk, w->topic, w->part[i], &w->lo[i], &w->hi[i], WM_TIMEOUT_MS);
+  }
+}
+
+/* On the loop thread: the answers become the partitions' query fields
+ * (a partition no longer held is skipped). A failed query leaves the last
+ * answer, which stops counting once it is too old: the backlog then reads
+ * low (the statistics' stale end) rather than never changing. Failures are
+ * logged at DEBUG, once a minute. */
+static void wm_done(uv_work_t *req, int status) {
+  wmark_t *w = req->data;
+  brw_kafka_t *k = w->k;
+  k->wm_busy = 0;
+  if (k->closing) {
+    release_clients(k);
+    return;
+  }
+  uint64_t now = uv_now(k->loop);
+  for (int i = 0; i < w->n; i++) {
+    rd_kafka_resp_err_t err = status ? RD_KAFKA_RESP_ERR__DESTROY : w->err[i];
+    brw_backlog_part_t *h = held_find(k, w->part[i]);
+    if (!err && h) {
+      h->qlo = w->lo[i];
+      h->qend = w->hi[i];
+      h->qat = now ? now : 1;
+      continue;
+    }
+    uint64_t held = 0;
+    if (err && brw_log_enabled(BRW_LOG_DEBUG) &&
+        error_log_ok(k, err, "WMARK", &held))
+      brw_logj(BRW_LOG_DEBUG,
+               json_pack("{si ss sI}", "partition", w->part[i], "error",
+                         rd_kafka_err2name(err), "suppressed",
+                         (json_int_t)held),
+               "watermark query of a paused partition failed: %s",
+               rd_kafka_err2str(err));
+  }
+  unread_update(k);
+}
+
+/* Starts a round of watermark queries while consumption is paused, unless
+ * one is under way, no broker is up or the consumer is closing. From
+ * on_stats: one round per statistics interval at most. */
+static void wm_start(brw_kafka_t *k) {
+  if (!k->paused || !k->nheld || k->wm_busy || k->closing ||
+      k->consumer_closed || !k->up || !k->rk_c)
+    return;
+  wmark_t *w = &k->wm;
+  w->req.data = w;
+  w->k = k;
+  w->rk = k->rk_c;
+  w->topic = k->topic_input;
+  w->n = k->nheld < WM_PARTS_MAX ? (int)k->nheld : WM_PARTS_MAX;
+  for (int i = 0; i < w->n; i++)
+    w->part[i] = k->held[(k->wm_next + (size_t)i) % k->nheld].partition;
+  k->wm_next = (k->wm_next + (size_t)w->n) % k->nheld;
+  atomic_store(&w->stop, 0);
+  if (uv_queue_work(k->loop, &w->req, wm_work, wm_done) == 0)
+    k->wm_busy = 1;
+}
+
 /* ---- rebalances ----
  *
  * The rebalance callback only queues the event; the events are handled one
@@ -1334,6 +1531,18 @@ static void rebal_apply(brw_kafka_t *k, const rebal_t *op) {
              e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
   if (e)
     rd_kafka_error_destroy(e);
+  /* The partitions held: an eager assignment replaces them all, an eager
+   * revocation ends them all, an incremental one adds or removes its own. */
+  if (!op->coop)
+    k->nheld = 0;
+  for (int i = 0; i < op->parts->cnt; i++) {
+    if (op->assign)
+      held_add(k, op->parts->elems[i].partition);
+    else if (op->coop)
+      held_remove(k, op->parts->elems[i].partition);
+  }
+  k->wm_next = 0;
+  unread_update(k);
   /* A partition paused while it was revoked (see rebal_next) and assigned
    * again fetches unless intake is paused. */
   if (op->assign && k->paused)
@@ -1360,6 +1569,7 @@ static void assign_done(brw_kafka_t *k, rebal_t *op,
     brw_kafka_positions_clear(&l);
   }
   rebal_apply(k, op);
+  held_start(k, committed);
   k->rebal = NULL;
   rebal_free(op);
 }
@@ -1401,7 +1611,7 @@ static void destroy_clients(brw_kafka_t *k);
  * probe, a committed-offset read) uses them any more, they are destroyed:
  * from brw_kafka_close, or from the last job's after-work callback. */
 static void release_clients(brw_kafka_t *k) {
-  if (!k->closing || k->probing || k->creads || k->txw)
+  if (!k->closing || k->probing || k->creads || k->txw || k->wm_busy)
     return;
   destroy_clients(k);
   close_step(k);
@@ -1680,6 +1890,14 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     }
     if (known)
       brw_metrics_set(k->m, BRW_M_CONSUMER_LAG, NULL, (double)sum);
+    /* The real backlog: the held partitions' numbers, then a watermark
+     * round for them while paused (their ends no longer move here). */
+    if (k->nheld) {
+      brw_backlog_read_stats(root, k->topic_input, k->read_committed, k->held,
+                             k->nheld);
+      unread_update(k);
+      wm_start(k);
+    }
   }
   json_decref(root);
   return 0;
@@ -2192,6 +2410,23 @@ int brw_kafka_new(uv_loop_t *loop, const brw_config_t *cfg,
     brw_logj(BRW_LOG_INFO, json_pack("{ss}", "auto.offset.reset", word),
              "partitions without a committed offset start at the %s offset",
              word);
+    k->reset = !strcmp(word, "earliest") ? BRW_BACKLOG_RESET_EARLIEST
+               : !strcmp(word, "latest") ? BRW_BACKLOG_RESET_LATEST
+                                         : BRW_BACKLOG_RESET_NONE;
+  }
+  {
+    /* What the real backlog reads as a partition's end (the last stable
+     * offset under read_committed, librdkafka's default), and how often
+     * its statistics come (0: never, then backlog_events stays unknown). */
+    char v[32] = "";
+    size_t vlen = sizeof(v);
+    rd_kafka_conf_get(rd_kafka_conf(k->rk_c), "isolation.level", v, &vlen);
+    k->read_committed = strcmp(v, "read_uncommitted") != 0;
+    vlen = sizeof(v);
+    v[0] = '\0';
+    rd_kafka_conf_get(rd_kafka_conf(k->rk_c), "statistics.interval.ms", v,
+                      &vlen);
+    k->stats_ms = (uint64_t)strtoull(v, NULL, 10);
   }
 
   /* Producer: idempotent (ordered, no duplicates from internal retries),
@@ -2474,6 +2709,7 @@ static void close_step(brw_kafka_t *k) {
   if (k->pconf)
     rd_kafka_conf_destroy(k->pconf);
   free(k->topic_input);
+  free(k->held);
   free(k);
   if (cb)
     cb(arg);
@@ -2541,6 +2777,10 @@ void brw_kafka_close(brw_kafka_t *k, void (*cb)(void *arg), void *arg) {
   if (k->probing) {
     atomic_store(&k->probe.stop, 1);
     uv_cancel((uv_req_t *)&k->probe.req);
+  }
+  if (k->wm_busy) {
+    atomic_store(&k->wm.stop, 1);
+    uv_cancel((uv_req_t *)&k->wm.req);
   }
   release_clients(k);
 }

@@ -270,6 +270,23 @@ static const brw_metric_def_t defs[BRW_M__COUNT] = {
         "account with fewer tracked campaigns than list pages "
         "(too_costly).",
         "reason", k_sweep_fallbacks),
+    [BRW_M_BACKLOG_EVENTS] = GAUGE(
+        "backlog_events",
+        "Input events not read yet on the partitions this worker holds: "
+        "per partition its end (the last stable offset under "
+        "read_committed) minus the position of the next record the worker "
+        "reads. Unlike consumer_lag_messages, not held up by campaigns in "
+        "progress behind the committed offset."),
+    [BRW_M_CAMPAIGNS_DUE] = GAUGE(
+        "campaigns_due",
+        "Tracked campaigns whose detail fetch is due but waits in an "
+        "account's queue: for a login (or its backoff), a rate-limit slot "
+        "(api.rate_limit) or a connection (http.max_connections). Requests "
+        "under way do not count."),
+    [BRW_M_BACKLOG] = GAUGE(
+        "backlog",
+        "backlog_events + campaigns_due: the work waiting for this worker, "
+        "the autoscaling signal (deploy/keda/scaledobject.yaml)."),
     [BRW_M_PARTITIONS_MOVED] = COUNTER_L(
         "partitions_moved_total",
         "Input partitions assigned to this worker, revoked from it, or lost "

@@ -90,6 +90,13 @@ int brw_api_account_failed(const brw_api_t *api, int account);
 int brw_api_account_usable(const brw_api_t *api, int account,
                            const char **reason);
 
+/* Detail fetches waiting in the accounts' queues: for a bearer (a login,
+ * or its backoff after a failed one), for a rate-limit slot, or for a
+ * connection (http.max_connections). Not those whose request is out, and
+ * not list pages. O(1): counted as fetches come and go. What the
+ * campaigns_due gauge shows (src/app_health.c). */
+size_t brw_api_queued(const brw_api_t *api);
+
 /* Counters for the closing summary. */
 typedef struct {
   uint64_t requests;

@@ -306,6 +306,16 @@ int brw_kafka_txn_call(brw_kafka_t *k, brw_txn_call_t call,
 void brw_kafka_pause(brw_kafka_t *k, int pause);
 int brw_kafka_paused(const brw_kafka_t *k);
 
+/* Input events not read yet on the partitions this member holds (the
+ * backlog_events gauge; include/brw/backlog.h says how they are counted):
+ * updated from the consumer's statistics (statistics.interval.ms) and, while
+ * consumption is paused, from a watermark query of the paused partitions on
+ * libuv's thread pool (librdkafka does not fetch a paused partition, so its
+ * statistics keep the end of the last fetch). 0 when no partition is held;
+ * -1 while none of the held partitions' numbers is known yet (before the
+ * first statistics, or with statistics turned off). */
+int64_t brw_kafka_unread(const brw_kafka_t *k);
+
 /* Broker connection: 1 when at least one broker is up. */
 int brw_kafka_connected(const brw_kafka_t *k);
 

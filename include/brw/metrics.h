@@ -86,6 +86,9 @@ typedef enum {
   BRW_M_SWEEP_PAGES,             /* counter {result} (src/app_sweep.c) */
   BRW_M_SWEEP_PAGE_CAMPAIGNS,    /* histogram (src/app_sweep.c) */
   BRW_M_SWEEP_FALLBACKS,         /* counter {reason} (src/app_sweep.c) */
+  BRW_M_BACKLOG_EVENTS,          /* gauge (src/app_health.c) */
+  BRW_M_CAMPAIGNS_DUE,           /* gauge (src/app_health.c) */
+  BRW_M_BACKLOG,                 /* gauge: the two above (src/app_health.c) */
   /* One info gauge per library, {version}, always 1 (the registry has one
    * label per metric, so build_info cannot carry them; src/app.c sets them
    * from include/brw/versions.h). */

@@ -43,6 +43,7 @@ YAML_FILES = [
     "deploy/docker-compose.yml",
     "deploy/prometheus.yml",
     "deploy/keda/scaledobject.yaml",
+    "deploy/keda/scaledobject-kafka-lag.yaml",
     "deploy/alerts/bsg-report-worker.rules.yml",
     "schemas/asyncapi.yaml",
 ]
@@ -99,6 +100,9 @@ METRICS = {
     "sweep_pages_total": ("counter", ["result"]),
     "sweep_page_campaigns": ("histogram", []),
     "sweep_fallbacks_total": ("counter", ["reason"]),
+    "backlog_events": ("gauge", []),
+    "campaigns_due": ("gauge", []),
+    "backlog": ("gauge", []),
 }
 # Metrics from elsewhere that rules and panels may select.
 FOREIGN_METRICS = {"up"}
@@ -829,35 +833,86 @@ def check_k8s(ctx: Ctx) -> None:
     ctx.k8s = {"configmap": data, "secret": sdata, "deployment": dep, "container": ctr}
 
 
-def check_keda(ctx: Ctx) -> None:
+def keda_common(ctx: Ctx, rel: str) -> dict:
+    """The checks both ScaledObjects share; returns the spec ({} when the
+    file is missing)."""
     c = ctx.c
-    docs = ctx.docs.get("deploy/keda/scaledobject.yaml")
+    docs = ctx.docs.get(rel)
     if not docs:
-        return
+        return {}
     so = docs[0]
     c.check(so.get("kind") == "ScaledObject" and str(so.get("apiVersion", "")).startswith("keda.sh/"),
-            "KEDA: a keda.sh ScaledObject")
+            f"KEDA {rel}: a keda.sh ScaledObject")
+    c.eq((so.get("metadata") or {}).get("name"), "bsg-report-worker",
+         f"KEDA {rel}: named bsg-report-worker (the two files replace each other)")
     spec = so.get("spec") or {}
     dep_name = ((getattr(ctx, "k8s", {}).get("deployment") or {}).get("metadata") or {}).get("name")
     c.check((spec.get("scaleTargetRef") or {}).get("name") == dep_name and dep_name,
-            "KEDA: scales the worker Deployment")
-    c.eq(spec.get("minReplicaCount"), 1, "KEDA: minReplicaCount 1")
-    c.eq(spec.get("maxReplicaCount"), 12, "KEDA: maxReplicaCount 12 (the input partitions)")
-    trig = spec.get("triggers") or []
-    kt = [t for t in trig if t.get("type") == "kafka"]
-    if not c.check(len(kt) == 1, "KEDA: one trigger of type kafka"):
-        return
-    md = kt[0].get("metadata") or {}
-    cmd = getattr(ctx, "k8s", {}).get("configmap") or {}
-    c.eq(md.get("topic"), cmd.get("BRW_TOPIC_INPUT", "bsg.campaign.events"), "KEDA: lag of the input topic")
-    c.eq(md.get("consumerGroup"), cmd.get("BRW_GROUP_ID", "bsg-report-worker"), "KEDA: the worker's consumer group")
-    c.eq(md.get("bootstrapServers"), cmd.get("BRW_BROKERS"), "KEDA: the ConfigMap's brokers")
-    c.check(re.fullmatch(r"[0-9]+", str(md.get("lagThreshold", ""))) is not None, "KEDA: lagThreshold set")
+            f"KEDA {rel}: scales the worker Deployment")
+    c.eq(spec.get("minReplicaCount"), 1, f"KEDA {rel}: minReplicaCount 1")
+    c.eq(spec.get("maxReplicaCount"), 12, f"KEDA {rel}: maxReplicaCount 12 (the input partitions)")
     api = ctx.docs.get("schemas/asyncapi.yaml")
     if api:
         parts = (((api[0].get("channels") or {}).get("bsg.campaign.events") or {}).get("bindings") or {}).get(
             "kafka", {}).get("partitions")
-        c.eq(parts, spec.get("maxReplicaCount"), "KEDA: maxReplicaCount equals the AsyncAPI partition count")
+        c.eq(parts, spec.get("maxReplicaCount"),
+             f"KEDA {rel}: maxReplicaCount equals the AsyncAPI partition count")
+    sd = (((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}).get("behavior") or {}).get(
+        "scaleDown") or {}
+    c.check(int(sd.get("stabilizationWindowSeconds") or 0) >= 300,
+            f"KEDA {rel}: scales down slowly (each step is a rebalance)")
+    return spec
+
+
+def check_keda(ctx: Ctx) -> None:
+    """deploy/keda/scaledobject.yaml scales on the real backlog through
+    Prometheus (the metric the workers export, summed); the Kafka lag
+    trigger is the alternative in scaledobject-kafka-lag.yaml, never in the
+    same ScaledObject (KEDA would take the larger of the two)."""
+    c = ctx.c
+    spec = keda_common(ctx, "deploy/keda/scaledobject.yaml")
+    if spec:
+        trig = spec.get("triggers") or []
+        pt = [t for t in trig if t.get("type") == "prometheus"]
+        c.check(len(trig) == 1 and len(pt) == 1,
+                "KEDA: one trigger, of type prometheus (a second trigger would win when larger)",
+                f"{[t.get('type') for t in trig]}")
+        c.check(spec.get("minReplicaCount", 0) >= 1,
+                "KEDA: the Prometheus trigger keeps at least one worker (no worker, no metric)")
+        md = (pt[0].get("metadata") or {}) if pt else {}
+        c.check(re.fullmatch(r"https?://[^\s/]+(:[0-9]+)?/?\S*", str(md.get("serverAddress", ""))) is not None,
+                "KEDA: serverAddress is a Prometheus URL", str(md.get("serverAddress")))
+        q = str(md.get("query", ""))
+        names, sel = promql_metric_names(q)
+        c.eq(names, {PREFIX + "backlog"}, "KEDA: the query reads bsg_report_worker_backlog, and nothing else")
+        c.check(all(known_metric(n) for n in names) and balanced(q),
+                "KEDA: the query names a metric the worker exports", q)
+        c.check(q.replace(" ", "").startswith("sum(") and q.rstrip().endswith(")"),
+                "KEDA: the query sums the workers' series into one value", q)
+        svc = (ctx.docs.get("deploy/k8s/service.yaml") or [{}])[0]
+        job = (svc.get("metadata") or {}).get("name")
+        c.check(bool(job) and f'job="{job}"' in q.replace(" ", ""),
+                "KEDA: the query selects the job the ServiceMonitor scrapes (the Service's name)", q)
+        for k in ("threshold", "activationThreshold"):
+            v = str(md.get(k, ""))
+            c.check(re.fullmatch(r"[0-9]+(\.[0-9]+)?", v) is not None and (k != "threshold" or float(v) > 0),
+                    f"KEDA: {k} set", v)
+        c.eq(str(md.get("ignoreNullValues")), "false",
+             "KEDA: no series is an error, not a backlog of 0")
+    spec = keda_common(ctx, "deploy/keda/scaledobject-kafka-lag.yaml")
+    if not spec:
+        return
+    trig = spec.get("triggers") or []
+    kt = [t for t in trig if t.get("type") == "kafka"]
+    if not c.check(len(trig) == 1 and len(kt) == 1, "KEDA (lag): one trigger, of type kafka"):
+        return
+    md = kt[0].get("metadata") or {}
+    cmd = getattr(ctx, "k8s", {}).get("configmap") or {}
+    c.eq(md.get("topic"), cmd.get("BRW_TOPIC_INPUT", "bsg.campaign.events"), "KEDA (lag): lag of the input topic")
+    c.eq(md.get("consumerGroup"), cmd.get("BRW_GROUP_ID", "bsg-report-worker"),
+         "KEDA (lag): the worker's consumer group")
+    c.eq(md.get("bootstrapServers"), cmd.get("BRW_BROKERS"), "KEDA (lag): the ConfigMap's brokers")
+    c.check(re.fullmatch(r"[0-9]+", str(md.get("lagThreshold", ""))) is not None, "KEDA (lag): lagThreshold set")
 
 
 def all_rules(ctx: Ctx) -> list:
@@ -1054,6 +1109,9 @@ def check_grafana(ctx: Ctx) -> set:
         "lag": "bsg_report_worker_consumer_lag_messages",
         "tracked campaigns": "bsg_report_worker_campaigns_tracked",
         "paused": "bsg_report_worker_consumption_paused",
+        "the backlog (autoscaling signal)": "sum(bsg_report_worker_backlog{",
+        "events not read": "bsg_report_worker_backlog_events",
+        "campaigns due": "bsg_report_worker_campaigns_due",
     }
     for what, needle in wanted.items():
         c.check(needle in text, f"grafana: panel for {what}")
@@ -1470,7 +1528,9 @@ def check_docs(ctx: Ctx) -> None:
         return
     t = p.read_text()
     for what, needle in (("docker compose quick start", "docker compose"), ("Kubernetes", "kubectl apply"),
-                         ("KEDA", "KEDA"), ("static membership", "group.instance.id"),
+                         ("KEDA", "KEDA"), ("the KEDA lag alternative", "scaledobject-kafka-lag.yaml"),
+                         ("the backlog metric", "bsg_report_worker_backlog"),
+                         ("static membership", "group.instance.id"),
                          ("grace period", "terminationGracePeriodSeconds"),
                          ("SCRAM caveat", "2.6.1"), ("librdkafka version", "2.0.2")):
         c.check(needle in t, f"docs/operations.md covers {what}")

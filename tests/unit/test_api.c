@@ -1453,6 +1453,47 @@ static void test_rate_limit(void **state) {
   fx_close(fx);
 }
 
+/* brw_api_queued (the campaigns_due gauge): detail fetches waiting for the
+ * account's login or for a rate-limit slot count; a request that is out, a
+ * fetch that ended or was canceled, and a list page do not. */
+static void test_queued(void **state) {
+  fx_t *fx = *state;
+  fres_t a, b, c, l;
+  fx_opts_t o;
+  memset(&o, 0, sizeof(o));
+  o.rate_limit = "1"; /* one request a second; the login takes the first */
+  fx_open(fx, &o);
+  S.login_delay_ms = 300;
+  assert_int_equal(brw_api_queued(fx->api), 0);
+  fetch(fx, 0, ID_OK, &a);
+  fetch(fx, 0, ID_SLOW_SHORT, &b); /* answered 400 ms after it arrives */
+  brw_fetch_t *fc = fetch(fx, 0, ID_OK + 1, &c);
+  memset(&l, 0, sizeof(l));
+  assert_non_null(brw_api_list(fx->api, 0, "/api/campaigns?page%5Blimit%5D=500",
+                               on_fetch, &l));
+  assert_int_equal(brw_api_queued(fx->api), 3); /* waiting for a bearer */
+  brw_api_cancel(fc);
+  assert_int_equal(brw_api_queued(fx->api), 2);
+  /* The login is out, then answered: the fetches wait for their slots. */
+  seen_t login = {"/api/auth/login", 1};
+  assert_true(run_until(fx, pred_seen, &login, WAIT_MS));
+  assert_int_equal(brw_api_queued(fx->api), 2);
+  assert_true(run_until(fx, pred_called, &a, WAIT_MS));
+  assert_int_equal(a.status, BRW_FETCH_OK);
+  assert_int_equal(brw_api_queued(fx->api), 1); /* b, a second later */
+  /* b's request is out (its answer takes 400 ms): it no longer counts;
+   * the list page waiting behind it never did. */
+  seen_t sb = {detail_path(ID_SLOW_SHORT), 1};
+  assert_true(run_until(fx, pred_seen, &sb, WAIT_MS));
+  assert_int_equal(b.calls, 0);
+  assert_int_equal(brw_api_queued(fx->api), 0);
+  assert_true(run_until(fx, pred_called, &b, WAIT_MS));
+  assert_true(run_until(fx, pred_called, &l, WAIT_MS));
+  assert_int_equal(brw_api_queued(fx->api), 0);
+  assert_int_equal(c.calls, 0);
+  fx_close(fx);
+}
+
 /* ---- cancel, close ---- */
 
 static void test_cancel(void **state) {
@@ -1632,6 +1673,7 @@ int main(void) {
       FX_TEST(test_error_text_redacted),
       FX_TEST(test_transport_classes),
       FX_TEST(test_rate_limit),
+      FX_TEST(test_queued),
       FX_TEST(test_cancel),
       FX_TEST(test_two_accounts),
       FX_TEST(test_close_waiting),
