@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (Checks, KafkaBroker, binary, consume_all, log,  # noqa: E402
                      parse_args, produce, run_main)
 from pipeline import (API_KEY, Sim, Worker, check_schemas, committed_at_end,  # noqa: E402
-                      compare_with_truth, count_by, event, scratch_dir,
+                      compare_with_truth, count_by, event, scratch_dir, stop_leftovers,
                       wait_reports, wait_until, worker_config)
 
 TOPICS = {"input": "ce.events", "output": "ce.reports", "dlq": "ce.dlq"}
@@ -271,10 +271,7 @@ def main() -> int:
             checks.eq(w.proc.wait(timeout=60), 0, "SIGTERM: exit 0")
             checks.check(API_KEY not in w.proc.stderr_text(), "the API key appears in no log")
         finally:
-            if w and w.proc.running():
-                w.proc.print_tail()
-                w.proc.kill()
-            sim.stop()
+            stop_leftovers([w], sim)
     return checks.summary()
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Checks, KafkaBroker, consume_all, log, parse_args, produce, run_main  # noqa: E402
-from pipeline import (Sim, Worker, check_schemas, compare_with_truth, event,  # noqa: E402
-                      finals_by_campaign, scratch_dir, stop_leftovers, wait_reports,
+from pipeline import (Sim, Worker, check_schemas, compare_with_truth, dlq_source,  # noqa: E402
+                      event, finals_by_campaign, scratch_dir, stop_leftovers, wait_reports,
                       wait_until, worker_config)
 from schemas import ce_attributes  # noqa: E402
 
@@ -52,8 +52,7 @@ def traceparent(cid: int) -> str:
 def dlq_by_source(recs) -> dict:
     out: dict = {}
     for r in recs:
-        key = (int(r.header("source.partition")), int(r.header("source.offset")))
-        out.setdefault(key, []).append(r)
+        out.setdefault(dlq_source(r), []).append(r)
     return out
 
 
