@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <openssl/x509_vfy.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -1445,10 +1446,13 @@ static void wm_done(uv_work_t *req, int status) {
       continue;
     }
     uint64_t held = 0;
+    char part[16];
+    snprintf(part, sizeof(part), "%" PRId32, w->part[i]);
     if (err && brw_log_enabled(BRW_LOG_DEBUG) &&
         error_log_ok(k, err, "WMARK", &held))
       brw_logj(BRW_LOG_DEBUG,
-               json_pack("{si ss sI}", "partition", w->part[i], "error",
+               json_pack("{ss ss ss sI}", BRW_LF_TOPIC, w->topic,
+                         BRW_LF_PARTITION, part, "error",
                          rd_kafka_err2name(err), "suppressed",
                          (json_int_t)held),
                "watermark query of a paused partition failed: %s",
