@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Checks, KafkaBroker, consume_all, log, parse_args, produce, run_main  # noqa: E402
-from pipeline import (Sim, Worker, check_schemas, compare_with_truth, dlq_source,  # noqa: E402
+from pipeline import (API_KEY, Sim, Worker, check_schemas, compare_with_truth, dlq_source,  # noqa: E402
                       event, finals_by_campaign, scratch_dir, stop_leftovers, wait_reports,
                       wait_until, worker_config)
 from schemas import ce_attributes  # noqa: E402
@@ -222,6 +222,8 @@ def main() -> int:
             checks.eq(shape, {c: sorted(by_id[c][0].json()) for c in shape},
                       "output.cloudevents=off: the report values have the same members")
             check_schemas(checks, bs, OFF_TOPICS)
+            checks.check(all(API_KEY not in w.proc.stderr_text() for w in workers),
+                         "the API key appears in no worker's output")
             ce_bytes = sorted(sum(len(n) + len(v) for n, v in r.headers if n.startswith("ce_")) for r in finals)
             log(f"cloudevents: {len(finals)} final and {len(progress)} progress reports, {len(dlq)} DLQ records; "
                 f"ce_* header bytes (names + values) per final report: median {ce_bytes[len(ce_bytes) // 2]}, "
