@@ -26,7 +26,9 @@ build="${BRW_BUILD_DIR:-$root/build}"
 asan="${BRW_ASAN_BUILD_DIR:-$root/build-asan}"
 floor="${BRW_FLOOR_BUILD_DIR:-$root/build-floor}"
 # The end-to-end tests the floor line runs (ctest -R).
-floor_e2e='^e2e\.(test_pipeline|test_crash_restart|test_group_scaling|test_exactly_once|test_group_scaling_eo)$'
+# test_backlog: a paused partition's end and the statistics differ between
+# the lines (on 2.0.2 a fetch under way at the pause still moves the end).
+floor_e2e='^e2e\.(test_pipeline|test_crash_restart|test_group_scaling|test_exactly_once|test_group_scaling_eo|test_backlog)$'
 jobs="$(nproc 2>/dev/null || echo 2)"
 start=$(date +%s)
 
