@@ -7,17 +7,9 @@
 
 #include "brw/error.h"
 #include "brw/headers.h"
+#include "hdrassert.h"
 
 #include <string.h>
-
-static void assert_last(const brw_headers_t *h, const char *name,
-                        const char *want) {
-  const void *v = NULL;
-  size_t n = 0;
-  assert_int_equal(brw_headers_get_last(h, name, &v, &n), 0);
-  assert_int_equal(n, strlen(want));
-  assert_memory_equal(v, want, n);
-}
 
 /* Repeated names are kept in order; get_last finds the last; remove takes
  * every one of a name and keeps the others' order. */
@@ -35,8 +27,8 @@ static void test_add_get_remove(void **state) {
   for (int i = 0; i < 10; i++) /* grows past the first allocation */
     assert_int_equal(brw_headers_add_str(h, "c", "c"), 0);
   assert_int_equal(brw_headers_count(h), 14);
-  assert_last(h, "a", "22");
-  assert_last(h, "b", "xy");
+  assert_header_last(h, "a", "22");
+  assert_header_last(h, "b", "xy");
   assert_int_equal(brw_headers_get_last(h, "null", &v, &n), 0);
   assert_null(v);
   assert_int_equal(n, 0);
@@ -67,7 +59,7 @@ static void test_copy(void **state) {
   brw_headers_remove(h, "k");
   brw_headers_free(h);
   assert_int_equal(brw_headers_count(c), 2);
-  assert_last(c, "k", "v1");
+  assert_header_last(c, "k", "v1");
   const void *v;
   size_t n;
   assert_int_equal(brw_headers_get_last(c, "bin", &v, &n), 0);
