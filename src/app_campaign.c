@@ -441,8 +441,16 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
     return; /* not ours, leaving, or a redelivery */
   app->st.events++;
   int64_t off = msg->offset;
-  /* The trace context: the traceparent as a string for the lines and DLQ
-   * records of this event, both headers for a campaign it starts. */
+  if (v == BRW_PART_SKIP) {
+    /* Completed before the last commit (the map in its metadata says so):
+     * its report or DLQ record is already in Kafka. */
+    app->st.skipped++;
+    brw_metrics_inc(app->m, BRW_M_EVENTS_SKIPPED, NULL, 1);
+    return;
+  }
+  /* The trace context (not read for a skipped event): the traceparent as
+   * a string for the lines and DLQ records of this event, both headers for
+   * a campaign it starts. */
   const char *tp = NULL, *ts = NULL;
   size_t tplen = header_traceparent(msg, &tp);
   size_t tslen = tplen ? header_tracestate(msg, &ts) : 0;
@@ -452,14 +460,6 @@ void brw__app_on_message(void *ctx, const brw_kafka_message_t *msg) {
     tpbuf[tplen] = '\0';
   }
   const char *traceparent = tplen ? tpbuf : NULL;
-  if (v == BRW_PART_SKIP) {
-    /* Completed before the last commit (the map in its metadata says so):
-     * its report or DLQ record is already in Kafka. */
-    app->st.skipped++;
-    brw_metrics_inc(app->m, BRW_M_EVENTS_SKIPPED, NULL, 1);
-    return;
-  }
-
   brw_event_t ev;
   const char *reason = NULL;
   char err[256];
